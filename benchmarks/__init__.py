@@ -1,0 +1,1 @@
+"""secmon's benchmark harness: secmon beside its baselines in the same run, as ratios."""

@@ -1,0 +1,156 @@
+"""Measure contenders side by side and print one table per case.
+
+Every contender runs in a fresh process, so its peak memory (``ru_maxrss``) is its own and one
+contender's warm caches or heap never flatter another. Python contenders are ``"module:function"``
+names run in a spawned interpreter; external tools are argv lists run through ``os.wait4``.
+A case asserts that every contender produced the same answer (a hit count, a digest list) before
+it reports speed: a fast wrong engine fails the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import resource
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    seconds: float
+    peak_rss_bytes: int
+    answer: Any = None
+
+
+def _run_in_child(target: str, args: tuple[Any, ...], queue: Any) -> None:
+    module_name, _, func_name = target.partition(":")
+    func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
+    start = time.perf_counter()
+    answer = func(*args)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    queue.put((seconds, peak, answer))
+
+
+def measure_python(name: str, target: str, *args: Any, timeout: float = 3600.0) -> Measurement:
+    """Run ``target`` ("module:function") with ``args`` in a spawned interpreter."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run_in_child, args=(target, args, queue))
+    proc.start()
+    try:
+        seconds, peak, answer = queue.get(timeout=timeout)
+    finally:
+        proc.join(timeout=60)
+    if proc.exitcode not in (0, None):
+        raise RuntimeError(f"contender {name!r} ({target}) exited with {proc.exitcode}")
+    return Measurement(name, seconds, peak, answer)
+
+
+def measure_command(
+    name: str,
+    argv: Sequence[str] | str,
+    *,
+    shell: bool = False,
+    answer_from: Callable[[bytes], Any] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    check: bool = True,
+) -> Measurement:
+    """Run an external command; peak memory is the largest of its process tree's members."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"contender {name!r} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    answer = answer_from(out) if answer_from else None
+    # RUSAGE_CHILDREN is the maximum over every waited-for descendant so far: an upper bound.
+    return Measurement(name, seconds, usage.ru_maxrss * 1024, answer)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+@dataclass
+class Table:
+    """One case: contenders measured on the same input, ratios against ``reference``."""
+
+    title: str
+    reference: str = "secmon"
+    bytes_processed: int | None = None
+    items_processed: int | None = None
+    item_unit: str = "items"
+    rows: list[Measurement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, measurement: Measurement) -> Measurement:
+        self.rows.append(measurement)
+        return measurement
+
+    def assert_agree(self, key: Callable[[Any], Any] = lambda a: a) -> None:
+        """Every contender's answer must equal the reference's."""
+        ref = self._reference_row()
+        for row in self.rows:
+            if key(row.answer) != key(ref.answer):
+                raise AssertionError(
+                    f"{self.title}: {row.name} answered {summarize(row.answer)}, {ref.name} answered {summarize(ref.answer)}"
+                )
+
+    def _reference_row(self) -> Measurement:
+        for row in self.rows:
+            if row.name == self.reference:
+                return row
+        raise KeyError(f"{self.title}: no row named {self.reference!r}")
+
+    def ratio(self, name: str) -> float:
+        """How many times faster the reference is than ``name`` (> 1 means secmon wins)."""
+        ref = self._reference_row()
+        other = next(r for r in self.rows if r.name == name)
+        return other.seconds / ref.seconds
+
+    def markdown(self) -> str:
+        ref = self._reference_row()
+        head = ["contender", "time"]
+        if self.bytes_processed:
+            head.append("MB/s")
+        if self.items_processed:
+            head.append(f"{self.item_unit}/s")
+        head += ["peak memory", f"{self.reference} speed-up"]
+        lines = [f"**{self.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in self.rows:
+            cells = [row.name, f"{row.seconds:.3f} s"]
+            if self.bytes_processed:
+                cells.append(f"{self.bytes_processed / row.seconds / 1e6:,.0f}")
+            if self.items_processed:
+                cells.append(f"{self.items_processed / row.seconds:,.0f}")
+            cells.append(_human_bytes(row.peak_rss_bytes))
+            cells.append("1.0x" if row is ref else f"{row.seconds / ref.seconds:.1f}x")
+            lines.append("| " + " | ".join(cells) + " |")
+        for note in self.notes:
+            lines.append(f"\n{note}")
+        return "\n".join(lines)
+
+    def print(self) -> None:
+        print(self.markdown(), end="\n\n", flush=True)
+
+
+def summarize(answer: Any) -> str:
+    text = repr(answer)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def cpu_note() -> str:
+    return f"{os.cpu_count()} cores"

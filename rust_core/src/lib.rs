@@ -1,0 +1,19 @@
+//! secmon's native core.
+//!
+//! Pure Rust modules (no pyo3) do the byte-crunching; `py` holds every Python binding and is
+//! compiled only with the `python` feature, which maturin enables.
+//!
+//! - [`matcher`]: one automaton over many literals, every (line, pattern) pair over raw bytes.
+//! - [`hash`]: streaming digests (sha256, blake3, xxh3_128, sha1, md5) with fixed memory.
+//! - [`walk`]: parallel file-tree walker producing column batches, reusing earlier digests.
+//! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
+//! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
+
+pub mod cidr;
+pub mod error;
+pub mod hash;
+pub mod matcher;
+pub mod walk;
+
+#[cfg(feature = "python")]
+mod py;

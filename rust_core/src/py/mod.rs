@@ -1,0 +1,12 @@
+//! Python bindings: the `secmon._core` extension module. Each submodule registers its classes and
+//! functions; the pure modules never see pyo3.
+
+use pyo3::prelude::*;
+
+mod error;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

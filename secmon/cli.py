@@ -1,0 +1,78 @@
+"""The ``secmon`` command line.
+
+This module owns the top-level parser and the error policy (user errors print one clear message
+and exit 2, never a traceback). Each command group lives beside the code it drives and registers
+itself through ``add_parser(subparsers)``: ``secmon.rules.cli``, ``secmon.fim.cli``,
+``secmon.compliance.cli``, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Command groups, each a module with ``add_parser(subparsers) -> None``. The parser's ``func``
+# default receives the parsed namespace and returns the exit code.
+COMMAND_MODULES: tuple[str, ...] = (
+    "secmon.commands.scan",
+    "secmon.commands.demo",
+    "secmon.rules.cli",
+    "secmon.fim.cli",
+    "secmon.compliance.cli",
+)
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="secmon",
+        description="Security monitoring engine: detection rules over logs, security signals, FIM, CIS compliance.",
+    )
+    from secmon import __version__
+
+    parser.add_argument("--version", action="version", version=f"secmon {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # A command group still being built must not take the whole CLI down.
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from secmon.errors import SecmonError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except SecmonError as exc:
+        print(f"secmon: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        # Missing files, permission problems: name the path, no traceback.
+        name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"secmon: error: {name}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("secmon: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
