@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "secmon.commands.scan",
     "secmon.commands.demo",
     "secmon.rules.cli",
+    "secmon.signals.cli",
     "secmon.fim.cli",
     "secmon.compliance.cli",
 )

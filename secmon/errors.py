@@ -54,3 +54,10 @@ class InputError(SecmonError):
 
 class ParserConfigError(SecmonError):
     """A user-defined parser file that is invalid."""
+
+
+class UnknownNameError(SecmonError, KeyError):
+    """A name looked up in a registry (rule id, format, algorithm) that does not exist; lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

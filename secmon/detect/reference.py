@@ -1,0 +1,187 @@
+"""The slow, obvious detection engine: one event dict at a time, windows by scanning lists.
+
+It shares nothing with the fast path but the parsed rules and the lifecycle *definition*
+(``lifecycle.py``'s docstring); tests run both over random and real inputs and require the same
+signals. Quadratic by design: keep inputs small.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from secmon.detect.compiled import CompiledRule, compile_rules
+from secmon.detect.detector import sort_signals
+from secmon.detect.new_value import DAY_MS
+from secmon.rules.model import Rule
+from secmon.signals.model import MAX_SAMPLES, Signal, lookup_path, render_message
+
+
+def value_text(value: Any) -> str | None:
+    """An attribute value as the event table holds it (JSON spelling for numbers and booleans)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return orjson.dumps(value).decode()
+    if isinstance(value, list):
+        return ", ".join(t for t in (value_text(v) for v in value) if t is not None)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    text = value_text(value)
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Row:
+    eid: int
+    ts: int
+    canonical: str
+    event: dict[str, Any]
+    query: int
+    group: tuple[str | None, ...]
+    distinct: str | None
+    metric: float | None
+    value: str | None
+
+
+def reference_detect(rules: Iterable[Rule], events: Iterable[Mapping[str, Any]]) -> list[Signal]:
+    """Signals of ``rules`` over normalized events (``timestamp`` in epoch ms)."""
+    ordered = sorted(
+        ((int(e["timestamp"]), orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode(), dict(e)) for e in events),
+        key=lambda item: (item[0], item[1]),
+    )
+    signals: list[Signal] = []
+    for compiled in compile_rules(rules):
+        rows = _rows(compiled, ordered)
+        by_group: dict[tuple[str | None, ...], list[_Row]] = defaultdict(list)
+        for row in rows:
+            by_group[row.group].append(row)
+        for group, group_rows in by_group.items():
+            if compiled.rule.options.detection_method == "new_value":
+                triggers, covered_rows, window = _new_value_triggers(compiled, group_rows), None, 0
+            else:
+                triggers, covered_rows, window = _threshold_triggers(compiled, group_rows), group_rows, compiled.rule.options.evaluation_window * 1000
+            if covered_rows is None:
+                trigger_eids = {eid for _, _, eid in triggers}
+                covered_rows = [r for r in group_rows if r.eid in trigger_eids]
+            signals.extend(_lifecycle(compiled, group, [(t, c) for t, c, _ in triggers], covered_rows, window))
+    return sort_signals(signals)
+
+
+def _rows(compiled: CompiledRule, ordered: list[tuple[int, str, dict[str, Any]]]) -> list[_Row]:
+    rows: list[_Row] = []
+    for eid, (ts, canonical, event) in enumerate(ordered):
+        for i, cq in enumerate(compiled.queries):
+            if not compiled.matches_event(event, i):
+                continue
+            group = tuple(value_text(lookup_path(event, p)) for p in cq.group_by)
+            if not cq.optional_group_by and any(g is None for g in group):
+                continue
+            distinct_parts = [value_text(lookup_path(event, p)) for p in cq.distinct]
+            distinct = None if not cq.distinct or any(p is None for p in distinct_parts) else "\x1f".join(distinct_parts)  # type: ignore[arg-type]
+            metric = _number(lookup_path(event, cq.metrics[0])) if cq.metrics else None
+            value_parts = [value_text(lookup_path(event, p)) for p in cq.metrics]
+            value = None if not cq.metrics or any(p is None for p in value_parts) else "\x1f".join(value_parts)  # type: ignore[arg-type]
+            rows.append(_Row(eid, ts, canonical, event, i, group, distinct, metric, value))
+    return rows
+
+
+def _threshold_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
+    window = compiled.rule.options.evaluation_window * 1000
+    triggers: list[tuple[int, int, int]] = []
+    for t in sorted({r.ts for r in rows}):
+        in_window = [r for r in rows if t - window <= r.ts <= t]
+        values: dict[str, float] = {}
+        for i, cq in enumerate(compiled.queries):
+            mine = [r for r in in_window if r.query == i]
+            if cq.aggregation == "cardinality":
+                values[cq.name] = float(len({r.distinct for r in mine if r.distinct is not None}))
+            elif cq.aggregation == "sum":
+                values[cq.name] = float(sum(r.metric for r in mine if r.metric is not None))
+            elif cq.aggregation == "max":
+                metrics = [r.metric for r in mine if r.metric is not None]
+                values[cq.name] = max(metrics) if metrics else 0.0
+            else:
+                values[cq.name] = float(len(mine))
+        for case_index, case in enumerate(compiled.cases):
+            if case.condition.evaluate(values):
+                triggers.append((t, case_index, -1))
+                break
+    return triggers
+
+
+def _new_value_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
+    options = compiled.rule.options.new_value_options
+    learning = int((options.learning_duration if options else 0) * DAY_MS)
+    forget = int((options.forget_after if options else 28) * DAY_MS)
+    triggers: list[tuple[int, int, int]] = []
+    for i in range(len(compiled.queries)):
+        mine = [r for r in rows if r.query == i and r.value is not None]
+        if not mine:
+            continue
+        start = min(r.ts for r in mine)
+        last_seen: dict[str, int] = {}
+        for r in mine:
+            previous = last_seen.get(r.value)  # type: ignore[arg-type]
+            is_new = previous is None or r.ts - previous > forget
+            last_seen[r.value] = r.ts  # type: ignore[index]
+            if is_new and r.ts > start + learning:
+                triggers.append((r.ts, 0, r.eid))
+    triggers.sort()
+    return triggers
+
+
+def _lifecycle(
+    compiled: CompiledRule,
+    group: tuple[str | None, ...],
+    triggers: list[tuple[int, int]],
+    rows: list[_Row],
+    window: int,
+) -> list[Signal]:
+    options = compiled.rule.options
+    keep_alive, max_duration = options.keep_alive * 1000, options.max_signal_duration * 1000
+    out: list[Signal] = []
+    current: dict[str, Any] | None = None
+
+    def covered(t: int) -> dict[int, _Row]:
+        return {r.eid: r for r in rows if t - window <= r.ts <= t}
+
+    def finish(sig: dict[str, Any]) -> Signal:
+        events = sorted(sig["rows"].values(), key=lambda r: (r.ts, r.canonical, r.eid))
+        samples = [orjson.loads(r.canonical) for r in events[:MAX_SAMPLES]]
+        rule = compiled.rule
+        group_by = dict(zip(rule.group_by_fields, group))
+        case = compiled.cases[sig["case"]]
+        return Signal(rule.id, rule.name, case.severity, case.name, group_by, events[0].ts, events[-1].ts,
+                      len(events), samples, list(rule.tags),
+                      render_message(rule.message, samples[0] if samples else None, group_by))
+
+    for t, case_index in sorted(triggers):
+        if current is not None and t - current["last"] <= keep_alive and (max_duration == 0 or t - current["first_seen"] <= max_duration):
+            current["last"] = t
+            current["rows"].update(covered(t))
+            if compiled.severity_rank(case_index) > compiled.severity_rank(current["case"]):
+                current["case"] = case_index
+            continue
+        if current is not None:
+            out.append(finish(current))
+        first_rows = covered(t)
+        current = {"last": t, "rows": first_rows, "case": case_index, "first_seen": min(r.ts for r in first_rows.values())}
+    if current is not None:
+        out.append(finish(current))
+    return out

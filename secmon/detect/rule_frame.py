@@ -1,0 +1,78 @@
+"""The per-rule frame detectors work on: one row per (event, query it matched).
+
+Queries of one rule are joined by position of their group-by fields (Datadog's semantics), so
+each query contributes its own rows with its own group-by values in the shared columns
+``__g0, __g1, ...``. An event that matches two queries appears twice, under one ``__eid``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from secmon.detect.compiled import CompiledRule
+
+TS = "timestamp"
+EVENT = "__event"  # canonical JSON of the event (sorted keys)
+EID = "__eid"  # unique per event across the whole scan
+
+
+def group_columns(compiled: CompiledRule) -> list[str]:
+    return [f"__g{k}" for k in range(len(compiled.queries[0].group_by))]
+
+
+def query_columns(compiled: CompiledRule) -> list[str]:
+    return [f"__q{i}" for i in range(len(compiled.queries))]
+
+
+def _as_text(table: pl.DataFrame, path: str) -> pl.Expr:
+    """A group-by value as text; lists join with ', '; a column the table lacks is all null."""
+    if path not in table.columns:
+        return pl.lit(None, dtype=pl.String)
+    dtype = table.schema[path]
+    if isinstance(dtype, pl.List):
+        return pl.col(path).list.join(", ")
+    return pl.col(path).cast(pl.String)
+
+
+def _as_number(table: pl.DataFrame, path: str) -> pl.Expr:
+    if path not in table.columns:
+        return pl.lit(None, dtype=pl.Float64)
+    dtype = table.schema[path]
+    if isinstance(dtype, pl.List):
+        return pl.col(path).list.first().cast(pl.Float64, strict=False)
+    return pl.col(path).cast(pl.Float64, strict=False)
+
+
+def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``table`` (event table with flag columns) this rule's queries matched."""
+    groups = group_columns(compiled)
+    flags = query_columns(compiled)
+    parts: list[pl.DataFrame] = []
+    for i, cq in enumerate(compiled.queries):
+        flag = compiled.flag_column(i)
+        if flag not in table.columns:
+            continue
+        rows = table.filter(pl.col(flag))
+        if rows.height == 0:
+            continue
+        columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(EVENT)]
+        columns += [_as_text(rows, path).alias(name) for name, path in zip(groups, cq.group_by)]
+        columns += [pl.lit(j == i).alias(name) for j, name in enumerate(flags)]
+        if cq.distinct:
+            distinct = pl.concat_str([_as_text(rows, p) for p in cq.distinct], separator="\x1f")
+        else:
+            distinct = pl.lit(None, dtype=pl.String)
+        columns.append(distinct.alias(f"__d{i}"))
+        metric = _as_number(rows, cq.metrics[0]) if cq.metrics else pl.lit(None, dtype=pl.Float64)
+        columns.append(metric.alias(f"__m{i}"))
+        if cq.aggregation == "new_value":
+            values = [_as_text(rows, p) for p in cq.metrics]
+            columns.append(pl.concat_str(values, separator="\x1f").alias(f"__v{i}"))
+        part = rows.select(columns)
+        if groups and not cq.optional_group_by:
+            part = part.drop_nulls(groups)
+        parts.append(part)
+    if not parts:
+        return pl.DataFrame()
+    frame = pl.concat(parts, how="diagonal_relaxed")
+    return frame.sort([*groups, TS, EVENT, EID], nulls_last=True)

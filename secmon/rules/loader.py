@@ -1,0 +1,323 @@
+"""Load rules from files and directories, collecting every error with file, line and field.
+
+A rule file is Datadog's rule JSON or the same in YAML: one rule object, or a list of them.
+Validation has two layers: the pydantic models (shape and types) and :func:`check_rule`
+(queries that parse, conditions naming real queries, fields each aggregation needs). In lint
+mode every error of the whole set is collected in one pass; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from secmon.errors import QuerySyntaxError, RuleError, RuleSetError, UnknownNameError
+from secmon.rules.condition import ConditionError, parse_condition
+from secmon.rules.model import Rule
+
+RULE_SUFFIXES = (".json", ".yaml", ".yml")
+TEST_SUFFIX = ".test.yaml"
+# Datadog's 'new value' can track a combination of up to five fields.
+MAX_NEW_VALUE_FIELDS = 5
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Rules loaded together, in file order; ids are unique within a set."""
+
+    rules: tuple[Rule, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __getitem__(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        valid = ", ".join(r.id for r in self.rules[:20])
+        raise UnknownNameError(f"no rule with id {rule_id!r}; ids include: {valid}")
+
+    @property
+    def enabled(self) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules if rule.is_enabled)
+
+    def __add__(self, other: RuleSet) -> RuleSet:
+        merged = RuleSet(self.rules + other.rules, self.files + other.files)
+        _check_unique_ids(merged.rules)
+        return merged
+
+
+@dataclass
+class _Collector:
+    errors: list[RuleError] = field(default_factory=list)
+
+    def add(self, error: RuleError) -> None:
+        self.errors.append(error)
+
+
+def iter_rule_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Rule files under ``paths`` (files as given, directories recursively, sorted), tests excluded."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix in RULE_SUFFIXES and not child.name.endswith(TEST_SUFFIX):
+                    yield child
+        elif path.exists():
+            yield path
+        else:
+            raise FileNotFoundError(2, "no such rule file or directory", str(path))
+
+
+def load_rules(paths: str | Path | Sequence[str | Path], *, lint: bool = False) -> RuleSet:
+    """Load and validate every rule under ``paths``.
+
+    Raises :class:`RuleSetError` listing every error found (all files are read first, so one run
+    shows them all). With ``lint=True`` it still raises, but only after checking every file.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    collector = _Collector()
+    rules: list[Rule] = []
+    files: list[str] = []
+    for file in iter_rule_files(paths):
+        files.append(str(file))
+        rules.extend(load_rule_file(file, collector))
+    try:
+        _check_unique_ids(rules)
+    except RuleSetError as exc:
+        collector.errors.extend(exc.errors)
+    if collector.errors:
+        raise RuleSetError(collector.errors)
+    del lint  # every error is always collected; the flag stays for API clarity
+    return RuleSet(tuple(rules), tuple(files))
+
+
+def validate_rules(paths: str | Path | Sequence[str | Path]) -> list[RuleError]:
+    """Every error of the rule set at ``paths`` (empty when all is well)."""
+    try:
+        load_rules(paths, lint=True)
+    except RuleSetError as exc:
+        return exc.errors
+    return []
+
+
+def load_rule_file(file: Path, collector: _Collector | None = None) -> list[Rule]:
+    collector = collector or _Collector()
+    own = _Collector()
+    text = _read_text(file, own)
+    rules: list[Rule] = []
+    if text is not None:
+        documents = _parse_documents(file, text, own)
+        lines = _line_index(text)
+        for index, raw in enumerate(documents):
+            prefix = f"[{index}]." if len(documents) > 1 else ""
+            rule = rule_from_dict(raw, file=str(file), default_id=_default_id(file, index, len(documents)),
+                                  collector=own, field_prefix=prefix, lines=lines)
+            if rule is not None:
+                rules.append(rule)
+    collector.errors.extend(own.errors)
+    if own.errors and collector is None:
+        raise RuleSetError(own.errors)
+    return rules
+
+
+def rule_from_dict(
+    raw: Any,
+    *,
+    file: str = "<rule>",
+    default_id: str | None = None,
+    collector: _Collector | None = None,
+    field_prefix: str = "",
+    lines: dict[tuple[str, ...], int] | None = None,
+) -> Rule | None:
+    """Validate one rule object. Errors go to ``collector``, or raise when there is none."""
+    own = _Collector()
+    lines = lines or {}
+    rule: Rule | None = None
+    if not isinstance(raw, dict):
+        own.add(RuleError(file, field_prefix.rstrip(".") or "(rule)", "a rule must be a mapping", type(raw).__name__))
+    elif "detection" in raw and "logsource" in raw:
+        own.add(RuleError(file, field_prefix + "detection", "this is a Sigma rule; secmon loads Datadog-format rules here (Sigma support is planned)"))
+    else:
+        data = dict(raw)
+        if not data.get("id") and default_id:
+            data["id"] = default_id
+        data.pop("source_file", None)
+        try:
+            rule = Rule.model_validate({**data, "source_file": file})
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(str(part) for part in err["loc"])
+                own.add(RuleError(file, field_prefix + _field_path(loc), _reason(err), err.get("input") if err["type"] != "missing" else None, _line_for(lines, loc)))
+        if rule is not None:
+            for error in check_rule(rule):
+                own.add(RuleError(file, field_prefix + error.field, error.reason, error.value,
+                                  _line_for(lines, tuple(re.split(r"[.\[\]]+", error.field.strip("]"))))))
+            if own.errors:
+                rule = None
+    if collector is not None:
+        collector.errors.extend(own.errors)
+    elif own.errors:
+        raise RuleSetError(own.errors)
+    return rule
+
+
+def check_rule(rule: Rule) -> list[RuleError]:
+    """Semantic checks the models cannot express: every query parses, every condition is sound."""
+    from secmon.query import parse as parse_query
+
+    file = rule.source_file or "<rule>"
+    errors: list[RuleError] = []
+    method = rule.options.detection_method
+    names = rule.query_names
+    if len(set(names)) != len(names):
+        errors.append(RuleError(file, "queries", "query names must be unique", list(names)))
+    for index, query in enumerate(rule.queries):
+        where = f"queries[{index}]"
+        try:
+            parse_query(query.query)
+        except QuerySyntaxError as exc:
+            errors.append(RuleError(file, f"{where}.query", str(exc).splitlines()[0], query.query))
+        if len(query.group_by_fields) != len(rule.queries[0].group_by_fields):
+            errors.append(RuleError(file, f"{where}.groupByFields",
+                                    "every query must group by as many fields as the first one (they are joined by position)",
+                                    list(query.group_by_fields)))
+        aggregation = query.aggregation
+        if aggregation == "cardinality" and not query.distinct_fields:
+            errors.append(RuleError(file, f"{where}.distinctFields", "a cardinality query needs the field to count distinct values of"))
+        if aggregation in ("sum", "max") and len(query.metric_fields) != 1:
+            errors.append(RuleError(file, f"{where}.metrics", f"a {aggregation} query needs exactly one metric field", list(query.metric_fields)))
+        if aggregation == "new_value":
+            if method != "new_value":
+                errors.append(RuleError(file, f"{where}.aggregation", "new_value aggregation needs options.detectionMethod: new_value", aggregation))
+            if not 1 <= len(query.metric_fields) <= MAX_NEW_VALUE_FIELDS:
+                errors.append(RuleError(file, f"{where}.metrics", f"a new_value query tracks 1 to {MAX_NEW_VALUE_FIELDS} fields", list(query.metric_fields)))
+        elif method == "new_value":
+            errors.append(RuleError(file, f"{where}.aggregation", "a new_value rule's queries use aggregation new_value", aggregation))
+        for fld_name, fields in (("groupByFields", query.group_by_fields), ("distinctFields", query.distinct_fields), ("metrics", query.metric_fields)):
+            for position, value in enumerate(fields):
+                if not value or not value.strip() or " " in value.strip():
+                    errors.append(RuleError(file, f"{where}.{fld_name}[{position}]", "not an attribute name", value))
+    for index, rule_filter in enumerate(rule.filters):
+        try:
+            parse_query(rule_filter.query)
+        except QuerySyntaxError as exc:
+            errors.append(RuleError(file, f"filters[{index}].query", str(exc).splitlines()[0], rule_filter.query))
+    for index, case in enumerate(rule.cases):
+        try:
+            parse_condition(case.condition, names)
+        except ConditionError as exc:
+            errors.append(RuleError(file, f"cases[{index}].condition", str(exc), case.condition))
+    return errors
+
+
+def _check_unique_ids(rules: Sequence[Rule]) -> None:
+    seen: dict[str, str] = {}
+    errors: list[RuleError] = []
+    for rule in rules:
+        where = rule.source_file or "<rule>"
+        if rule.id in seen:
+            errors.append(RuleError(where, "id", f"duplicate rule id, first defined in {seen[rule.id]}", rule.id))
+        else:
+            seen[rule.id] = where
+    if errors:
+        raise RuleSetError(errors)
+
+
+def _read_text(file: Path, collector: _Collector) -> str | None:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        collector.add(RuleError(str(file), "(file)", f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
+    return None
+
+
+def _parse_documents(file: Path, text: str, collector: _Collector) -> list[Any]:
+    try:
+        if file.suffix == ".json":
+            data = json.loads(text)
+        else:
+            docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+            data = docs[0] if len(docs) == 1 else docs
+    except json.JSONDecodeError as exc:
+        collector.add(RuleError(str(file), "(file)", f"invalid JSON: {exc.msg}", line=exc.lineno))
+        return []
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        collector.add(RuleError(str(file), "(file)", f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+                                line=mark.line + 1 if mark else None))
+        return []
+    if data is None:
+        collector.add(RuleError(str(file), "(file)", "the file holds no rule"))
+        return []
+    return data if isinstance(data, list) else [data]
+
+
+def _default_id(file: Path, index: int, count: int) -> str:
+    stem = file.name
+    for suffix in RULE_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    return stem if count == 1 else f"{stem}-{index}"
+
+
+def _field_path(loc: tuple[str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part.isdigit():
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(rule)"
+
+
+def _reason(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field (not part of Datadog's rule format)"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map field paths to 1-based line numbers, so errors point into the file."""
+    index: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        index.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = path + (str(key.value),)
+                index[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for position, item in enumerate(node.value):
+                walk(item, path + (str(position),))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _line_for(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | None:
+    loc = tuple(part for part in loc if part)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None

@@ -1,0 +1,161 @@
+"""Rules as validated, frozen data: Datadog's security-monitoring rule format.
+
+Field names and meaning are Datadog's (``log_detection`` rules of the v2 API), so a rule exported
+from Datadog loads as it is. Models forbid unknown fields, which catches typos; fields Datadog
+exports but that do not change detection (``createdAt``, ``isDefault``, ``version``, ...) are
+accepted and kept as they are. Windows are any number of seconds, not only Datadog's enum.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none"]
+DetectionMethod = Literal["threshold", "new_value"]
+
+# Datadog names unnamed queries a, b, c, ... in order; case conditions refer to them by name.
+QUERY_NAMES = "abcdefghijklmnopqrstuvwxyz"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=False,
+    )
+
+
+class RuleQuery(_Model):
+    query: str = ""
+    group_by_fields: tuple[str, ...] = ()
+    distinct_fields: tuple[str, ...] = ()
+    aggregation: Aggregation = "count"
+    metrics: tuple[str, ...] = ()
+    metric: str | None = None  # Datadog's older single-metric spelling
+    name: str | None = None
+    has_optional_group_by_fields: bool = False
+    # Accepted from Datadog exports; secmon reads logs only.
+    data_source: Literal["logs"] | None = None
+    index: str | None = None
+    indexes: tuple[str, ...] | None = None
+    custom_query_extension: str | None = None
+
+    @property
+    def metric_fields(self) -> tuple[str, ...]:
+        if self.metrics:
+            return self.metrics
+        return (self.metric,) if self.metric else ()
+
+
+class RuleCase(_Model):
+    name: str = ""
+    status: Severity
+    condition: str = ""
+    notifications: tuple[str, ...] = ()
+    actions: tuple[dict[str, Any], ...] | None = None
+    custom_status: str | None = None
+
+
+class RuleFilter(_Model):
+    action: Literal["require", "suppress"]
+    query: str
+
+
+class NewValueOptions(_Model):
+    # Days, as in Datadog (0, 1, 7 / 1, 2, 7, 14, 21, 28); any non-negative number is accepted.
+    learning_duration: float = Field(default=0, ge=0)
+    forget_after: float = Field(default=28, gt=0)
+    learning_method: Literal["duration", "threshold"] = "duration"
+    learning_threshold: int = Field(default=0, ge=0)
+    instantaneous_baseline: bool | None = None
+
+
+class RuleOptions(_Model):
+    detection_method: DetectionMethod = "threshold"
+    evaluation_window: int = Field(default=300, ge=0)
+    keep_alive: int = Field(default=3600, ge=0)
+    max_signal_duration: int = Field(default=86400, ge=0)
+    new_value_options: NewValueOptions | None = None
+    decrease_criticality_based_on_env: bool | None = None
+    hardcoded_evaluator_type: str | None = None
+
+    @model_validator(mode="after")
+    def _durations_consistent(self) -> RuleOptions:
+        if self.max_signal_duration and self.keep_alive > self.max_signal_duration:
+            raise ValueError(
+                f"keepAlive ({self.keep_alive}s) must not exceed maxSignalDuration ({self.max_signal_duration}s)"
+            )
+        return self
+
+
+class Rule(_Model):
+    """One detection rule. ``id`` is stable: given, or derived from the file name by the loader."""
+
+    id: str
+    name: str
+    type: Literal["log_detection"] = "log_detection"
+    is_enabled: bool = True
+    queries: tuple[RuleQuery, ...] = Field(min_length=1)
+    cases: tuple[RuleCase, ...] = Field(min_length=1)
+    options: RuleOptions = RuleOptions()
+    filters: tuple[RuleFilter, ...] = ()
+    message: str = ""
+    tags: tuple[str, ...] = ()
+    has_extended_title: bool | None = None
+    group_signals_by: tuple[str, ...] | None = None
+    # Datadog export metadata: kept, never interpreted.
+    created_at: int | None = None
+    creation_author_id: int | None = None
+    update_author_id: int | None = None
+    updated_at: int | None = None
+    is_default: bool | None = None
+    is_deleted: bool | None = None
+    is_beta: bool | None = None
+    version: int | None = None
+    default_tags: tuple[str, ...] | None = None
+    deprecation_date: int | None = None
+    reference_tables: tuple[dict[str, Any], ...] | None = None
+    third_party_cases: tuple[dict[str, Any], ...] | None = None
+    compliance_signal_options: dict[str, Any] | None = None
+    custom_message: str | None = None
+    custom_name: str | None = None
+    scheduling_options: dict[str, Any] | None = None
+    calculated_fields: tuple[dict[str, Any], ...] | None = None
+
+    # Where the rule came from, for error messages; not part of the Datadog format.
+    source_file: str | None = Field(default=None, exclude=True)
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("id must not be empty")
+        return value
+
+    def query_name(self, index: int) -> str:
+        query = self.queries[index]
+        return query.name or QUERY_NAMES[index]
+
+    @property
+    def query_names(self) -> tuple[str, ...]:
+        return tuple(self.query_name(i) for i in range(len(self.queries)))
+
+    @property
+    def group_by_fields(self) -> tuple[str, ...]:
+        """The signal's group-by keys, as written in the rule's first query."""
+        return self.queries[0].group_by_fields
+
+    @property
+    def severity_order(self) -> tuple[Severity, ...]:
+        return tuple(case.status for case in self.cases)
+
+    def to_datadog(self) -> dict[str, Any]:
+        """The rule as Datadog's JSON (camelCase, unset optional fields left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"source_file"})

@@ -1,0 +1,153 @@
+"""The security signal: what a rule hit becomes, in JSON and as a Polars row.
+
+Keys follow DESIGN.md's contract: ``id, rule_id, rule_name, severity, case, group_by, first_seen,
+last_seen, event_count, samples, tags, status, message``. Ids are derived from the rule, the
+group-by values and the first event, so the same events always give the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import orjson
+import polars as pl
+
+SignalStatus = Literal["open", "under_review", "archived"]
+SIGNAL_STATUSES: tuple[str, ...] = ("open", "under_review", "archived")
+MAX_SAMPLES = 10
+
+SIGNAL_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "rule_id": pl.String(),
+    "rule_name": pl.String(),
+    "severity": pl.String(),
+    "case": pl.String(),
+    "group_by": pl.String(),  # JSON object keyed by the rule's group-by fields, as written
+    "first_seen": pl.Datetime("ms", "UTC"),
+    "last_seen": pl.Datetime("ms", "UTC"),
+    "event_count": pl.Int64(),
+    "samples": pl.List(pl.String()),  # JSON events
+    "tags": pl.List(pl.String()),
+    "status": pl.String(),
+    "message": pl.String(),
+}
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds: ``2015-12-10T10:54:29.000Z``."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def signal_id(rule_id: str, group_by: dict[str, Any], first_seen_ms: int) -> str:
+    key = orjson.dumps([rule_id, group_by, first_seen_ms], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(key, digest_size=10).hexdigest()
+
+
+@dataclass
+class Signal:
+    rule_id: str
+    rule_name: str
+    severity: str
+    case: str
+    group_by: dict[str, Any]
+    first_seen_ms: int
+    last_seen_ms: int
+    event_count: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    message: str = ""
+    status: str = "open"
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = signal_id(self.rule_id, self.group_by, self.first_seen_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule_id": self.rule_id,
+            "rule_name": self.rule_name,
+            "severity": self.severity,
+            "case": self.case,
+            "group_by": self.group_by,
+            "first_seen": iso_ms(self.first_seen_ms),
+            "last_seen": iso_ms(self.last_seen_ms),
+            "event_count": self.event_count,
+            "samples": self.samples,
+            "tags": self.tags,
+            "status": self.status,
+            "message": self.message,
+        }
+
+    def key(self) -> tuple[Any, ...]:
+        """What makes two signals the same, for comparisons between engines."""
+        return (self.rule_id, orjson.dumps(self.group_by, option=orjson.OPT_SORT_KEYS), self.first_seen_ms,
+                self.last_seen_ms, self.event_count, self.severity, self.case)
+
+
+def signals_to_frame(signals: list[Signal]) -> pl.DataFrame:
+    rows = {
+        "id": [s.id for s in signals],
+        "rule_id": [s.rule_id for s in signals],
+        "rule_name": [s.rule_name for s in signals],
+        "severity": [s.severity for s in signals],
+        "case": [s.case for s in signals],
+        "group_by": [orjson.dumps(s.group_by, option=orjson.OPT_SORT_KEYS).decode() for s in signals],
+        "first_seen": [s.first_seen_ms for s in signals],
+        "last_seen": [s.last_seen_ms for s in signals],
+        "event_count": [s.event_count for s in signals],
+        "samples": [[orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode() for e in s.samples] for s in signals],
+        "tags": [list(s.tags) for s in signals],
+        "status": [s.status for s in signals],
+        "message": [s.message for s in signals],
+    }
+    frame = pl.DataFrame(rows, schema={**SIGNAL_SCHEMA, "first_seen": pl.Int64(), "last_seen": pl.Int64()})
+    return frame.with_columns(
+        pl.col("first_seen").cast(pl.Datetime("ms", "UTC")),
+        pl.col("last_seen").cast(pl.Datetime("ms", "UTC")),
+    )
+
+
+_TEMPLATE_VAR = re.compile(r"\{\{\s*([^{}#/^]+?)\s*\}\}")
+
+
+def lookup_path(event: dict[str, Any], path: str) -> Any:
+    """The value at a dotted attribute path (``@`` optional), or None."""
+    node: Any = event
+    path = path[1:] if path.startswith("@") else path
+    if path in event:
+        return event[path]
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def render_message(template: str, event: dict[str, Any] | None, group_by: dict[str, Any]) -> str:
+    """Fill ``{{@attr}}`` variables from the group-by values, then the first sample event.
+
+    Unknown variables render empty, as Datadog renders them; Datadog's block helpers
+    (``{{#is_match}}``) are left as written.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        for key in (name, "@" + name.lstrip("@"), name.lstrip("@")):
+            if key in group_by and group_by[key] is not None:
+                return str(group_by[key])
+        value = lookup_path(event, name) if event else None
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            return orjson.dumps(value).decode()
+        return str(value)
+
+    return _TEMPLATE_VAR.sub(replace, template)
