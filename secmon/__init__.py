@@ -7,6 +7,7 @@ private module ``secmon._core``.
 from __future__ import annotations
 
 from secmon import _core
+from secmon._core import hash_bytes, hash_file, scan_tree
 from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError
 
 __version__ = _core.__version__
@@ -18,4 +19,7 @@ __all__ = [
     "RuleSetError",
     "SecmonError",
     "__version__",
+    "hash_bytes",
+    "hash_file",
+    "scan_tree",
 ]
