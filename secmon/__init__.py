@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from secmon import _core
+from secmon._core import hash_bytes, hash_file, scan_tree
 from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError
 
 __version__ = _core.__version__
@@ -63,6 +64,9 @@ __all__ = [
     "Signal",
     "SignalStore",
     "__version__",
+    "hash_bytes",
+    "hash_file",
+    "scan_tree",
     "default_rules",
     "load_rules",
     "validate_rules",

@@ -4,9 +4,13 @@
 use pyo3::prelude::*;
 
 mod error;
+mod hash;
+mod walk;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    hash::register(m)?;
+    walk::register(m)?;
     Ok(())
 }
