@@ -1,0 +1,232 @@
+"""One FIM scan: resolve paths, walk (native walker or its Python twin), map container roots, add xattrs.
+
+The walker returns host paths; with ``root_dir`` (a container's root filesystem) every path is
+reported as seen inside the container (``/etc/passwd``, not ``/var/lib/.../rootfs/etc/passwd``),
+so a baseline taken on one copy of a root filesystem can be checked against another.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from secmon.fim import pywalk
+from secmon.fim.errors import FimError
+from secmon.fim.globs import ExcludeMatcher, glob_to_regex, matches_whole_path
+from secmon.fim.xattrs import read_xattrs
+
+WalkerChoice = Literal["auto", "native", "python"]
+
+FRAME_SCHEMA: dict[str, pl.DataType] = {
+    **pywalk.SCAN_SCHEMA,
+    "xattrs": pl.String(),
+    "capabilities": pl.String(),
+}
+
+
+def native_scan_tree() -> Any | None:
+    """``secmon._core.scan_tree`` when the extension has it, else None."""
+    try:
+        from secmon import _core
+    except ImportError:  # pragma: no cover - the package always ships its core
+        return None
+    return getattr(_core, "scan_tree", None)
+
+
+def pick_walker(choice: WalkerChoice = "auto") -> Any:
+    """The walker function for ``choice`` (``SECMON_FIM_WALKER=python`` forces the twin)."""
+    choice = os.environ.get("SECMON_FIM_WALKER", choice)  # type: ignore[assignment]
+    if choice == "python":
+        return pywalk.scan_tree
+    native = native_scan_tree()
+    if native is None:
+        if choice == "native":
+            raise FimError("the native walker secmon._core.scan_tree is not built into this installation")
+        return pywalk.scan_tree
+    return native
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """What to scan and how. ``paths`` are as reported (inside ``root_dir`` when it is set)."""
+
+    paths: tuple[str, ...]
+    algo: str | None = "sha256"
+    excludes: tuple[str, ...] = ()
+    root_dir: str | None = None
+    xattrs: bool = True
+    follow_symlinks: bool = False
+    one_file_system: bool = False
+    missing_ok: bool = False  # the built-in default list names paths many hosts do not have
+
+
+@dataclass
+class ScanResult:
+    frame: pl.DataFrame
+    notes: list[str] = field(default_factory=list)  # paths skipped, per-entry errors
+
+    @property
+    def errors(self) -> pl.DataFrame:
+        return self.frame.filter(pl.col("error").is_not_null()).select("path", "type", "error")
+
+
+def _host(root_dir: str | None, display: str) -> str:
+    if root_dir is None:
+        return display
+    return os.path.join(root_dir, display.lstrip("/")).rstrip("/") or "/"
+
+
+def _escape_glob(text: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
+def resolve_paths(spec: ScanSpec) -> tuple[list[tuple[str, str]], list[str]]:
+    """(display path, host path) pairs, globs expanded; and notes about default paths that are absent."""
+    pairs: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for display in spec.paths:
+        if not display.startswith("/"):
+            raise FimError(f"path {display!r} must be absolute (inside the root filesystem when --root is set)")
+        host = _host(spec.root_dir, display)
+        if any(ch in display for ch in "*?["):
+            root_prefix = _escape_glob(spec.root_dir.rstrip("/")) if spec.root_dir else ""
+            found = sorted(glob.glob(root_prefix + display))
+            if not found:
+                notes.append(f"{display}: no match")
+            for match in found:
+                shown = match[len(spec.root_dir.rstrip("/")) :] if spec.root_dir else match
+                pairs.append((shown or "/", match))
+            continue
+        if not os.path.lexists(host):
+            if spec.missing_ok:
+                notes.append(f"{display}: not present, skipped")
+                continue
+            where = f" (as {host})" if spec.root_dir else ""
+            raise FimError(f"path {display}{where} does not exist")
+        pairs.append((display.rstrip("/") or "/", host))
+    return pairs, notes
+
+
+def _to_host(frame: pl.DataFrame, root_dir: str) -> pl.DataFrame:
+    prefix = os.fsencode(root_dir.rstrip("/"))
+    host_bytes = [prefix + (b"" if p == b"/" else p) for p in frame["path_bytes"].to_list()]
+    return frame.with_columns(pl.Series("path_bytes", host_bytes, dtype=pl.Binary))
+
+
+def _to_display(frame: pl.DataFrame, root_dir: str) -> pl.DataFrame:
+    prefix = os.fsencode(root_dir.rstrip("/"))
+    cut = len(prefix)
+    shown = [p[cut:] or b"/" for p in frame["path_bytes"].to_list()]
+    return frame.with_columns(
+        pl.Series("path_bytes", shown, dtype=pl.Binary),
+        pl.Series("path", [p.decode("utf-8", "replace") for p in shown], dtype=pl.String),
+    )
+
+
+def walker_exclude_globs(excludes: Sequence[str], root_dir: str | None = None) -> list[str]:
+    """The excludes the walker can apply itself, rewritten to its full-path glob dialect.
+
+    The core matches globs against the whole path with ``*`` crossing ``/``. Only patterns whose
+    meaning is the same there are handed down (so excluded trees are never walked); every pattern
+    is applied again by :func:`prune_excluded` in secmon's own dialect, which is what counts.
+    """
+    out: list[str] = []
+    prefix = _escape_glob(root_dir.rstrip("/")) if root_dir else ""
+    for pattern in excludes:
+        wild = any(ch in pattern for ch in "?[]{}\\")
+        if matches_whole_path(pattern):
+            single_star = pattern.replace("**", "").count("*") > 0
+            if not wild and not single_star:
+                out.append(prefix + pattern)
+        elif not wild and "*" not in pattern:
+            out.append("**/" + pattern)
+        elif not wild and pattern.startswith("*") and "*" not in pattern[1:]:
+            out.append(pattern)  # "*.swp": a path ends in .swp exactly when its last component does
+    return out
+
+
+def prune_excluded(frame: pl.DataFrame, excludes: Sequence[str]) -> pl.DataFrame:
+    """Drop excluded entries and everything under an excluded directory (vectorized in Polars)."""
+    if not excludes:
+        return frame
+    parts = []
+    for pattern in excludes:
+        body = glob_to_regex(pattern)[1:-1]
+        if matches_whole_path(pattern):
+            parts.append(f"^(?:{body})(?:/.*)?$")
+        else:
+            parts.append(f"(?:^|/)(?:{body})(?:/|$)")
+    regex = "(?s)" + "|".join(f"(?:{p})" for p in parts)
+    return frame.filter(~pl.col("path").str.contains(regex))
+
+
+def scan(spec: ScanSpec, previous: pl.DataFrame | None = None, walker: WalkerChoice = "auto") -> ScanResult:
+    """Scan ``spec`` and return the frame in reported-path space, sorted by ``path_bytes``.
+
+    ``previous`` (a baseline frame) lets the walker reuse digests of files whose size, mtime, ctime,
+    inode and mode are unchanged instead of reading them again.
+    """
+    pairs, notes = resolve_paths(spec)
+    walk = pick_walker(walker)
+    host_roots = [host for _, host in pairs]
+    walker_excludes = walker_exclude_globs(spec.excludes, spec.root_dir)
+    prev = None
+    if previous is not None and spec.algo is not None and previous.height:
+        prev = previous.select(pywalk.SCAN_SCHEMA.keys())
+        if spec.root_dir:
+            prev = _to_host(prev, spec.root_dir)
+    if host_roots:
+        frame = walk(
+            host_roots,
+            algo=spec.algo,
+            excludes=walker_excludes,
+            follow_symlinks=spec.follow_symlinks,
+            previous=prev,
+            one_file_system=spec.one_file_system,
+        )
+    else:
+        frame = pl.DataFrame(schema=pywalk.SCAN_SCHEMA)
+    frame = frame.select([pl.col(name).cast(dtype) for name, dtype in pywalk.SCAN_SCHEMA.items()])
+    host_paths = frame["path_bytes"].to_list()
+    if spec.xattrs:
+        xattr_values: list[str | None] = []
+        caps: list[str | None] = []
+        extra_errors: list[str | None] = []
+        modes = frame["mode"].to_list()
+        for path_b, mode in zip(host_paths, modes, strict=True):
+            if mode is None:
+                xattr_values.append(None)
+                caps.append(None)
+                extra_errors.append(None)
+                continue
+            value, cap, error = read_xattrs(path_b)
+            xattr_values.append(value)
+            caps.append(cap)
+            extra_errors.append(error)
+        frame = frame.with_columns(
+            pl.Series("xattrs", xattr_values, dtype=pl.String),
+            pl.Series("capabilities", caps, dtype=pl.String),
+            pl.coalesce(pl.col("error"), pl.Series("_xerr", extra_errors, dtype=pl.String)).alias("error"),
+        )
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("xattrs"), pl.lit(None, pl.String).alias("capabilities"))
+    if spec.root_dir:
+        frame = _to_display(frame, spec.root_dir)
+    frame = prune_excluded(frame, spec.excludes).unique("path_bytes", keep="first", maintain_order=True)
+    frame = frame.sort("path_bytes").select(list(FRAME_SCHEMA))
+    errors = frame.filter(pl.col("error").is_not_null())
+    for path, error in errors.select("path", "error").iter_rows():
+        notes.append(f"{path}: {error}")
+    return ScanResult(frame, notes)
+
+
+def empty_frame() -> pl.DataFrame:
+    return pl.DataFrame(schema=FRAME_SCHEMA)
+
+
+__all__ = ["FRAME_SCHEMA", "ExcludeMatcher", "ScanResult", "ScanSpec", "empty_frame", "pick_walker", "scan"]
