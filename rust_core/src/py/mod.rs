@@ -4,9 +4,13 @@
 use pyo3::prelude::*;
 
 mod error;
+mod ipset;
+mod matcher;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    matcher::register(m)?;
+    ipset::register(m)?;
     Ok(())
 }
