@@ -5,6 +5,8 @@ use pyo3::prelude::*;
 
 mod error;
 mod hash;
+mod ipset;
+mod matcher;
 mod walk;
 
 #[pymodule]
@@ -12,5 +14,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     hash::register(m)?;
     walk::register(m)?;
+    matcher::register(m)?;
+    ipset::register(m)?;
     Ok(())
 }
