@@ -1,0 +1,230 @@
+"""Normalizing JSON records into events: generic logs, CloudTrail and Kubernetes audit.
+
+The record itself becomes the event (raw fields stay addressable, e.g. ``@userIdentity.arn``);
+standard attributes are *added* next to them, never overwriting a value already present (records
+that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep theirs).
+
+- Generic: ``timestamp`` from the first of Datadog's reserved date attributes present
+  (``@timestamp``, ``timestamp``, ``_timestamp``, ``Timestamp``, ``eventTime``, ``date``,
+  ``published_date``, ``syslog.timestamp``); ``message`` from ``message``/``msg``/``log``; ``status``
+  from ``status``/``severity``/``level``/``syslog.severity`` normalized to Datadog's names;
+  ``host`` from ``host``/``hostname``/``syslog.hostname``; ``service`` from
+  ``service``/``syslog.appname``/``dd.service``; ``source`` from ``ddsource``; ``tags`` from
+  ``ddtags`` (``"k:v,k2:v2"``) when ``tags`` is absent.
+- CloudTrail (``eventSource`` + ``eventName`` + ``eventTime``): ``source``/``service``
+  ``cloudtrail``, ``evt.name`` <- ``eventName``, ``evt.outcome`` ``failure`` when ``errorCode`` is
+  present else ``success``, ``network.client.ip`` <- ``sourceIPAddress`` when it is an IP (it can be
+  ``AWS Internal`` or a service host name, which are not clients), ``http.useragent`` <-
+  ``userAgent``, ``usr.id`` <- ``userIdentity.arn``, ``usr.name`` <- ``userIdentity.userName`` or,
+  for assumed roles, the role name (``sessionContext.sessionIssuer.userName``). The first four are
+  what Datadog's CloudTrail pipeline produces (checked against ``cloudtrail-stratus``); ``usr.*``
+  is ours, Datadog leaves the identity in ``userIdentity``.
+- Kubernetes audit (``kind: Event``, ``apiVersion: audit.k8s.io/*``): ``source``
+  ``kubernetes.audit``, ``usr.name`` <- ``user.username``, ``network.client.ip`` <-
+  ``sourceIPs[0]``, ``evt.name`` <- ``verb``, ``http.useragent`` <- ``userAgent``,
+  ``http.status_code`` <- ``responseStatus.code``, ``evt.outcome`` from that code (< 400 success),
+  ``timestamp`` <- ``requestReceivedTimestamp`` (else ``stageTimestamp``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secmon.ingest.messages import is_ip
+from secmon.ingest.timestamps import TimestampError, parse_any
+
+Event = dict[str, Any]
+
+RESERVED_DATE_ATTRIBUTES: tuple[str, ...] = (
+    "@timestamp",
+    "timestamp",
+    "_timestamp",
+    "Timestamp",
+    "eventTime",
+    "date",
+    "published_date",
+    "syslog.timestamp",
+)
+_MESSAGE_ATTRIBUTES = ("message", "msg", "log")
+_STATUS_ATTRIBUTES = ("status", "severity", "level", "syslog.severity")
+_HOST_ATTRIBUTES = ("host", "hostname", "syslog.hostname")
+_SERVICE_ATTRIBUTES = ("service", "syslog.appname", "dd.service")
+
+# Datadog's status remapper: syslog severity numbers and the usual words, by prefix.
+_SYSLOG_SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
+_STATUS_WORDS: dict[str, str] = {
+    "emerg": "emergency", "emergency": "emergency", "f": "emergency", "fatal": "emergency",
+    "a": "alert", "alert": "alert",
+    "c": "critical", "crit": "critical", "critical": "critical",
+    "e": "error", "err": "error", "error": "error",
+    "w": "warning", "warn": "warning", "warning": "warning",
+    "n": "notice", "notice": "notice",
+    "i": "info", "info": "info", "information": "info", "informational": "info",
+    "d": "debug", "debug": "debug", "trace": "debug", "verbose": "debug",
+    "o": "ok", "ok": "ok", "s": "ok", "success": "ok",
+}
+
+
+class MissingTimestamp(ValueError):
+    """No date attribute at all (counted as ``missing_timestamp``)."""
+
+
+def lookup(record: Event, path: str) -> Any:
+    """Value at a dotted path: nested first, then a literal dotted key; None when absent."""
+    if "." not in path:
+        return record.get(path)
+    node: Any = record
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            node = None
+            break
+        node = node.get(part)
+        if node is None:
+            break
+    if node is None:
+        return record.get(path)
+    return node
+
+
+def _first(record: Event, names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = lookup(record, name)
+        if value is not None:
+            return value
+    return None
+
+
+def _set_nested(record: Event, path: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``path`` unless a value is already there (Datadog remappers keep it)."""
+    node = record
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if child is not None:
+                return  # a scalar is in the way: keep the record as it is
+            child = node[part] = {}
+        node = child
+    node.setdefault(path[-1], value)
+
+
+def normalize_status(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 7:
+        return _SYSLOG_SEVERITIES[value]
+    text = str(value).strip().lower()
+    if text.isdigit() and int(text) <= 7:
+        return _SYSLOG_SEVERITIES[int(text)]
+    return _STATUS_WORDS.get(text) or _STATUS_WORDS.get(text[:1], text) if text else "info"
+
+
+def _timestamp(record: Event, names: tuple[str, ...]) -> int:
+    value = _first(record, names)
+    if value is None:
+        raise MissingTimestamp("no date attribute (" + ", ".join(names) + ")")
+    return parse_any(value)
+
+
+def normalize_cloudtrail(record: Event) -> Event:
+    record["timestamp"] = parse_any(record["eventTime"])
+    record.setdefault("source", "cloudtrail")
+    record.setdefault("service", "cloudtrail")
+    _set_nested(record, ("evt", "name"), record["eventName"])
+    _set_nested(record, ("evt", "outcome"), "failure" if record.get("errorCode") else "success")
+    ip = record.get("sourceIPAddress")
+    if isinstance(ip, str) and is_ip(ip):
+        _set_nested(record, ("network", "client", "ip"), ip)
+    agent = record.get("userAgent")
+    if agent is not None:
+        _set_nested(record, ("http", "useragent"), agent)
+    identity = record.get("userIdentity")
+    if isinstance(identity, dict):
+        arn = identity.get("arn")
+        if arn is not None:
+            _set_nested(record, ("usr", "id"), arn)
+        name = identity.get("userName")
+        if name is None:
+            issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+            name = issuer.get("userName") if isinstance(issuer, dict) else None
+        if name is not None:
+            _set_nested(record, ("usr", "name"), name)
+    return record
+
+
+def normalize_k8s_audit(record: Event) -> Event:
+    record["timestamp"] = _timestamp(record, ("requestReceivedTimestamp", "stageTimestamp", "timestamp"))
+    record.setdefault("source", "kubernetes.audit")
+    user = record.get("user")
+    if isinstance(user, dict) and user.get("username") is not None:
+        _set_nested(record, ("usr", "name"), user["username"])
+    ips = record.get("sourceIPs")
+    if isinstance(ips, list) and ips:
+        _set_nested(record, ("network", "client", "ip"), ips[0])
+    if record.get("verb") is not None:
+        _set_nested(record, ("evt", "name"), record["verb"])
+    if record.get("userAgent") is not None:
+        _set_nested(record, ("http", "useragent"), record["userAgent"])
+    response = record.get("responseStatus")
+    if isinstance(response, dict) and isinstance(response.get("code"), int):
+        code = response["code"]
+        _set_nested(record, ("http", "status_code"), code)
+        _set_nested(record, ("evt", "outcome"), "success" if code < 400 else "failure")
+    return record
+
+
+def normalize_generic(record: Event) -> Event:
+    record["timestamp"] = _timestamp(record, RESERVED_DATE_ATTRIBUTES)
+    if "message" not in record:
+        message = _first(record, _MESSAGE_ATTRIBUTES)
+        if message is not None:
+            record["message"] = message
+    status = _first(record, _STATUS_ATTRIBUTES)
+    if status is not None:
+        record["status"] = normalize_status(status)
+    if "host" not in record:
+        host = _first(record, _HOST_ATTRIBUTES)
+        if host is not None:
+            record["host"] = host
+    if "service" not in record:
+        service = _first(record, _SERVICE_ATTRIBUTES)
+        if service is not None:
+            record["service"] = service
+    if "ddsource" in record and "source" not in record:
+        record["source"] = record["ddsource"]
+    tags = record.get("ddtags")
+    if isinstance(tags, str) and "tags" not in record:
+        record["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
+    return record
+
+
+def normalize_record(record: Event) -> Event:
+    """Turn one JSON object into an event in place (raises MissingTimestamp/TimestampError)."""
+    if "eventSource" in record and "eventName" in record and "eventTime" in record:
+        return normalize_cloudtrail(record)
+    if record.get("kind") == "Event" and str(record.get("apiVersion", "")).startswith("audit.k8s.io"):
+        return normalize_k8s_audit(record)
+    return normalize_generic(record)
+
+
+def unwrap_document(document: Any) -> list[Any]:
+    """Records of a JSON document: ``{"Records": [...]}`` (CloudTrail), ``{"items": [...]}``
+    (Kubernetes ``EventList``), a top-level array, or a single object."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        records = document.get("Records")
+        if isinstance(records, list):
+            return records
+        items = document.get("items")
+        if isinstance(items, list) and str(document.get("kind", "")).endswith("List"):
+            return items
+    return [document]
+
+
+__all__ = [
+    "MissingTimestamp",
+    "RESERVED_DATE_ATTRIBUTES",
+    "TimestampError",
+    "lookup",
+    "normalize_record",
+    "normalize_status",
+    "unwrap_document",
+]

@@ -1,0 +1,155 @@
+"""Message parsers: the text a program logged, mapped onto Datadog's standard attributes.
+
+They run after the syslog envelope is split off and add attributes to the event in place, the way
+Datadog's integration pipelines do for ``source:sshd`` and PAM lines.
+
+Mapping decisions (documented here because detection rules depend on them):
+
+- ``Failed|Accepted <method> for [invalid user ]U from IP port P``: ``evt.name:authentication``,
+  ``evt.outcome:failure|success``, ``usr.name``, ``network.client.ip``, ``network.client.port``,
+  ``ssh.auth_method`` (``password``, ``publickey``, ``keyboard-interactive/pam``, ...).
+- ``message repeated N times: [ <message> ]`` (syslog's de-duplication) stands for N identical
+  events: the inner message is parsed and the event is emitted N times. The loghub ground truth
+  (527 failed passwords in OpenSSH_2k.log) depends on it.
+- ``Invalid user U from IP``: ``usr.name``, ``network.client.ip`` but **no** ``evt.outcome``. sshd
+  logs the failed attempt itself separately (``Failed password for invalid user U``); counting
+  this line as a failure too would count every attempt twice.
+- PAM ``authentication failure; ... rhost=H user=U`` (both ``sshd(pam_unix)[pid]:`` and
+  ``sshd[pid]: pam_unix(sshd:auth):``): ``evt.name:authentication``, ``evt.outcome:failure``,
+  ``pam.rhost`` always, ``network.client.ip`` when ``rhost`` is an IP address and
+  ``network.client.host`` when it is a host name, ``usr.name`` when ``user=`` is present,
+  ``pam.module:pam_unix``, ``pam.service``. Old systems (Linux_2k.log) log failed SSH logins
+  only through PAM; modern sshd logs both a PAM line and a ``Failed password`` line per attempt,
+  so a rule counting attempts there should select ``@ssh.auth_method:*`` or ``-@pam.module:*``.
+- ``reverse mapping checking getaddrinfo for H [IP] failed``: ``network.client.ip``,
+  ``network.client.host``. ``Connection closed by IP``, ``Received disconnect from IP``,
+  ``Did not receive identification string from IP``, ``Disconnected from IP``: ``network.client.ip``
+  (and port when logged); the message and host/process are kept as they are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+Event = dict[str, Any]
+
+_AUTH = re.compile(
+    r"(Failed|Accepted) (\S+) for (invalid user )?(.*?) from (\S+) port (\d+)(?: (\S+?))?(?::.*)?"
+)
+_INVALID_USER = re.compile(r"[Ii]nvalid user (.*?) from (\S+?)(?: port (\d+))?")
+_REPEATED = re.compile(r"message repeated (\d+) times: \[ ?(.*?)\]?")
+_REVERSE = re.compile(r"reverse mapping checking getaddrinfo for (\S+) \[([^\]]+)\] failed.*")
+_FROM_IP = re.compile(
+    r"(?:error: )?(?:Connection closed by|Received disconnect from|Did not receive identification string from"
+    r"|Disconnected from|Connection reset by)(?: (?:invalid |authenticating )?user \S+)? (\S+?)(?: port (\d+))?(?:[: ].*)?"
+)
+_PAM_PREFIX = re.compile(r"pam_unix\((\w[\w-]*):(\w+)\): (.*)")
+_PAM_AUTH_FAILURE = re.compile(r"authentication failure; (.*)")
+_PAM_SESSION = re.compile(r"session (opened|closed) for user (\S+)")
+_KEY_VALUE = re.compile(r"(\w+)=(\S*)")
+
+# Mapped message parts stay small and flat; a nested dict is built per event only where needed.
+
+
+@lru_cache(maxsize=65536)
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4/IPv6 address (cached: the same addresses recur in logs)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _set_client(event: Event, ip: str, port: str | None = None) -> None:
+    network = event.get("network")
+    if not isinstance(network, dict):
+        network = event["network"] = {}
+    client = network.setdefault("client", {})
+    client["ip"] = ip
+    if port is not None:
+        client["port"] = int(port)
+
+
+def parse_sshd(event: Event, message: str) -> int:
+    """Add sshd attributes to ``event``; returns how many events the line stands for (>= 1)."""
+    first = message[:1]
+    if first == "F" or first == "A":
+        m = _AUTH.fullmatch(message)
+        if m is not None:
+            verdict, method, _invalid, user, ip, port, _proto = m.groups()
+            event["evt"] = {"name": "authentication", "outcome": "failure" if verdict == "Failed" else "success"}
+            event["usr"] = {"name": user}
+            event["ssh"] = {"auth_method": method}
+            _set_client(event, ip, port)
+            return 1
+    elif first == "m":
+        m = _REPEATED.fullmatch(message)
+        if m is not None:
+            inner = m.group(2)
+            parse_sshd(event, inner)
+            event.setdefault("syslog", {})["repeated"] = int(m.group(1))
+            return max(1, int(m.group(1)))
+    elif first == "I" or first == "i":
+        m = _INVALID_USER.fullmatch(message)
+        if m is not None:
+            user, ip, port = m.groups()
+            event["usr"] = {"name": user}
+            _set_client(event, ip, port)
+            return 1
+    elif first == "r":
+        m = _REVERSE.fullmatch(message)
+        if m is not None:
+            _set_client(event, m.group(2))
+            event["network"]["client"]["host"] = m.group(1)
+            return 1
+    elif first == "p":
+        if message.startswith("pam_unix("):
+            parse_pam(event, message)
+            return 1
+    m = _FROM_IP.fullmatch(message)
+    if m is not None and is_ip(m.group(1)):
+        _set_client(event, m.group(1), m.group(2))
+    return 1
+
+
+def parse_pam(event: Event, message: str, service: str | None = None) -> int:
+    """PAM lines, either ``pam_unix(sshd:auth): ...`` or a bare message from ``sshd(pam_unix)``."""
+    module = "pam_unix"
+    m = _PAM_PREFIX.fullmatch(message)
+    if m is not None:
+        service, _kind, message = m.groups()
+    pam: dict[str, Any] = {"module": module}
+    if service is not None:
+        pam["service"] = service
+    event["pam"] = pam
+    failure = _PAM_AUTH_FAILURE.fullmatch(message)
+    if failure is not None:
+        fields = dict(_KEY_VALUE.findall(failure.group(1)))
+        event["evt"] = {"name": "authentication", "outcome": "failure"}
+        rhost = fields.get("rhost", "")
+        if rhost:
+            pam["rhost"] = rhost
+            if is_ip(rhost):
+                _set_client(event, rhost)
+            else:
+                network = event.setdefault("network", {})
+                network.setdefault("client", {})["host"] = rhost
+        user = fields.get("user")
+        if user:
+            event["usr"] = {"name": user}
+        return 1
+    session = _PAM_SESSION.match(message)
+    if session is not None:
+        event["usr"] = {"name": session.group(2)}
+    return 1
+
+
+MessageParser = Callable[[Event, str], int]
+
+# Program (source) -> message parser. PAM lines are recognised by program suffix or prefix.
+MESSAGE_PARSERS: dict[str, MessageParser] = {"sshd": parse_sshd}

@@ -1,0 +1,282 @@
+"""Where log bytes come from: files, directories, globs, stdin, ``.gz``; cut into chunks of lines.
+
+The engine streams: :meth:`Source.chunks` yields :class:`Chunk` objects holding whole lines
+(split at a newline, the remainder carried into the next chunk), so memory stays bounded by the
+chunk size plus the line-length limit whatever the file size. A line longer than the limit is cut
+to ``max_line_bytes + 1`` bytes (the rest skipped), which the parser then rejects as
+``line_too_long``; the same line in a bigger chunk is rejected the same way, so chunk size never
+changes the result.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import gzip
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from secmon.errors import InputError
+from secmon.ingest.formats import LogFormat, detect_format, get_format
+from secmon.ingest.lines import line_count
+
+DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+HEAD_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+STDIN_NAME = "<stdin>"
+
+
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """Whole lines of one source. ``first_line`` is the 1-based number of its first line;
+    ``nbytes`` the input bytes it stands for (more than ``len(data)`` when an over-long line was
+    cut)."""
+
+    data: bytes
+    first_line: int
+    source: Source
+    nbytes: int = -1
+
+    def __post_init__(self) -> None:
+        if self.nbytes < 0:
+            object.__setattr__(self, "nbytes", len(self.data))
+
+    @property
+    def line_count(self) -> int:
+        return line_count(self.data)
+
+
+class _PrefixedStream(io.RawIOBase):
+    """``head`` then the rest of ``stream``: lets stdin be sniffed and still read from the start."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes, reading again on short reads (pipes and gzip return less)."""
+    parts: list[bytes] = []
+    remaining = n
+    while remaining > 0:
+        block = stream.read(remaining)
+        if not block:
+            break
+        parts.append(block)
+        remaining -= len(block)
+    return b"".join(parts)
+
+
+class Source:
+    """One input: a file, stdin, or bytes in memory; with its detected (or forced) format.
+
+    ``parse_state`` belongs to the format parsing this source (e.g. the syslog year tracker), so
+    chunks of one source must be parsed in order."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: Path | None = None,
+        data: bytes | None = None,
+        stream: BinaryIO | None = None,
+        format: str | LogFormat | None = None,
+        year: int | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
+        self.name = name
+        self.path = path
+        self.year = year
+        self.max_line_bytes = max_line_bytes
+        self.parse_state: dict[str, Any] = {}
+        self.compressed = False
+        self._data = data
+        self._stream = stream
+        self._consumed = False
+        head = self._head()
+        self.format: LogFormat = get_format(format) if format is not None else detect_format(head)
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, format={self.format.name!r})"
+
+    def _head(self) -> bytes:
+        """The first bytes (decompressed), without consuming a one-shot stream."""
+        if self._stream is not None:
+            raw = self._stream
+            magic = _read_exactly(raw, 2)
+            raw = io.BufferedReader(_PrefixedStream(magic, raw))
+            if magic == GZIP_MAGIC:
+                self.compressed = True
+                raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            head = _read_exactly(raw, HEAD_BYTES)
+            self._stream = io.BufferedReader(_PrefixedStream(head, raw))
+            return head
+        with self._open_fresh() as stream:
+            return _read_exactly(stream, HEAD_BYTES)
+
+    def _open_fresh(self) -> BinaryIO:
+        if self._data is not None:
+            data = self._data
+            if data[:2] == GZIP_MAGIC:
+                self.compressed = True
+                return gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")  # type: ignore[return-value]
+            return io.BytesIO(data)
+        assert self.path is not None
+        handle = open(self.path, "rb")  # noqa: SIM115 (returned to the caller, closed there)
+        if handle.read(2) == GZIP_MAGIC:
+            handle.seek(0)
+            self.compressed = True
+            return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+        handle.seek(0)
+        return handle
+
+    def _open(self) -> BinaryIO:
+        if self._stream is not None:
+            if self._consumed:
+                raise InputError(f"{self.name}: a stream can be read only once")
+            self._consumed = True
+            return self._stream
+        return self._open_fresh()
+
+    def chunks(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[Chunk]:
+        """Whole-line chunks of about ``chunk_bytes`` (one chunk per document for JSON documents)."""
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")
+        stream = self._open()
+        try:
+            if not self.format.line_oriented:
+                data = stream.read()
+                if data:
+                    yield Chunk(data, 1, self)
+                return
+            yield from self._line_chunks(stream, chunk_bytes)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            if isinstance(exc, (FileNotFoundError, PermissionError)):
+                raise
+            raise InputError(f"{self.name}: cannot read: {exc}") from exc
+        finally:
+            stream.close()  # for stdin this closes our wrapper, not sys.stdin itself
+
+    def _line_chunks(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
+        limit = self.max_line_bytes
+        line_no = 1
+        carry = b""
+        carry_extra = 0  # bytes of an over-long line that were skipped (for nbytes)
+        skipping = False  # inside an over-long line whose first limit+1 bytes are in ``carry``
+        while True:
+            block = stream.read(chunk_bytes)
+            if not block:
+                break
+            if skipping:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    carry_extra += len(block)
+                    continue
+                carry_extra += nl
+                block = b"\n" + block[nl + 1 :]
+                skipping = False
+            buf = carry + block if carry else block
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                if len(buf) > limit:
+                    carry_extra += len(buf) - (limit + 1)
+                    carry = buf[: limit + 1]
+                    skipping = True
+                else:
+                    carry = buf
+                continue
+            data = buf[: cut + 1]
+            yield Chunk(data, line_no, self, len(data) + carry_extra)
+            carry_extra = 0
+            line_no += data.count(b"\n")
+            carry = buf[cut + 1 :]
+            if len(carry) > limit:
+                carry_extra += len(carry) - (limit + 1)
+                carry = carry[: limit + 1]
+                skipping = True
+        if carry:
+            yield Chunk(carry, line_no, self, len(carry) + carry_extra)
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[tuple[str, Path | None]]:
+    """Files named by ``paths``: files as given, directories recursively (sorted), globs
+    (``**`` recursive), ``-`` for stdin. A missing path or a glob matching nothing raises
+    FileNotFoundError naming it; an empty directory gives nothing."""
+    found: list[tuple[str, Path | None]] = []
+    for entry in paths:
+        text = os.fspath(entry)
+        if text == "-":
+            found.append((STDIN_NAME, None))
+            continue
+        path = Path(text)
+        if path.is_dir():
+            found.extend(_directory_files(path))
+        elif path.exists():
+            found.append((text, path))
+        elif glob.has_magic(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise FileNotFoundError(errno.ENOENT, "no file matches the pattern", text)
+            for match in matches:
+                match_path = Path(match)
+                if match_path.is_dir():
+                    found.extend(_directory_files(match_path))
+                else:
+                    found.append((match, match_path))
+        else:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", text)
+    return found
+
+
+def _directory_files(directory: Path) -> list[tuple[str, Path | None]]:
+    return [(str(p), p) for p in sorted(directory.rglob("*")) if p.is_file()]
+
+
+def open_sources(
+    paths: Sequence[str | Path],
+    *,
+    format: str | LogFormat | None = None,
+    year: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Source]:
+    """Sources for files, directories (recursive), globs and ``-`` (stdin), ``.gz`` by magic bytes.
+
+    Paths and the format name are checked now (FileNotFoundError, InputError listing valid
+    formats); each file is opened and its format detected when the iterator reaches it."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if format is not None:
+        format = get_format(format)
+    files = expand_paths(paths)
+
+    def generate() -> Iterator[Source]:
+        for name, path in files:
+            if path is None:
+                yield Source(name, stream=sys.stdin.buffer, format=format, year=year, max_line_bytes=max_line_bytes)
+            else:
+                yield Source(name, path=path, format=format, year=year, max_line_bytes=max_line_bytes)
+
+    return generate()
+

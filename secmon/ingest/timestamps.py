@@ -1,0 +1,124 @@
+"""Turning the date formats found in logs into epoch milliseconds (UTC).
+
+Every parser returns ``int`` milliseconds or raises :class:`TimestampError` (the caller counts the
+line as ``bad_timestamp``). Times without a zone are taken as UTC. Hot-path helpers cache the
+calendar arithmetic per day, so a line costs a dict lookup plus a few integer operations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+
+MONTHS: dict[str, int] = {
+    name: i + 1
+    for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+}
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_DAY_MS = 86_400_000
+
+
+class TimestampError(ValueError):
+    """A value that should be a timestamp but is not one we can read."""
+
+
+@lru_cache(maxsize=4096)
+def day_ms(year: int, month: int, day: int) -> int:
+    """Epoch milliseconds of midnight UTC of that day (raises TimestampError if no such day)."""
+    try:
+        return (dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL) * _DAY_MS
+    except ValueError as exc:
+        raise TimestampError(f"no such day {year:04d}-{month:02d}-{day:02d}") from exc
+
+
+def clock_ms(hour: int, minute: int, second: int) -> int:
+    if hour > 23 or minute > 59 or second > 60:
+        raise TimestampError(f"no such time {hour:02d}:{minute:02d}:{second:02d}")
+    return ((hour * 60 + minute) * 60 + second) * 1000
+
+
+# ISO 8601 / RFC 3339: date, optional time with optional fraction, optional zone.
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def parse_iso8601(text: str) -> int:
+    """``2023-07-10T12:00:42Z``, ``2023-07-10 12:00:42.123456789+02:00``, ``2023-07-10`` ..."""
+    m = _ISO.fullmatch(text.strip())
+    if m is None:
+        raise TimestampError(f"not an ISO 8601 date: {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    ms = day_ms(int(year), int(month), int(day))
+    if hour is not None:
+        ms += clock_ms(int(hour), int(minute), int(second or 0))
+    if fraction:
+        ms += int((fraction + "000")[:3])  # truncate below the millisecond, as Datadog does
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset_min = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) > 2 else 0)
+        ms -= sign * offset_min * 60_000
+    return ms
+
+
+# Magnitude thresholds for epoch numbers: seconds until year 5138, then ms, us, ns.
+_SECONDS_BELOW = 1e11
+_MILLIS_BELOW = 1e14
+_MICROS_BELOW = 1e17
+
+
+def epoch_to_ms(value: float | int) -> int:
+    """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise TimestampError(f"not a finite epoch number: {value!r}")
+    magnitude = abs(value)
+    if magnitude < _SECONDS_BELOW:
+        return int(round(value * 1000)) if isinstance(value, float) else int(value) * 1000
+    if magnitude < _MILLIS_BELOW:
+        return int(value)
+    if magnitude < _MICROS_BELOW:
+        return int(value) // 1000
+    return int(value) // 1_000_000
+
+
+_NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def parse_any(value: object) -> int:
+    """A JSON timestamp value: epoch number, numeric string or ISO 8601 string."""
+    if isinstance(value, bool):
+        raise TimestampError(f"a boolean is not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        return epoch_to_ms(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMERIC.fullmatch(text):
+            return epoch_to_ms(float(text) if "." in text else int(text))
+        return parse_iso8601(text)
+    raise TimestampError(f"not a timestamp: {value!r}")
+
+
+def parse_access_log_time(text: str) -> int:
+    """``10/Oct/2000:13:55:36 -0700`` (Apache/nginx ``%t``)."""
+    try:
+        day = int(text[0:2])
+        month = MONTHS[text[3:6]]
+        year = int(text[7:11])
+        hour, minute, second = int(text[12:14]), int(text[15:17]), int(text[18:20])
+        ms = day_ms(year, month, day) + clock_ms(hour, minute, second)
+        zone = text[21:].strip()
+        if zone:
+            sign = -1 if zone[0] == "-" else 1
+            ms -= sign * (int(zone[1:3]) * 60 + int(zone[3:5])) * 60_000
+        return ms
+    except (KeyError, ValueError, IndexError) as exc:
+        raise TimestampError(f"not an access-log time: {text!r}") from exc
+
+
+def format_ms(ms: int) -> str:
+    """ISO 8601 UTC with milliseconds, for messages and tests."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,210 @@
+"""Sources and chunks: paths, globs, stdin, gzip by magic bytes, and the chunking invariant
+(any chunk size gives the same events and the same rejections as reading whole)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from secmon.errors import InputError
+from secmon.ingest import FORMATS, IngestStats, Source, open_sources, parse_events, split_lines
+from secmon.ingest.sources import expand_paths
+
+SYSLOG_LINES = [
+    "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+    "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+    "Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times: [ Failed password for root from 5.36.59.76 port 42393 ssh2]",
+    "Dec 31 23:59:59 LabSZ sshd[1]: Accepted password for fztu from 119.137.62.142 port 38100 ssh2",
+    "Jan  1 00:00:01 LabSZ sshd[2]: Failed password for r\u00e9my from 10.0.0.1 port 22 ssh2",
+    "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ",
+    "not a syslog line at all",
+    "Foo 10 06:55:46 LabSZ sshd[1]: bad month",
+    "",
+    "   ",
+]
+JSON_LINES = [
+    '{"timestamp": "2023-07-10T12:00:42Z", "message": "hello", "usr": {"name": "b\u00f6b"}}',
+    '{"eventTime": "2023-07-10T12:00:42Z", "eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "sourceIPAddress": "1.2.3.4"}',
+    '{"message": "no time"}',
+    '{"timestamp": "yesterday"}',
+    '{"timestamp": 1688990442, "msg": "epoch"',
+    "[1, 2]",
+    '{"Records": [{"eventTime": "2023-07-10T12:00:42Z", "eventSource": "s3", "eventName": "GetObject"}, 3]}',
+    "",
+]
+
+
+def run_source(source: Source, chunk_bytes: int) -> tuple[list[dict[str, Any]], IngestStats]:
+    stats = IngestStats()
+    events: list[dict[str, Any]] = []
+    for chunk in source.chunks(chunk_bytes):
+        assert chunk.data.endswith(b"\n") or chunk is not None
+        events.extend(source.format.parse(chunk, None, stats))
+    return events, stats
+
+
+def build(lines: list[str], endings: list[str], extra: bytes = b"") -> bytes:
+    parts = [line.encode() + ending.encode() for line, ending in zip(lines, endings)]
+    return b"".join(parts) + extra
+
+
+@st.composite
+def log_bytes(draw: st.DrawFn, pool: list[str]) -> bytes:
+    lines = draw(st.lists(st.sampled_from(pool), max_size=25))
+    endings = draw(st.lists(st.sampled_from(["\n", "\r\n"]), min_size=len(lines), max_size=len(lines)))
+    if lines and draw(st.booleans()):
+        endings[-1] = ""  # a final line without newline
+    data = build(lines, endings)
+    if draw(st.booleans()):
+        data += b"Dec 10 06:55:46 LabSZ sshd[9]: Invalid user \xff\xfe from 1.2.3.4\n"  # invalid UTF-8
+    if draw(st.booleans()):
+        data += b"Dec 10 06:55:46 LabSZ sshd[9]: " + b"x" * 300 + b"\n"  # over the 200-byte limit below
+    return data
+
+
+def assert_same(a: tuple[list[dict[str, Any]], IngestStats], b: tuple[list[dict[str, Any]], IngestStats]) -> None:
+    assert a[0] == b[0]
+    assert a[1].rejected == b[1].rejected
+    assert a[1].warnings == b[1].warnings
+    assert a[1].lines_read == b[1].lines_read
+    assert a[1].bytes_read == b[1].bytes_read
+    assert a[1].events_read == b[1].events_read == len(a[0])
+
+
+@pytest.mark.parametrize("fmt", ["syslog", "ndjson"])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(data=st.data(), chunk_bytes=st.one_of(st.integers(1, 8), st.integers(9, 400)))
+def test_any_chunk_size_gives_the_same_events(fmt: str, data: st.DataObject, chunk_bytes: int) -> None:
+    raw = data.draw(log_bytes(SYSLOG_LINES if fmt == "syslog" else JSON_LINES))
+    whole = run_source(Source("t", data=raw, format=fmt, year=2015, max_line_bytes=200), 1 << 20)
+    chunked = run_source(Source("t", data=raw, format=fmt, year=2015, max_line_bytes=200), chunk_bytes)
+    assert_same(whole, chunked)
+    zipped = run_source(Source("t", data=gzip.compress(raw), format=fmt, year=2015, max_line_bytes=200), chunk_bytes)
+    assert_same(whole, zipped)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_selected_lines_give_the_events_of_those_lines(data: st.DataObject) -> None:
+    raw = data.draw(log_bytes(JSON_LINES))
+    source = Source("t", data=raw, format="ndjson")
+    chunks = list(source.chunks(1 << 20))
+    if not chunks:
+        return
+    n = len(split_lines(chunks[0].data))
+    picked = sorted(data.draw(st.sets(st.integers(0, n - 1))) if n else set())
+    selected = FORMATS["ndjson"].parse(chunks[0], np.array(picked, dtype=np.int64), IngestStats())
+    one_by_one = [e for i in picked for e in FORMATS["ndjson"].parse(chunks[0], np.array([i]), IngestStats())]
+    assert selected == one_by_one
+
+
+def test_chunks_hold_whole_lines_and_number_them(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    path.write_bytes(b"l1\nline2\r\nl3\nlast")
+    source = next(open_sources([path], format="text"))
+    chunks = list(source.chunks(4))
+    assert b"".join(c.data for c in chunks) == path.read_bytes()
+    for chunk in chunks[:-1]:
+        assert chunk.data.endswith(b"\n")
+    assert [c.first_line for c in chunks] == [1, 2, 3, 4]
+
+
+def test_over_long_line_is_rejected_not_held(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b'{"timestamp": 1, "a": "' + b"x" * 5000 + b'"}\n{"timestamp": 2}\n')
+    source = next(open_sources([path], max_line_bytes=1000))
+    stats = IngestStats()
+    events = []
+    for chunk in source.chunks(64):
+        assert len(chunk.data) <= 64 + 1001 + 1
+        events.extend(source.format.parse(chunk, None, stats))
+    assert [e["timestamp"] for e in events] == [2000]
+    assert stats.rejected == Counter({"line_too_long": 1})
+    assert stats.bytes_read == path.stat().st_size
+    assert "big.jsonl:1" in stats.examples["line_too_long"][0]
+
+
+def test_gzip_is_detected_by_magic_bytes_not_name(tmp_path: Path) -> None:
+    plain = tmp_path / "auth.log"
+    plain.write_text(SYSLOG_LINES[1] + "\n")
+    disguised = tmp_path / "auth.log.1"  # no .gz suffix
+    disguised.write_bytes(gzip.compress(plain.read_bytes()))
+    named = tmp_path / "auth.log.2.gz"
+    named.write_bytes(gzip.compress(plain.read_bytes()))
+    sources = list(open_sources([plain, disguised, named], year=2015))
+    assert [s.format.name for s in sources] == ["syslog"] * 3
+    assert [s.compressed for s in sources] == [False, True, True]
+    assert parse_events(disguised, year=2015) == parse_events(plain, year=2015) == parse_events(named, year=2015)
+
+
+def test_directories_recurse_and_globs_expand(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "a.jsonl").write_text('{"timestamp": 1}\n')
+    (tmp_path / "d" / "sub" / "b.jsonl").write_text('{"timestamp": 2}\n')
+    (tmp_path / "empty").mkdir()
+    names = [name for name, _ in expand_paths([tmp_path / "d"])]
+    assert names == [str(tmp_path / "d" / "a.jsonl"), str(tmp_path / "d" / "sub" / "b.jsonl")]
+    assert [n for n, _ in expand_paths([str(tmp_path / "d" / "**" / "*.jsonl")])] == names
+    assert expand_paths([tmp_path / "empty"]) == []
+    assert sorted(e["timestamp"] for e in parse_events(tmp_path / "d")) == [1000, 2000]
+
+
+def test_missing_path_and_empty_glob_name_themselves(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.log"):
+        open_sources([tmp_path / "nope.log"])
+    with pytest.raises(FileNotFoundError, match=r"\*.zzz"):
+        open_sources([str(tmp_path / "*.zzz")])
+
+
+def test_unknown_format_lists_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown log format 'csv'; valid formats: .*ndjson.*syslog"):
+        open_sources([tmp_path], format="csv")
+
+
+def test_stdin_is_read_and_sniffed() -> None:
+    code = (
+        "from secmon.ingest import IngestStats, parse_events\n"
+        "s = IngestStats()\n"
+        "ev = parse_events('-', year=2015, stats=s)\n"
+        "print(len(ev), s.summary())\n"
+    )
+    data = gzip.compress(("\n".join(SYSLOG_LINES[:4]) + "\n").encode())
+    proc = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "8 8 events read, 0 rejected"
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'{"a": 1}\n{"b": 2}\n', "ndjson"),
+        (b'{"Records": [{"eventTime": "2023-07-10T12:00:42Z"}]}', "ndjson"),
+        (b'{\n  "Records": [\n', "json"),
+        (b"[\n  {\"a\": 1},\n", "json"),
+        (b"Dec 10 06:55:46 LabSZ sshd[24200]: hi\n", "syslog"),
+        (b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed\n", "syslog"),
+        (b'127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326\n', "access_log"),
+        (b"[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok\n", "apache_error"),
+        (b"[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open\n", "text"),
+        (b"\n\n   \n", "text"),
+    ],
+)
+def test_format_detection(head: bytes, expected: str) -> None:
+    assert Source("t", data=head).format.name == expected
+
+
+def test_summary_line_counts_reasons() -> None:
+    stats = IngestStats()
+    parse_events(JSON_LINES, format="ndjson", stats=stats)
+    assert stats.summary() == (
+        "3 events read, 6 rejected: bad_timestamp=1, malformed_json=1, missing_timestamp=1, not_an_object=3"
+    )

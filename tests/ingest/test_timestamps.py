@@ -1,0 +1,105 @@
+"""Timestamp parsers against datetime (the obvious twin) and a table of real formats."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from secmon.ingest.timestamps import (
+    TimestampError,
+    epoch_to_ms,
+    parse_access_log_time,
+    parse_any,
+    parse_iso8601,
+)
+
+UTC = dt.timezone.utc
+
+
+def naive_ms(moment: dt.datetime) -> int:
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-07-10T12:00:42Z", dt.datetime(2023, 7, 10, 12, 0, 42, tzinfo=UTC)),
+        ("2023-07-10T12:00:42.123Z", dt.datetime(2023, 7, 10, 12, 0, 42, 123000, tzinfo=UTC)),
+        ("2023-07-10T12:00:42.123456789Z", dt.datetime(2023, 7, 10, 12, 0, 42, 123000, tzinfo=UTC)),
+        ("2023-07-10T14:00:42+02:00", dt.datetime(2023, 7, 10, 12, 0, 42, tzinfo=UTC)),
+        ("2023-07-10T07:00:42-0500", dt.datetime(2023, 7, 10, 12, 0, 42, tzinfo=UTC)),
+        ("2023-07-10 12:00:42", dt.datetime(2023, 7, 10, 12, 0, 42, tzinfo=UTC)),
+        ("2023-07-10", dt.datetime(2023, 7, 10, tzinfo=UTC)),
+        ("1969-12-31T23:59:59Z", dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_iso8601_table(text: str, expected: dt.datetime) -> None:
+    assert parse_iso8601(text) == naive_ms(expected)
+
+
+@pytest.mark.parametrize("text", ["2023-13-01T00:00:00Z", "2023-02-30", "yesterday", "2023-07-10T25:00:00Z", ""])
+def test_iso8601_rejects_impossible_dates(text: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_iso8601(text)
+
+
+@given(
+    st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+    st.integers(-14 * 60, 14 * 60),
+    st.sampled_from(["T", " "]),
+)
+def test_iso8601_matches_datetime(moment: dt.datetime, offset_min: int, sep: str) -> None:
+    zone = dt.timezone(dt.timedelta(minutes=offset_min))
+    aware = moment.replace(tzinfo=zone)
+    text = aware.isoformat(sep=sep, timespec="microseconds")
+    assert parse_iso8601(text) == naive_ms(aware.astimezone(UTC))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1688990442, 1688990442000),
+        (1688990442.5, 1688990442500),
+        (1688990442123, 1688990442123),
+        (1688990442123456, 1688990442123),
+        (1688990442123456789, 1688990442123),
+        ("1688990442", 1688990442000),
+        ("1688990442123", 1688990442123),
+        ("2023-07-10T12:00:42Z", 1688990442000),
+    ],
+)
+def test_epoch_magnitudes_and_numeric_strings(value: object, expected: int) -> None:
+    assert parse_any(value) == expected
+
+
+@pytest.mark.parametrize("value", [True, None, {"a": 1}, float("nan"), "soon"])
+def test_parse_any_rejects_non_timestamps(value: object) -> None:
+    with pytest.raises(TimestampError):
+        parse_any(value)
+
+
+@given(st.integers(0, 2**41))
+def test_epoch_ms_roundtrip(ms: int) -> None:
+    if ms >= 1e11:  # below that a number reads as seconds
+        assert epoch_to_ms(ms) == ms
+        assert epoch_to_ms(ms * 1000) == ms
+        assert epoch_to_ms(ms * 1_000_000) == ms
+
+
+def test_access_log_time_with_zone() -> None:
+    expected = naive_ms(dt.datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC))
+    assert parse_access_log_time("10/Oct/2000:13:55:36 -0700") == expected
+    with pytest.raises(TimestampError):
+        parse_access_log_time("10/Foo/2000:13:55:36 -0700")
+
+
+@given(st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1)), st.integers(-720, 840))
+def test_access_log_time_matches_strptime(moment: dt.datetime, offset_min: int) -> None:
+    offset_min -= offset_min % 15
+    aware = moment.replace(microsecond=0, tzinfo=dt.timezone(dt.timedelta(minutes=offset_min)))
+    text = aware.strftime("%d/%b/%Y:%H:%M:%S %z")
+    assert parse_access_log_time(text) == naive_ms(dt.datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z"))
