@@ -1,0 +1,173 @@
+"""JSON records: generic Datadog remapping, CloudTrail, Kubernetes audit, documents, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from secmon.ingest import FORMATS, IngestStats, open_sources, parse_events, parse_lines
+
+UTC = dt.timezone.utc
+T = int(dt.datetime(2023, 7, 10, 12, 0, 42, tzinfo=UTC).timestamp() * 1000)
+
+
+def get(event: dict[str, Any], path: str) -> Any:
+    node: Any = event
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"@timestamp": "2023-07-10T12:00:42Z"}, {"timestamp": T}),
+        ({"timestamp": 1688990442}, {"timestamp": T}),
+        ({"_timestamp": "1688990442000"}, {"timestamp": T}),
+        ({"Timestamp": "2023-07-10T14:00:42+02:00"}, {"timestamp": T}),
+        ({"date": 1688990442000000000}, {"timestamp": T}),
+        ({"published_date": "2023-07-10 12:00:42"}, {"timestamp": T}),
+        ({"syslog": {"timestamp": "2023-07-10T12:00:42Z"}}, {"timestamp": T}),
+        ({"syslog.timestamp": "2023-07-10T12:00:42Z"}, {"timestamp": T}),
+        ({"timestamp": T, "msg": "hi", "level": "WARN"}, {"message": "hi", "status": "warning"}),
+        ({"timestamp": T, "log": "x", "severity": 3}, {"message": "x", "status": "error"}),
+        ({"timestamp": T, "message": "kept", "msg": "not used"}, {"message": "kept"}),
+        ({"timestamp": T, "hostname": "web-1", "ddsource": "nginx", "ddtags": "env:prod, team:sec"},
+         {"host": "web-1", "source": "nginx", "tags": ["env:prod", "team:sec"]}),
+        ({"timestamp": T, "syslog": {"appname": "cron", "hostname": "h"}}, {"service": "cron", "host": "h"}),
+    ],
+)
+def test_generic_json_remapping(record: dict[str, Any], expected: dict[str, Any]) -> None:
+    [event] = parse_lines([json.dumps(record)], format="ndjson")
+    for path, value in expected.items():
+        assert get(event, path) == value, path
+
+
+def test_the_first_reserved_date_attribute_wins() -> None:
+    record = {"date": "2001-01-01T00:00:00Z", "eventTime": "2023-07-10T12:00:42Z"}
+    assert parse_events([record])[0]["timestamp"] == T
+
+
+def test_cloudtrail_mapping() -> None:
+    record = {
+        "eventTime": "2023-07-10T12:00:42Z", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "sourceIPAddress": "192.168.10.20", "userAgent": "stratus-red-team_1e5b", "errorCode": "TrailNotFoundException",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123837392027:user/bert-jan", "userName": "bert-jan"},
+        "requestParameters": {"name": "trail-1"},
+    }
+    [event] = parse_events([record])
+    assert event["timestamp"] == T
+    assert (event["source"], event["service"]) == ("cloudtrail", "cloudtrail")
+    assert event["evt"] == {"name": "StopLogging", "outcome": "failure"}
+    assert event["network"]["client"]["ip"] == "192.168.10.20"
+    assert event["http"]["useragent"] == "stratus-red-team_1e5b"
+    assert event["usr"] == {"id": "arn:aws:iam::123837392027:user/bert-jan", "name": "bert-jan"}
+    assert event["requestParameters"]["name"] == "trail-1"  # raw fields stay addressable
+    assert record.get("evt") is None  # parse_events copies the caller's dicts
+
+
+def test_cloudtrail_service_principal_is_not_a_client_ip() -> None:
+    record = {"eventTime": "2023-07-10T12:00:42Z", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+              "sourceIPAddress": "ec2.amazonaws.com",
+              "userIdentity": {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"userName": "role-x"}}}}
+    [event] = parse_events([record])
+    assert get(event, "network.client.ip") is None
+    assert event["sourceIPAddress"] == "ec2.amazonaws.com"
+    assert get(event, "usr.name") == "role-x"
+    assert get(event, "evt.outcome") == "success"
+
+
+def test_cloudtrail_stratus_matches_datadogs_own_mapping(dataset: Callable[[str], Path]) -> None:
+    """cloudtrail-stratus holds records after Datadog's pipeline. Datadog *moved* sourceIPAddress
+    and userAgent into network.client.ip / http.useragent (we copy, so Sigma-style rules on the raw
+    names still work) and copied eventName into evt.name. Undo that, map the raw record
+    ourselves, and compare."""
+    path = dataset("cloudtrail-stratus/events.jsonl")
+    datadog = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert not any("sourceIPAddress" in r or "userAgent" in r for r in datadog)
+    raw = [
+        {k: v for k, v in r.items() if k not in ("evt", "http", "network", "service")}
+        | {"sourceIPAddress": r["network"]["client"]["ip"], "userAgent": r["http"]["useragent"]}
+        for r in datadog
+    ]
+    ours = parse_events(raw)
+    assert len(ours) == 15
+    for mine, theirs in zip(ours, datadog):
+        for attribute in ("evt.name", "network.client.ip", "http.useragent", "service"):
+            assert get(mine, attribute) == get(theirs, attribute), attribute
+
+
+def test_cloudtrail_invictus_counts(dataset: Callable[[str], Path]) -> None:
+    stats = IngestStats()
+    events = parse_events(dataset("cloudtrail-invictus/CloudTrail"), stats=stats)
+    assert len(events) == 2900 and stats.rejected_total == 0
+    assert Counter(get(e, "evt.outcome") for e in events) == Counter({"success": 2600, "failure": 300})
+    password_reads = [e for e in events if get(e, "evt.name") == "GetPasswordData"]
+    assert len(password_reads) == 29
+    assert {get(e, "usr.name") for e in password_reads} == {"stratus-red-team-ec2-get-password-data-role"}
+    assert max(e["timestamp"] for e in password_reads) - min(e["timestamp"] for e in password_reads) <= 4000
+    jsonl = parse_events(dataset("cloudtrail-invictus/events.jsonl"))
+    key = lambda e: e["eventID"]  # noqa: E731
+    strip = lambda e: {k: v for k, v in e.items() if k != "_file"}  # noqa: E731
+    assert sorted(map(strip, jsonl), key=key) == sorted(events, key=key)
+
+
+def test_stratus_raw_documents_and_the_malformed_one(dataset: Callable[[str], Path]) -> None:
+    stats = IngestStats()
+    events = parse_events(dataset("cloudtrail-stratus/raw"), stats=stats)
+    assert len(events) == 12  # 15 minus the 3 of the upstream file with a missing comma
+    assert stats.rejected == Counter({"malformed_json": 1})
+    assert "aws.execution.ec2-user-data.json" in stats.examples["malformed_json"][0]
+    assert {s.format.name for s in open_sources([dataset("cloudtrail-stratus/raw")])} == {"json"}
+
+
+def test_kubernetes_audit_event() -> None:
+    record = {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": "a1",
+        "stage": "ResponseComplete", "verb": "create", "requestURI": "/api/v1/namespaces/default/pods",
+        "user": {"username": "system:serviceaccount:default:sa", "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.0.7", "10.0.0.1"], "userAgent": "kubectl/v1.29",
+        "objectRef": {"resource": "pods", "namespace": "default"},
+        "responseStatus": {"metadata": {}, "code": 403},
+        "requestReceivedTimestamp": "2023-07-10T12:00:42.123456Z", "stageTimestamp": "2023-07-10T12:00:43.000000Z",
+    }
+    document = json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [record]}, indent=2)
+    stats = IngestStats()
+    [event] = parse_lines(document.splitlines(), stats=stats)
+    assert event["timestamp"] == T + 123
+    assert event["source"] == "kubernetes.audit"
+    assert get(event, "usr.name") == "system:serviceaccount:default:sa"
+    assert get(event, "network.client.ip") == "10.0.0.7"
+    assert get(event, "evt.name") == "create"
+    assert get(event, "evt.outcome") == "failure"
+    assert get(event, "http.status_code") == 403
+    assert get(event, "objectRef.resource") == "pods"
+
+
+def test_bad_json_is_counted_not_fatal() -> None:
+    stats = IngestStats()
+    lines = [b'{"timestamp": 1}', b'{"timestamp": ', b'"a string"', b'{"timestamp": true}', b"",
+             b'{"timestamp": 2, "usr": {"name": "\xff\xfe"}}']
+    events = parse_lines(lines, format="ndjson", stats=stats, name="x.jsonl")
+    assert [e["timestamp"] for e in events] == [1000, 2000]
+    assert events[1]["usr"]["name"] == "\ufffd\ufffd"
+    assert stats.rejected == Counter({"malformed_json": 1, "not_an_object": 1, "bad_timestamp": 1})
+    assert stats.warnings == Counter({"invalid_utf8": 1})
+    assert stats.blank_lines == 1
+    assert stats.examples["malformed_json"][0].startswith("x.jsonl:2: ")
+    assert stats.files["x.jsonl"].rejected == 3 and stats.files["x.jsonl"].events == 2
+
+
+def test_json_verbatim_flags() -> None:
+    ndjson = FORMATS["ndjson"]
+    assert ndjson.verbatim("evt.name") and ndjson.verbatim("userIdentity.arn") and ndjson.verbatim("network.client.ip")
+    assert not ndjson.verbatim("evt.outcome") and not ndjson.verbatim("source") and not ndjson.verbatim("timestamp")
