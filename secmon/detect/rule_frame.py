@@ -75,4 +75,13 @@ def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame) -> pl.DataFram
     if not parts:
         return pl.DataFrame()
     frame = pl.concat(parts, how="diagonal_relaxed")
+    # Queries that matched nothing still need their columns (as "no match") for the aggregations.
+    missing: list[pl.Expr] = []
+    for i, cq in enumerate(compiled.queries):
+        if f"__d{i}" not in frame.columns:
+            missing += [pl.lit(None, dtype=pl.String).alias(f"__d{i}"), pl.lit(None, dtype=pl.Float64).alias(f"__m{i}")]
+        if cq.aggregation == "new_value" and f"__v{i}" not in frame.columns:
+            missing.append(pl.lit(None, dtype=pl.String).alias(f"__v{i}"))
+    if missing:
+        frame = frame.with_columns(missing)
     return frame.sort([*groups, TS, EVENT, EID], nulls_last=True)
