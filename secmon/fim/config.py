@@ -22,10 +22,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from secmon.fim.attributes import ATTRIBUTES, PRESETS, parse_attribute_set
 from secmon.fim.errors import FimConfigError
@@ -33,6 +33,15 @@ from secmon.fim.globs import glob_to_regex, matches_whole_path
 from secmon.fim.pywalk import HASH_ALGORITHMS
 
 FILE_TYPES: tuple[str, ...] = ("file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "unknown")
+
+
+def _absolute_path(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError("must be absolute (inside the root filesystem when --root is set)")
+    return path
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 
 
 class RuleSpec(BaseModel):
@@ -56,7 +65,7 @@ class FimConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    paths: list[str] = Field(default_factory=list)
+    paths: list[AbsolutePath] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     hash: str | None = "sha256"
     rules: list[RuleSpec] = Field(default_factory=list)
@@ -64,14 +73,6 @@ class FimConfig(BaseModel):
     xattrs: bool = True
     follow_symlinks: bool = False
     one_file_system: bool = False
-
-    @field_validator("paths")
-    @classmethod
-    def _absolute(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"path {path!r} must be absolute")
-        return value
 
     @field_validator("hash", mode="before")
     @classmethod

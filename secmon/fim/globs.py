@@ -49,13 +49,19 @@ def glob_to_regex(pattern: str) -> str:
             out.append("[^/]")
         elif ch == "[":
             end = pattern.find("]", i + 2 if pattern.startswith("[!", i) or pattern.startswith("[^", i) else i + 1)
-            if end == -1:
-                out.append(_escape(ch))
+            if end == -1 or end == i + 1:
+                out.append(_escape(ch))  # no class here: a literal "["
             else:
                 body = pattern[i + 1 : end]
                 if body.startswith("!"):
                     body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                negate = body.startswith("^")
+                if negate:
+                    body = body[1:]
+                # Escape what either regex dialect treats specially inside a class (Rust: nested
+                # classes and the && ~~ set operators).
+                body = "".join("\\" + c if c in "\\[]&~^" else c for c in body)
+                out.append("[" + ("^" if negate else "") + body + "]")
                 i = end
         else:
             out.append(_escape(ch))
