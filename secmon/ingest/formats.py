@@ -436,7 +436,8 @@ _ACCESS = re.compile(
     r"(\S+) (\S+) (\S+) \[([^\]]+)\] " + _QUOTED + r" (\d{3}|-) (\d+|-)(?: " + _QUOTED + " " + _QUOTED + r")?.*",
     re.DOTALL,
 )
-_BACKSLASH_ESCAPE = re.compile(r"\\(.)")
+# Only \" and \\ are undone; \xhh (Apache's escape for non-printable bytes) stays as logged.
+_BACKSLASH_ESCAPE = re.compile(r"\\([\"\\])")
 
 
 def _unescape(text: str) -> str:

@@ -223,6 +223,7 @@ def _build(spec: Any, index: int, file: str, taken: set[str], errors: list[Parse
     for key in spec:
         if key not in _PARSER_KEYS:
             errors.append(ParserFileError(file, name, str(key), f"unknown key; valid keys: {', '.join(sorted(_PARSER_KEYS))}"))
+    before_patterns = len(errors)
     raw_patterns = spec.get("patterns")
     if isinstance(raw_patterns, str):
         raw_patterns = [raw_patterns]
@@ -238,6 +239,8 @@ def _build(spec: Any, index: int, file: str, taken: set[str], errors: list[Parse
             patterns.append(re.compile(text))
         except re.error as exc:
             errors.append(ParserFileError(file, name, f"patterns[{k}]", f"invalid regular expression: {exc}", text))
+    if len(errors) > before_patterns:
+        return None  # group names are unknown: checks that depend on them would only add noise
     groups: list[str] = []
     for pattern in patterns:
         groups.extend(g for g in pattern.groupindex if g not in groups)

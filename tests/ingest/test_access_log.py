@@ -1,0 +1,84 @@
+"""Apache/nginx access logs (escaped quotes inside fields) and the Apache error log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secmon.ingest import FORMATS, IngestStats, parse_events, parse_lines
+
+UTC = dt.timezone.utc
+
+
+def test_combined_line() -> None:
+    line = ('127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?x=1 HTTP/1.0" 200 2326 '
+            '"http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"')
+    [event] = parse_lines([line])
+    assert event["timestamp"] == int(dt.datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC).timestamp() * 1000)
+    assert event["network"] == {"client": {"ip": "127.0.0.1"}, "bytes_written": 2326}
+    assert event["usr"] == {"name": "frank"}
+    assert event["http"] == {
+        "method": "GET", "url": "/apache_pb.gif?x=1", "url_details": {"path": "/apache_pb.gif"}, "version": "1.0",
+        "status_code": 200, "referer": "http://www.example.com/start.html",
+        "useragent": "Mozilla/4.08 [en] (Win98; I ;Nav)",
+    }
+    assert event["source"] == "access_log" and event["status"] == "info" and event["message"] == line
+
+
+def test_escaped_quotes_inside_fields() -> None:
+    line = ('10.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a\\"b HTTP/1.1" 404 - "-" '
+            '"curl \\"quoted\\" agent"')
+    [event] = parse_lines([line], format="nginx")
+    assert event["http"]["url"] == '/a"b'
+    assert event["http"]["useragent"] == 'curl "quoted" agent'
+    assert event["http"]["status_code"] == 404 and event["status"] == "warn"
+    assert "bytes_written" not in event["network"] and "referer" not in event["http"] and "usr" not in event
+    assert event["source"] == "nginx"
+
+
+def test_common_format_and_garbage_request() -> None:
+    lines = ['1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 500 12',
+             '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "\\x16\\x03\\x01" 400 0',
+             "not an access log line"]
+    stats = IngestStats()
+    events = parse_lines(lines, format="apache", stats=stats)
+    assert [e["http"].get("status_code") for e in events] == [500, 400]
+    assert events[0]["status"] == "error" and events[0]["source"] == "apache"
+    assert events[1]["http"] == {"url": "\\x16\\x03\\x01", "status_code": 400}
+    assert stats.rejected == Counter({"unparsed_line": 1})
+
+
+def test_apache_error_log(dataset: Callable[[str], Path]) -> None:
+    stats = IngestStats()
+    events = parse_events(dataset("loghub/Apache/Apache_2k.log"), stats=stats)
+    assert stats.rejected_total == 0 and len(events) == 2000
+    assert Counter(e["status"] for e in events) == Counter({"notice": 1405, "error": 595})
+    clients = [e for e in events if "network" in e]
+    assert len(clients) == 32 and len({e["network"]["client"]["ip"] for e in clients}) == 32
+    assert events[0]["timestamp"] == int(dt.datetime(2005, 12, 4, 4, 47, 44, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("[Wed Oct 11 14:32:52.123456 2000] [core:error] [pid 1234:tid 5678] [client 1.2.3.4:5678] AH00124: boom",
+         {"status": "error", "network": {"client": {"ip": "1.2.3.4", "port": 5678}}, "message": "AH00124: boom"}),
+        ("[Sun Dec 04 07:45:45 2005] [error] [client 63.13.186.196] Directory index forbidden by rule: /var/www/html/",
+         {"status": "error", "network": {"client": {"ip": "63.13.186.196"}}}),
+    ],
+)
+def test_apache_error_lines(line: str, expected: dict[str, Any]) -> None:
+    [event] = parse_lines([line], format="apache_error")
+    for key, value in expected.items():
+        assert event[key] == value
+
+
+def test_access_log_verbatim_flags() -> None:
+    fmt = FORMATS["access_log"]
+    assert fmt.verbatim("http.url") and fmt.verbatim("network.client.ip") and fmt.verbatim("http.status_code")
+    assert not fmt.verbatim("status") and not fmt.verbatim("source") and not fmt.verbatim("timestamp")
