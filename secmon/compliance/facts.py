@@ -1,0 +1,118 @@
+"""Normalized resources and the typed fact frames built from them.
+
+A :class:`Resource` is one thing a check looks at (a workload, a kubelet, a container, a file)
+with its normalized document. :func:`build_scope` turns the documents of one resource kind into
+Polars frames holding exactly the typed facts the checks of that kind need: one frame for the
+resources, and one child frame per ``for_*`` scope (``containers``, ``volumes``, ...) whose rows
+point at their parent row. Both evaluators read facts through :func:`lookup` and
+:func:`elements`, so they agree on what a fact is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from secmon.compliance.conditions import ITEM, DType, Path, Schema, coerce, format_path
+
+POLARS_TYPES: dict[DType, pl.DataType] = {
+    "bool": pl.Boolean(),
+    "num": pl.Float64(),
+    "int": pl.Int64(),
+    "str": pl.String(),
+    "strlist": pl.List(pl.String()),
+}
+
+# The key a normalizer may set on a list element to say where it really lives in the source
+# object (``spec.template.spec.initContainers[0]``), because normalization merges lists.
+PATH_KEY = "__path"
+
+
+@dataclass
+class Resource:
+    """One checked thing: its kind (a name from the check files' ``resource``), display name,
+    origin and normalized document."""
+
+    kind: str
+    name: str
+    file: str
+    doc: dict[str, Any]
+    location: str = ""
+    line: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def lookup(doc: Any, path: Path) -> Any:
+    """The raw value at ``path`` inside ``doc``, or None when any step is missing."""
+    if path == (ITEM,) and not isinstance(doc, Mapping):
+        return doc
+    node = doc
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+        if node is None:
+            return None
+    return node
+
+
+def elements(doc: Any, scope: Path, parent_path: str) -> list[tuple[Any, str]]:
+    """The elements of a ``for_*`` scope with the path each one has in the source object.
+
+    A list gives its items; a mapping gives ``{key, value}`` pairs (annotations, ConfigMap data);
+    a single scalar is a one-element list; an absent value is empty.
+    """
+    value = lookup(doc, scope)
+    prefix = f"{parent_path}.{format_path(scope)}" if parent_path else format_path(scope)
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        out: list[tuple[Any, str]] = []
+        for i, item in enumerate(value):
+            where = item.get(PATH_KEY) if isinstance(item, Mapping) else None
+            out.append((item, where if isinstance(where, str) else f"{prefix}[{i}]"))
+        return out
+    if isinstance(value, Mapping):
+        return [({"key": str(k), "value": v}, f"{prefix}.{k}") for k, v in value.items()]
+    return [(value, prefix)]
+
+
+@dataclass
+class ScopeFrame:
+    """Typed facts of one level: ``frame`` has one row per document (plus ``__parent`` and
+    ``__path`` in child scopes), ``children`` one ScopeFrame per nested scope."""
+
+    frame: pl.DataFrame
+    children: dict[Path, ScopeFrame]
+
+    @property
+    def height(self) -> int:
+        return self.frame.height
+
+
+def build_scope(
+    docs: list[Any], paths: list[str], schema: Schema, parents: list[int] | None = None
+) -> ScopeFrame:
+    columns: dict[str, pl.Series] = {}
+    if parents is not None:
+        columns["__parent"] = pl.Series("__parent", parents, dtype=pl.Int64)
+        columns["__path"] = pl.Series("__path", paths, dtype=pl.String)
+    for name, (path, dtype) in schema.fields.items():
+        values = [coerce(lookup(doc, path), dtype) for doc in docs]
+        columns[name] = pl.Series(name, values, dtype=POLARS_TYPES[dtype])
+    frame = pl.DataFrame(list(columns.values())) if columns else pl.DataFrame({"__dummy": [None] * len(docs)})
+    children: dict[Path, ScopeFrame] = {}
+    for scope, child_schema in schema.scopes.items():
+        child_docs: list[Any] = []
+        child_paths: list[str] = []
+        child_parents: list[int] = []
+        for row, (doc, path) in enumerate(zip(docs, paths, strict=True)):
+            for item, item_path in elements(doc, scope, path):
+                child_docs.append(item)
+                child_paths.append(item_path)
+                child_parents.append(row)
+        children[scope] = build_scope(child_docs, child_paths, child_schema, child_parents)
+    return ScopeFrame(frame, children)
