@@ -515,3 +515,67 @@ def test_invictus_quiet_rules_stay_quiet() -> None:
     quiet = ("aws-root-account-activity", "aws-guardduty-disabled", "aws-kms-key-scheduled-for-deletion",
              "aws-iam-user-new-source-ip", "aws-console-login-failures-burst", "aws-s3-bucket-made-public")
     assert scan(dataset("cloudtrail-invictus", "events.jsonl"), *quiet) == []
+
+
+# Panther's labelled CloudTrail unit events, for the Panther rules whose logic matches one of ours
+# on a single event (threshold rules cannot be compared event by event and are left out).
+PANTHER_TO_PACK = {
+    "AWS.CloudTrail.AttemptToLeaveOrg": "aws-organizations-leave",
+    "AWS.CloudTrail.Stopped": "aws-cloudtrail-logging-tampered",
+    "AWS.CloudTrail.EventSelectorsDisabled": "aws-cloudtrail-logging-tampered",
+    "AWS.CloudTrail.LoginProfileCreatedOrModified": "aws-iam-login-profile-for-another-user",
+    "AWS.User.Login.Profile.Modified": "aws-iam-login-profile-for-another-user",
+    "AWS.Console.LoginWithoutMFA": "aws-console-login-without-mfa",
+    "AWS.Console.RootLogin": "aws-root-account-activity",
+    "AWS.Root.Activity": "aws-root-account-activity",
+    "AWS.CloudTrail.RootAccessKeyCreated": "aws-root-account-activity",
+    "AWS.IAM.AttachAdminUserPolicy": "aws-iam-admin-policy-attached",
+    "AWS.IAM.AttachAdminRolePolicy": "aws-iam-admin-policy-attached",
+    "AWS.IAM.Backdoor.User.Keys": "aws-iam-access-key-created-for-another-user",
+    "AWS.IAM.CreateUser": "aws-iam-user-created",
+    "AWS.KMS.CustomerManagedKeyLoss": "aws-kms-key-scheduled-for-deletion",
+    "AWS.RDS.SnapshotShared": "aws-rds-snapshot-shared",
+    "AWS.VPCFlow.LogsDeleted": "aws-vpc-flow-logs-deleted",
+    "AWS.CloudTrail.SnapshotMadePublic": "aws-ebs-snapshot-shared",
+    "AWS.CloudTrail.AMIModifiedForPublicAccess": "aws-ami-shared",
+}
+# Where our rule decides differently from Panther's label on purpose.
+PANTHER_BY_DESIGN = {
+    ("AWS.CloudTrail.Stopped", "Error Stopping CloudTrail"): "a failed attempt is our medium case",
+    ("AWS.CloudTrail.EventSelectorsDisabled", "Event Selector Enabled"): "every selector change is flagged; triage reads it",
+    ("AWS.Console.LoginWithoutMFA", "No MFA Login - New User"): "Panther's label depends on a mocked new-user lookup",
+    ("AWS.IAM.Backdoor.User.Keys", "user1 create keys for user1"): "a query cannot compare two attributes",
+    ("AWS.CloudTrail.LoginProfileCreatedOrModified", "ChangeOwnPassword"): "a query cannot compare two attributes",
+    ("AWS.User.Login.Profile.Modified", "ChangeOwnPassword"): "a query cannot compare two attributes",
+    ("AWS.User.Login.Profile.Modified", "User changed password for other reset required"): "admin resets are flagged too",
+    ("AWS.CloudTrail.RootAccessKeyCreated", "Root Created Access Key For User"): "any root use is flagged",
+    ("AWS.Root.Activity", "Root Activity - CreateServiceLinkedRole"): "any root use is flagged",
+    ("AWS.Root.Activity", "Root Read-Only Enumeration"): "any root use is flagged",
+}
+# Where our rule is right by Datadog's semantics but the engine cannot follow yet.
+PANTHER_ENGINE_GAPS = {
+    ("AWS.CloudTrail.AMIModifiedForPublicAccess", "AMI Made Public"): ARRAYS_OF_OBJECTS,
+    ("AWS.CloudTrail.AMIModifiedForPublicAccess", "Access Granted To Unknown User"): ARRAYS_OF_OBJECTS,
+    ("AWS.CloudTrail.SnapshotMadePublic", "Snapshot Made Publicly Accessible"): ARRAYS_OF_OBJECTS,
+    ("AWS.CloudTrail.SnapshotMadePublic", "Snapshot Mader Available to Single Person"): ARRAYS_OF_OBJECTS,
+}
+
+
+def test_panther_labelled_cloudtrail_events() -> None:
+    """Every comparable Panther case gets Panther's verdict, except the listed, explained ones."""
+    import json
+
+    path = dataset("panther-tests", "cloudtrail_tests.jsonl")
+    compared = 0
+    disagreements = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        rule_id = PANTHER_TO_PACK.get(case["rule_id"])
+        if rule_id is None or not case.get("log"):
+            continue
+        compared += 1
+        fired = bool(Engine([pack_rules()[rule_id]]).scan_events([case["log"]]))
+        if fired != case["expected"]:
+            disagreements.add((case["rule_id"], case["test_name"]))
+    assert compared >= 60
+    assert disagreements == set(PANTHER_BY_DESIGN) | set(PANTHER_ENGINE_GAPS)
