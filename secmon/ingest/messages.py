@@ -67,8 +67,9 @@ def is_ip(text: str) -> bool:
 
 def _set_client(event: Event, ip: str, port: str | None = None) -> None:
     network = event.get("network")
-    if not isinstance(network, dict):
-        network = event["network"] = {}
+    if network is None:  # the common case: build the nested dicts in one go
+        event["network"] = {"client": {"ip": ip} if port is None else {"ip": ip, "port": int(port)}}
+        return
     client = network.setdefault("client", {})
     client["ip"] = ip
     if port is not None:
