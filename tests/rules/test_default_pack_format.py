@@ -547,7 +547,7 @@ PANTHER_BY_DESIGN = {
     ("AWS.IAM.Backdoor.User.Keys", "user1 create keys for user1"): "a query cannot compare two attributes",
     ("AWS.CloudTrail.LoginProfileCreatedOrModified", "ChangeOwnPassword"): "a query cannot compare two attributes",
     ("AWS.User.Login.Profile.Modified", "ChangeOwnPassword"): "a query cannot compare two attributes",
-    ("AWS.User.Login.Profile.Modified", "User changed password for other reset required"): "admin resets are flagged too",
+    ("AWS.User.Login.Profile.Modified", "User changed password for other reset required"): "a forced-change reset is our low case",
     ("AWS.CloudTrail.RootAccessKeyCreated", "Root Created Access Key For User"): "any root use is flagged",
     ("AWS.Root.Activity", "Root Activity - CreateServiceLinkedRole"): "any root use is flagged",
     ("AWS.Root.Activity", "Root Read-Only Enumeration"): "any root use is flagged",
