@@ -53,6 +53,7 @@ TACTICS = {
 # technique id -> (name, tactics the technique belongs to in ATT&CK)
 TECHNIQUES = {
     "T1078": ("valid-accounts", {"TA0001", "TA0003", "TA0004", "TA0005"}),
+    "T1059": ("command-and-scripting-interpreter", {"TA0002"}),
     "T1087": ("account-discovery", {"TA0007"}),
     "T1098": ("account-manipulation", {"TA0003", "TA0004"}),
     "T1110": ("brute-force", {"TA0006"}),
@@ -499,6 +500,25 @@ def test_invictus_cloudtrail_detonations() -> None:
         if count is not None:
             assert got[rule_id].event_count == count, rule_id
     assert got["aws-organizations-leave"].severity == "high"  # the attempt was denied
+
+
+def test_stratus_datadog_attribute_events() -> None:
+    """Stratus detonations already in Datadog's attribute names (cloudtrail-stratus)."""
+    signals = scan(dataset("cloudtrail-stratus", "events.jsonl"), *(load_yaml(f)["id"] for f in rule_files()))
+    arn = "arn:aws:sts::677301038893:assumed-role/account-admin/christophe.tafanidereeper"
+    got = sorted((s.rule_id, s.severity, s.event_count) for s in signals)
+    assert got == [
+        ("aws-cloudtrail-logging-tampered", "high", 1),  # DeleteTrail
+        ("aws-ec2-user-data-modified", "medium", 1),  # ModifyInstanceAttribute userData
+        ("aws-secretsmanager-many-secrets-read", "medium", 10),  # 10 distinct secrets in 2 s
+    ]
+    assert all(s.group_by == {"@userIdentity.arn": arn} for s in signals)
+
+
+@pytest.mark.xfail(strict=True, reason=ARRAYS_OF_OBJECTS)
+def test_stratus_snapshot_share() -> None:
+    signals = scan(dataset("cloudtrail-stratus", "events.jsonl"), "aws-ebs-snapshot-shared")
+    assert [(s.rule_id, s.severity) for s in signals] == [("aws-ebs-snapshot-shared", "high")]
 
 
 @pytest.mark.xfail(strict=True, reason=ARRAYS_OF_OBJECTS)
