@@ -148,7 +148,8 @@ def dockerfile_resource(path: str, text: str) -> tuple[list[Resource], list[Inpu
     try:
         doc = dockerfile_facts(text, path)
     except DockerfileError as exc:
-        return [], [InputIssue(path, str(exc).split(": ", 1)[-1] if str(exc).startswith(path) else str(exc))]
+        reason = str(exc)[len(f"{path}:{exc.line}: "):] if str(exc).startswith(f"{path}:") else str(exc)
+        return [], [InputIssue(path, reason, exc.line)]
     return [Resource("dockerfile", path, path, doc, "")], []
 
 

@@ -290,7 +290,9 @@ def control_plane_processes(doc: dict[str, Any], file: str, name: str, line: int
     resource with its flags (command + args), and for etcd its ETCD_* environment."""
     out: list[Resource] = []
     for c in doc["containers"]:
-        argv = [*(c.get("command") or []), *(c.get("args") or [])] if isinstance(c.get("command") or [], list) else []
+        raw = [*(c.get("command") or []), *(c.get("args") or [])] if isinstance(c.get("command") or [], list) and isinstance(c.get("args") or [], list) else []
+        # YAML turns a bare `false` or `30` in a command list into a bool or int; argv is text.
+        argv = [("true" if w else "false") if isinstance(w, bool) else str(w) for w in raw]
         binary = os.path.basename(str(argv[0])) if argv else ""
         kind = CONTROL_PLANE_BINARIES.get(binary)
         if kind is None:
