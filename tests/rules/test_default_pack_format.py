@@ -533,7 +533,8 @@ def test_invictus_quiet_rules_stay_quiet() -> None:
     """No root activity, GuardDuty or KMS destruction happened in the run; the 7-day learning of the
     IAM-user new-IP rule never ends within 55 minutes."""
     quiet = ("aws-root-account-activity", "aws-guardduty-disabled", "aws-kms-key-scheduled-for-deletion",
-             "aws-iam-user-new-source-ip", "aws-console-login-failures-burst", "aws-s3-bucket-made-public")
+             "aws-iam-user-new-source-ip", "aws-console-login-failures-burst", "aws-s3-bucket-made-public",
+             "aws-ec2-user-data-modified")
     assert scan(dataset("cloudtrail-invictus", "events.jsonl"), *quiet) == []
 
 
