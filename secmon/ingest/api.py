@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import glob
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -61,7 +62,9 @@ def normalize_events(records: Iterable[Any], stats: IngestStats | None = None, n
 
 def _looks_like_paths(items: list[Any]) -> bool:
     return all(isinstance(item, Path) for item in items) or all(
-        isinstance(item, str) and "\n" not in item and (item == "-" or os.path.exists(item) or any(c in item for c in "*?["))
+        isinstance(item, str)
+        and "\n" not in item
+        and (item == "-" or os.path.exists(item) or (glob.has_magic(item) and bool(glob.glob(item, recursive=True))))
         for item in items
     )
 
@@ -78,7 +81,8 @@ def parse_events(
     - a path (``str``/``Path``) or a list of paths (files, directories, globs, ``-``);
     - a list of dicts: JSON records, normalized (timestamps, CloudTrail mapping, ...);
     - any other iterable of ``str``/``bytes``: lines in memory. A list of strings is taken as
-      paths only when every item is an existing path, ``-`` or a glob.
+      paths only when every item is an existing path, ``-`` or a glob that matches files (use
+      :func:`open_sources` to get FileNotFoundError for missing paths).
     Rejections are counted in ``stats`` (pass one to see them)."""
     stats = stats if stats is not None else IngestStats()
     if isinstance(inputs, (str, Path)):

@@ -16,6 +16,7 @@ import gzip
 import io
 import os
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +37,14 @@ STDIN_NAME = "<stdin>"
 class Chunk:
     """Whole lines of one source. ``first_line`` is the 1-based number of its first line;
     ``nbytes`` the input bytes it stands for (more than ``len(data)`` when an over-long line was
-    cut)."""
+    cut); ``read_error`` is set on the last chunk of a source whose compressed stream was corrupt
+    or truncated (what came before is still parsed; the parser counts the error)."""
 
     data: bytes
     first_line: int
     source: Source
     nbytes: int = -1
+    read_error: str | None = None
 
     def __post_init__(self) -> None:
         if self.nbytes < 0:
@@ -72,6 +75,44 @@ class _PrefixedStream(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         return n
+
+
+class _TolerantGzip:
+    """A gzip stream that ends, instead of raising, where the data is corrupt or truncated (a
+    log rotated while being written): everything before is kept, the error is remembered and
+    reported on the last chunk, and the run goes on."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.error: str | None = None
+
+    PIECE = 64 * 1024  # a failing read loses what it decompressed: keep each read small
+
+    def read(self, n: int = -1) -> bytes:
+        parts: list[bytes] = []
+        remaining = n if n >= 0 else sys.maxsize
+        while remaining > 0 and self.error is None:
+            try:
+                piece = self._inner.read(min(remaining, self.PIECE))
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                self.error = f"corrupt or truncated gzip data: {exc}"
+                break
+            if not piece:
+                break
+            parts.append(piece)
+            remaining -= len(piece)
+            if n >= 0:
+                break  # a short read is fine for callers; return what we have
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> _TolerantGzip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes:
@@ -115,6 +156,7 @@ class Source:
         self._data = data
         self._stream = stream
         self._consumed = False
+        self._gzip: _TolerantGzip | None = None
         head = self._head()
         self.format: LogFormat = get_format(format) if format is not None else detect_format(head)
 
@@ -129,7 +171,8 @@ class Source:
             raw = io.BufferedReader(_PrefixedStream(magic, raw))
             if magic == GZIP_MAGIC:
                 self.compressed = True
-                raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+                self._gzip = _TolerantGzip(gzip.GzipFile(fileobj=raw, mode="rb"))
+                raw = self._gzip  # type: ignore[assignment]
             head = _read_exactly(raw, HEAD_BYTES)
             self._stream = io.BufferedReader(_PrefixedStream(head, raw))
             return head
@@ -141,14 +184,16 @@ class Source:
             data = self._data
             if data[:2] == GZIP_MAGIC:
                 self.compressed = True
-                return gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")  # type: ignore[return-value]
+                self._gzip = _TolerantGzip(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"))
+                return self._gzip  # type: ignore[return-value]
             return io.BytesIO(data)
         assert self.path is not None
         handle = open(self.path, "rb")  # noqa: SIM115 (returned to the caller, closed there)
         if handle.read(2) == GZIP_MAGIC:
             handle.seek(0)
             self.compressed = True
-            return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+            self._gzip = _TolerantGzip(gzip.GzipFile(fileobj=handle, mode="rb"))
+            return self._gzip  # type: ignore[return-value]
         handle.seek(0)
         return handle
 
@@ -168,8 +213,9 @@ class Source:
         try:
             if not self.format.line_oriented:
                 data = stream.read()
-                if data:
-                    yield Chunk(data, 1, self)
+                error = self._gzip.error if self._gzip is not None else None
+                if data or error:
+                    yield Chunk(data, 1, self, read_error=error)
                 return
             yield from self._line_chunks(stream, chunk_bytes)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -216,8 +262,9 @@ class Source:
                 carry_extra += len(carry) - (limit + 1)
                 carry = carry[: limit + 1]
                 skipping = True
-        if carry:
-            yield Chunk(carry, line_no, self, len(carry) + carry_extra)
+        error = self._gzip.error if self._gzip is not None else None
+        if carry or error:
+            yield Chunk(carry, line_no, self, len(carry) + carry_extra, read_error=error)
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[tuple[str, Path | None]]:

@@ -17,6 +17,7 @@ MISSING_TIMESTAMP = "missing_timestamp"
 BAD_TIMESTAMP = "bad_timestamp"
 LINE_TOO_LONG = "line_too_long"
 UNPARSED_LINE = "unparsed_line"
+CORRUPT_INPUT = "corrupt_input"
 
 # Warnings (the event was kept, but something was repaired on the way).
 INVALID_UTF8 = "invalid_utf8"

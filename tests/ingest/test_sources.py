@@ -208,3 +208,18 @@ def test_summary_line_counts_reasons() -> None:
     assert stats.summary() == (
         "3 events read, 6 rejected: bad_timestamp=1, malformed_json=1, missing_timestamp=1, not_an_object=3"
     )
+
+
+def test_truncated_gzip_keeps_what_came_before_and_counts_the_error(tmp_path: Path) -> None:
+    lines = [f'{{"timestamp": {1688990442 + i}, "n": {i}}}' for i in range(5000)]
+    whole = gzip.compress(("\n".join(lines) + "\n").encode())
+    path = tmp_path / "rotated.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    stats = IngestStats()
+    events = parse_events(path, stats=stats)
+    assert 0 < len(events) < 5000
+    assert [e["n"] for e in events] == list(range(len(events)))
+    # the stream error, plus the line cut in the middle by the truncation
+    assert stats.rejected == Counter({"corrupt_input": 1, "malformed_json": 1})
+    assert "rotated.jsonl.gz:after line" in stats.examples["corrupt_input"][0]
+    assert "truncated gzip" in stats.examples["corrupt_input"][0]
