@@ -492,6 +492,8 @@ def test_invictus_cloudtrail_detonations() -> None:
         "aws-lambda-function-public-permission": ("arn:aws:iam::123837392027:user/bert-jan", 1),
         # AdministratorAccess on the backdoor role (12:24:10) and on malicious-iam-user (12:24:49)
         "aws-iam-admin-policy-attached": ("arn:aws:iam::123837392027:user/bert-jan", 2),
+        # the backdoor trust for account 193672423079 (12:24:11) and its revert (12:28:24), one signal
+        "aws-iam-role-trust-policy-modified": ("arn:aws:iam::123837392027:user/bert-jan", 2),
     }
     signals = scan(events, *expected)
     got = {s.rule_id: s for s in signals}
@@ -501,6 +503,7 @@ def test_invictus_cloudtrail_detonations() -> None:
         if count is not None:
             assert got[rule_id].event_count == count, rule_id
     assert got["aws-organizations-leave"].severity == "high"  # the attempt was denied
+    assert got["aws-iam-role-trust-policy-modified"].severity == "medium"  # the most severe case of the signal
 
 
 def test_stratus_datadog_attribute_events() -> None:
