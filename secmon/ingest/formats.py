@@ -289,6 +289,13 @@ _RFC3164 = re.compile(
     r"(?:([^\s:\[]+(?: [\d.]+)?)(?:\[(\d+)\])?: ?)?(.*)",
     re.DOTALL,
 )
+# rsyslog's RFC 3339 variant of the BSD format (Debian/Ubuntu auth.log since 2023):
+# "2024-05-01T10:00:00.123456+02:00 host sshd[1]: message".
+_RFC3339_BSD = re.compile(
+    r"(?:<(\d{1,3})>)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) (\S+) "
+    r"(?:([^\s:\[]+(?: [\d.]+)?)(?:\[(\d+)\])?: ?)?(.*)",
+    re.DOTALL,
+)
 _RFC5424 = re.compile(
     r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (.*))?",
     re.DOTALL,
@@ -355,7 +362,7 @@ class SyslogFormat(LogFormat):
     secmon knows the program (sshd, PAM)."""
 
     name = "syslog"
-    description = "syslog RFC 3164 (year from the `year` option, Dec->Jan rollover) or RFC 5424"
+    description = "syslog RFC 3164 (year from the `year` option, Dec->Jan rollover), its RFC 3339-dated variant, or RFC 5424"
     verbatim_paths = frozenset(
         {
             "host",
@@ -381,7 +388,7 @@ class SyslogFormat(LogFormat):
         m = _RFC3164.match(line)
         if m is not None and m.group(2) in MONTHS:
             return True
-        return _RFC5424.match(line) is not None
+        return _RFC5424.match(line) is not None or _RFC3339_BSD.match(line) is not None
 
     def parse_text(self, text: str, source: Source) -> Event | list[Event]:
         m = _RFC3164.fullmatch(text)
@@ -404,6 +411,13 @@ class SyslogFormat(LogFormat):
             if fraction:
                 ts += int((fraction + "00")[:3])
             event: Event = {"timestamp": ts, "host": host, "message": message}
+        elif (m3 := _RFC3339_BSD.fullmatch(text)) is not None:
+            pri, stamp, host, program, pid, message = m3.groups()
+            try:
+                ts = parse_iso8601(stamp)
+            except TimestampError as exc:
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
+            event = {"timestamp": ts, "host": host, "message": message}
         elif text.startswith("<") and (m5 := _RFC5424.fullmatch(text)) is not None:
             pri, stamp, host, program, pid, msgid, structured, message = m5.groups()
             try:
@@ -668,7 +682,9 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
         # A whole object on the first line is NDJSON (a one-line CloudTrail file too: the NDJSON
         # parser unwraps {"Records": [...]}); an object spread over lines is one document, unless
         # the "[" opens a bracketed date of a text format (Apache error logs, Proxifier).
-        if ndjson.sniff(lines[0]):
+        # One malformed first line must not turn a whole NDJSON file into one bad document, so
+        # the first lines vote.
+        if sum(map(ndjson.sniff, lines)) * 2 >= len(lines) or ndjson.sniff(lines[0]):
             return ndjson
         if first.startswith("{") or _JSON_ARRAY_START.match(first):
             return FORMATS["json"]

@@ -54,3 +54,15 @@ def test_select_lines_matches_indexing(data: bytes, draw: st.DataObject) -> None
 def test_select_lines_out_of_range_names_the_index() -> None:
     with pytest.raises(IndexError, match="line index 5 is out of range for a chunk of 2 lines"):
         select_lines(b"a\nb\n", np.array([5]))
+
+
+@given(line_bytes, st.data())
+def test_rust_select_lines_matches_python(data: bytes, draw: st.DataObject) -> None:
+    from secmon import _core
+
+    rust_select = getattr(_core, "select_lines", None)
+    if rust_select is None:
+        pytest.skip("secmon._core.select_lines is not built yet; the engine uses the Python version")
+    lines = split_lines(data)
+    idx = draw.draw(st.lists(st.integers(0, max(len(lines) - 1, 0)), max_size=10)) if lines else []
+    assert list(rust_select(data, np.array(idx, dtype=np.uint32))) == select_lines(data, idx)

@@ -189,6 +189,8 @@ def test_stdin_is_read_and_sniffed() -> None:
         (b'{"a": 1}\n{"b": 2}\n', "ndjson"),
         (b'{"Records": [{"eventTime": "2023-07-10T12:00:42Z"}]}', "ndjson"),
         (b'{\n  "Records": [\n', "json"),
+        (b'{"a": 1\n{"b": 2}\n{"c": 3}\n', "ndjson"),
+        (b'{\n  "a": {"b": 1},\n  "c": [1, 2]\n}\n', "json"),
         (b"[\n  {\"a\": 1},\n", "json"),
         (b"Dec 10 06:55:46 LabSZ sshd[24200]: hi\n", "syslog"),
         (b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed\n", "syslog"),

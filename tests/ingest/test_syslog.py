@@ -230,3 +230,14 @@ def test_linux_2k_facts(dataset: Callable[[str], Path]) -> None:
     hosts = Counter(get(e, "network.client.host") for e in failures if get(e, "network.client.host"))
     assert hosts["n219076184117.netvigator.com"] == 23
     assert Counter(get(e, "usr.name") for e in failures)["root"] == 351
+
+
+def test_rfc3339_dated_bsd_syslog() -> None:
+    line = "2024-05-01T10:00:00.123456+02:00 web-1 sshd[811]: Failed password for root from 9.9.9.9 port 2 ssh2"
+    event = one(line)
+    assert event["timestamp"] == ms(2024, 5, 1, 8, 0, 0) + 123
+    assert event["host"] == "web-1" and event["source"] == "sshd"
+    assert get(event, "evt.outcome") == "failure" and get(event, "network.client.ip") == "9.9.9.9"
+    from secmon.ingest import Source
+
+    assert Source("t", data=(line + "\n").encode()).format.name == "syslog"
