@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -47,10 +48,15 @@ SNAPSHOT_COLUMNS: tuple[str, ...] = (
 PrefixDigest = Callable[[bytes, int], str | None]
 
 
+@lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    # Cached: the files of one change burst share a handful of seconds, and strftime is slow.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _iso_ns(ns: int) -> str:
     seconds, rem = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{rem:09d}Z"
+    return f"{_iso_seconds(seconds)}.{rem:09d}Z"
 
 
 def snapshot(row: dict[str, Any]) -> dict[str, Any]:

@@ -39,12 +39,16 @@ _TYPE_BITS = {
 
 
 def _normalize(name: str, image: str, layer: str) -> str:
+    depth = 0
+    for part in name.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise ImageError(f"{image}: layer {layer}: member {name!r} escapes the root filesystem")
+        elif part not in ("", "."):
+            depth += 1
     path = posixpath.normpath("/" + name.lstrip("/"))
-    if path.startswith("//"):
-        path = path[1:]
-    if ".." in path.split("/"):
-        raise ImageError(f"{image}: layer {layer}: member {name!r} escapes the root filesystem")
-    return path
+    return path[1:] if path.startswith("//") else path
 
 
 def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo, algo: str | None) -> str | None:

@@ -7,6 +7,8 @@ How it stays correct:
 - Events only mark paths dirty; a burst is coalesced (``coalesce`` seconds of quiet, or at most
   ``max_delay`` after the first event) and then each dirty path is re-read once (lstat, digest,
   xattrs) and compared with the last known state: each change is reported once, with what changed.
+  A file still open for writing (modified, no ``IN_CLOSE_WRITE`` yet) waits for its close, up to
+  ``write_settle`` seconds, so "truncate, write, close" is one change, not two.
 - ``IN_Q_OVERFLOW`` means the kernel dropped events: an explicit ``possible_missed_changes`` event
   names the time window, and the roots are re-scanned to find what changed in it. A directory
   whose watch cannot be added (``fs.inotify.max_user_watches`` reached) gets the same event, a
@@ -113,6 +115,7 @@ class FimWatcher:
         poll_interval: float = 5.0,
         max_watches: int | None = None,
         host: str | None = None,
+        write_settle: float = 0.5,
     ) -> None:
         if baseline.source == "image" or baseline.root_dir:
             raise FimError("watch needs a baseline of this host's filesystem (not an image or a --root)")
@@ -136,6 +139,11 @@ class FimWatcher:
         self.dirty: set[bytes] = set()
         self.rescan: set[bytes] = set()
         self.unwatched: dict[bytes, float] = {}  # directory -> last poll time (watch limit reached)
+        self.writing: dict[bytes, float] = {}  # path -> first write seen while still open
+        self.write_settle = write_settle
+        self._flushed_at = 0.0
+        self._stamp, self._stamp_at = "", -1.0
+        self._next_deferred: float | None = None
         self.first_pending = 0.0
         self.last_event = 0.0
         self.reported = 0
@@ -271,7 +279,11 @@ class FimWatcher:
         assert self.inotify is not None
         now = time.monotonic()
         wait = timeout
-        if self.dirty or self.rescan:
+        only_deferred = self._only_deferred_pending()
+        if only_deferred:
+            # Every pending path is a file still open for writing: sleep until one settles.
+            wait = max(0.0, min(timeout, self._next_deferred - now))  # type: ignore[operator]
+        elif self.dirty or self.rescan:
             wait = max(0.0, min(timeout, self.first_pending + self.max_delay - now, self.last_event + self.coalesce - now))
         events = self.inotify.read(wait)
         now = time.monotonic()
@@ -281,7 +293,10 @@ class FimWatcher:
             self.last_event = now
             self._absorb(events)
         before = self.reported
-        if (self.dirty or self.rescan) and (now - self.last_event >= self.coalesce or now - self.first_pending >= self.max_delay):
+        if self._only_deferred_pending():
+            if now >= self._next_deferred:  # type: ignore[operator]
+                self.flush()
+        elif (self.dirty or self.rescan) and (now - self.last_event >= self.coalesce or now - self.first_pending >= self.max_delay):
             self.flush()
         for directory, last in list(self.unwatched.items()):
             if now - last >= self.poll_interval:
@@ -308,6 +323,11 @@ class FimWatcher:
             if event.mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF):
                 self.dirty.add(path)
                 continue
+            if event.mask & ino.IN_CLOSE_WRITE or event.mask & (ino.IN_DELETE | ino.IN_MOVED_FROM):
+                self.writing.pop(path, None)
+            elif event.mask & ino.IN_MODIFY or (event.mask & ino.IN_CREATE and not event.mask & ino.IN_ISDIR):
+                # Open for writing: wait for the close so a truncate-then-write is one change.
+                self.writing.setdefault(path, time.monotonic())
             if event.mask & ino.IN_ISDIR and event.mask & (ino.IN_CREATE | ino.IN_MOVED_TO):
                 # Watch first, then scan: whatever was created inside before the watch existed
                 # is found by the scan, whatever comes after arrives as events.
@@ -335,11 +355,25 @@ class FimWatcher:
             if os.path.isdir(top) and not os.path.islink(top):
                 self._watch_tree(top)
             self._rescan_subtree(top)
+        now = time.monotonic()
         for path in sorted(dirty):
             if any(path == top or path.startswith(top + b"/") for top in rescan):
                 continue
+            opened = self.writing.get(path)
+            if opened is not None and now - opened < self.write_settle:
+                self.dirty.add(path)  # still being written: report it once, after the close
+                continue
+            self.writing.pop(path, None)
             self._recheck(path)
+        self._flushed_at = now
+        self._next_deferred = min((self.writing[p] + self.write_settle for p in self.dirty if p in self.writing), default=None)
+        if self.dirty:
+            self.first_pending = now
         self._last_flush_iso = utc_now_iso()
+
+    def _only_deferred_pending(self) -> bool:
+        """True when nothing new arrived since the last flush and it left only open files pending."""
+        return bool(self.dirty) and not self.rescan and self._next_deferred is not None and self.last_event <= self._flushed_at
 
     def _recheck(self, path: bytes) -> None:
         old = self.state.get(path)
@@ -410,7 +444,10 @@ class FimWatcher:
 
     def _report(self, change: Change) -> None:
         self.reported += 1
-        self.emit_event(change_to_event(change, host=self.host or _hostname(), timestamp=utc_now_iso()))
+        now = time.monotonic()
+        if now - self._stamp_at > 0.001:  # one ISO timestamp per millisecond, not per event
+            self._stamp, self._stamp_at = utc_now_iso(), now
+        self.emit_event(change_to_event(change, host=self.host or _hostname(), timestamp=self._stamp))
 
     def state_frame(self) -> pl.DataFrame:
         rows = sorted(self.state.values(), key=lambda r: r["path_bytes"])
