@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ import orjson
 from secmon.errors import InputError
 from secmon.ingest import stats as reasons
 from secmon.ingest.json_events import MissingTimestamp, normalize_record, unwrap_document
-from secmon.ingest.lines import line_count, split_lines
+from secmon.ingest.lines import fast_select_lines, line_count, split_lines
 from secmon.ingest.messages import MESSAGE_PARSERS, is_ip, parse_pam
 from secmon.ingest.stats import IngestStats
 from secmon.ingest.timestamps import (
@@ -62,14 +62,24 @@ class LineRejected(Exception):
         self.detail = detail
 
 
-def _line_indices(n_lines: int, line_idx: np.ndarray | None) -> range | list[int]:
+def _selected(data: bytes, line_idx: np.ndarray | None) -> tuple[int, Iterable[tuple[int, bytes]]]:
+    """(number of lines in ``data``, (index, line) pairs of the selected lines).
+
+    All lines: one ``bytes.split``. A selection: the Rust ``select_lines`` when built, so lines
+    the prefilter ruled out are never turned into Python objects."""
     if line_idx is None:
-        return range(n_lines)
+        lines = split_lines(data)
+        return len(lines), enumerate(lines)
     indices = line_idx.tolist() if isinstance(line_idx, np.ndarray) else list(line_idx)
+    n_lines = line_count(data)
     for i in indices:
         if not 0 <= i < n_lines:
             raise IndexError(f"line index {i} is out of range for a chunk of {n_lines} lines")
-    return indices
+    if not indices:
+        return n_lines, ()
+    if isinstance(line_idx, np.ndarray) and line_idx.dtype != np.uint32:
+        line_idx = line_idx.astype(np.uint32)
+    return n_lines, zip(indices, fast_select_lines(data, line_idx if line_idx is not None else indices))
 
 
 @contextmanager
@@ -124,15 +134,15 @@ class LogFormat:
     def _parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
         source = chunk.source
         name = source.name
-        data = chunk.data
-        lines = split_lines(data)
-        stats.count_read(name, len(lines), chunk.nbytes)
+        n_lines, selected = _selected(chunk.data, line_idx)
+        stats.count_read(name, n_lines, chunk.nbytes)
         limit = source.max_line_bytes
         first_line = chunk.first_line
         parse_text = self.parse_text
         events: list[Event] = []
-        for i in _line_indices(len(lines), line_idx):
-            raw = lines[i]
+        for i, raw in selected:
+            if raw[-1:] == b"\r":  # CRLF line ending
+                raw = raw[:-1]
             if len(raw) > limit:
                 stats.reject(reasons.LINE_TOO_LONG, name, first_line + i, f"longer than the limit of {limit} bytes")
                 continue
@@ -216,16 +226,16 @@ class NdjsonFormat(JsonFormatBase):
     def _parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
         source = chunk.source
         name = source.name
-        data = chunk.data
-        lines = split_lines(data)
-        stats.count_read(name, len(lines), chunk.nbytes)
+        n_lines, selected = _selected(chunk.data, line_idx)
+        stats.count_read(name, n_lines, chunk.nbytes)
         limit = source.max_line_bytes
         first_line = chunk.first_line
         loads = orjson.loads
         events: list[Event] = []
         append = events.append
-        for i in _line_indices(len(lines), line_idx):
-            raw = lines[i]
+        for i, raw in selected:
+            if raw[-1:] == b"\r":  # CRLF line ending (JSON would skip it, the length limit not)
+                raw = raw[:-1]
             if len(raw) > limit:
                 stats.reject(reasons.LINE_TOO_LONG, name, first_line + i, f"longer than the limit of {limit} bytes")
                 continue

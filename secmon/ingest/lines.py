@@ -1,15 +1,16 @@
 """Splitting a chunk's bytes into lines and picking lines by index.
 
-These are the pure-Python twins of ``secmon._core.select_lines``: the engine may switch to the
-Rust version, and the tests compare both against the naive definitions below.
-
-A line ends at ``\\n``; a ``\\r`` right before it belongs to the line ending (CRLF files), a
-final line without newline is still a line, and a trailing newline does not start a new line.
+The definitions match the Rust core (``secmon._core.count_lines`` / ``select_lines``), which the
+parsers use when it is built: a line ends at ``\n`` (not included), a final line without
+newline is still a line, and a trailing newline does not start a new line. A ``\r`` before the
+``\n`` stays in the line here; the parsers drop it (CRLF files), so either implementation gives
+the same events. The tests compare both against the naive definitions below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,12 +24,9 @@ def line_count(data: bytes) -> int:
 
 
 def split_lines(data: bytes) -> list[bytes]:
-    """All lines of ``data`` without their line endings (``\\n`` or ``\\r\\n``)."""
+    """All lines of ``data`` without their ``\n``."""
     if not data:
         return []
-    if b"\r" in data:
-        # Only a \r right before \n is a line ending; a lone \r inside a line is content.
-        data = data.replace(b"\r\n", b"\n")
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
@@ -46,14 +44,24 @@ def select_lines(data: bytes, line_idx: np.ndarray | Sequence[int]) -> list[byte
     return [lines[i] for i in indices]
 
 
+def _rust_select_lines() -> Callable[[bytes, Any], list[bytes]] | None:
+    try:
+        from secmon import _core
+    except ImportError:  # pragma: no cover - the extension is always built in this project
+        return None
+    return getattr(_core, "select_lines", None)
+
+
+#: The fastest available ``select_lines`` (Rust when built, else the Python twin above).
+fast_select_lines: Callable[[bytes, Any], list[bytes]] = _rust_select_lines() or select_lines
+
+
 def split_lines_naive(data: bytes) -> list[bytes]:
     """The obvious definition, one byte at a time: the twin the tests compare against."""
     lines: list[bytes] = []
     current = bytearray()
     for byte in data:
         if byte == 0x0A:
-            if current.endswith(b"\r"):
-                del current[-1]
             lines.append(bytes(current))
             current = bytearray()
         else:

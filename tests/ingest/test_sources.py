@@ -225,3 +225,25 @@ def test_truncated_gzip_keeps_what_came_before_and_counts_the_error(tmp_path: Pa
     assert stats.rejected == Counter({"corrupt_input": 1, "malformed_json": 1})
     assert "rotated.jsonl.gz:after line" in stats.examples["corrupt_input"][0]
     assert "truncated gzip" in stats.examples["corrupt_input"][0]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_rust_and_python_line_selection_give_the_same_events(data: st.DataObject, monkeypatch: pytest.MonkeyPatch) -> None:
+    import secmon.ingest.formats as formats
+    from secmon.ingest.lines import select_lines
+
+    raw = data.draw(log_bytes(SYSLOG_LINES))
+    source = Source("t", data=raw, format="syslog", year=2015)
+    chunks = list(source.chunks(1 << 20))
+    if not chunks:
+        return
+    n = chunks[0].line_count
+    picked = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1)))) if n else [], dtype=np.uint32)
+    fast = FORMATS["syslog"].parse(chunks[0], picked, IngestStats())
+    with monkeypatch.context() as patch:
+        patch.setattr(formats, "fast_select_lines", select_lines)
+        source.parse_state.clear()
+        slow = FORMATS["syslog"].parse(chunks[0], picked, IngestStats())
+    source.parse_state.clear()
+    assert fast == slow
