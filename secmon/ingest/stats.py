@@ -106,6 +106,23 @@ class IngestStats:
             mine_examples = self.examples.setdefault(reason, [])
             mine_examples.extend(shown[: max(0, EXAMPLES_PER_REASON - len(mine_examples))])
 
+    def to_json(self) -> dict[str, object]:
+        """Everything as plain JSON types (``secmon scan --stats FILE`` writes this)."""
+        return {
+            "summary": self.summary(),
+            "events_read": self.events_read,
+            "lines_read": self.lines_read,
+            "bytes_read": self.bytes_read,
+            "blank_lines": self.blank_lines,
+            "rejected": dict(sorted(self.rejected.items())),
+            "warnings": dict(sorted(self.warnings.items())),
+            "files": {
+                name: {"lines": f.lines, "bytes": f.bytes, "events": f.events, "rejected": f.rejected}
+                for name, f in self.files.items()
+            },
+            "examples": {reason: list(shown) for reason, shown in sorted(self.examples.items())},
+        }
+
     def summary(self) -> str:
         """One line: ``N events read, M rejected: reason=count, ...`` (+ warnings when any)."""
         text = f"{self.events_read} events read, {self.rejected_total} rejected"
