@@ -61,6 +61,7 @@ TECHNIQUES = {
     "T1190": ("exploit-public-facing-application", {"TA0001"}),
     "T1485": ("data-destruction", {"TA0040"}),
     "T1530": ("data-from-cloud-storage", {"TA0009"}),
+    "T1496": ("resource-hijacking", {"TA0040"}),
     "T1537": ("transfer-data-to-cloud-account", {"TA0010"}),
     "T1552": ("unsecured-credentials", {"TA0006"}),
     "T1555": ("credentials-from-password-stores", {"TA0006"}),
@@ -494,6 +495,10 @@ def test_invictus_cloudtrail_detonations() -> None:
         "aws-iam-admin-policy-attached": ("arn:aws:iam::123837392027:user/bert-jan", 2),
         # the backdoor trust for account 193672423079 (12:24:11) and its revert (12:28:24), one signal
         "aws-iam-role-trust-policy-modified": ("arn:aws:iam::123837392027:user/bert-jan", 2),
+        # CreateTrustAnchor + CreateProfile at 12:27:13
+        "aws-rolesanywhere-trust-anchor-created": ("arn:aws:iam::123837392027:user/bert-jan", 2),
+        # 42 GetParameter with decryption plus 5 GetParameters batches around 11:58
+        "aws-ssm-secure-parameters-read-burst": ("arn:aws:iam::123837392027:user/bert-jan", None),
     }
     signals = scan(events, *expected)
     got = {s.rule_id: s for s in signals}
@@ -504,6 +509,14 @@ def test_invictus_cloudtrail_detonations() -> None:
             assert got[rule_id].event_count == count, rule_id
     assert got["aws-organizations-leave"].severity == "high"  # the attempt was denied
     assert got["aws-iam-role-trust-policy-modified"].severity == "medium"  # the most severe case of the signal
+
+
+def test_invictus_unusual_instances_two_detonations() -> None:
+    """ec2-launch-unusual-instances ran twice (two role sessions), both refused by the vCPU quota."""
+    signals = scan(dataset("cloudtrail-invictus", "events.jsonl"), "aws-ec2-gpu-instances-launched")
+    sessions = sorted(s.group_by["@userIdentity.arn"].rsplit("/", 2)[1] for s in signals)
+    assert sessions == ["stratus-red-team-ec2lui-role-pcccexdthk", "stratus-red-team-ec2lui-role-wuzemnoeqa"]
+    assert [s.event_count for s in signals] == [1, 1]
 
 
 def test_stratus_datadog_attribute_events() -> None:
