@@ -119,9 +119,10 @@ def _resolve_growing(
     if not growing or "content" not in change.attributes or prefix_digest is None:
         return change
     before, after = change.before or {}, change.after or {}
-    if after.get("size", 0) < before.get("size", 0) or algo_digest_before is None:
+    old_size, new_size = before.get("size"), after.get("size")
+    if old_size is None or new_size is None or new_size < old_size or algo_digest_before is None:
         return change
-    if prefix_digest(change.path_bytes, before["size"]) != algo_digest_before:
+    if prefix_digest(change.path_bytes, old_size) != algo_digest_before:
         return change
     return Change(
         change.path,

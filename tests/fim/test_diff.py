@@ -84,7 +84,7 @@ def _prefix_digest(path: bytes, size: int) -> str | None:
     return "d1" if len(path) % 2 else None
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_scenario())
 def test_fast_diff_equals_slow_twin(scenario: tuple[pl.DataFrame, pl.DataFrame, AttributePolicy]) -> None:
     before, after, policy = scenario
