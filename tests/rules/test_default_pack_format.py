@@ -60,6 +60,7 @@ TECHNIQUES = {
     "T1136": ("create-account", {"TA0003"}),
     "T1190": ("exploit-public-facing-application", {"TA0001"}),
     "T1485": ("data-destruction", {"TA0040"}),
+    "T1528": ("steal-application-access-token", {"TA0006"}),
     "T1530": ("data-from-cloud-storage", {"TA0009"}),
     "T1496": ("resource-hijacking", {"TA0040"}),
     "T1537": ("transfer-data-to-cloud-account", {"TA0010"}),
