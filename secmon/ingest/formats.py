@@ -99,6 +99,14 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _raw_safe(value: str, escaped: frozenset[str]) -> bool:
+    return bool(value) and not any(c in escaped for c in value)
+
+
+_JSON_ESCAPED = frozenset('"\\/') | frozenset(chr(c) for c in range(0x20))
+_QUOTE_ESCAPED = frozenset('"\\')
+
+
 class LogFormat:
     """Base class: a named way of turning raw lines into events."""
 
@@ -112,6 +120,21 @@ class LogFormat:
         """Whether the value at ``path`` appears verbatim in the raw line (conservative: when in
         doubt, False; see the module docstring for escaping)."""
         return path in self.verbatim_paths
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        """Strings one of which occurs (ASCII case-insensitively) in every raw line of this format
+        that yields an event with ``path`` equal to ``value`` (as the event table writes it).
+
+        ``None``: no such promise (the prefilter must not rely on this term); ``[]``: no line of
+        this format ever yields that value. Verbatim attributes give ``[value]`` unless the value
+        may be escaped in the raw text; derived ones give the text they are derived from
+        (``evt.outcome:failure`` from sshd needs ``Failed `` or ``authentication failure``)."""
+        if self.verbatim(path) and _raw_safe(value, self.escaped_chars):
+            return [value]
+        return None
+
+    #: Characters the raw format may escape inside values (a literal holding one is unsafe).
+    escaped_chars: frozenset[str] = frozenset()
 
     def sniff(self, line: str) -> bool:
         """Whether a (non-empty) line looks like this format; used by format detection."""
@@ -172,6 +195,14 @@ class LogFormat:
 _JSON_DERIVED = frozenset({"timestamp", "source", "service", "status", "evt.outcome", "tags"})
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _records_to_events(
     records: list[Any], stats: IngestStats, name: str, where: Callable[[int], int | str], out: list[Event]
 ) -> None:
@@ -190,10 +221,29 @@ def _records_to_events(
 class JsonFormatBase(LogFormat):
     """Shared by NDJSON and JSON documents: the record keeps its raw fields."""
 
+    escaped_chars = _JSON_ESCAPED
+
     def verbatim(self, path: str) -> bool:
         # Passthrough attributes and the copies we make (eventName -> evt.name, sourceIPAddress ->
         # network.client.ip, ...) appear in the raw text; values we compute do not.
         return path not in _JSON_DERIVED
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if not value.isascii() or not _raw_safe(value, _JSON_ESCAPED):
+            return None
+        if any(c in value for c in ".eE") and _is_float(value):
+            return None  # JSON numbers are re-serialized: 1.50 in the raw text reads back as 1.5
+        if path == "source" or path == "service":
+            # Derived for CloudTrail / Kubernetes audit, else copied from source/ddsource/service.
+            extra = {"cloudtrail": ["eventSource"], "kubernetes.audit": ["audit.k8s.io"]}
+            return [*extra.get(value, []), value]
+        if path == "evt.outcome":
+            # CloudTrail: errorCode present or not; Kubernetes: responseStatus.code; else copied.
+            derived = {"failure": ["errorCode", "responseStatus"], "success": ["eventSource", "responseStatus"]}
+            return [*derived.get(value, []), value]
+        if path in _JSON_DERIVED:
+            return None
+        return [value]
 
     @staticmethod
     def _loads(raw: bytes, stats: IngestStats, name: str, where: int | str) -> Any:
@@ -391,8 +441,23 @@ class SyslogFormat(LogFormat):
         }
     )
 
+    # RFC 5424 structured data escapes ", \ and ]; nothing else is escaped in syslog text.
+    escaped_chars = frozenset('"\\]')
+
     def verbatim(self, path: str) -> bool:
         return path in self.verbatim_paths or path.startswith("syslog.structured_data.")
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path == "source":
+            # The program name, lower-cased: the line holds it in some case.
+            return [value] if value else None
+        if path == "evt.name":
+            return ["Failed ", "Accepted ", "authentication failure"] if value == "authentication" else []
+        if path == "evt.outcome":
+            return {"failure": ["Failed ", "authentication failure"], "success": ["Accepted "]}.get(value, [])
+        if path == "pam.module":
+            return ["pam_unix"] if value == "pam_unix" else []
+        return super().implied_literals(path, value)
 
     def sniff(self, line: str) -> bool:
         m = _RFC3164.match(line)
@@ -568,9 +633,16 @@ class AccessLogFormat(LogFormat):
             http["useragent"] = _unescape(agent)
         return event
 
+    escaped_chars = _QUOTE_ESCAPED
+
     def verbatim(self, path: str) -> bool:
         # http.version drops the "HTTP/" prefix but the rest is still a substring of the line.
         return path in self.verbatim_paths
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path in ("source", "service"):
+            return None if value == self.source else []  # a constant of this format
+        return super().implied_literals(path, value)
 
 
 # --- Apache error log ------------------------------------------------------------------------
@@ -589,6 +661,13 @@ class ApacheErrorFormat(LogFormat):
     name = "apache_error"
     description = "Apache error log ([date] [level] [client ip] message), source:apache"
     verbatim_paths = frozenset({"message", "network.client.ip", "network.client.port"})
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path in ("source", "service"):
+            return None if value == "apache" else []
+        if path == "status":
+            return [f"{value}]"] if value.isalpha() else []  # "[error]" or "[core:error]"
+        return super().implied_literals(path, value)
 
     def sniff(self, line: str) -> bool:
         return _APACHE_ERROR.fullmatch(line) is not None

@@ -144,6 +144,17 @@ class UserFormat(LogFormat):
     def sniff(self, line: str) -> bool:
         return self.detect is not None and self.detect.search(line) is not None
 
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path == "source":
+            return None if value == self.source else []
+        if path == "service" and self.service is not None:
+            return None if value == self.service else []
+        for static_path, static_value in self.static.items():
+            if ".".join(static_path) == path:
+                shown = ("true" if static_value else "false") if isinstance(static_value, bool) else str(static_value)
+                return None if value == shown else []
+        return super().implied_literals(path, value)
+
     def _timestamp(self, text: str) -> int:
         fmt = self.timestamp_format
         if fmt == "iso8601":

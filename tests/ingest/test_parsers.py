@@ -68,6 +68,10 @@ def test_user_parser_maps_groups_casts_and_statics(parser_file: Path) -> None:
     vpn = FORMATS["vpn"]
     assert vpn.verbatim("usr.name") and vpn.verbatim("network.client.ip") and vpn.verbatim("message")
     assert not vpn.verbatim("http.status_code") and not vpn.verbatim("evt.name") and not vpn.verbatim("source")
+    assert vpn.implied_literals("usr.name", "alice") == ["alice"]
+    assert vpn.implied_literals("evt.name", "authentication") is None  # static: every line
+    assert vpn.implied_literals("evt.name", "other") == [] and vpn.implied_literals("source", "nginx") == []
+    assert vpn.implied_literals("http.status_code", "401") is None  # cast: "0401" would read back as 401
 
 
 def test_group_named_timestamp_reads_epochs(parser_file: Path) -> None:

@@ -77,3 +77,59 @@ def test_derived_attributes_are_never_called_verbatim() -> None:
         fmt = FORMATS[name]
         for derived in ("timestamp", "evt.outcome", "source"):
             assert not fmt.verbatim(derived), (name, derived)
+
+
+def check_implied(source: Source) -> int:
+    """Every (path, value) of every event: the format's implied literals occur in the raw line."""
+    fmt = source.format
+    checked = 0
+    for chunk in source.chunks(1 << 20):
+        for i, raw in enumerate(split_lines(chunk.data)):
+            lowered = raw.decode("utf-8", "replace").lower()
+            for event in fmt.parse(chunk, np.array([i]), IngestStats()):
+                for path, value in leaves(event):
+                    if isinstance(value, list) or value is None:
+                        continue
+                    shown = _scalar_text(value)
+                    assert shown is not None
+                    literals = fmt.implied_literals(path, shown)
+                    if literals is None:
+                        continue
+                    assert literals, f"{path}={shown!r} called impossible but line {i + 1} yields it"
+                    assert any(lit.lower() in lowered for lit in literals), (
+                        f"{source.name}:{chunk.first_line + i}: {path}={shown!r} implies {literals}, not in the line"
+                    )
+                    checked += 1
+    return checked
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "loghub/OpenSSH/OpenSSH_2k.log",
+        "loghub/Linux/Linux_2k.log",
+        "loghub/Apache/Apache_2k.log",
+        "cloudtrail-invictus/events.jsonl",
+        "cloudtrail-stratus/events.jsonl",
+    ],
+)
+def test_implied_literals_occur_in_the_raw_line(dataset: Callable[[str], Path], relative: str) -> None:
+    path = dataset(relative)
+    assert check_implied(Source(str(path), path=path, year=2015)) > 500
+
+
+def test_implied_literals_table() -> None:
+    syslog, ndjson, access = FORMATS["syslog"], FORMATS["ndjson"], FORMATS["access_log"]
+    assert syslog.implied_literals("evt.outcome", "failure") == ["Failed ", "authentication failure"]
+    assert syslog.implied_literals("evt.outcome", "maybe") == []
+    assert syslog.implied_literals("source", "sshd") == ["sshd"]
+    assert syslog.implied_literals("timestamp", "1") is None
+    assert syslog.implied_literals("usr.name", 'a"b') is None
+    assert ndjson.implied_literals("source", "cloudtrail") == ["eventSource", "cloudtrail"]
+    assert ndjson.implied_literals("evt.outcome", "failure") == ["errorCode", "responseStatus", "failure"]
+    assert ndjson.implied_literals("http.url", "/a/b") is None  # "/" may be written "\/" in JSON
+    assert ndjson.implied_literals("x", "1.5") is None and ndjson.implied_literals("x", "404") == ["404"]
+    assert ndjson.implied_literals("x", "caf\u00e9") is None
+    assert access.implied_literals("source", "access_log") is None
+    assert access.implied_literals("source", "nginx") == []
+    assert FORMATS["apache_error"].implied_literals("status", "error") == ["error]"]
