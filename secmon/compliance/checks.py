@@ -110,17 +110,29 @@ class Check:
 
 
 def _item_lines(text: str) -> list[int]:
-    """1-based line of each entry of the top-level ``checks`` list (for error messages)."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return []
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    for key, value in root.value:
-        if key.value == "checks" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []
+    """1-based line of each entry of the top-level ``checks`` list (for error messages).
+
+    A text scan, not a second YAML parse: entries are the ``- `` lines at the indentation of
+    the first entry after ``checks:``."""
+    lines = text.split("\n")
+    out: list[int] = []
+    indent: int | None = None
+    inside = False
+    for number, line in enumerate(lines, 1):
+        if not inside:
+            inside = line.rstrip() == "checks:"
+            continue
+        stripped = line.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        level = len(line) - len(stripped)
+        if indent is None and stripped.startswith("- "):
+            indent = level
+        if indent is not None and level == indent and stripped.startswith("- "):
+            out.append(number)
+        elif level == 0 and not stripped.startswith("- "):
+            break
+    return out
 
 
 def load_checks(path: Path | str, text: str | None = None) -> list[Check]:
@@ -130,7 +142,7 @@ def load_checks(path: Path | str, text: str | None = None) -> list[Check]:
     if text is None:
         text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

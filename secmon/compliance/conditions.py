@@ -287,6 +287,9 @@ def coerce(raw: Any, dtype: DType) -> Any:
     """The typed value of a raw fact, or None when absent or not representable in ``dtype``."""
     if raw is None:
         return None
+    kind = type(raw)
+    if (kind is bool and dtype == "bool") or (kind is str and dtype == "str"):
+        return raw  # the common, already-typed case
     if dtype == "strlist":
         return _coerce_list(raw)
     value = _scalar_of(raw)

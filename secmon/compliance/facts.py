@@ -10,7 +10,7 @@ point at their parent row. Both evaluators read facts through :func:`lookup` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +51,49 @@ def lookup(doc: Any, path: Path) -> Any:
         return doc
     node = doc
     for key in path:
-        if not isinstance(node, Mapping):
+        # Documents are plain dicts almost always; the ABC check is the slow fallback.
+        if type(node) is not dict and not isinstance(node, Mapping):
             return None
         node = node.get(key)
         if node is None:
             return None
     return node
+
+
+def _getter(path: Path) -> Callable[[Any], Any]:
+    """``lookup`` specialised for one path: the hot loop of frame building (same answers)."""
+    if path == (ITEM,) or len(path) > 3:
+        return lambda doc: lookup(doc, path)
+    if len(path) == 1:
+        (a,) = path
+
+        def get1(doc: Any) -> Any:
+            return doc.get(a) if type(doc) is dict else lookup(doc, path)
+
+        return get1
+    if len(path) == 2:
+        a, b = path
+
+        def get2(doc: Any) -> Any:
+            if type(doc) is dict:
+                x = doc.get(a)
+                if type(x) is dict:
+                    return x.get(b)
+            return lookup(doc, path)
+
+        return get2
+    a, b, c = path
+
+    def get3(doc: Any) -> Any:
+        if type(doc) is dict:
+            x = doc.get(a)
+            if type(x) is dict:
+                y = x.get(b)
+                if type(y) is dict:
+                    return y.get(c)
+        return lookup(doc, path)
+
+    return get3
 
 
 def elements(doc: Any, scope: Path, parent_path: str) -> list[tuple[Any, str]]:
@@ -101,7 +138,8 @@ def build_scope(
         columns["__parent"] = pl.Series("__parent", parents, dtype=pl.Int64)
         columns["__path"] = pl.Series("__path", paths, dtype=pl.String)
     for name, (path, dtype) in schema.fields.items():
-        values = [coerce(lookup(doc, path), dtype) for doc in docs]
+        get = _getter(path)
+        values = [coerce(get(doc), dtype) for doc in docs]
         columns[name] = pl.Series(name, values, dtype=POLARS_TYPES[dtype])
     frame = pl.DataFrame(list(columns.values())) if columns else pl.DataFrame({"__dummy": [None] * len(docs)})
     children: dict[Path, ScopeFrame] = {}

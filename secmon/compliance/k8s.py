@@ -105,6 +105,79 @@ def _documents(text: str) -> Iterator[tuple[Any, int]]:
         loader.dispose()
 
 
+try:  # A Rust YAML parser: ~5x faster than libyaml + PyYAML's Python constructor on manifests.
+    import yaml_rs as _yaml_rs
+except ImportError:  # pragma: no cover - the dependency is declared; PyYAML remains correct
+    _yaml_rs = None
+
+_DOC_MARKER = re.compile(r"^(---|\.\.\.)(?=\s|$)", re.M)
+_LINE_COL = re.compile(r"line (\d+), column (\d+)")
+# Constructs the fast parser reads differently from Kubernetes' YAML 1.1 reader (merge keys,
+# explicit tags, directives): such files go through PyYAML.
+_NEEDS_PYYAML = re.compile("<<\\s*:|!!|^%|[\x85\u2028\u2029\ufeff]", re.M)  # also YAML 1.1-only line breaks, BOM
+# Plain scalars that YAML 1.1 (Kubernetes' reader, PyYAML) and YAML 1.2 (the fast parser) resolve
+# differently: yes/no/on/off/y/n booleans, 0644 octals, 1e3 / 0E0 floats, 1:20 sexagesimals.
+# A file holding one unquoted is read by PyYAML so both readers never disagree.
+_YAML11_SCALAR = re.compile(
+    r"(?:^|[:\-,\[{?]\s)\s*(?:y|n|yes|no|on|off|[-+]?0[0-7_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"
+    r"|[-+]?(?:[0-9][0-9_]*)?\.?[0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|nan)|=)\s*(?:$|[,\]}#]|:(?:\s|$))",
+    re.M | re.I,
+)
+
+
+class _DocumentError(Exception):
+    def __init__(self, line: int | None, problem: str) -> None:
+        self.line = line
+        self.problem = problem
+
+
+def _split_documents(text: str) -> list[tuple[str, int]]:
+    """Document texts with their first line. A ``---``/``...`` marker is only ever at column 0
+    (block scalars are indented), so splitting lines there is exact for block-style manifests."""
+    docs: list[tuple[str, int]] = []
+    lines = text.split("\n")
+    current: list[str] = []
+    start = 1
+    for number, line in enumerate(lines, 1):
+        m = _DOC_MARKER.match(line)
+        if m:
+            if any(x.strip() and not x.lstrip().startswith("#") for x in current):
+                docs.append(("\n".join(current), start))
+            rest = line[3:]
+            current = [" " * 3 + rest] if m.group(1) == "---" and rest.strip() and not rest.strip().startswith("#") else []
+            start = number if current else number + 1
+            continue
+        current.append(line)
+    if any(x.strip() and not x.lstrip().startswith("#") for x in current):
+        docs.append(("\n".join(current), start))
+    return docs
+
+
+def _fast_documents(text: str) -> list[tuple[Any, int]]:
+    out: list[tuple[Any, int]] = []
+    for doc_text, start in _split_documents(text):
+        try:
+            out.append((_yaml_rs.loads(doc_text, parse_datetime=False), start))
+        except _yaml_rs.YAMLDecodeError as exc:
+            message = str(exc)
+            m = _LINE_COL.search(message)
+            problem = message.strip().splitlines()[-1].strip() if message.strip() else "parse error"
+            raise _DocumentError(start + int(m.group(1)) - 1 if m else start, problem) from None
+    return out
+
+
+def load_documents(text: str) -> list[tuple[Any, int]]:
+    """Every YAML document of a text with its start line; raises _DocumentError on bad YAML."""
+    if _yaml_rs is not None and not _NEEDS_PYYAML.search(text) and not _YAML11_SCALAR.search(text):
+        return _fast_documents(text)
+    try:
+        return list(_documents(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise _DocumentError(mark.line + 1 if mark else None, problem) from None
+
+
 def parse_manifest_text(text: str, file: str) -> tuple[list[tuple[dict[str, Any], int | None]], list[InputIssue]]:
     """The Kubernetes objects of one file (``kind: List`` and JSON arrays flattened) with lines."""
     helm = _HELM.search(text)
@@ -118,13 +191,11 @@ def parse_manifest_text(text: str, file: str) -> tuple[list[tuple[dict[str, Any]
             try:
                 docs = [(json.loads(text), 1)]
             except json.JSONDecodeError:
-                docs = list(_documents(text))  # JSON-looking YAML flow style
+                docs = list(load_documents(text))  # JSON-looking YAML flow style
         else:
-            docs = list(_documents(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return [], [InputIssue(file, f"invalid YAML: {problem}", mark.line + 1 if mark else None)]
+            docs = list(load_documents(text))
+    except _DocumentError as exc:
+        return [], [InputIssue(file, f"invalid YAML: {exc.problem}", exc.line)]
     objects: list[tuple[dict[str, Any], int | None]] = []
     issues: list[InputIssue] = []
 

@@ -158,3 +158,30 @@ def test_namespaces_need_network_policies(tmp_path: Path) -> None:
     report = scan_k8s([str(tmp_path)])
     assert _status(report, "5.3.2", "Namespace/a") == ["pass"]
     assert _status(report, "5.3.2", "Namespace/b") == ["fail"]
+
+
+# The fast YAML path (Rust parser, our document splitter) against PyYAML on random manifests.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from secmon.compliance.k8s import _documents, load_documents  # noqa: E402
+
+yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+                         st.sampled_from(["---", "...", "- a", "a: b", "#x", "yes", "on", "0644", "1e3", "~", "|", "'q'", '"d"']))
+yaml_values = st.recursive(yaml_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=4)), max_leaves=15)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["kind", "metadata", "spec", "data"]), yaml_values, min_size=1), min_size=1, max_size=4),
+       st.booleans(), st.sampled_from([None, 2, 4]), st.integers(20, 200))
+def test_fast_yaml_documents_equal_pyyaml(docs: list, explicit_start: bool, indent: int | None, width: int) -> None:
+    import yaml
+
+    text = yaml.safe_dump_all(docs, explicit_start=explicit_start, indent=indent, allow_unicode=True, sort_keys=False, width=width)
+    assert load_documents(text) == list(_documents(text))
+
+
+def test_merge_keys_fall_back_to_pyyaml() -> None:
+    text = "kind: Pod\nmetadata: &m {name: p}\nspec:\n  <<: {hostPID: true}\n  containers: []\n"
+    ((doc, line),) = load_documents(text)
+    assert doc["spec"]["hostPID"] is True and line == 1

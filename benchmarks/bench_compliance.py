@@ -1,0 +1,286 @@
+"""Compliance: every bundled Kubernetes check over generated workload manifests, beside Checkov.
+
+Input: seeded workload manifests, one file each (Deployment, StatefulSet, DaemonSet, Job, CronJob,
+Pod) with a random mix of the settings both tools check. Contenders:
+
+* ``secmon``: ``scan_k8s`` with all bundled Kubernetes checks (Polars evaluator);
+* ``secmon-slow-twin``: the same checks through the plain Python evaluator (the naive baseline);
+* ``checkov``: ``checkov -d DIR --framework kubernetes`` (all its Kubernetes checks), installed in
+  ``benchmarks/.venv-checkov`` (created on first use; never a project dependency).
+
+The answer compared is, for every file and for each control both tools implement, the verdict
+(pass/fail): privileged, host PID/IPC/network, privilege escalation, root user, read-only root
+filesystem, NET_RAW drop, SYS_ADMIN add, CPU and memory limits, image tag, docker.sock hostPath.
+The full run times Checkov on a 1,000-file subset (it needs ~11.5 min for 10,000 files here)
+and scales that time by 10 for the 10,000-file table, saying so in a note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Measurement, Table, cpu_note, measure_command, measure_python
+
+# control -> (secmon check id, Checkov check id)
+SHARED_CONTROLS: dict[str, tuple[str, str]] = {
+    "privileged": ("5.2.2", "CKV_K8S_16"),
+    "host_pid": ("5.2.3", "CKV_K8S_17"),
+    "host_ipc": ("5.2.4", "CKV_K8S_18"),
+    "host_network": ("5.2.5", "CKV_K8S_19"),
+    "privilege_escalation": ("5.2.6", "CKV_K8S_20"),
+    "root_user": ("5.2.7", "CKV_K8S_23"),
+    "read_only_root_fs": ("SM-K8S-009", "CKV_K8S_22"),
+    "drop_net_raw": ("5.2.8", "CKV_K8S_28"),
+    "add_sys_admin": ("SM-K8S-006", "CKV_K8S_39"),
+    "cpu_limit": ("SM-K8S-001", "CKV_K8S_11"),
+    "memory_limit": ("SM-K8S-002", "CKV_K8S_13"),
+    "image_tag": ("SM-K8S-008", "CKV_K8S_14"),
+    "docker_sock_hostpath": ("SM-K8S-007", "CKV_K8S_27"),
+}
+CHECKOV_VENV = Path(__file__).parent / ".venv-checkov"
+CHECKOV_VERSION = "3.3.30"
+
+Answer = list[tuple[str, str, str]]  # (file name, control, "pass" | "fail")
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded manifests
+
+
+def _container(rng: random.Random, i: int) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "name": f"c{i}",
+        "image": rng.choice(["nginx", "nginx:latest", "nginx:1.25.3", "ghcr.io/acme/api:2.4.1", "redis:7",
+                             "busybox@sha256:" + "ab" * 32, "ghcr.io/acme/worker"]),
+    }
+    sc: dict[str, Any] = {}
+    if rng.random() < 0.15:
+        sc["privileged"] = rng.random() < 0.6
+    if rng.random() < 0.6:
+        sc["allowPrivilegeEscalation"] = rng.random() < 0.3
+    if rng.random() < 0.5:
+        sc["readOnlyRootFilesystem"] = rng.random() < 0.8
+    if rng.random() < 0.4:
+        sc["runAsNonRoot"] = rng.random() < 0.8
+    if rng.random() < 0.3:
+        sc["runAsUser"] = rng.choice([0, 1000, 10001, 65534])
+    caps: dict[str, Any] = {}
+    if rng.random() < 0.4:
+        caps["drop"] = rng.choice([["ALL"], ["NET_RAW"], ["CHOWN"], ["NET_RAW", "SETUID"]])
+    if rng.random() < 0.15:
+        caps["add"] = rng.choice([["SYS_ADMIN"], ["NET_BIND_SERVICE"], ["NET_ADMIN", "SYS_ADMIN"]])
+    if caps:
+        sc["capabilities"] = caps
+    if sc:
+        c["securityContext"] = sc
+    resources: dict[str, Any] = {}
+    if rng.random() < 0.6:
+        resources["limits"] = {k: v for k, v in (("cpu", "500m"), ("memory", "256Mi")) if rng.random() < 0.75}
+    if rng.random() < 0.6:
+        resources["requests"] = {"cpu": "100m", "memory": "64Mi"}
+    if resources:
+        c["resources"] = resources
+    if rng.random() < 0.5:
+        c["ports"] = [{"containerPort": rng.choice([80, 8080, 9090])}]
+    return c
+
+
+def workload_manifest(rng: random.Random, n: int) -> dict[str, Any]:
+    kind = rng.choice(["Deployment", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"])
+    spec: dict[str, Any] = {"containers": [_container(rng, i) for i in range(rng.choice([1, 1, 2, 3]))]}
+    for key, p in (("hostPID", 0.08), ("hostIPC", 0.06), ("hostNetwork", 0.1)):
+        if rng.random() < p:
+            spec[key] = rng.random() < 0.7
+    if rng.random() < 0.35:
+        spec["securityContext"] = {k: v for k, v in (("runAsNonRoot", rng.random() < 0.8), ("runAsUser", rng.choice([0, 1000, 20000])),
+                                                     ("fsGroup", 2000)) if rng.random() < 0.6}
+    if rng.random() < 0.3:
+        spec["volumes"] = [
+            rng.choice([
+                {"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}},
+                {"name": "data", "hostPath": {"path": "/srv/data", "type": "Directory"}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+            ])
+        ]
+    name = f"app-{n:05d}"
+    meta = {"name": name, "namespace": rng.choice(["prod", "staging", "team-a", "default"]), "labels": {"app": name}}
+    template = {"metadata": {"labels": {"app": name}}, "spec": spec}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    if kind == "CronJob":
+        return {"apiVersion": "batch/v1", "kind": kind, "metadata": meta,
+                "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": template}}}}
+    api = "batch/v1" if kind == "Job" else "apps/v1"
+    body: dict[str, Any] = {"template": template}
+    if kind != "Job":
+        body["selector"] = {"matchLabels": {"app": name}}
+    return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": body}
+
+
+def write_manifests(directory: Path, count: int, seed: int = 20261128) -> list[Path]:
+    import yaml
+
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(count):
+        p = directory / f"workload-{n:05d}.yaml"
+        p.write_text(yaml.safe_dump(workload_manifest(rng, n), sort_keys=False))
+        paths.append(p)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Contenders
+
+
+def _verdicts_from_rows(rows: list[tuple[str, str, str]]) -> Answer:
+    by_check = {sec: control for control, (sec, _) in SHARED_CONTROLS.items()}
+    out: dict[tuple[str, str], str] = {}
+    for file, check_id, status in rows:
+        control = by_check.get(check_id)
+        if control is None or status not in ("pass", "fail"):
+            continue
+        key = (Path(file).name, control)
+        out[key] = "fail" if status == "fail" or out.get(key) == "fail" else "pass"
+    return sorted((f, c, v) for (f, c), v in out.items())
+
+
+def run_secmon(directory: str) -> Answer:
+    from secmon.compliance import scan_k8s
+
+    import polars as pl
+
+    report = scan_k8s([directory])
+    if report.issues:
+        raise RuntimeError(f"secmon reported input issues: {report.issues[:3]}")
+    controls = pl.DataFrame({"check_id": [sec for sec, _ in SHARED_CONTROLS.values()], "control": list(SHARED_CONTROLS)})
+    verdicts = (
+        report.results.filter(pl.col("status").is_in(["pass", "fail"]))
+        .join(controls, on="check_id")
+        .group_by(pl.col("file").str.split("/").list.last().alias("file"), "control")
+        .agg(pl.when((pl.col("status") == "fail").any()).then(pl.lit("fail")).otherwise(pl.lit("pass")).alias("verdict"))
+        .sort("file", "control")
+    )
+    return [tuple(row) for row in verdicts.iter_rows()]  # type: ignore[misc]
+
+
+def run_secmon_slow(directory: str) -> Answer:
+    from secmon.compliance import bundled_checks, evaluate_slow
+    from secmon.compliance.scan import collect_k8s
+
+    resources, issues, _ = collect_k8s([directory])
+    if issues:
+        raise RuntimeError(f"secmon reported input issues: {issues[:3]}")
+    rows = evaluate_slow(bundled_checks("k8s"), resources)
+    return _verdicts_from_rows([(r["file"], r["check_id"], r["status"]) for r in rows])
+
+
+def checkov_answer(files: list[str]):  # type: ignore[no-untyped-def]
+    """Parse ``checkov -o json --quiet`` (failed checks only) into the same answer shape."""
+    by_ckv = {ckv: control for control, (_, ckv) in SHARED_CONTROLS.items()}
+
+    def parse(stdout: bytes) -> Answer:
+        data = json.loads(stdout or b"{}")
+        reports = data if isinstance(data, list) else [data]
+        failed: set[tuple[str, str]] = set()
+        parsed = 0
+        for rep in reports:
+            if rep.get("check_type") not in (None, "kubernetes"):
+                continue
+            parsed += int(rep.get("summary", {}).get("resource_count", 0))
+            for r in rep.get("results", {}).get("failed_checks", []):
+                control = by_ckv.get(r.get("check_id"))
+                if control:
+                    failed.add((Path(r["file_path"]).name, control))
+        if parsed < len(files):
+            raise RuntimeError(f"checkov parsed {parsed} resources for {len(files)} files")
+        names = sorted(Path(f).name for f in files)
+        return sorted((n, c, "fail" if (n, c) in failed else "pass") for n in names for c in SHARED_CONTROLS)
+
+    return parse
+
+
+def ensure_checkov(create: bool) -> Path | None:
+    exe = CHECKOV_VENV / "bin" / "checkov"
+    if exe.exists():
+        return exe
+    if not create:
+        return None
+    print(f"creating {CHECKOV_VENV} with checkov=={CHECKOV_VERSION} (one time)...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True)
+    subprocess.run([str(CHECKOV_VENV / "bin" / "pip"), "install", "--quiet", f"checkov=={CHECKOV_VERSION}"], check=True)
+    return exe
+
+
+def measure_checkov(directory: Path, files: list[str], exe: Path) -> Measurement:
+    env = {**os.environ, "LOG_LEVEL": "ERROR", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    argv = [str(exe), "-d", str(directory), "--framework", "kubernetes", "-o", "json", "--quiet", "--compact",
+            "--skip-download", "--no-fail-on-crash", "--soft-fail"]
+    return measure_command("checkov", argv, answer_from=checkov_answer(files), env=env)
+
+
+def _restrict(answer: Answer, names: set[str]) -> Answer:
+    return [row for row in answer if row[0] in names]
+
+
+def run(smoke: bool) -> list[Table]:
+    count = 20 if smoke else 10_000
+    subset = 20 if smoke else 1_000
+    work = Path(tempfile.mkdtemp(prefix="secmon-bench-compliance-"))
+    try:
+        all_dir = work / "all"
+        paths = write_manifests(all_dir, count)
+        sub_dir = work / "subset"
+        sub_dir.mkdir()
+        for p in paths[:subset]:
+            shutil.copy(p, sub_dir / p.name)
+        sub_files = [str(sub_dir / p.name) for p in paths[:subset]]
+        n_checks = 0
+        from secmon.compliance import bundled_checks
+
+        n_checks = len(bundled_checks("k8s"))
+        exe = ensure_checkov(create=not smoke)
+        tables: list[Table] = []
+
+        # Table 1: the subset, every contender on the same files, verdicts asserted equal.
+        t1 = Table(f"CIS Kubernetes checks, {subset:,} generated workload manifests (secmon {n_checks} checks; checkov all k8s checks)",
+                   items_processed=subset, item_unit="files")
+        t1.add(measure_python("secmon", "benchmarks.bench_compliance:run_secmon", str(sub_dir)))
+        t1.add(measure_python("secmon-slow-twin", "benchmarks.bench_compliance:run_secmon_slow", str(sub_dir)))
+        if exe is not None:
+            t1.add(measure_checkov(sub_dir, sub_files, exe))
+        else:
+            t1.notes.append("checkov skipped: benchmarks/.venv-checkov absent (smoke run never installs it)")
+        t1.assert_agree()
+        fails = sum(1 for row in t1.rows[0].answer if row[2] == "fail")
+        t1.notes.append(f"verdicts agree on {len(t1.rows[0].answer):,} (file, control) pairs over {len(SHARED_CONTROLS)} shared controls, "
+                        f"{fails:,} failing; {cpu_note()}")
+        tables.append(t1)
+
+        if not smoke:
+            t2 = Table(f"CIS Kubernetes checks, {count:,} generated workload manifests", items_processed=count, item_unit="files")
+            full = t2.add(measure_python("secmon", "benchmarks.bench_compliance:run_secmon", str(all_dir)))
+            names = {Path(f).name for f in sub_files}
+            if _restrict(full.answer, names) != t1.rows[0].answer:
+                raise AssertionError("secmon's 10k verdicts differ from its subset verdicts on the same files")
+            if exe is not None:
+                ck = next(r for r in t1.rows if r.name == "checkov")
+                scale = count / subset
+                t2.add(Measurement(f"checkov (x{scale:.0f} of {subset:,}-file run)", ck.seconds * scale, ck.peak_rss_bytes, None))
+                t2.notes.append(f"checkov time is its measured {subset:,}-file time scaled by {scale:.0f} (its runtime is linear in files; "
+                                f"a full run takes ~11.5 min here); its verdicts were asserted equal to secmon's on that subset. "
+                                f"Peak memory shown for checkov is from the subset run.")
+            tables.append(t2)
+        return tables
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
