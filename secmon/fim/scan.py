@@ -169,14 +169,15 @@ def scan(spec: ScanSpec, previous: pl.DataFrame | None = None, walker: WalkerCho
     """Scan ``spec`` and return the frame in reported-path space, sorted by ``path_bytes``.
 
     ``previous`` (a baseline frame) lets the walker reuse digests of files whose size, mtime, ctime,
-    inode and mode are unchanged instead of reading them again.
+    inode and mode are unchanged instead of reading them again, and xattrs of entries whose inode
+    and ctime are unchanged.
     """
     pairs, notes = resolve_paths(spec)
     walk = pick_walker(walker)
     host_roots = [host for _, host in pairs]
     walker_excludes = walker_exclude_globs(spec.excludes, spec.root_dir)
     prev = None
-    if previous is not None and spec.algo is not None and previous.height:
+    if previous is not None and previous.height:
         prev = previous.select(pywalk.SCAN_SCHEMA.keys())
         if spec.root_dir:
             prev = _to_host(prev, spec.root_dir)
@@ -186,33 +187,14 @@ def scan(spec: ScanSpec, previous: pl.DataFrame | None = None, walker: WalkerCho
             algo=spec.algo,
             excludes=walker_excludes,
             follow_symlinks=spec.follow_symlinks,
-            previous=prev,
+            previous=prev if spec.algo is not None else None,
             one_file_system=spec.one_file_system,
         )
     else:
         frame = pl.DataFrame(schema=pywalk.SCAN_SCHEMA)
     frame = frame.select([pl.col(name).cast(dtype) for name, dtype in pywalk.SCAN_SCHEMA.items()])
-    host_paths = frame["path_bytes"].to_list()
     if spec.xattrs:
-        xattr_values: list[str | None] = []
-        caps: list[str | None] = []
-        extra_errors: list[str | None] = []
-        modes = frame["mode"].to_list()
-        for path_b, mode in zip(host_paths, modes, strict=True):
-            if mode is None:
-                xattr_values.append(None)
-                caps.append(None)
-                extra_errors.append(None)
-                continue
-            value, cap, error = read_xattrs(path_b)
-            xattr_values.append(value)
-            caps.append(cap)
-            extra_errors.append(error)
-        frame = frame.with_columns(
-            pl.Series("xattrs", xattr_values, dtype=pl.String),
-            pl.Series("capabilities", caps, dtype=pl.String),
-            pl.coalesce(pl.col("error"), pl.Series("_xerr", extra_errors, dtype=pl.String)).alias("error"),
-        )
+        frame = _add_xattrs(frame, prev if previous is not None and "xattrs" in previous.columns else None, previous)
     else:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("xattrs"), pl.lit(None, pl.String).alias("capabilities"))
     if spec.root_dir:
@@ -223,6 +205,49 @@ def scan(spec: ScanSpec, previous: pl.DataFrame | None = None, walker: WalkerCho
     for path, error in errors.select("path", "error").iter_rows():
         notes.append(f"{path}: {error}")
     return ScanResult(frame, notes)
+
+
+def _add_xattrs(frame: pl.DataFrame, prev_host: pl.DataFrame | None, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """Add ``xattrs``/``capabilities`` columns, reading only entries that may have changed.
+
+    Setting or removing an xattr updates the inode's ctime, so an entry whose inode and ctime equal
+    the previous scan's keeps the previous values without a syscall (like digests in the walker).
+    """
+    need_read = pl.Series("need", [True] * frame.height, dtype=pl.Boolean)
+    reused_x: list[str | None] = [None] * frame.height
+    reused_c: list[str | None] = [None] * frame.height
+    if prev_host is not None and previous is not None and previous.height:
+        old = prev_host.select("path_bytes", pl.col("inode").alias("_pi"), pl.col("ctime_ns").alias("_pc")).with_columns(
+            previous["xattrs"].alias("_px"), previous["capabilities"].alias("_pcap")
+        )
+        joined = frame.select("path_bytes", "inode", "ctime_ns", "mode").join(old, on="path_bytes", how="left", maintain_order="left")
+        need_read = ~((joined["_pi"] == joined["inode"]) & (joined["_pc"] == joined["ctime_ns"])).fill_null(False)
+        reused_x = joined["_px"].to_list()
+        reused_c = joined["_pcap"].to_list()
+    xattr_values: list[str | None] = []
+    caps: list[str | None] = []
+    extra_errors: list[str | None] = []
+    for path_b, mode, need, old_x, old_c in zip(
+        frame["path_bytes"].to_list(), frame["mode"].to_list(), need_read.to_list(), reused_x, reused_c, strict=True
+    ):
+        if mode is None:
+            xattr_values.append(None)
+            caps.append(None)
+            extra_errors.append(None)
+        elif not need:
+            xattr_values.append(old_x)
+            caps.append(old_c)
+            extra_errors.append(None)
+        else:
+            value, cap, error = read_xattrs(path_b)
+            xattr_values.append(value)
+            caps.append(cap)
+            extra_errors.append(error)
+    return frame.with_columns(
+        pl.Series("xattrs", xattr_values, dtype=pl.String),
+        pl.Series("capabilities", caps, dtype=pl.String),
+        pl.coalesce(pl.col("error"), pl.Series("_xerr", extra_errors, dtype=pl.String)).alias("error"),
+    )
 
 
 def empty_frame() -> pl.DataFrame:

@@ -168,3 +168,28 @@ def test_huge_file_is_hashed_in_fixed_memory(tmp_path: Path) -> None:
         expected.update(zeros)
     assert digest == expected.hexdigest()
     assert int(growth_kib) < 16 * 1024  # hashing 512 MiB grew the process by less than 16 MiB
+
+
+def test_xattr_change_is_seen_even_when_previous_values_are_reused(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    f = tmp_path / "t" / "f"
+    f.write_text("x")
+    try:
+        os.setxattr(f, "user.secmon", b"one")
+    except OSError as exc:
+        pytest.skip(f"no user xattrs on this filesystem: {exc}")
+    first = scan(ScanSpec((str(tmp_path / "t"),))).frame
+    assert '"user.secmon": "one"' in first.filter(pl.col("type") == "file")["xattrs"][0]
+    os.setxattr(f, "user.secmon", b"two")  # bumps ctime, so the entry is read again
+    again = scan(ScanSpec((str(tmp_path / "t"),)), previous=first).frame
+    assert '"user.secmon": "two"' in again.filter(pl.col("type") == "file")["xattrs"][0]
+
+
+def test_capability_decoding() -> None:
+    from secmon.fim.xattrs import decode_capability
+
+    # cap_net_raw (13) + cap_net_bind_service (10), effective and permitted, revision 2.
+    value = (0x02000001).to_bytes(4, "little") + ((1 << 13) | (1 << 10)).to_bytes(4, "little") + bytes(12)
+    assert decode_capability(value) == "cap_net_bind_service,cap_net_raw=ep"
+    with pytest.raises(ValueError, match="revision 2 is 8 bytes; 20 expected"):
+        decode_capability(value[:8])
