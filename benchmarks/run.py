@@ -15,6 +15,7 @@ import time
 # name -> module with run(smoke) -> list[Table]
 CASES: dict[str, str] = {
     "compliance": "benchmarks.bench_compliance",
+    "fim": "benchmarks.bench_fim",
 }
 
 
