@@ -1,0 +1,272 @@
+"""Compile a query AST to one vectorised, never-null boolean Polars expression over an event table.
+
+Columns are ``pl.String`` or ``pl.List(pl.String)`` (integers such as ``timestamp`` are read as their
+decimal text); an array column matches when any item does. A column the schema lacks is all-null, so a
+positive term on it is false and its negation true. Wildcards become ``==``/``starts_with``/``ends_with``/
+``contains`` where the pattern allows, else one anchored regex; CIDR is the one per-value Python step,
+run once per distinct value of a batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import operator
+from collections.abc import Callable, Mapping, Sequence
+
+import polars as pl
+
+from secmon.query.ast import (
+    NUMBER_PATTERN,
+    And,
+    Cidr,
+    Compare,
+    Exists,
+    Field,
+    MatchAll,
+    Not,
+    Or,
+    Query,
+    Range,
+    Term,
+    Wildcard,
+    pattern_parts,
+)
+
+Predicate = Callable[[pl.Expr], pl.Expr]
+
+# Rust's regex::escape set; escaping these is also valid (and means the same) for Python's re.
+_REGEX_META = set("\\.+*?()|[]{}^$#&-~")
+
+
+def compile_polars(query: Query, schema: Mapping[str, pl.DataType | type[pl.DataType]]) -> pl.Expr:
+    """A boolean expression, true for the rows of an event table with ``schema`` that match ``query``."""
+    return _Compiler(schema).compile(query)
+
+
+def attribute_paths(query: Query) -> set[str]:
+    """The event-table columns ``query`` reads (``message`` for free text, ``tags`` for tag searches)."""
+    if isinstance(query, (And, Or)):
+        return set().union(*(attribute_paths(child) for child in query.children))
+    if isinstance(query, Not):
+        return attribute_paths(query.child)
+    if isinstance(query, Term):
+        return {"message"} if query.field is None else {query.field.column}
+    if isinstance(query, (Range, Compare, Exists, Cidr)):
+        return {query.field.column}
+    return set()
+
+
+def regex_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in _REGEX_META else ch for ch in text)
+
+
+def glob_regex(parts: Sequence[str | Wildcard], anchored: bool) -> str:
+    """A Rust-regex for a wildcard pattern; ``(?s)`` so that ``*`` and ``?`` also cross newlines."""
+    body = "".join(regex_escape(p) if isinstance(p, str) else (".*" if p.symbol == "*" else ".") for p in parts)
+    return f"(?s)^{body}$" if anchored else f"(?s){body}"
+
+
+def _collapse_stars(parts: Sequence[str | Wildcard]) -> list[str | Wildcard]:
+    out: list[str | Wildcard] = []
+    for part in parts:
+        if isinstance(part, Wildcard) and part.symbol == "*" and out and out[-1] == part:
+            continue
+        out.append(part)
+    return out
+
+
+def _is_star(part: str | Wildcard) -> bool:
+    return isinstance(part, Wildcard) and part.symbol == "*"
+
+
+def anchored_glob(parts: Sequence[str | Wildcard]) -> Predicate:
+    """Whole-value wildcard match, through a string fast path when the pattern's shape allows one."""
+    p = _collapse_stars(parts)
+    literal_only = all(isinstance(x, str) for x in p)
+    if literal_only:
+        text = "".join(p)  # type: ignore[arg-type]
+        return lambda e: e == text
+    if len(p) == 2 and isinstance(p[0], str) and _is_star(p[1]):
+        return lambda e: e.str.starts_with(p[0])  # type: ignore[arg-type]
+    if len(p) == 2 and _is_star(p[0]) and isinstance(p[1], str):
+        return lambda e: e.str.ends_with(p[1])  # type: ignore[arg-type]
+    if len(p) == 3 and _is_star(p[0]) and isinstance(p[1], str) and _is_star(p[2]):
+        return lambda e: e.str.contains(p[1], literal=True)  # type: ignore[arg-type]
+    if len(p) == 3 and isinstance(p[0], str) and _is_star(p[1]) and isinstance(p[2], str):
+        head, tail = p[0], p[2]
+        # The prefix and suffix must not overlap: "ab*ba" does not match "aba".
+        return lambda e: e.str.starts_with(head) & e.str.ends_with(tail) & (e.str.len_chars() >= len(head) + len(tail))
+    if p == [Wildcard("*")]:
+        return lambda e: e.is_not_null()
+    if len(p) > 3 and _is_star(p[0]) and _is_star(p[-1]):
+        search = glob_regex(p[1:-1], anchored=False)  # unanchored: no need to scan the ".*" ends
+        return lambda e: e.str.contains(search)
+    regex = glob_regex(p, anchored=True)
+    return lambda e: e.str.contains(regex)
+
+
+def unanchored_glob(parts: Sequence[str | Wildcard]) -> Predicate:
+    """Wildcard search anywhere in the value (free text): leading and trailing ``*`` are implied."""
+    return anchored_glob([Wildcard("*"), *parts, Wildcard("*")])
+
+
+def _numeric(e: pl.Expr) -> pl.Expr:
+    """The value as a float when it is written as a number, else null (so it matches no comparison)."""
+    return pl.when(e.str.contains(NUMBER_PATTERN)).then(e.cast(pl.Float64, strict=False))
+
+
+def _range_predicate(node: Range) -> Predicate:
+    def predicate(e: pl.Expr) -> pl.Expr:
+        value = _numeric(e)
+        conditions: list[pl.Expr] = [value.is_not_null()]
+        if node.low is not None:
+            low = float(node.low)
+            conditions.append(value >= low if node.low_inclusive else value > low)
+        if node.high is not None:
+            high = float(node.high)
+            conditions.append(value <= high if node.high_inclusive else value < high)
+        return functools.reduce(operator.and_, conditions)
+
+    return predicate
+
+
+def _compare_predicate(node: Compare) -> Predicate:
+    bound = float(node.value)
+    ops: dict[str, Callable[[pl.Expr, float], pl.Expr]] = {
+        ">": operator.gt,
+        ">=": operator.ge,
+        "<": operator.lt,
+        "<=": operator.le,
+    }
+    op = ops[node.op]
+    return lambda e: op(_numeric(e), bound)
+
+
+def _ip_matches(text: str, intervals: Sequence[tuple[int, int, int]]) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    number = int(address)
+    return any(version == address.version and low <= number <= high for version, low, high in intervals)
+
+
+def _cidr_batch(networks: Sequence[str]) -> Callable[[pl.Series], pl.Series]:
+    # Networks as (version, first, last) integer intervals; addresses are parsed once per distinct value.
+    intervals = []
+    for text in networks:
+        net = ipaddress.ip_network(text)
+        intervals.append((net.version, int(net.network_address), int(net.broadcast_address)))
+
+    def mask(series: pl.Series) -> pl.Series:
+        is_list = isinstance(series.dtype, pl.List)
+        values = series.explode() if is_list else series
+        distinct = values.drop_nulls().unique().to_list()
+        inside = pl.Series([v for v in distinct if _ip_matches(v, intervals)], dtype=pl.String).implode()
+        if is_list:
+            result = series.list.eval(pl.element().is_in(inside)).list.any()
+        else:
+            result = series.is_in(inside)
+        return result.fill_null(False)
+
+    return mask
+
+
+class _Compiler:
+    def __init__(self, schema: Mapping[str, pl.DataType | type[pl.DataType]]) -> None:
+        self.schema = schema
+
+    def compile(self, node: Query) -> pl.Expr:
+        if isinstance(node, MatchAll):
+            return pl.repeat(True, pl.len(), dtype=pl.Boolean)
+        if isinstance(node, And):
+            return functools.reduce(operator.and_, (self.compile(c) for c in node.children))
+        if isinstance(node, Or):
+            return functools.reduce(operator.or_, (self.compile(c) for c in node.children))
+        if isinstance(node, Not):
+            return ~self.compile(node.child)
+        if isinstance(node, Term):
+            return self.term(node)
+        if isinstance(node, Exists):
+            return self.any_value(node.field, lambda e: e.is_not_null())
+        if isinstance(node, Range):
+            return self.any_value(node.field, _range_predicate(node))
+        if isinstance(node, Compare):
+            return self.any_value(node.field, _compare_predicate(node))
+        if isinstance(node, Cidr):
+            return self.cidr(node)
+        raise TypeError(f"not a query node: {node!r}")
+
+    def never(self) -> pl.Expr:
+        return pl.repeat(False, pl.len(), dtype=pl.Boolean)
+
+    def column(self, name: str) -> tuple[pl.Expr, bool] | None:
+        """The column as String items, and whether it is a list; ``None`` when it is absent or all-null."""
+        dtype = self.schema.get(name)
+        if dtype is None or dtype == pl.Null:
+            return None
+        expr = pl.col(name)
+        if dtype == pl.List or isinstance(dtype, pl.List):
+            inner = dtype.inner if isinstance(dtype, pl.List) else pl.String
+            if inner == pl.Null:
+                return None
+            if inner != pl.String:
+                expr = expr.cast(pl.List(_checked_scalar(name, inner)))
+            return expr, True
+        if dtype != pl.String:
+            expr = expr.cast(_checked_scalar(name, dtype))
+        return expr, False
+
+    def any_element(self, name: str, predicate: Predicate) -> pl.Expr:
+        found = self.column(name)
+        if found is None:
+            return self.never()
+        expr, is_list = found
+        if is_list:
+            return expr.list.eval(predicate(pl.element()).fill_null(False)).list.any().fill_null(False)
+        return predicate(expr).fill_null(False)
+
+    def any_value(self, field: Field, predicate: Predicate) -> pl.Expr:
+        """``predicate`` over a field's values; for a tag key, over the ``value`` of its ``key:value`` tags."""
+        if not field.tag:
+            return self.any_element(field.path, predicate)
+        prefix = field.path + ":"
+        return self.any_element(
+            "tags", lambda e: predicate(pl.when(e.str.starts_with(prefix)).then(e.str.strip_prefix(prefix)))
+        )
+
+    def term(self, node: Term) -> pl.Expr:
+        if node.field is None:
+            if node.kind == "wildcard":
+                parts = [p.lower() if isinstance(p, str) else p for p in pattern_parts(node.value)]
+                search = unanchored_glob(parts)
+            else:
+                needle = node.value.lower()
+                search = lambda e: e.str.contains(needle, literal=True)  # noqa: E731
+            return self.any_element("message", lambda e: search(e.str.to_lowercase()))
+        if node.kind == "wildcard":
+            return self.any_value(node.field, anchored_glob(pattern_parts(node.value)))
+        if node.field.tag:
+            tag = f"{node.field.path}:{node.value}"
+            return self.any_element("tags", lambda e: e == tag)
+        value = node.value
+        return self.any_element(node.field.path, lambda e: e == value)
+
+    def cidr(self, node: Cidr) -> pl.Expr:
+        found = self.column(node.field.path)
+        if found is None:
+            return self.never()
+        expr, _ = found
+        return expr.map_batches(_cidr_batch(node.networks), return_dtype=pl.Boolean, is_elementwise=True).fill_null(
+            False
+        )
+
+
+def _checked_scalar(column: str, dtype: pl.DataType | type[pl.DataType]) -> type[pl.DataType]:
+    """Integers and booleans read as their text; anything else is not an event-table column."""
+    if dtype.is_integer() or dtype == pl.Boolean:
+        return pl.String
+    raise TypeError(
+        f"column {column!r} has dtype {dtype}; an event table holds String, List(String) or integer columns"
+    )

@@ -1,0 +1,160 @@
+"""The slow, obvious twin of :func:`secmon.query.compile_polars` (in :mod:`secmon.query.polars_expr`): one query against one event dict.
+
+It reads attributes straight from the nested event (no event table), matches wildcards with a plain
+dynamic-programming matcher (no regex) and CIDR with ``ipaddress`` membership, so the property tests
+compare two independent implementations of the same semantics (see :mod:`secmon.query`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from secmon.query.ast import (
+    And,
+    Cidr,
+    Compare,
+    Exists,
+    Field,
+    MatchAll,
+    Not,
+    Or,
+    Query,
+    Range,
+    Term,
+    Wildcard,
+    is_number,
+    pattern_parts,
+)
+
+
+def evaluate(query: Query, event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` (a nested JSON-like dict in Datadog's standard form) matches ``query``."""
+    if isinstance(query, MatchAll):
+        return True
+    if isinstance(query, And):
+        return all(evaluate(child, event) for child in query.children)
+    if isinstance(query, Or):
+        return any(evaluate(child, event) for child in query.children)
+    if isinstance(query, Not):
+        return not evaluate(query.child, event)
+    if isinstance(query, Term):
+        return _term_matches(query, event)
+    if isinstance(query, Exists):
+        return bool(field_values(event, query.field))
+    if isinstance(query, Range):
+        return any(_in_range(query, float(v)) for v in field_values(event, query.field) if is_number(v))
+    if isinstance(query, Compare):
+        bound = float(query.value)
+        return any(_compares(query.op, float(v), bound) for v in field_values(event, query.field) if is_number(v))
+    if isinstance(query, Cidr):
+        networks = [ipaddress.ip_network(n) for n in query.networks]
+        return any(_ip_in(v, networks) for v in field_values(event, query.field))
+    raise TypeError(f"not a query node: {query!r}")
+
+
+def stringify(value: Any) -> str:
+    """An attribute value as the event table stores it: JSON text for numbers, booleans and objects."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def attribute_values(event: Mapping[str, Any], path: str) -> list[str]:
+    """The values at a dotted attribute path: [] when missing/null, every non-null item of an array.
+
+    The path is looked up nested, then as one literal dotted key (``{"network.client.ip": ...}``), as
+    the event table does.
+    """
+    node: Any = event
+    for key in path.split("."):
+        if isinstance(node, Mapping) and node.get(key) is not None:
+            node = node[key]
+        else:
+            node = event.get(path)
+            break
+    if node is None:
+        return []
+    if isinstance(node, list):
+        return [stringify(item) for item in node if item is not None]
+    return [stringify(node)]
+
+
+def field_values(event: Mapping[str, Any], field: Field) -> list[str]:
+    """What a field's terms test: attribute values, or for a tag key the values of ``key:value`` tags."""
+    if not field.tag:
+        return attribute_values(event, field.path)
+    prefix = field.path + ":"
+    return [tag[len(prefix) :] for tag in attribute_values(event, "tags") if tag.startswith(prefix)]
+
+
+def glob_matches(parts: Sequence[str | Wildcard], text: str) -> bool:
+    """Whole-string wildcard match: ``*`` any run (possibly empty), ``?`` exactly one character."""
+    tokens: list[str | Wildcard] = []
+    for part in parts:
+        tokens.extend(part if isinstance(part, str) else [part])
+    # matched[j]: the tokens seen so far can match text[:j]
+    matched = [True] + [False] * len(text)
+    for token in tokens:
+        following = [False] * (len(text) + 1)
+        for j in range(len(text) + 1):
+            if isinstance(token, Wildcard) and token.symbol == "*":
+                following[j] = matched[j] or (j > 0 and following[j - 1])
+            elif j > 0 and matched[j - 1]:
+                following[j] = isinstance(token, Wildcard) or token == text[j - 1]
+        matched = following
+    return matched[len(text)]
+
+
+def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
+    if term.field is None:
+        # Free text: case-insensitive substring of the message.
+        messages = [m.lower() for m in attribute_values(event, "message")]
+        if term.kind == "wildcard":
+            parts: list[str | Wildcard] = [Wildcard("*")]
+            parts += [p.lower() if isinstance(p, str) else p for p in pattern_parts(term.value)]
+            parts.append(Wildcard("*"))
+            return any(glob_matches(parts, m) for m in messages)
+        needle = term.value.lower()
+        return any(needle in m for m in messages)
+    values = field_values(event, term.field)
+    if term.kind == "wildcard":
+        pattern = pattern_parts(term.value)
+        return any(glob_matches(pattern, v) for v in values)
+    return term.value in values
+
+
+def _in_range(node: Range, value: float) -> bool:
+    if node.low is not None:
+        low = float(node.low)
+        if value < low or (value == low and not node.low_inclusive):
+            return False
+    if node.high is not None:
+        high = float(node.high)
+        if value > high or (value == high and not node.high_inclusive):
+            return False
+    return True
+
+
+def _compares(op: str, value: float, bound: float) -> bool:
+    if op == ">":
+        return value > bound
+    if op == ">=":
+        return value >= bound
+    if op == "<":
+        return value < bound
+    return value <= bound
+
+
+def _ip_in(text: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in networks)
