@@ -175,6 +175,8 @@ def test_the_pack_is_big_enough_and_ids_are_unique() -> None:
     ids = [load_yaml(f)["id"] for f in files]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"duplicate rule ids: {duplicates}"
+    names = [load_yaml(f)["name"] for f in files]
+    assert len(names) == len(set(names)), f"duplicate rule names: {sorted({n for n in names if names.count(n) > 1})}"
     for folder in FOLDERS:
         assert list((PACK / folder).glob("*.yaml")), f"no rules under {folder}/"
 
