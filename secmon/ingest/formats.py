@@ -13,11 +13,20 @@ Decisions that affect every format:
   ``line_too_long``; blank lines are counted in ``IngestStats.blank_lines``, not as events.
 - A line the format cannot read is rejected with a reason (``unparsed_line``, ``malformed_json``,
   ``missing_timestamp``, ``bad_timestamp``, ``not_an_object``), counted, and the run goes on.
+- A ``\r`` ending a line (CRLF files) is dropped before parsing, whichever ``select_lines``
+  (Rust or Python) cut the lines.
 - :meth:`LogFormat.verbatim` tells the engine which attribute values appear byte for byte in the
   raw line. Values may still be *escaped* in the raw text: JSON escapes ``"``, ``\\``, control
   characters and possibly ``/`` and non-ASCII; access logs escape ``"`` and ``\\``; JSON numbers are
   re-serialized (``1.50`` becomes ``1.5``). A prefilter literal containing such characters, or a
   number from JSON, must not be used to skip lines.
+- :meth:`LogFormat.implied_literals` is the finer, value-level promise the prefilter can use
+  directly: for ``(path, value)`` the strings one of which every raw line yielding it contains
+  (ASCII case-insensitively), ``None`` when there is no such promise, ``[]`` when no line of the
+  format yields it. It covers derived attributes too (``source:sshd`` -> ``sshd``,
+  ``evt.outcome:failure`` -> ``Failed `` / ``authentication failure``, CloudTrail
+  ``source:cloudtrail`` -> ``eventSource``) and already excludes escaped values. Both promises
+  are checked on every line of the real datasets (``tests/ingest/test_verbatim.py``).
 """
 
 from __future__ import annotations
@@ -383,7 +392,9 @@ class YearTracker:
     would be more than a day in the future). A jump back of more than six months (Dec -> Jan)
     starts the next year; a line more than six months *ahead* of the last one (a late December
     line after January began) belongs to the year before. State lives on the :class:`Source`,
-    so chunks must be parsed in order (any chunk size gives the same years)."""
+    so chunks must be parsed in order (any chunk size gives the same years). Behind a prefilter
+    only parsed lines are seen: the rollover is still found as long as parsed lines lie on both
+    sides of it, and only a gap of more than six months between parsed lines can mislead it."""
 
     def __init__(self, year: int | None) -> None:
         self.year = year

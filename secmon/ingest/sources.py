@@ -144,6 +144,7 @@ class Source:
         format: str | LogFormat | None = None,
         year: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        owns_stream: bool = False,
     ) -> None:
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
@@ -156,6 +157,7 @@ class Source:
         self._data = data
         self._stream = stream
         self._consumed = False
+        self._owned_stream = stream if owns_stream else None
         self._gzip: _TolerantGzip | None = None
         head = self._head()
         self.format: LogFormat = get_format(format) if format is not None else detect_format(head)
@@ -224,6 +226,8 @@ class Source:
             raise InputError(f"{self.name}: cannot read: {exc}") from exc
         finally:
             stream.close()  # for stdin this closes our wrapper, not sys.stdin itself
+            if self._owned_stream is not None:
+                self._owned_stream.close()
 
     def _line_chunks(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
         limit = self.max_line_bytes
@@ -322,6 +326,12 @@ def open_sources(
         for name, path in files:
             if path is None:
                 yield Source(name, stream=sys.stdin.buffer, format=format, year=year, max_line_bytes=max_line_bytes)
+            elif not path.is_file():
+                # A pipe (``<(zcat x.gz)``, /dev/stdin): it can be read once, so it is sniffed
+                # and then read through the same handle.
+                handle = open(path, "rb")  # noqa: SIM115 (closed when the source is read)
+                yield Source(name, stream=handle, format=format, year=year, max_line_bytes=max_line_bytes,
+                             owns_stream=True)
             else:
                 yield Source(name, path=path, format=format, year=year, max_line_bytes=max_line_bytes)
 

@@ -247,3 +247,23 @@ def test_rust_and_python_line_selection_give_the_same_events(data: st.DataObject
         slow = FORMATS["syslog"].parse(chunks[0], picked, IngestStats())
     source.parse_state.clear()
     assert fast == slow
+
+
+def test_a_pipe_is_sniffed_and_read_once(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    payload = gzip.compress(("\n".join(SYSLOG_LINES[:4]) + "\n").encode())
+
+    def feed() -> None:
+        with open(fifo, "wb") as writer:
+            writer.write(payload)
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    stats = IngestStats()
+    events = parse_events([str(fifo)], year=2015, stats=stats)
+    thread.join(timeout=10)
+    assert len(events) == 8 and stats.rejected_total == 0
