@@ -328,6 +328,12 @@ def test_balanced_checker(query: str, ok: bool) -> None:
     assert balanced(query) is ok
 
 
+def test_readme_lists_every_rule() -> None:
+    readme = (PACK / "README.md").read_text(encoding="utf-8")
+    missing = [load_yaml(f)["id"] for f in rule_files() if f"`{load_yaml(f)['id']}`" not in readme]
+    assert not missing, f"secmon/rules/default/README.md does not list {missing}"
+
+
 def test_the_loader_accepts_the_whole_pack() -> None:
     rules = load_rules([PACK / f for f in FOLDERS], lint=True)
     assert sorted(r.id for r in rules) == sorted(load_yaml(f)["id"] for f in rule_files())
