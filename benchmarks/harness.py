@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import queue as queue_module
 import resource
 import subprocess
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +31,16 @@ class Measurement:
 
 
 def _run_in_child(target: str, args: tuple[Any, ...], queue: Any) -> None:
-    module_name, _, func_name = target.partition(":")
-    func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
-    start = time.perf_counter()
-    answer = func(*args)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    queue.put((seconds, peak, answer))
+    try:
+        module_name, _, func_name = target.partition(":")
+        func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
+        start = time.perf_counter()
+        answer = func(*args)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        queue.put(("ok", (seconds, peak, answer)))
+    except BaseException:  # report the failure to the parent instead of leaving it waiting
+        queue.put(("error", traceback.format_exc()))
 
 
 def measure_python(name: str, target: str, *args: Any, timeout: float = 3600.0) -> Measurement:
@@ -44,12 +49,23 @@ def measure_python(name: str, target: str, *args: Any, timeout: float = 3600.0) 
     queue = ctx.Queue()
     proc = ctx.Process(target=_run_in_child, args=(target, args, queue))
     proc.start()
+    deadline = time.monotonic() + timeout
     try:
-        seconds, peak, answer = queue.get(timeout=timeout)
+        while True:
+            try:
+                status, payload = queue.get(timeout=1.0)
+                break
+            except queue_module.Empty:
+                if not proc.is_alive():
+                    raise RuntimeError(f"contender {name!r} ({target}) died with exit code {proc.exitcode}") from None
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise TimeoutError(f"contender {name!r} ({target}) took longer than {timeout:.0f} s") from None
     finally:
         proc.join(timeout=60)
-    if proc.exitcode not in (0, None):
-        raise RuntimeError(f"contender {name!r} ({target}) exited with {proc.exitcode}")
+    if status == "error":
+        raise RuntimeError(f"contender {name!r} ({target}) failed:\n{payload}")
+    seconds, peak, answer = payload
     return Measurement(name, seconds, peak, answer)
 
 

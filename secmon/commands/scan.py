@@ -20,6 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     scan = subparsers.add_parser("scan", help="run detection rules over logs and print security signals")
     scan.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, globs, .gz, or - for stdin")
     add_rule_options(scan)
+    scan.add_argument("--intel", action="append", default=[], metavar="FILE",
+                      help="threat-intel IP list (one address or CIDR per line, FireHOL netset); repeatable")
     scan.add_argument("--format", choices=("table", "json", "ndjson"), default="table", help="output format")
     scan.add_argument("-o", "--output", metavar="FILE", help="write signals here instead of stdout")
     scan.add_argument("--store", metavar="DB", help="also save the signals in this SQLite signal store")
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(_progress(args.paths))
         engine = Engine(rules, prefilter=not args.no_prefilter, input_format=args.input_format, year=args.year,
-                        progress=progress)
+                        progress=progress, intel=args.intel or None)
         result = engine.detect(args.paths)
     signals, stats = result.signals, result.stats
     if args.store:

@@ -116,14 +116,32 @@ class CompiledRule:
             return False
         return q.evaluate(self.queries[query_index].ast, event)
 
-    def prefilter_literals(self, verbatim: Callable[[str], bool]) -> list[bytes] | None:
+    def prefilter_literals(
+        self, verbatim: Callable[[str], bool], source_spellings: Callable[[str], list[str] | None] | None = None
+    ) -> list[bytes] | None:
         """Literals one of which the raw line of any event this rule can match must contain;
-        None when the rule cannot be prefiltered for this input format."""
+        None when the rule cannot be prefiltered for this input format.
+
+        ``source_spellings(value)``, when the format knows it, lists raw strings one of which a line
+        whose event gets ``source:value`` contains (``source`` is usually derived, so without it
+        ``source:`` terms give no literal).
+        """
+        if source_spellings is not None:
+            plain = verbatim
+
+            def verbatim(path: str) -> bool:  # noqa: F811 - widened for the rewritten source terms
+                return path == _RAW_SPELLING or plain(path)
+
+        def literals_of(ast: q.Query) -> list[bytes] | None:
+            if source_spellings is not None:
+                ast = _rewrite_source_terms(ast, source_spellings)
+            return q.prefilter_literals(ast, verbatim)
+
         literals: list[bytes] = []
-        require_literals = [q.prefilter_literals(ast, verbatim) for ast in self.requires]
+        require_literals = [literals_of(ast) for ast in self.requires]
         best_require = min((lits for lits in require_literals if lits), key=_selectivity, default=None)
         for cq in self.queries:
-            own = q.prefilter_literals(cq.ast, verbatim)
+            own = literals_of(cq.ast)
             candidates = [lits for lits in (own, best_require) if lits]
             if not candidates:
                 return None
@@ -134,9 +152,30 @@ class CompiledRule:
         return SEVERITY_RANK[self.cases[case_index].severity]
 
 
-def _selectivity(literals: Sequence[bytes]) -> tuple[int, int]:
-    """Fewer, longer literals let fewer lines through."""
-    return (len(literals), -min((len(lit) for lit in literals), default=0))
+_RAW_SPELLING = "__raw_spelling__"
+
+
+def _rewrite_source_terms(node: q.Query, spellings: Callable[[str], list[str] | None]) -> q.Query:
+    """For literal extraction only: ``source:x`` becomes 'the line contains one of x's spellings'."""
+    if isinstance(node, q.Term) and node.field is not None and node.field.path == "source" and node.kind != "wildcard":
+        options = spellings(node.value)
+        if not options:
+            return node
+        terms = [q.Term(q.Field(_RAW_SPELLING), option, "phrase") for option in options]
+        return terms[0] if len(terms) == 1 else q.Or(tuple(terms))
+    if isinstance(node, (q.And, q.Or)):
+        return type(node)(tuple(_rewrite_source_terms(child, spellings) for child in node.children))
+    return node
+
+
+def _selectivity(literals: Sequence[bytes]) -> float:
+    """Roughly how often a line contains one of the literals: each byte of a literal divides its
+    chance by ~16, and all-digit literals ("200", "404") are common in any log line."""
+    cost = 0.0
+    for literal in literals:
+        effective = len(literal) - (2 if literal.isdigit() else 0)
+        cost += 16.0 ** -max(effective, 1)
+    return cost
 
 
 def compile_rules(rules: Iterable[Rule]) -> tuple[CompiledRule, ...]:

@@ -49,7 +49,8 @@ class Engine:
     """Detection over logs with a set of rules.
 
     ``Engine()`` uses the bundled default rules; ``Engine(rules)`` takes a :class:`RuleSet`, rules,
-    or rule files/directories. ``prefilter=False`` parses every line (the slow, obvious path the
+    or rule files/directories. ``intel`` adds threat-intel IP lists (paths or an
+    :class:`secmon.intel.IndicatorSet`). ``prefilter=False`` parses every line (the slow, obvious path the
     prefilter is tested against).
     """
 
@@ -62,9 +63,15 @@ class Engine:
         input_format: str | None = None,
         year: int | None = None,
         progress: Callable[[int], None] | None = None,
+        intel: Any = None,
     ) -> None:
         self.rules = _as_rule_set(rules)
         self.compiled: tuple[CompiledRule, ...] = compile_rules(self.rules)
+        if intel is not None:
+            from secmon.intel import IndicatorSet, IntelRule, load_indicators
+
+            indicators = intel if isinstance(intel, IndicatorSet) else load_indicators(intel)
+            self.compiled += (IntelRule.build(indicators, len(self.compiled)),)
         self.prefilter = prefilter
         self.chunk_bytes = chunk_bytes
         self.input_format = input_format
@@ -131,7 +138,7 @@ class Engine:
             literals: set[bytes] = set()
             matcher = None
             for compiled in self.compiled:
-                rule_literals = compiled.prefilter_literals(log_format.verbatim)
+                rule_literals = compiled.prefilter_literals(log_format.verbatim, _source_spellings(log_format))
                 if rule_literals is None:
                     break
                 literals.update(rule_literals)
@@ -176,6 +183,21 @@ class Engine:
             pl.Series(EVENT, canonical, dtype=pl.String),
             pl.Series(EID, kept_idx + first_eid, dtype=pl.Int64),
         )
+
+
+# How a JSON line whose event ends up with ``source:<key>`` spells it: the ingest layer maps
+# CloudTrail and Kubernetes audit records onto these sources; every other source value comes
+# verbatim from the record's own ``source``/``ddsource`` field.
+_JSON_SOURCE_MARKERS: dict[str, list[str]] = {
+    "cloudtrail": ["eventSource"],
+    "kubernetes.audit": ["audit.k8s.io"],
+}
+
+
+def _source_spellings(log_format: Any) -> Callable[[str], list[str] | None] | None:
+    if getattr(log_format, "name", None) not in ("ndjson", "json"):
+        return None
+    return lambda value: [value, *_JSON_SOURCE_MARKERS.get(value, [])]
 
 
 def _as_rule_set(rules: RulesLike) -> RuleSet:

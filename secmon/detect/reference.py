@@ -59,14 +59,18 @@ class _Row:
     value: str | None
 
 
-def reference_detect(rules: Iterable[Rule], events: Iterable[Mapping[str, Any]]) -> list[Signal]:
-    """Signals of ``rules`` over normalized events (``timestamp`` in epoch ms)."""
+def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapping[str, Any]]) -> list[Signal]:
+    """Signals of ``rules`` (or already compiled ones, such as the intel rule) over normalized
+    events (``timestamp`` in epoch ms)."""
     ordered = sorted(
         ((int(e["timestamp"]), orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode(), dict(e)) for e in events),
         key=lambda item: (item[0], item[1]),
     )
     signals: list[Signal] = []
-    for compiled in compile_rules(rules):
+    items = list(rules)
+    compiled_rules = [r for r in items if isinstance(r, CompiledRule)]
+    compiled_rules += compile_rules(r for r in items if isinstance(r, Rule))
+    for compiled in compiled_rules:
         rows = _rows(compiled, ordered)
         by_group: dict[tuple[str | None, ...], list[_Row]] = defaultdict(list)
         for row in rows:
