@@ -16,6 +16,7 @@ import time
 CASES: dict[str, str] = {
     "compliance": "benchmarks.bench_compliance",
     "fim": "benchmarks.bench_fim",
+    "ingest": "benchmarks.ingest",
 }
 
 
