@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecmonError as exc:
         print(f"secmon: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error. Point stdout at /dev/null so the
+        # interpreter's final flush does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         # Missing files, permission problems: name the path, no traceback.
         name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
@@ -71,8 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("secmon: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return EXIT_OK
 
 
 if __name__ == "__main__":

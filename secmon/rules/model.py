@@ -70,8 +70,8 @@ class RuleFilter(_Model):
 
 class NewValueOptions(_Model):
     # Days, as in Datadog (0, 1, 7 / 1, 2, 7, 14, 21, 28); any non-negative number is accepted.
-    learning_duration: float = Field(default=0, ge=0)
-    forget_after: float = Field(default=28, gt=0)
+    learning_duration: int | float = Field(default=0, ge=0)
+    forget_after: int | float = Field(default=28, gt=0)
     learning_method: Literal["duration", "threshold"] = "duration"
     learning_threshold: int = Field(default=0, ge=0)
     instantaneous_baseline: bool | None = None
@@ -158,4 +158,4 @@ class Rule(_Model):
 
     def to_datadog(self) -> dict[str, Any]:
         """The rule as Datadog's JSON (camelCase, unset optional fields left out)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"source_file"})
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True, exclude={"source_file"})
