@@ -365,6 +365,7 @@ _RFC3339_BSD = re.compile(
     r"(?:([^\s:\[]+(?: [\d.]+)?)(?:\[(\d+)\])?: ?)?(.*)",
     re.DOTALL,
 )
+_TAG_ONLY = re.compile(r"([^\s:\[]+)(?:\[(\d+)\])?")
 _RFC5424 = re.compile(
     r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (.*))?",
     re.DOTALL,
@@ -480,6 +481,11 @@ class SyslogFormat(LogFormat):
         m = _RFC3164.fullmatch(text)
         if m is not None:
             pri, mon, day, hour, minute, second, fraction, host, program, pid, message = m.groups()
+            if host[-1] == ":" and (tag := _TAG_ONLY.fullmatch(host[:-1])) is not None:
+                # No host name (macOS, some embedded syslogds): what we took for the host is the tag.
+                program, pid = tag.groups()
+                host = None
+                message = text[m.end(8) + 1 :]
             month = MONTHS.get(mon)
             if month is None:
                 raise LineRejected(reasons.BAD_TIMESTAMP, f"unknown month {mon!r}: {text}")
@@ -497,6 +503,8 @@ class SyslogFormat(LogFormat):
             if fraction:
                 ts += int((fraction + "00")[:3])
             event: Event = {"timestamp": ts, "host": host, "message": message}
+            if host is None:
+                del event["host"]
         elif (m3 := _RFC3339_BSD.fullmatch(text)) is not None:
             pri, stamp, host, program, pid, message = m3.groups()
             try:

@@ -94,6 +94,11 @@ SSHD_CASES: list[tuple[str, dict[str, Any]]] = [
         {"source": None, "host": "combo", "message": "a message without a program tag"},
     ),
     (
+        "Dec 10 06:55:46 sshd[7]: error: Received disconnect from 1.2.3.4: 3: bye",
+        {"host": None, "source": "sshd", "syslog.pid": "7", "network.client.ip": "1.2.3.4",
+         "message": "error: Received disconnect from 1.2.3.4: 3: bye"},
+    ),
+    (
         "<38>Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user x from 1.2.3.4",
         {"status": "info", "syslog.facility": 4, "syslog.severity": 6, "usr.name": "x"},
     ),
