@@ -122,13 +122,35 @@ def _unique_paths(paths: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def _values(events: list[Event], path: str) -> list[Any]:
+    """The value at ``path`` of every event, nested lookup first, then a literal dotted key.
+
+    Depths 1-3 are inlined comprehensions (a function call per value would double the cost);
+    the dotted-key fallback runs only when some event has that literal key."""
+    parts = path.split(".")
+    depth = len(parts)
+    if depth == 1:
+        return [e.get(path) for e in events]
+    if depth == 2:
+        a, b = parts
+        values = [n.get(b) if type(n := e.get(a)) is dict else None for e in events]
+    elif depth == 3:
+        a, b, c = parts
+        values = [
+            m.get(c) if type(n := e.get(a)) is dict and type(m := n.get(b)) is dict else None for e in events
+        ]
+    else:
+        get = _getter(path)
+        return [get(e) for e in events]
+    if None in values and any(path in e for e in events):
+        values = [e.get(path) if v is None else v for v, e in zip(values, events)]
+    return values
+
+
 def to_frame(events: list[Event], paths: Iterable[str]) -> pl.DataFrame:
     """The event table of ``events`` with one column per path (``@`` prefixes are dropped,
     duplicates kept once, order kept)."""
-    columns = []
-    for path in _unique_paths(paths):
-        get = _getter(path)
-        columns.append(_column([get(e) for e in events], path))
+    columns = [_column(_values(events, path), path) for path in _unique_paths(paths)]
     return pl.DataFrame(columns) if columns else pl.DataFrame()
 
 
