@@ -21,6 +21,14 @@ from secmon.compliance.flags import parse_env_file, parse_flags, systemd_exec_st
 from secmon.compliance.k8s import InputIssue
 from secmon.errors import InputError
 
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
 # dockerd flag -> daemon.json key, where they differ (list flags become the plural key).
 DOCKERD_FLAG_KEYS: dict[str, str] = {
     "H": "hosts",
@@ -89,9 +97,9 @@ SENSITIVE_HOST_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/
 
 def container_doc(obj: dict[str, Any]) -> dict[str, Any]:
     doc = dict(obj)
-    host = obj.get("HostConfig") if isinstance(obj.get("HostConfig"), dict) else {}
-    cfg = obj.get("Config") if isinstance(obj.get("Config"), dict) else {}
-    mounts = obj.get("Mounts") if isinstance(obj.get("Mounts"), list) else []
+    host = _as_dict(obj.get("HostConfig"))
+    cfg = _as_dict(obj.get("Config"))
+    mounts = _as_list(obj.get("Mounts"))
     doc["caps_add"] = _caps(host.get("CapAdd"))
     doc["caps_drop"] = _caps(host.get("CapDrop"))
     doc["security_opt"] = [str(s) for s in host.get("SecurityOpt") or []]
@@ -105,7 +113,7 @@ def container_doc(obj: dict[str, Any]) -> dict[str, Any]:
         for i, m in enumerate(mounts)
         if isinstance(m, dict)
     ]
-    bindings = host.get("PortBindings") if isinstance(host.get("PortBindings"), dict) else {}
+    bindings = _as_dict(host.get("PortBindings"))
     doc["host_ports"] = [
         {PATH_KEY: f"HostConfig.PortBindings.{port}[{i}]", "container_port": port, "HostIp": b.get("HostIp") or "", "HostPort": b.get("HostPort")}
         for port, binds in bindings.items()
@@ -135,7 +143,7 @@ def inspect_resources(path: str, text: str) -> tuple[list[Resource], list[InputI
         elif "RootFS" in obj or "RepoTags" in obj:
             tags = obj.get("RepoTags") or []
             name = tags[0] if tags else str(obj["Id"])[:19]
-            cfg = obj.get("Config") if isinstance(obj.get("Config"), dict) else {}
+            cfg = _as_dict(obj.get("Config"))
             doc = {**obj, "user": cfg.get("User"), "has_healthcheck": isinstance(cfg.get("Healthcheck"), dict)
                    and cfg["Healthcheck"].get("Test") not in (None, [], ["NONE"])}
             out.append(Resource("image", f"image/{name}", path, doc, f"[{i}]"))

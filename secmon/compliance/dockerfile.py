@@ -238,7 +238,7 @@ def dockerfile_facts(text: str, file: str = "Dockerfile") -> dict[str, Any]:
                     "tag": ref.get("tag"),
                     "digest": ref.get("digest"),
                     "alias": alias,
-                    "alias_duplicated": bool(alias) and alias.lower() in {a.lower() for a in earlier},
+                    "alias_duplicated": alias is not None and alias.lower() in {a.lower() for a in earlier},
                     "from_stage": image.lower() in {a.lower() for a in earlier} or image.isdigit(),
                     "scratch": image.lower() == "scratch",
                     "platform": inst.flags.get("platform"),
@@ -288,7 +288,7 @@ def dockerfile_facts(text: str, file: str = "Dockerfile") -> dict[str, Any]:
                     "source_count": len(sources),
                     "dest": dest,
                     "from": from_stage,
-                    "from_current_stage": bool(from_stage) and bool(stage["alias"]) and from_stage.lower() == str(stage["alias"]).lower(),
+                    "from_current_stage": from_stage is not None and bool(stage["alias"]) and from_stage.lower() == str(stage["alias"]).lower(),
                     "heredoc": bool(inst.heredocs),
                 }
             )

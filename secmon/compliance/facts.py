@@ -147,8 +147,8 @@ def build_scope(
         child_docs: list[Any] = []
         child_paths: list[str] = []
         child_parents: list[int] = []
-        for row, (doc, path) in enumerate(zip(docs, paths, strict=True)):
-            for item, item_path in elements(doc, scope, path):
+        for row, (doc, doc_path) in enumerate(zip(docs, paths, strict=True)):
+            for item, item_path in elements(doc, scope, doc_path):
                 child_docs.append(item)
                 child_paths.append(item_path)
                 child_parents.append(row)

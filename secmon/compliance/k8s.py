@@ -33,6 +33,14 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
 @dataclass(frozen=True)
 class InputIssue:
     """One input problem: the file, where in it, and why it was not (fully) checked."""
@@ -108,7 +116,7 @@ def _documents(text: str) -> Iterator[tuple[Any, int]]:
 try:  # A Rust YAML parser: ~5x faster than libyaml + PyYAML's Python constructor on manifests.
     import yaml_rs as _yaml_rs
 except ImportError:  # pragma: no cover - the dependency is declared; PyYAML remains correct
-    _yaml_rs = None
+    _yaml_rs = None  # type: ignore[assignment]
 
 _DOC_MARKER = re.compile(r"^(---|\.\.\.)(?=\s|$)", re.M)
 _LINE_COL = re.compile(r"line (\d+), column (\d+)")
@@ -219,8 +227,8 @@ def parse_manifest_text(text: str, file: str) -> tuple[list[tuple[dict[str, Any]
             return
         objects.append((doc, line))
 
-    for index, (doc, line) in enumerate(docs):
-        add(doc, line, f"document {index + 1}")
+    for index, (doc, doc_line) in enumerate(docs):
+        add(doc, doc_line, f"document {index + 1}")
     return objects, issues
 
 
@@ -290,14 +298,14 @@ def normalize_workload(obj: dict[str, Any], template_path: tuple[str, ...]) -> t
     """The Pod-shaped document of a workload and the path of its pod spec in the object."""
     template = _dig(obj, template_path) if template_path else obj
     template = template if isinstance(template, dict) else {}
-    spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
-    tmeta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+    spec = _as_dict(template.get("spec"))
+    tmeta = _as_dict(template.get("metadata"))
     spec_path = ".".join((*template_path, "spec"))
     annotations = {**(_meta(obj).get("annotations") or {}), **(tmeta.get("annotations") or {})} if template_path else (
         _meta(obj).get("annotations") or {}
     )
     annotations = annotations if isinstance(annotations, dict) else {}
-    pod_sc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    pod_sc = _as_dict(spec.get("securityContext"))
     containers: list[dict[str, Any]] = []
     for field, role in (("containers", "container"), ("initContainers", "init"), ("ephemeralContainers", "ephemeral")):
         items = spec.get(field)
@@ -306,7 +314,7 @@ def normalize_workload(obj: dict[str, Any], template_path: tuple[str, ...]) -> t
         for i, c in enumerate(items):
             if not isinstance(c, dict):
                 continue
-            sc = c.get("securityContext") if isinstance(c.get("securityContext"), dict) else {}
+            sc = _as_dict(c.get("securityContext"))
             name = c.get("name")
             seccomp = _first(
                 _dig(sc, ("seccompProfile", "type")),
@@ -330,11 +338,11 @@ def normalize_workload(obj: dict[str, Any], template_path: tuple[str, ...]) -> t
                     _dig(sc, ("windowsOptions", "hostProcess")), _dig(pod_sc, ("windowsOptions", "hostProcess"))
                 ),
             }
-            caps = sc.get("capabilities") if isinstance(sc.get("capabilities"), dict) else {}
+            caps = _as_dict(sc.get("capabilities"))
             containers.append(
                 {**c, PATH_KEY: f"{spec_path}.{field}[{i}]", "role": role, "caps": {"add": _caps(caps.get("add")), "drop": _caps(caps.get("drop"))}, "image_ref": parse_image(c.get("image")), "effective": effective}
             )
-    volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
+    volumes = _as_list(spec.get("volumes"))
     volumes = [
         {**v, PATH_KEY: f"{spec_path}.volumes[{i}]", "types": [k for k in v if k != "name"]}
         for i, v in enumerate(volumes)
@@ -351,7 +359,7 @@ def normalize_workload(obj: dict[str, Any], template_path: tuple[str, ...]) -> t
         "spec": spec,
         "containers": containers,
         "volumes": volumes,
-        "sysctls": pod_sc.get("sysctls") if isinstance(pod_sc.get("sysctls"), list) else [],
+        "sysctls": _as_list(pod_sc.get("sysctls")),
     }
     return doc, spec_path
 
@@ -368,7 +376,7 @@ def control_plane_processes(doc: dict[str, Any], file: str, name: str, line: int
         kind = CONTROL_PLANE_BINARIES.get(binary)
         if kind is None:
             continue
-        env = {e.get("name"): e.get("value") for e in c.get("env") or [] if isinstance(e, dict) and e.get("value") is not None}
+        env: dict[str, Any] = {str(e.get("name")): e.get("value") for e in c.get("env") or [] if isinstance(e, dict) and e.get("value") is not None}
         out.append(process_resource(kind, argv[1:], env, file, f"{name} ({binary})", c[PATH_KEY], line))
     return out
 
@@ -404,9 +412,9 @@ def resources_from_objects(objects: list[tuple[dict[str, Any], int | None]], fil
             meta = _meta(obj)
             doc["namespace"] = meta.get("namespace")
             doc["name"] = meta.get("name")
-            doc["annotations"] = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+            doc["annotations"] = _as_dict(meta.get("annotations"))
             if kind in ("Role", "ClusterRole"):
-                rules = obj.get("rules") if isinstance(obj.get("rules"), list) else []
+                rules = _as_list(obj.get("rules"))
                 doc["rules"] = [{**r, PATH_KEY: f"rules[{i}]"} for i, r in enumerate(rules) if isinstance(r, dict)]
             resources.append(Resource(OTHER_KINDS[kind], name, file, doc, "", line))
         elif kind in KINDS_WITHOUT_CHECKS:

@@ -224,3 +224,26 @@ def test_status_values_and_order() -> None:
     assert set(frame["status"].unique()) <= {"pass", "fail", "not_applicable", "manual"}
     row = frame.filter(pl.col("check_id") == "5.2.3").row(0, named=True)
     assert row["status"] == "fail" and row["evidence"] == "spec.hostPID=true" and row["location"] == "spec"
+
+
+DOCKERFILE_LINES = [
+    "FROM ubuntu", "FROM ubuntu:latest AS build", "FROM alpine:3.20 AS build", "FROM build", "FROM scratch", "FROM ${BASE:-debian}:12",
+    "ARG BASE=debian", "ENV PASSWORD=hunter2", "ENV A=1", "USER root", "USER 10001", "USER app:app", "EXPOSE 22", "EXPOSE 80/tcp 70000",
+    "RUN apt-get update", "RUN apt-get update && apt-get install -y curl", "RUN apt-get install curl", "RUN sudo make install",
+    "RUN cd /app && make", "RUN yum install -y x && yum clean all", "RUN yum install x", "RUN wget -q u", "RUN curl -s u",
+    "RUN apt-get dist-upgrade -y", "RUN <<EOF\napk update\napk add curl\nEOF", "ADD app.tar.gz /app/", "ADD app.jar /app.jar",
+    "ADD https://example.com/x /x", "COPY --from=build /a /b", "COPY a b c", "COPY a b c /d/", "WORKDIR app", "WORKDIR /srv",
+    "WORKDIR $HOME", "CMD [\"a\"]", "CMD b", "ENTRYPOINT [\"x\"]", "HEALTHCHECK CMD true", "HEALTHCHECK NONE", "MAINTAINER me",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(DOCKERFILE_LINES), min_size=1, max_size=12), min_size=1, max_size=4))
+def test_dockerfile_checks_fast_equals_slow(files: list[list[str]]) -> None:
+    from secmon.compliance.docker import dockerfile_resource
+
+    resources: list[Resource] = []
+    for i, lines in enumerate(files):
+        found, _issues = dockerfile_resource(f"Dockerfile.{i}", "FROM base:1\n" + "\n".join(lines) + "\n")
+        resources.extend(found)
+    _agree(bundled_checks("docker"), resources)
