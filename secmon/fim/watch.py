@@ -42,6 +42,7 @@ from secmon.fim.scan import FRAME_SCHEMA, ScanSpec, scan
 from secmon.fim.xattrs import read_xattrs
 
 Row = dict[str, Any]
+
 EmitFn = Callable[[dict[str, Any]], None]
 
 
@@ -243,11 +244,11 @@ class FimWatcher:
     def _watch_limit(self, directory: bytes, err: int) -> None:
         limit = ino.max_user_watches() if self.max_watches is None else self.max_watches
         suggestion = max(524288, (limit or 0) * 4)
+        source = "the watcher's max_watches setting" if self.max_watches is not None else "fs.inotify.max_user_watches"
         reason = (
-            f"inotify watch limit reached ({'secmon --max-watches' if self.max_watches is not None else 'fs.inotify.max_user_watches'}"
-            f"={limit}); {os.fsdecode(directory)} is re-scanned every {self.poll_interval:g} s instead of watched. "
-            f"Raise the limit with: sysctl -w fs.inotify.max_user_watches={suggestion} "
-            f"(persist it in /etc/sysctl.d/)"
+            f"inotify watch limit reached ({source} = {limit}); {os.fsdecode(directory)} is re-scanned every "
+            f"{self.poll_interval:g} s instead of watched. Raise the limit with: "
+            f"sysctl -w fs.inotify.max_user_watches={suggestion} (persist it in /etc/sysctl.d/)"
         )
         if not self.limit_warned:
             print(f"secmon fim watch: warning: {reason}", file=sys.stderr, flush=True)
@@ -261,6 +262,15 @@ class FimWatcher:
     def start(self) -> None:
         """Add every watch, then scan once and report what changed since the baseline."""
         self.inotify = ino.Inotify()
+        limit = ino.max_user_watches()
+        directories = int((self.baseline.frame["type"] == "dir").sum()) if self.baseline.frame.height else 0
+        if limit is not None and directories > limit:
+            print(
+                f"secmon fim watch: warning: {directories} directories to watch but fs.inotify.max_user_watches is "
+                f"{limit}; raise it with: sysctl -w fs.inotify.max_user_watches={max(524288, directories * 2)}",
+                file=sys.stderr,
+                flush=True,
+            )
         for row in self.baseline.frame.iter_rows(named=True):
             if row["mode"] is not None:
                 self._set(row)
@@ -377,7 +387,9 @@ class FimWatcher:
 
     def _recheck(self, path: bytes) -> None:
         old = self.state.get(path)
-        row = entry_row(path, self.algo, old, self.with_xattrs)
+        self._apply(path, old, entry_row(path, self.algo, old, self.with_xattrs))
+
+    def _apply(self, path: bytes, old: Row | None, row: Row | None) -> None:
         if row is None:
             if old is not None:
                 for gone in self._drop(path):
