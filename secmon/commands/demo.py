@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     if args.format == "table":
         print(f"secmon demo: {len(engine.compiled)} default rules over {len(paths)} sample logs in {SAMPLES_DIR}\n")
-    write_signals(result.signals, args.format, sys.stdout, summary=result.stats.summary())
+    write_signals(result.signals, args.format, sys.stdout, summary=result.summary())
     if args.format == "table":
         print(f"scanned {result.stats.bytes_read / 1e6:.1f} MB in {elapsed:.2f} s")
     return 0

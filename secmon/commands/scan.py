@@ -52,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
             store.upsert(signals)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        write_signals(signals, args.format, out, summary=stats.summary())
+        write_signals(signals, args.format, out, summary=result.summary())
     finally:
         if args.output:
             out.close()
     if args.stats:
         Path(args.stats).write_text(json.dumps(stats.to_json(), indent=2), encoding="utf-8")
     if not args.quiet and (args.format != "table" or args.output):
-        print(f"{stats.summary()}; {len(signals)} signal(s) from {len(rules.enabled)} rules", file=sys.stderr)
+        print(f"{result.summary()}; {len(signals)} signal(s) from {len(rules.enabled)} rules", file=sys.stderr)
     if args.fail_on and any(SEVERITY_RANK[s.severity] >= SEVERITY_RANK[args.fail_on] for s in signals):
         return EXIT_SIGNALS
     return 0

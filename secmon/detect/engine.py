@@ -43,6 +43,14 @@ Source = str | Path | Sequence[str | Path] | pl.DataFrame | Sequence[Mapping[str
 class ScanResult:
     signals: list[Signal]
     stats: IngestStats
+    # Lines the prefilter proved no rule can match: read, never parsed.
+    skipped_lines: int = 0
+
+    def summary(self) -> str:
+        text = f"{self.stats.lines_read:,} lines read"
+        if self.skipped_lines:
+            text += f" ({self.skipped_lines:,} skipped by the prefilter)"
+        return f"{text}; {self.stats.summary()}"
 
 
 class Engine:
@@ -78,6 +86,7 @@ class Engine:
         self.year = year
         self.progress = progress
         self.stats = IngestStats()
+        self.skipped_lines = 0
         self._paths = sorted(set().union(*(c.attribute_paths for c in self.compiled)) | {TS})
         self._value_paths = sorted(
             {p for c in self.compiled for cq in c.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
@@ -96,6 +105,7 @@ class Engine:
     def detect(self, source: Source) -> ScanResult:
         """Signals as :class:`Signal` objects, with the ingestion statistics of this scan."""
         self.stats = IngestStats()
+        self.skipped_lines = 0
         self._next_eid = 0
         tables = [t for t in self._tables(source) if t.height]
         signals: list[Signal] = []
@@ -103,7 +113,7 @@ class Engine:
             table = pl.concat(tables, how="diagonal_relaxed")
             for compiled in self.compiled:
                 signals.extend(detect_rule(compiled, table))
-        return ScanResult(sort_signals(signals), self.stats)
+        return ScanResult(sort_signals(signals), self.stats, self.skipped_lines)
 
     def scan_events(self, events: Iterable[Mapping[str, Any]]) -> list[Signal]:
         """Signals over event dicts already in Datadog's attribute form."""
@@ -124,7 +134,9 @@ class Engine:
             for chunk in src.chunks(self.chunk_bytes):
                 line_idx = None
                 if matcher is not None:
-                    line_idx = np.flatnonzero(matcher.any_lines(chunk.data)).astype(np.uint32)
+                    candidates = matcher.any_lines(chunk.data)
+                    line_idx = np.flatnonzero(candidates).astype(np.uint32)
+                    self.skipped_lines += len(candidates) - len(line_idx)
                 events = src.format.parse(chunk, line_idx, self.stats)
                 if self.progress is not None:
                     self.progress(len(chunk.data))

@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--store", required=True, metavar="DB")
     listing.add_argument("--status", choices=SIGNAL_STATUSES)
     listing.add_argument("--rule", metavar="ID")
-    listing.add_argument("--query", metavar="QUERY", help="log-search syntax over signal fields, e.g. 'severity:high'")
+    listing.add_argument("--query", metavar="QUERY", help="log-search syntax over signal fields, e.g. '@severity:high @rule_id:ssh*'")
     listing.add_argument("--format", choices=("table", "json", "ndjson"), default="table")
     listing.set_defaults(func=_list)
 
