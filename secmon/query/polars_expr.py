@@ -3,8 +3,8 @@
 Columns are ``pl.String`` or ``pl.List(pl.String)`` (integers such as ``timestamp`` are read as their
 decimal text); an array column matches when any item does. A column the schema lacks is all-null, so a
 positive term on it is false and its negation true. Wildcards become ``==``/``starts_with``/``ends_with``/
-``contains`` where the pattern allows, else one anchored regex; CIDR is the one per-value Python step,
-run once per distinct value of a batch.
+``contains`` where the pattern allows, else one anchored regex. CIDR tests IPv4 as integers in Polars;
+only IPv6 candidates (distinct values containing ``:``) go through ``ipaddress`` in Python.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -143,31 +144,51 @@ def _compare_predicate(node: Compare) -> Predicate:
     return lambda e: op(_numeric(e), bound)
 
 
-def _ip_matches(text: str, intervals: Sequence[tuple[int, int, int]]) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    number = int(address)
-    return any(version == address.version and low <= number <= high for version, low, high in intervals)
+#: A dotted-quad IPv4 address exactly as ``ipaddress`` accepts it: ASCII digits, 0-255, no leading zeros.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
+
+
+def _ipv4_numbers(values: pl.Series) -> pl.Series:
+    """Each value as its IPv4 address number (UInt32 range in Int64), null when it is not IPv4."""
+    octets = values.str.extract_groups(IPV4_PATTERN).struct.unnest()
+    number = pl.Series(values.name, [0] * len(values), dtype=pl.Int64)
+    for column, shift in zip(octets.columns, (24, 16, 8, 0)):
+        number = number + octets[column].cast(pl.Int64) * (1 << shift)
+    return number
 
 
 def _cidr_batch(networks: Sequence[str]) -> Callable[[pl.Series], pl.Series]:
-    # Networks as (version, first, last) integer intervals; addresses are parsed once per distinct value.
-    intervals = []
-    for text in networks:
-        net = ipaddress.ip_network(text)
-        intervals.append((net.version, int(net.network_address), int(net.broadcast_address)))
+    # IPv4 networks as integer intervals tested in Polars; IPv6 candidates (values with ':') are few
+    # and parsed by ipaddress once per distinct value.
+    parsed = [ipaddress.ip_network(text) for text in networks]
+    v4_intervals = [(int(n.network_address), int(n.broadcast_address)) for n in parsed if n.version == 4]
+    v6_networks = [n for n in parsed if n.version == 6]
+
+    def ipv6_inside(text: str) -> bool:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return address.version == 6 and any(address in n for n in v6_networks)
 
     def mask(series: pl.Series) -> pl.Series:
         is_list = isinstance(series.dtype, pl.List)
         values = series.explode() if is_list else series
-        distinct = values.drop_nulls().unique().to_list()
-        inside = pl.Series([v for v in distinct if _ip_matches(v, intervals)], dtype=pl.String).implode()
+        distinct = values.drop_nulls().unique()
+        inside_parts = []
+        if v4_intervals:
+            number = _ipv4_numbers(distinct)
+            hit = functools.reduce(operator.or_, (number.is_between(low, high) for low, high in v4_intervals))
+            inside_parts.append(distinct.filter(hit.fill_null(False)))
+        if v6_networks:
+            candidates = distinct.filter(distinct.str.contains(":", literal=True)).to_list()
+            inside_parts.append(pl.Series([v for v in candidates if ipv6_inside(v)], dtype=pl.String))
+        inside = pl.concat(inside_parts) if inside_parts else pl.Series([], dtype=pl.String)
         if is_list:
-            result = series.list.eval(pl.element().is_in(inside)).list.any()
+            result = series.list.eval(pl.element().is_in(inside.implode())).list.any()
         else:
-            result = series.is_in(inside)
+            result = series.is_in(inside.implode())
         return result.fill_null(False)
 
     return mask
@@ -263,7 +284,7 @@ class _Compiler:
         )
 
 
-def _checked_scalar(column: str, dtype: pl.DataType | type[pl.DataType]) -> type[pl.DataType]:
+def _checked_scalar(column: str, dtype: Any) -> type[pl.DataType]:  # Any: dtype classes and instances
     """Integers and booleans read as their text; anything else is not an event-table column."""
     if dtype.is_integer() or dtype == pl.Boolean:
         return pl.String

@@ -132,7 +132,7 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
         if choice == 0:
             continue
         if path == "network.client.ip":
-            value: Any = draw(st.one_of(st.sampled_from(["10.1.2.3", "192.168.0.1", "8.8.8.8", "::1", "2001:db8::5", "::ffff:10.0.0.1", "10.0.0.256", ""]), st.lists(st.sampled_from(["10.9.9.9", "1.1.1.1", "fe80::1"]), max_size=2)))
+            value: Any = draw(st.one_of(st.sampled_from(["10.1.2.3", "192.168.0.1", "8.8.8.8", "::1", "2001:db8::5", "::ffff:10.0.0.1", "10.0.0.256", "", "010.1.2.3", "10.1.2.03", "1.2.3", "10.1.2.3.4", " 10.1.2.3", "\u0661.1.1.1", "0.0.0.0", "255.255.255.255", "fe80::1%eth0", "2001:DB8::1"]), st.lists(st.sampled_from(["10.9.9.9", "1.1.1.1", "fe80::1"]), max_size=2)))
         elif path in ("arr", "obj"):
             value = draw(json_values)
         elif path in ("http.status_code", "duration"):

@@ -59,6 +59,7 @@ LITERALS = [
     ("env:prod", [b"prod"]),
     ("environment:x", [b"environment"]),  # the tag key is part of the raw tag text
     ("@evt.outcome:failure", [b"failure"]),
+    ("timestamp:1700000000000", None),  # normalised from whatever the raw line holds
     ("hello OR world", [b"hello", b"world"]),
     ("(hello OR world) source:sshd", [b"sshd"]),  # fewest literals wins
 ]
