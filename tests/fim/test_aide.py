@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from secmon.fim import check_baseline, create_baseline, parse_config
-from tests.fim.aide import aide_binary, aide_check, aide_init, write_aide_conf
-from tests.fim.tree import build_tree, mutate_tree
+from .aide import aide_binary, aide_check, aide_init, write_aide_conf
+from .tree import build_tree, mutate_tree
 
 pytestmark = pytest.mark.skipif(aide_binary() is None, reason="AIDE is not installed (apt-get install -y aide)")
 

@@ -8,7 +8,7 @@ import pytest
 
 from secmon.fim import Baseline, check_baseline, create_baseline, parse_config
 from secmon.fim.scan import native_scan_tree
-from tests.fim.tree import STRICT_RULES, TOUCHED_DIRS, build_tree, mutate_tree
+from .tree import STRICT_RULES, TOUCHED_DIRS, build_tree, mutate_tree
 
 WALKERS = ["python", pytest.param("native", marks=pytest.mark.skipif(native_scan_tree() is None, reason="secmon._core.scan_tree not built yet"))]
 

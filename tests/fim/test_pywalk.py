@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from secmon.fim import pywalk
 from secmon.fim.scan import ScanSpec, native_scan_tree, scan, walker_exclude_globs
-from tests.fim.tree import build_tree
+from .tree import build_tree
 
 native = native_scan_tree()
 needs_native = pytest.mark.skipif(native is None, reason="secmon._core.scan_tree not built yet")
@@ -68,6 +68,7 @@ def _materialize(root: Path, entries: list[tuple[str, str]]) -> None:
 def test_native_walker_equals_python_twin(tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, str]], excludes: list[str], algo: str | None) -> None:
     root = tmp_path_factory.mktemp("walk") / "t"
     _materialize(root, entries)
+    assert native is not None
     globs = walker_exclude_globs(excludes)
     fast = native([str(root)], algo=algo, excludes=globs).sort("path_bytes")
     slow = pywalk.scan_tree([str(root)], algo=algo, excludes=globs).sort("path_bytes")
