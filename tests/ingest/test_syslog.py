@@ -246,3 +246,32 @@ def test_rfc3339_dated_bsd_syslog() -> None:
     from secmon.ingest import Source
 
     assert Source("t", data=(line + "\n").encode()).format.name == "syslog"
+
+
+def test_is_ip_matches_ipaddress() -> None:
+    import ipaddress
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from secmon.ingest.messages import is_ip
+
+    def reference(text: str) -> bool:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return True
+
+    octets = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["01", "00", "256", "-1", "", "1a"]))
+    candidates = st.one_of(
+        st.lists(octets, min_size=3, max_size=5).map(".".join),
+        st.ip_addresses().map(str),
+        st.text(alphabet="0123456789abcdef:.", max_size=20),
+    )
+
+    @given(candidates)
+    def check(text: str) -> None:
+        assert is_ip(text) == reference(text), text
+
+    check()
