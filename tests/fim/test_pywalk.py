@@ -194,3 +194,41 @@ def test_capability_decoding() -> None:
     assert decode_capability(value) == "cap_net_bind_service,cap_net_raw=ep"
     with pytest.raises(ValueError, match="revision 2 is 8 bytes; 20 expected"):
         decode_capability(value[:8])
+
+
+@pytest.mark.parametrize("walker", ["python", pytest.param("native", marks=needs_native)])
+def test_entries_vanishing_and_appearing_mid_scan_never_stop_the_scan(tmp_path: Path, walker: str) -> None:
+    import threading
+
+    tree = tmp_path / "t"
+    for d in range(20):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(20):
+            (tree / f"d{d}" / f"f{f}").write_text("x" * f)
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            d = tree / f"d{i % 20}"
+            victim = d / f"f{i % 20}"
+            try:
+                victim.unlink()
+                shutil.rmtree(tree / f"new{(i - 1) % 5}", ignore_errors=True)
+                (tree / f"new{i % 5}" / "x").mkdir(parents=True, exist_ok=True)
+                victim.write_text("back")
+            except OSError:
+                pass
+            i += 1
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(5):
+            frame = scan(ScanSpec((str(tree),)), walker=walker).frame  # type: ignore[arg-type]
+            # Every row is either a stat-ed entry or says why it is not.
+            assert frame.filter(pl.col("mode").is_null() & pl.col("error").is_null()).height == 0
+            assert frame.filter(pl.col("path") == str(tree)).height == 1
+    finally:
+        stop.set()
+        thread.join()
