@@ -30,6 +30,7 @@ DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 HEAD_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 STDIN_NAME = "<stdin>"
 
 
@@ -215,9 +216,12 @@ class Source:
         try:
             if not self.format.line_oriented:
                 data = stream.read()
+                nbytes = len(data)
+                if data.startswith(UTF8_BOM):
+                    data = data[len(UTF8_BOM) :]
                 error = self._gzip.error if self._gzip is not None else None
                 if data or error:
-                    yield Chunk(data, 1, self, read_error=error)
+                    yield Chunk(data, 1, self, nbytes, read_error=error)
                 return
             yield from self._line_chunks(stream, chunk_bytes)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -232,8 +236,10 @@ class Source:
     def _line_chunks(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
         limit = self.max_line_bytes
         line_no = 1
-        carry = b""
-        carry_extra = 0  # bytes of an over-long line that were skipped (for nbytes)
+        carry = _read_exactly(stream, len(UTF8_BOM))
+        carry_extra = 0  # input bytes not in the chunk data (BOM, cut over-long lines), for nbytes
+        if carry == UTF8_BOM:  # editors on Windows start files with one; it is not part of line 1
+            carry, carry_extra = b"", len(UTF8_BOM)
         skipping = False  # inside an over-long line whose first limit+1 bytes are in ``carry``
         while True:
             block = stream.read(chunk_bytes)

@@ -65,6 +65,8 @@ def log_bytes(draw: st.DrawFn, pool: list[str]) -> bytes:
         endings[-1] = ""  # a final line without newline
     data = build(lines, endings)
     if draw(st.booleans()):
+        data = b"\xef\xbb\xbf" + data  # a UTF-8 byte order mark
+    if draw(st.booleans()):
         data += b"Dec 10 06:55:46 LabSZ sshd[9]: Invalid user \xff\xfe from 1.2.3.4\n"  # invalid UTF-8
     if draw(st.booleans()):
         data += b"Dec 10 06:55:46 LabSZ sshd[9]: " + b"x" * 300 + b"\n"  # over the 200-byte limit below
@@ -267,3 +269,14 @@ def test_a_pipe_is_sniffed_and_read_once(tmp_path: Path) -> None:
     events = parse_events([str(fifo)], year=2015, stats=stats)
     thread.join(timeout=10)
     assert len(events) == 8 and stats.rejected_total == 0
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "json", "syslog"])
+def test_a_byte_order_mark_is_not_part_of_the_first_line(fmt: str) -> None:
+    body = {"ndjson": b'{"timestamp": 1}\n', "json": b'[\n  {"timestamp": 1}\n]', "syslog": SYSLOG_LINES[0].encode()}[fmt]
+    stats = IngestStats()
+    source = Source("bom", data=b"\xef\xbb\xbf" + body, year=2015)
+    assert source.format.name == fmt
+    events = [e for chunk in source.chunks(2) for e in source.format.parse(chunk, None, stats)]
+    assert len(events) == 1 and stats.rejected_total == 0
+    assert stats.bytes_read == len(body) + 3
