@@ -8,6 +8,8 @@ log lines while the log keeps being appended to.
 
 from __future__ import annotations
 
+HASH_ALGORITHMS: tuple[str, ...] = ("sha256", "blake3", "xxh3_128", "sha1", "md5")
+
 # Order is the order attributes are listed in a change.
 ATTRIBUTES: tuple[str, ...] = (
     "type",

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from secmon.fim.attributes import IMAGE_ATTRIBUTES
-from secmon.fim.baseline import Baseline, read_key_file
-from secmon.fim.check import check_baseline, create_baseline
-from secmon.fim.config import FimConfig, default_config, load_config, parse_config
-from secmon.fim.diff import Change, diff_frames
+from secmon.fim.attributes import HASH_ALGORITHMS, IMAGE_ATTRIBUTES
 from secmon.fim.errors import FimError
-from secmon.fim.events import to_events
-from secmon.fim.pywalk import HASH_ALGORITHMS
+
+if TYPE_CHECKING:
+    from secmon.fim.config import FimConfig
+    from secmon.fim.diff import Change
+
+# Building the parser must stay cheap (every `secmon` invocation builds all command groups), so
+# Polars, pydantic and the scan code are imported by the handlers that need them.
 
 EXIT_OK = 0
 EXIT_CHANGES = 1
@@ -66,6 +65,8 @@ def add_parser(subparsers: Any) -> None:
 
 def _config_from_args(args: argparse.Namespace) -> tuple[FimConfig, bool]:
     """The effective config and whether absent paths may be skipped (only for the built-in set)."""
+    from secmon.fim.config import default_config, load_config, parse_config
+
     if args.config:
         config = load_config(args.config)
         missing_ok = False
@@ -90,6 +91,8 @@ def _config_from_args(args: argparse.Namespace) -> tuple[FimConfig, bool]:
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
+    from secmon.fim.baseline import read_key_file
+
     return read_key_file(args.key_file) if args.key_file else None
 
 
@@ -101,6 +104,9 @@ def _print_notes(notes: list[str], limit: int = 50) -> None:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    from secmon.fim.baseline import Baseline
+    from secmon.fim.check import create_baseline
+
     started = time.perf_counter()
     key = _key(args)
     config, missing_ok = _config_from_args(args)
@@ -137,6 +143,10 @@ def _table(changes: list[Change]) -> str:
 
 
 def emit_changes(changes: list[Change], fmt: str) -> None:
+    import orjson
+
+    from secmon.fim.events import to_events
+
     out = sys.stdout
     if fmt == "json":
         out.write(orjson.dumps([c.to_json() for c in changes], option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -149,6 +159,10 @@ def emit_changes(changes: list[Change], fmt: str) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from secmon.fim.baseline import Baseline
+    from secmon.fim.check import check_baseline
+    from secmon.fim.diff import diff_frames
+
     key = _key(args)
     baseline = Baseline.load(args.db, key)
     if args.image_tar:

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from secmon.fim.attributes import HASH_ALGORITHMS
 from secmon.fim.globs import ExcludeMatcher
 
 SCAN_SCHEMA: dict[str, pl.DataType] = {
@@ -36,7 +37,6 @@ SCAN_SCHEMA: dict[str, pl.DataType] = {
     "error": pl.String(),
 }
 
-HASH_ALGORITHMS: tuple[str, ...] = ("sha256", "blake3", "xxh3_128", "sha1", "md5")
 CHUNK_BYTES = 1 << 20
 
 
