@@ -526,7 +526,9 @@ def run_watch_command(args: Any) -> int:
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, on_term)
-    watcher = FimWatcher(baseline, emit, coalesce=args.coalesce_ms / 1000.0, max_delay=max(0.05, args.coalesce_ms / 400.0))
+    coalesce = args.coalesce_ms / 1000.0
+    # A busy file is reported at most max_delay after its first event even if it never goes quiet.
+    watcher = FimWatcher(baseline, emit, coalesce=coalesce, max_delay=max(0.05, 2.5 * coalesce))
     try:
         watcher.start()
         print(f"secmon fim watch: watching {len(watcher.path_wd)} directories", file=sys.stderr, flush=True)
