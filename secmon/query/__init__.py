@@ -14,8 +14,10 @@ Semantics (where Datadog leaves room, the choice made here):
   (written without ``@``) match the whole value, case-sensitively. Any other ``key:value`` without ``@`` is
   a **tag** search: some tag equals ``key:value`` (with wildcards, the part after ``key:`` matches; ranges
   and comparisons read that part as a number; ``key:*`` means some tag starts with ``key:``).
-* ``status`` has no alias expansion at query time: Datadog's status remapper normalises aliases
-  (``warning`` -> ``warn``) at ingest, and the search compares the normalised value, so does secmon.
+* ``status:`` with a known status name matches every spelling of that status, case-insensitively
+  (``status:warn`` finds ``warning``, ``WARN``): ingest normalises statuses as Datadog's status remapper
+  does (``warn`` -> ``warning``), while queries are written with either name. Wildcards, ranges and
+  unknown names compare the stored value as any attribute does.
 * Values: ``*`` any run (possibly empty), ``?`` one character, both literal when escaped with ``\\`` or
   inside quotes. ``\\`` makes any next character literal (``@http.url:\\/api\\/v1*``). ``field:*`` is
   existence: the attribute is present and not null (an array needs one non-null item). Unescaped curly
@@ -30,6 +32,7 @@ Semantics (where Datadog leaves room, the choice made here):
 * Operators are upper case: ``AND``/``&&``, ``OR``/``||``, ``NOT``, and ``-``/``!`` glued to a term;
   precedence NOT > AND > OR; juxtaposition is AND. ``field:(a OR b)`` applies the field to each value.
   The empty query and ``*`` match everything. Full-text ``*:term`` is not supported (syntax error).
+  Parentheses and negations nest at most 64 deep.
 """
 
 from secmon.query.ast import (

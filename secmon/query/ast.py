@@ -18,6 +18,31 @@ RESERVED_ATTRIBUTES: frozenset[str] = frozenset({"host", "service", "source", "s
 #: before any character; rendering escapes these so the text always reads back as the same value.
 SPECIAL_CHARACTERS: frozenset[str] = frozenset('+-=&|><!(){}[]^"“”~*?:\\/#@,')
 
+#: Datadog's status remapper spellings, by the status secmon's ingest normalises them to. A ``status:``
+#: term with one of these values matches any spelling of its status, case-insensitively, so that
+#: ``status:warn`` finds events stored as ``warning`` (ingest) as well as raw ``WARN``.
+STATUS_SPELLINGS: dict[str, frozenset[str]] = {
+    "emergency": frozenset({"emergency", "emerg", "fatal"}),
+    "alert": frozenset({"alert"}),
+    "critical": frozenset({"critical", "crit"}),
+    "error": frozenset({"error", "err"}),
+    "warning": frozenset({"warning", "warn"}),
+    "notice": frozenset({"notice"}),
+    "info": frozenset({"info", "information", "informational"}),
+    "debug": frozenset({"debug", "trace", "verbose"}),
+    "ok": frozenset({"ok", "success"}),
+}
+
+
+def status_spellings(value: str) -> frozenset[str] | None:
+    """Every spelling of the status ``value`` names (lower case), or ``None`` for an unknown status."""
+    lowered = value.lower()
+    for spellings in STATUS_SPELLINGS.values():
+        if lowered in spellings:
+            return spellings
+    return None
+
+
 TermKind = Literal["exact", "wildcard", "phrase"]
 CompareOp = Literal[">", ">=", "<", "<="]
 

@@ -44,7 +44,7 @@ def prefilter_literals(query: Query, verbatim: Callable[[str], bool]) -> list[by
 
     ``verbatim(path)`` says whether that attribute's value appears verbatim in the raw line for the
     input format in use (false for attributes a parser derives). Free text on ``message`` is verbatim;
-    ``timestamp`` never is (it is normalised to epoch milliseconds).
+    ``timestamp`` and ``status`` never are (both are normalised at ingest).
     """
     found = _literals(query, verbatim)
     if found is None:
@@ -81,8 +81,10 @@ def _term_literal(term: Term, verbatim: Callable[[str], bool]) -> str | None:
         pieces = _pieces(term)
         fragments = [f for p in pieces for f in _fragments(p.lower(), CASE_FOLD_ASCII_FROM_NON_ASCII)]
         return _longest(fragments)
-    if term.field.column == "timestamp" or not verbatim(term.field.column):
-        return None  # timestamp is normalised to epoch milliseconds: never the raw text
+    if term.field.column in ("timestamp", "status") or not verbatim(term.field.column):
+        # timestamp is normalised to epoch milliseconds and status by the status remapper (and a
+        # status term matches every spelling): neither is the raw text.
+        return None
     if term.kind != "wildcard" and not term.field.tag and _INTEGER.fullmatch(term.value):
         # The whole value is an integer: a JSON integer has one spelling, a string is verbatim.
         return term.value.lower() if len(term.value) >= MIN_LITERAL_BYTES else None

@@ -65,10 +65,20 @@ def _make_or(children: list[Query]) -> Query:
     return flat[0] if len(flat) == 1 else Or(tuple(flat))
 
 
+#: Parentheses and prefix operators nest at most this deep (the parser and evaluators recurse).
+MAX_NESTING = 64
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
+
+    def nest(self, position: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"at most {MAX_NESTING} levels of nested parentheses and negations", position)
 
     # --- low-level scanning -------------------------------------------------------------------------
 
@@ -167,8 +177,11 @@ class _Parser:
             raise self.error("a term")
         operator = self.peek_operator()
         if operator == "NOT":
+            self.nest(self.pos)
             self.pos += 3
-            return Not(self.parse_unary(field))
+            node = Not(self.parse_unary(field))
+            self.depth -= 1
+            return node
         if operator is not None:
             raise self.error(f"a term before {self.raw_word()}")
         if self.peek() in "-!":
@@ -176,11 +189,15 @@ class _Parser:
             self.pos += 1
             if self.at_end() or self.peek().isspace():
                 raise self.error(f"a term right after '{self.text[sign]}' (no space)")
-            return Not(self.parse_unary(field))
+            self.nest(sign)
+            node = Not(self.parse_unary(field))
+            self.depth -= 1
+            return node
         return self.parse_primary(field)
 
     def parse_group(self, field: Field | None) -> Query:
         opened = self.pos
+        self.nest(opened)
         self.pos += 1
         self.skip_whitespace()
         if self.peek() == ")":
@@ -190,6 +207,7 @@ class _Parser:
         if self.peek() != ")":
             raise self.error(f"')' to close '(' at {opened}")
         self.pos += 1
+        self.depth -= 1
         return node
 
     def parse_primary(self, field: Field | None) -> Query:

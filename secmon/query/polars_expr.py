@@ -32,6 +32,7 @@ from secmon.query.ast import (
     Term,
     Wildcard,
     pattern_parts,
+    status_spellings,
 )
 
 Predicate = Callable[[pl.Expr], pl.Expr]
@@ -201,10 +202,11 @@ class _Compiler:
     def compile(self, node: Query) -> pl.Expr:
         if isinstance(node, MatchAll):
             return pl.repeat(True, pl.len(), dtype=pl.Boolean)
+        # Horizontal folds keep a rule with hundreds of terms a flat expression, not a deep tree.
         if isinstance(node, And):
-            return functools.reduce(operator.and_, (self.compile(c) for c in node.children))
+            return pl.all_horizontal([self.compile(c) for c in node.children])
         if isinstance(node, Or):
-            return functools.reduce(operator.or_, (self.compile(c) for c in node.children))
+            return pl.any_horizontal([self.compile(c) for c in node.children])
         if isinstance(node, Not):
             return ~self.compile(node.child)
         if isinstance(node, Term):
@@ -272,6 +274,9 @@ class _Compiler:
             tag = f"{node.field.path}:{node.value}"
             return self.any_element("tags", lambda e: e == tag)
         value = node.value
+        if node.field.path == "status" and (spellings := status_spellings(value)) is not None:
+            accepted = pl.Series(sorted(spellings), dtype=pl.String).implode()
+            return self.any_element("status", lambda e: e.str.to_lowercase().is_in(accepted))
         return self.any_element(node.field.path, lambda e: e == value)
 
     def cidr(self, node: Cidr) -> pl.Expr:

@@ -27,6 +27,7 @@ from secmon.query.ast import (
     Wildcard,
     is_number,
     pattern_parts,
+    status_spellings,
 )
 
 
@@ -127,6 +128,10 @@ def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
     if term.kind == "wildcard":
         pattern = pattern_parts(term.value)
         return any(glob_matches(pattern, v) for v in values)
+    if not term.field.tag and term.field.path == "status":
+        spellings = status_spellings(term.value)
+        if spellings is not None:
+            return any(v.lower() in spellings for v in values)
     return term.value in values
 
 

@@ -61,6 +61,9 @@ ADVERSARIAL_STRINGS = [
     "<script>&amp;",
     "Infinity",
     "100.0",
+    "warn",
+    "WARNING",
+    "err",
 ]
 
 # A few values both events and queries draw often, so that terms do match.

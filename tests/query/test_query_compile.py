@@ -60,7 +60,11 @@ CASES = [
     ("source:ng*ng", False),
     ("host:web-1", True),
     ("status:error", True),
-    ("status:err", False),
+    ("status:err", True),  # a status alias matches every spelling of its status
+    ("status:ERROR", True),
+    ("status:warn", False),
+    ("status:erro*", True),
+    ("status:Err*", False),  # wildcards compare the stored value as written
     ("service:api", True),
     ("env:prod", True),
     ("env:pro*", True),
@@ -140,6 +144,42 @@ def test_case_table(text: str, expected: bool) -> None:
     matched = frame.select(compile_polars(query, frame.schema).alias("m"))["m"].to_list()
     # The second, empty event matches exactly the queries that hold for an event with nothing in it.
     assert matched == [expected, evaluate(query, {})]
+
+
+@pytest.mark.parametrize(
+    ("stored", "query", "expected"),
+    [
+        ("warning", "status:warn", True),
+        ("WARN", "status:warning", True),
+        ("warning", "status:warning", True),
+        ("error", "status:warn", False),
+        ("emergency", "status:(emerg OR fatal)", True),
+        ("info", "status:informational", True),
+        ("ok", "status:success", True),
+        ("custom", "status:custom", True),
+        ("Custom", "status:custom", False),  # unknown statuses compare as written
+    ],
+)
+def test_status_aliases(stored: str, query: str, expected: bool) -> None:
+    parsed = parse(query)
+    assert evaluate(parsed, {"status": stored}) is expected
+    frame = to_frame([{"status": stored}], ["status"])
+    assert frame.select(compile_polars(parsed, frame.schema).alias("m"))["m"].to_list() == [expected]
+
+
+def test_status_spellings_agree_with_ingest_normalisation() -> None:
+    json_events = pytest.importorskip("secmon.ingest.json_events", reason="the ingest status remapper is not there")
+    from secmon.query.ast import STATUS_SPELLINGS
+
+    for status, spellings in STATUS_SPELLINGS.items():
+        for spelling in spellings:
+            assert json_events.normalize_status(spelling) == status, spelling
+
+
+def test_a_rule_with_many_terms_compiles_flat() -> None:
+    text = " OR ".join(f"@usr.name:user{i}" for i in range(2_000))
+    frame = pl.DataFrame({"usr.name": ["user1999", "nobody"]})
+    assert frame.select(compile_polars(parse(text), frame.schema).alias("m"))["m"].to_list() == [True, False]
 
 
 def test_missing_column_is_all_null() -> None:

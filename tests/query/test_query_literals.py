@@ -60,6 +60,7 @@ LITERALS = [
     ("environment:x", [b"environment"]),  # the tag key is part of the raw tag text
     ("@evt.outcome:failure", [b"failure"]),
     ("timestamp:1700000000000", None),  # normalised from whatever the raw line holds
+    ("status:error", None),  # normalised by the status remapper, and matches every spelling
     ("hello OR world", [b"hello", b"world"]),
     ("(hello OR world) source:sshd", [b"sshd"]),  # fewest literals wins
 ]

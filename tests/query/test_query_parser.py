@@ -125,10 +125,13 @@ ERRORS = [
     ("CIDR(@a)", 7, "',' or ')'"),
     ("CIDR(@a, 10.0.0.0/8", 19, "',' or ')' to close 'CIDR(' at 0"),
     ("CIDR(env, 10.0.0.0/8)", 5, "an attribute"),
+    ("(" * 65 + "a" + ")" * 65, 64, "at most 64 levels"),
+    ("-" * 65 + "a", 64, "at most 64 levels"),
+    ("NOT " * 65 + "a", 256, "at most 64 levels"),
 ]
 
 
-@pytest.mark.parametrize(("text", "position", "expected"), ERRORS, ids=[t for t, _, _ in ERRORS])
+@pytest.mark.parametrize(("text", "position", "expected"), ERRORS, ids=[t[:40] for t, _, _ in ERRORS])
 def test_syntax_error(text: str, position: int, expected: str) -> None:
     with pytest.raises(QuerySyntaxError) as info:
         parse(text)
@@ -138,6 +141,11 @@ def test_syntax_error(text: str, position: int, expected: str) -> None:
     assert error.position == position, str(error)
     assert expected in error.expected, str(error)
     assert f"position {position}" in str(error)
+
+
+def test_nesting_up_to_the_limit_parses() -> None:
+    assert parse("(" * 64 + "a" + ")" * 64) == T("a")
+    assert parse("-" * 64 + "a") is not None
 
 
 def test_error_names_what_was_found() -> None:
