@@ -34,7 +34,7 @@ events = st.lists(
 PATHS = ["timestamp", "a", "a.b", "evt.name", "b", "ip", "a.b.a", "@name", "missing.path"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(events)
 def test_to_frame_matches_naive(batch: list[dict[str, Any]]) -> None:
     assert_frame_equal(to_frame(batch, PATHS), to_frame_naive(batch, PATHS))

@@ -32,7 +32,7 @@ def test_any_bytes_are_parsed_or_counted(fmt: str, data: bytes, year: int | None
     if data.startswith(b"\x1f\x8b"):  # gzip magic: lines are counted after decompression
         assert stats.rejected["corrupt_input"] == 1
         return
-    assert stats.lines_read == line_count(data)
+    assert stats.lines_read == line_count(data.removeprefix(b"\xef\xbb\xbf"))  # a leading BOM is dropped
     assert stats.events_read == len(events)
     for event in events:
         assert type(event["timestamp"]) is int
