@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from secmon.compliance.conditions import ITEM, DType, Path, Schema, coerce, format_path
@@ -117,6 +119,23 @@ def elements(doc: Any, scope: Path, parent_path: str) -> list[tuple[Any, str]]:
     return [(value, prefix)]
 
 
+def _list_series(name: str, values: list[list[str] | None]) -> pl.Series:
+    """A List(String) column built from flat values and owners in bulk: Polars' constructor
+    makes one Series per row for nested lists, which dominates frame building otherwise."""
+    n = len(values)
+    if n == 0:
+        return pl.Series(name, [], dtype=pl.List(pl.String))
+    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=n)
+    flat = pl.Series("v", list(chain.from_iterable(v for v in values if v)), dtype=pl.String)
+    owners = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    grouped = pl.DataFrame({"i": owners, "v": flat}).group_by("i").agg(pl.col("v"))
+    rows = pl.DataFrame({"i": np.arange(n, dtype=np.int64), "null": pl.Series([v is None for v in values], dtype=pl.Boolean)})
+    joined = rows.join(grouped, on="i", how="left", maintain_order="left")
+    return joined.select(
+        pl.when(pl.col("null")).then(None).otherwise(pl.col("v").fill_null(pl.lit([], dtype=pl.List(pl.String)))).alias(name)
+    ).to_series()
+
+
 @dataclass
 class ScopeFrame:
     """Typed facts of one level: ``frame`` has one row per document (plus ``__parent`` and
@@ -140,7 +159,7 @@ def build_scope(
     for name, (path, dtype) in schema.fields.items():
         get = _getter(path)
         values = [coerce(get(doc), dtype) for doc in docs]
-        columns[name] = pl.Series(name, values, dtype=POLARS_TYPES[dtype])
+        columns[name] = _list_series(name, values) if dtype == "strlist" else pl.Series(name, values, dtype=POLARS_TYPES[dtype])
     frame = pl.DataFrame(list(columns.values())) if columns else pl.DataFrame({"__dummy": [None] * len(docs)})
     children: dict[Path, ScopeFrame] = {}
     for scope, child_schema in schema.scopes.items():

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,8 @@ class _DocumentError(Exception):
 def _split_documents(text: str) -> list[tuple[str, int]]:
     """Document texts with their first line. A ``---``/``...`` marker is only ever at column 0
     (block scalars are indented), so splitting lines there is exact for block-style manifests."""
+    if not text.startswith(("---", "...")) and "\n---" not in text and "\n..." not in text:
+        return [(text, 1)] if text.strip() else []  # one document, the common case
     docs: list[tuple[str, int]] = []
     lines = text.split("\n")
     current: list[str] = []
@@ -174,9 +177,24 @@ def _fast_documents(text: str) -> list[tuple[Any, int]]:
     return out
 
 
+@lru_cache(maxsize=1 << 16)
+def _line_needs_yaml11(line: str) -> bool:
+    # Manifests repeat most lines verbatim, so the regex runs once per distinct line.
+    return _YAML11_SCALAR.search(line) is not None
+
+
+_PYYAML_MARKERS = ("<<", "!!", "\x85", "\u2028", "\u2029", "\ufeff")
+
+
+def _fast_path_safe(text: str) -> bool:
+    if any(marker in text for marker in _PYYAML_MARKERS) or text.startswith("%") or "\n%" in text:
+        return False
+    return not any(map(_line_needs_yaml11, text.split("\n")))
+
+
 def load_documents(text: str) -> list[tuple[Any, int]]:
     """Every YAML document of a text with its start line; raises _DocumentError on bad YAML."""
-    if _yaml_rs is not None and not _NEEDS_PYYAML.search(text) and not _YAML11_SCALAR.search(text):
+    if _yaml_rs is not None and _fast_path_safe(text):
         return _fast_documents(text)
     try:
         return list(_documents(text))
@@ -188,7 +206,7 @@ def load_documents(text: str) -> list[tuple[Any, int]]:
 
 def parse_manifest_text(text: str, file: str) -> tuple[list[tuple[dict[str, Any], int | None]], list[InputIssue]]:
     """The Kubernetes objects of one file (``kind: List`` and JSON arrays flattened) with lines."""
-    helm = _HELM.search(text)
+    helm = _HELM.search(text) if "{{" in text else None
     if helm:
         line = text.count("\n", 0, helm.start()) + 1
         return [], [InputIssue(file, f"unrendered Helm template {helm.group(0)[:40]!r}; render it first (helm template)", line)]
@@ -284,7 +302,7 @@ def _caps(values: Any) -> list[str]:
     """Capability names as the runtime reads them: upper case, without the CAP_ prefix."""
     if not isinstance(values, list):
         return []
-    return [re.sub(r"^CAP_", "", str(v).upper()) for v in values]
+    return [str(v).upper().removeprefix("CAP_") for v in values]
 
 
 def _first(*values: Any) -> Any:
