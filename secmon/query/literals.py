@@ -43,8 +43,9 @@ def prefilter_literals(query: Query, verbatim: Callable[[str], bool]) -> list[by
     """Literals one of which every raw line of a matching event contains, or ``None``: no prefilter.
 
     ``verbatim(path)`` says whether that attribute's value appears verbatim in the raw line for the
-    input format in use (false for attributes a parser derives). Free text on ``message`` is verbatim;
-    ``timestamp`` and ``status`` never are (both are normalised at ingest).
+    input format in use (false for attributes a parser derives); free text asks about ``message``
+    (every built-in format copies it from the raw line). ``timestamp`` and ``status`` are never taken
+    as verbatim (both are normalised at ingest).
     """
     found = _literals(query, verbatim)
     if found is None:
@@ -78,6 +79,8 @@ def _literals(node: Query, verbatim: Callable[[str], bool]) -> set[str] | None:
 
 def _term_literal(term: Term, verbatim: Callable[[str], bool]) -> str | None:
     if term.field is None:
+        if not verbatim("message"):
+            return None  # a format that builds its message (not a copy of raw text) cannot prefilter it
         pieces = _pieces(term)
         fragments = [f for p in pieces for f in _fragments(p.lower(), CASE_FOLD_ASCII_FROM_NON_ASCII)]
         return _longest(fragments)

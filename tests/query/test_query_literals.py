@@ -80,8 +80,9 @@ def test_derived_attributes_give_no_literal() -> None:
     assert prefilter_literals(parse("@evt.outcome:failure"), verbatim) is None
     assert prefilter_literals(parse("source:sshd @evt.outcome:failure"), verbatim) == [b"sshd"]
     assert prefilter_literals(parse("@evt.name:x OR source:sshd"), verbatim) is None
-    # Free text on the message is always verbatim.
-    assert prefilter_literals(parse("password"), lambda path: False) == [b"password"]
+    # Free text searches the message, which a format may build rather than copy.
+    assert prefilter_literals(parse("password"), lambda path: path == "message") == [b"password"]
+    assert prefilter_literals(parse("password"), lambda path: False) is None
 
 
 def test_ascii_letters_from_non_ascii_lowercasing() -> None:
@@ -204,7 +205,7 @@ def test_literals_of_terms_built_from_the_event(pair: tuple[dict[str, Any], Quer
     _check(query, [event], everything_verbatim)
 
 
-TOP_LEVEL_PATHS = ["source", "host", "status", "tags", "duration", "arr", "obj"]
+TOP_LEVEL_PATHS = ["source", "host", "status", "tags", "duration", "arr", "obj", "message"]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
