@@ -43,11 +43,11 @@ def test_any_bytes_are_parsed_or_counted(fmt: str, data: bytes, year: int | None
         assert stats.lines_read == 0 or events or lines_accounted == stats.lines_read
 
 
-@given(data=blobs)
+@given(data=blobs.filter(lambda b: not b.startswith(b"\x1f\x8b")))  # gzip is covered above
 @settings(max_examples=50, deadline=None)
 def test_empty_selection_parses_nothing_but_counts_the_chunk(data: bytes) -> None:
     source = Source("fuzz", data=data, format="syslog", year=2015)
     stats = IngestStats()
     for chunk in source.chunks(32):
         assert FORMATS["syslog"].parse(chunk, np.array([], dtype=np.uint32), stats) == []
-    assert stats.lines_read == line_count(data) and stats.rejected_total == 0
+    assert stats.lines_read == line_count(data.removeprefix(b"\xef\xbb\xbf")) and stats.rejected_total == 0
