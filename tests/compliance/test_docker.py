@@ -93,3 +93,17 @@ def test_bad_dockerfile_reported_and_others_checked(tmp_path: Path) -> None:
     assert len(report.issues) == 1 and "unknown instruction 'FROBNICATE'" in str(report.issues[0]) and ":2" in str(report.issues[0])
     assert _status(report, "4.1-dockerfile", str(good)) == ["pass"]
     assert _status(report, "4.6-dockerfile", str(good)) == ["pass"]
+
+
+def test_regression_docker_bench_decimal_mode_comparison(tmp_path: Path) -> None:
+    # docker-bench compares `stat %a` as decimal numbers: "620" <= "644" passes although 0620
+    # grants group write, which 0644 does not. Modes are compared bit by bit here.
+    root = tmp_path / "host"
+    (root / "etc/docker").mkdir(parents=True)
+    cfg = root / "etc/docker/daemon.json"
+    cfg.write_text("{}")
+    os.chmod(cfg, 0o620)
+    report = scan_docker(root=str(root))
+    assert _status(report, "3.18", "/etc/docker/daemon.json") == ["fail"]
+    os.chmod(cfg, 0o440)
+    assert _status(scan_docker(root=str(root)), "3.18", "/etc/docker/daemon.json") == ["pass"]

@@ -43,3 +43,16 @@ def test_env_file_and_systemd_exec_start() -> None:
     assert env == {"KUBELET_KUBEADM_ARGS": "--anonymous-auth=false --read-only-port=10255", "X": "1"}
     unit = "[Service]\nExecStart=/usr/bin/kubelet --old\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBEADM_ARGS \\\n  --x=1\n"
     assert systemd_exec_start(unit, env) == ["/usr/bin/kubelet", "--anonymous-auth=false", "--read-only-port=10255", "--x=1"]
+
+
+def test_regression_kube_bench_substring_flag_match() -> None:
+    # kube-bench searches "--enable-admission-plugins=...NodeRestriction..." with strings.Contains,
+    # so a plugin named "NodeRestrictionX" satisfied "has NodeRestriction". Elements are compared.
+    from secmon.compliance.checks import bundled_checks
+    from secmon.compliance.engine import evaluate
+    from secmon.compliance.k8s import process_resource
+
+    check = next(c for c in bundled_checks("k8s") if c.id == "1.2.14")
+    bad = process_resource("apiserver", ["--enable-admission-plugins=NodeRestrictionX,PodSecurity"], {}, "f", "bad", "")
+    good = process_resource("apiserver", ["--enable-admission-plugins=PodSecurity,NodeRestriction"], {}, "f", "good", "")
+    assert evaluate([check], [bad, good])["status"].to_list() == ["fail", "pass"]
