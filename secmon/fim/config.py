@@ -44,12 +44,20 @@ def _absolute_path(path: str) -> str:
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 
 
+def _valid_glob(pattern: str) -> str:
+    glob_to_regex(pattern)  # raises ValueError naming the pattern and the problem
+    return pattern
+
+
+Glob = Annotated[str, AfterValidator(_valid_glob)]
+
+
 class RuleSpec(BaseModel):
     """One selection rule: paths matching ``match`` (and of one of ``types``) use ``attributes``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    match: str = Field(min_length=1)
+    match: Glob = Field(min_length=1)
     attributes: str | list[str]
     types: list[Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "unknown"]] | None = None
 
@@ -66,7 +74,7 @@ class FimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     paths: list[AbsolutePath] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
+    exclude: list[Glob] = Field(default_factory=list)
     hash: str | None = "sha256"
     rules: list[RuleSpec] = Field(default_factory=list)
     default_attributes: str | list[str] = "full"

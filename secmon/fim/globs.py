@@ -61,7 +61,13 @@ def glob_to_regex(pattern: str) -> str:
                 # Escape what either regex dialect treats specially inside a class (Rust: nested
                 # classes and the && ~~ set operators).
                 body = "".join("\\" + c if c in "\\[]&~^" else c for c in body)
-                out.append("[" + ("^" if negate else "") + body + "]")
+                # A negated class never matches "/": like "*", it stays within one path segment.
+                cls = "[^/" + body + "]" if negate else "[" + body + "]"
+                try:
+                    re.compile(cls)
+                except re.error as exc:
+                    raise ValueError(f"glob {pattern!r} has an invalid character class {pattern[i:end + 1]!r}: {exc.msg}") from None
+                out.append(cls)
                 i = end
         else:
             out.append(_escape(ch))
