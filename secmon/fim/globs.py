@@ -29,6 +29,9 @@ def _escape(ch: str) -> str:
 @lru_cache(maxsize=1024)
 def glob_to_regex(pattern: str) -> str:
     """Translate one glob into an anchored regular expression over a whole path (or basename)."""
+    if "/" not in pattern:
+        # A basename has no "/" to cross: "**" there means what "*" means.
+        pattern = re.sub(r"\*{2,}", "*", pattern)
     out: list[str] = []
     i = 0
     n = len(pattern)
