@@ -6,10 +6,11 @@ Public API: :func:`parse`, :func:`to_query`, :func:`compile_polars`, :func:`attr
 Semantics (where Datadog leaves room, the choice made here):
 
 * **Free text** (``hello``, ``"hello world"``, ``hel*o``) searches ``message`` only, case-insensitively
-  (Unicode lower-casing of both sides). Datadog tokenizes the message into words; secmon matches a
-  substring instead, which is a superset for single words and keeps a phrase's exact spacing and
-  punctuation (``"hello world"`` does not match ``hello-world``). Wildcards in free text match anywhere
-  in the message (``*`` and ``?`` cross word boundaries).
+  (Unicode lower-casing of both sides). A bare word is a substring of the message (Datadog matches whole
+  tokens; a substring is a superset). A quoted sequence is its words, in order, separated in the message
+  by any run of separators (ASCII characters that are not letters or digits): ``"hello world"`` matches
+  ``Hello, world`` and ``hello-world``, as Datadog documents. Wildcards in free text match anywhere in
+  the message (``*`` and ``?`` also cross word boundaries and newlines).
 * **Attributes** ``@a.b:value`` and the reserved ``host source service status message timestamp tags``
   (written without ``@``) match the whole value, case-sensitively. Any other ``key:value`` without ``@`` is
   a **tag** search: some tag equals ``key:value`` (with wildcards, the part after ``key:`` matches; ranges

@@ -269,6 +269,17 @@ def escape_pattern_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
 
 
+#: What separates the words of a free-text phrase: any run of ASCII characters that are not letters or
+#: digits (whitespace, punctuation, control). Non-ASCII characters count as word characters.
+PHRASE_SEPARATOR_CLASS = r"[\x00-\x2F\x3A-\x40\x5B-\x60\x7B-\x7F]"
+_PHRASE_SEPARATORS = re.compile(PHRASE_SEPARATOR_CLASS + "+")
+
+
+def phrase_words(text: str) -> list[str]:
+    """The words of a free-text phrase: ``"Hello, world!"`` -> ``["Hello", "world"]``."""
+    return [word for word in _PHRASE_SEPARATORS.split(text) if word]
+
+
 def escape_bare(text: str) -> str:
     """Escape every special character and whitespace of ``text`` with ``\\``."""
     return "".join("\\" + ch if ch in SPECIAL_CHARACTERS or ch.isspace() else ch for ch in text)

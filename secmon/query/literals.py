@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from secmon.query.ast import And, MatchAll, Not, Or, Query, Term, pattern_parts
+from secmon.query.ast import And, MatchAll, Not, Or, Query, Term, pattern_parts, phrase_words
 
 MIN_LITERAL_BYTES = 3
 
@@ -100,6 +100,8 @@ def _term_literal(term: Term, verbatim: Callable[[str], bool]) -> str | None:
 
 def _pieces(term: Term) -> list[str]:
     """The fixed texts a matching value contains: the value itself, or a pattern's literal runs."""
+    if term.field is None and term.kind == "phrase" and phrase_words(term.value):
+        return phrase_words(term.value)  # a free-text phrase matches its words with any separators
     if term.kind != "wildcard":
         return [term.value]
     return [p for p in pattern_parts(term.value) if isinstance(p, str)]

@@ -19,6 +19,7 @@ import polars as pl
 
 from secmon.query.ast import (
     NUMBER_PATTERN,
+    PHRASE_SEPARATOR_CLASS,
     And,
     Cidr,
     Compare,
@@ -32,6 +33,7 @@ from secmon.query.ast import (
     Term,
     Wildcard,
     pattern_parts,
+    phrase_words,
     status_spellings,
 )
 
@@ -264,8 +266,16 @@ class _Compiler:
             if node.kind == "wildcard":
                 parts = [p.lower() if isinstance(p, str) else p for p in pattern_parts(node.value)]
                 search = unanchored_glob(parts)
+            elif node.kind == "phrase" and len(words := phrase_words(node.value.lower())) > 1:
+                # A sequence of words with any separators between them ("hello world" ~ "Hello, world").
+                sequence = "".join(
+                    regex_escape(w) if i == 0 else PHRASE_SEPARATOR_CLASS + "+" + regex_escape(w)
+                    for i, w in enumerate(words)
+                )
+                search = lambda e: e.str.contains(sequence)  # noqa: E731
             else:
-                needle = node.value.lower()
+                words = phrase_words(node.value.lower()) if node.kind == "phrase" else []
+                needle = words[0] if words else node.value.lower()
                 search = lambda e: e.str.contains(needle, literal=True)  # noqa: E731
             return self.any_element("message", lambda e: search(e.str.to_lowercase()))
         if node.kind == "wildcard":

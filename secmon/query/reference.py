@@ -27,6 +27,7 @@ from secmon.query.ast import (
     Wildcard,
     is_number,
     pattern_parts,
+    phrase_words,
     status_spellings,
 )
 
@@ -122,6 +123,10 @@ def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
             parts += [p.lower() if isinstance(p, str) else p for p in pattern_parts(term.value)]
             parts.append(Wildcard("*"))
             return any(glob_matches(parts, m) for m in messages)
+        if term.kind == "phrase":
+            words = phrase_words(term.value.lower())
+            if words:
+                return any(_has_word_sequence(m, words) for m in messages)
         needle = term.value.lower()
         return any(needle in m for m in messages)
     values = field_values(event, term.field)
@@ -133,6 +138,29 @@ def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
         if spellings is not None:
             return any(v.lower() in spellings for v in values)
     return term.value in values
+
+
+def _has_word_sequence(text: str, words: list[str]) -> bool:
+    """``words`` occur in order in ``text``, each pair separated by at least one separator character
+    (an ASCII character that is not a letter or digit) and nothing else."""
+    start = text.find(words[0])
+    while start != -1:
+        position = start + len(words[0])
+        for word in words[1:]:
+            gap = position
+            while gap < len(text) and _is_separator(text[gap]):
+                gap += 1
+            if gap == position or not text.startswith(word, gap):
+                break
+            position = gap + len(word)
+        else:
+            return True
+        start = text.find(words[0], start + 1)
+    return False
+
+
+def _is_separator(ch: str) -> bool:
+    return ch.isascii() and not ch.isalnum()
 
 
 def _in_range(node: Range, value: float) -> bool:

@@ -45,6 +45,13 @@ CASES = [
     ("pass", True),  # free text is a substring (a superset of Datadog's word match)
     ('"failed password"', True),
     ('"password failed"', False),
+    ('"password   for root"', True),
+    ('"root from 10"', True),
+    ('"root from 10.1"', True),
+    ('"for root from 10.1.2.3 second"', True),  # the newline is a separator too
+    ('"passwordfor"', False),
+    ('"ed pass"', True),  # words need not be whole words of the message (substring semantics)
+    ('"(failed)"', True),  # separators around the words do not count
     ("fail*root", True),
     ("fai?ed", True),
     ("root*second", True),  # wildcards cross the newline
@@ -263,10 +270,14 @@ def events_and_derived_query(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Que
     shape = draw(st.sampled_from(["exact", "wildcard", "wildcard", "number", "cidr"]))
     query: Query
     if shape == "exact" or (shape == "cidr" and field is None):
+        kind = "exact" if value else "phrase"
         if field is None:
             i = draw(st.integers(0, len(value)))
             value = value[i : draw(st.integers(i, len(value)))]
-        query = Term(field, value, "exact" if value else "phrase")
+            if draw(st.booleans()):  # a phrase whose separators differ from the message's
+                value = "".join(draw(st.sampled_from([" ", "-", ", ", "/", "  "])) if ch.isascii() and not ch.isalnum() else ch for ch in value)
+                kind = "phrase"
+        query = Term(field, value, kind if value else "phrase")
     elif shape == "wildcard":
         pieces: list[str] = []
         for ch in value:
@@ -317,6 +328,7 @@ def events_and_derived_query(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Que
 @given(events_and_derived_query())
 @example(([{"usr": {"name": "aba"}}], Term(Field("usr.name"), "ab*ba", "wildcard")))  # prefix and suffix overlap
 @example(([{"message": "line\nbreak"}], Term(None, "line?break", "wildcard")))  # wildcards cross newlines
+@example(([{"message": "Hello, world"}, {"message": "hello world"}, {"message": "helloworld"}], Term(None, "hello-world", "phrase")))
 @example(([{"duration": "Infinity"}, {"duration": "+5"}, {"duration": "1."}], Compare(Field("duration"), ">", "0")))
 def test_queries_built_from_event_values_agree(pair: tuple[list[dict[str, Any]], Query]) -> None:
     rows, query = pair

@@ -110,6 +110,11 @@ EXAMPLES = [
     ("@users:Carl", ATTRS, False),
     ("hello world", ATTRS, True),
     ('"hello world"', ATTRS, False),
+    ('"hello world"', {"message": "Hello, world"}, True),  # Datadog's sequence examples
+    ('"hello world"', {"message": "hello-world"}, True),
+    ('"hello world"', {"message": "hello world"}, True),
+    ('"hello world"', {"message": "hello_world"}, True),
+    ('"hello world"', {"message": "helloworld"}, False),
     ("authentication OR password", ATTRS, False),
     ("hello AND -password", ATTRS, True),
 ]

@@ -28,7 +28,8 @@ LITERALS = [
     ("*", None),
     ("password", [b"password"]),
     ("PassWord", [b"password"]),
-    ('"Accepted publickey"', [b"accepted publ"]),  # 'i' and 'k' break free-text literals (Kelvin sign, U+0130)
+    ('"Accepted publickey"', [b"accepted"]),  # a phrase's words are separate; 'i' and 'k' break literals
+    ('"failed password"', [b"password"]),  # the words may be separated by anything
     ("ab", None),  # too short to be selective
     ("source:sshd", [b"sshd"]),
     ("source:sshd @evt.name:authentication", [b"authentication"]),  # AND: the longest single literal
