@@ -258,6 +258,8 @@ class _Parser:
             return self.parse_range(field)
         start = self.pos
         chars, _ = self.read_bare(stop_at_colon=False)
+        if chars == [(c, False) for c in "CIDR"] and self.peek() == "(":
+            raise self.error(f"CIDR({field}, network, ...) (CIDR takes the attribute as first argument)", start)
         if chars and chars[0][0] in "<>" and not chars[0][1]:
             op = chars[0][0]
             rest = chars[1:]

@@ -125,6 +125,7 @@ ERRORS = [
     ("CIDR(@a)", 7, "',' or ')'"),
     ("CIDR(@a, 10.0.0.0/8", 19, "',' or ')' to close 'CIDR(' at 0"),
     ("CIDR(env, 10.0.0.0/8)", 5, "an attribute"),
+    ("@network.client.ip:CIDR(10.0.0.0/8)", 19, "CIDR(@network.client.ip, network, ...)"),
     ("(" * 65 + "a" + ")" * 65, 64, "at most 64 levels"),
     ("-" * 65 + "a", 64, "at most 64 levels"),
     ("NOT " * 65 + "a", 256, "at most 64 levels"),
