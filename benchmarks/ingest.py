@@ -107,7 +107,7 @@ def secmon_ingest(path: str, paths: list[str]) -> tuple[int, int]:
 
 def secmon_selected(path: str, every: int, rust_select: bool) -> tuple[int, int]:
     """The engine's path behind the prefilter: only 1 line in ``every`` is parsed."""
-    import secmon.ingest.formats as formats
+    import secmon.ingest.base as formats
     from secmon.ingest.lines import select_lines
 
     if not rust_select:

@@ -232,7 +232,7 @@ def test_truncated_gzip_keeps_what_came_before_and_counts_the_error(tmp_path: Pa
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_rust_and_python_line_selection_give_the_same_events(data: st.DataObject, monkeypatch: pytest.MonkeyPatch) -> None:
-    import secmon.ingest.formats as formats
+    import secmon.ingest.base as formats
     from secmon.ingest.lines import select_lines
 
     raw = data.draw(log_bytes(SYSLOG_LINES))

@@ -1,0 +1,230 @@
+"""Syslog: RFC 3164 (no year: the ``year`` option and a Dec -> Jan rollover tracker), its
+RFC 3339-dated variant, and RFC 5424 with structured data; program messages (sshd, PAM) are
+mapped by ``messages``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING
+
+import orjson
+
+from secmon.ingest import stats as reasons
+from secmon.ingest.base import Event, LineRejected, LogFormat
+from secmon.ingest.messages import MESSAGE_PARSERS, parse_pam
+from secmon.ingest.timestamps import MONTHS, TimestampError, day_ms, parse_iso8601
+
+if TYPE_CHECKING:
+    from secmon.ingest.sources import Source
+
+_RFC3164 = re.compile(
+    r"(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))? (\S+) "
+    r"(?:([^\s:\[]+(?: [\d.]+)?)(?:\[(\d+)\])?: ?)?(.*)",
+    re.DOTALL,
+)
+# rsyslog's RFC 3339 variant of the BSD format (Debian/Ubuntu auth.log since 2023):
+# "2024-05-01T10:00:00.123456+02:00 host sshd[1]: message".
+_RFC3339_BSD = re.compile(
+    r"(?:<(\d{1,3})>)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) (\S+) "
+    r"(?:([^\s:\[]+(?: [\d.]+)?)(?:\[(\d+)\])?: ?)?(.*)",
+    re.DOTALL,
+)
+_TAG_ONLY = re.compile(r"([^\s:\[]+)(?:\[(\d+)\])?")
+_RFC5424 = re.compile(
+    r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (.*))?",
+    re.DOTALL,
+)
+_SD_ELEMENT = re.compile(r"\[([^\s\]=\"]+)((?:\s+[^=\s\]\"]+=\"(?:[^\"\\]|\\.)*\")*)\s*\]")
+_SD_PARAM = re.compile(r"([^=\s\]\"]+)=\"((?:[^\"\\]|\\.)*)\"")
+_SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
+_SEVERITY_STATUS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
+_PROGRAM_SUFFIX = re.compile(r"\(.*\)$| [\d.]+$")
+
+
+def _program_source(program: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 (a deliberate cache)
+    """``sshd`` -> sshd, ``sshd(pam_unix)`` -> sshd, ``/usr/sbin/cron`` -> cron, ``syslogd 1.4.1`` ->
+    syslogd."""
+    found = cache.get(program)
+    if found is None:
+        found = cache[program] = _PROGRAM_SUFFIX.sub("", program.rsplit("/", 1)[-1]).lower() or program.lower()
+    return found
+
+
+class YearTracker:
+    """Years for RFC 3164 timestamps, which have none.
+
+    The first line gets ``year`` (default: the current UTC year, or the previous one if the date
+    would be more than a day in the future). A jump back of more than six months (Dec -> Jan)
+    starts the next year; a line more than six months *ahead* of the last one (a late December
+    line after January began) belongs to the year before. State lives on the :class:`Source`,
+    so chunks must be parsed in order (any chunk size gives the same years). Behind a prefilter
+    only parsed lines are seen: the rollover is still found as long as parsed lines lie on both
+    sides of it, and only a gap of more than six months between parsed lines can mislead it."""
+
+    def __init__(self, year: int | None) -> None:
+        self.year = year
+        self.last_month: int | None = None
+
+    def year_for(self, month: int, day: int) -> int:
+        if self.year is None:
+            now = dt.datetime.now(dt.timezone.utc)
+            self.year = now.year
+            try:
+                future = dt.datetime(now.year, month, day, tzinfo=dt.timezone.utc) - now > dt.timedelta(days=1)
+            except ValueError:
+                future = False
+            if future:
+                self.year -= 1
+        last = self.last_month
+        if last is None:
+            self.last_month = month
+            return self.year
+        if month < last - 6:
+            self.year += 1
+            self.last_month = month
+            return self.year
+        if month > last + 6:
+            return self.year - 1
+        self.last_month = month
+        return self.year
+
+
+def _sd_value(text: str) -> str:
+    return _SD_UNESCAPE.sub(r"\1", text) if "\\" in text else text
+
+
+class SyslogFormat(LogFormat):
+    """RFC 3164 (BSD, no year) and RFC 5424 syslog, with the program's message parsed when
+    secmon knows the program (sshd, PAM)."""
+
+    name = "syslog"
+    description = "syslog RFC 3164 (year from the `year` option, Dec->Jan rollover), its RFC 3339-dated variant, or RFC 5424"
+    verbatim_paths = frozenset(
+        {
+            "host",
+            "service",
+            "message",
+            "syslog.appname",
+            "syslog.pid",
+            "syslog.msgid",
+            "usr.name",
+            "network.client.ip",
+            "network.client.port",
+            "network.client.host",
+            "ssh.auth_method",
+            "pam.rhost",
+            "pam.service",
+        }
+    )
+
+    # RFC 5424 structured data escapes ", \ and ]; nothing else is escaped in syslog text.
+    escaped_chars = frozenset('"\\]')
+
+    def verbatim(self, path: str) -> bool:
+        return path in self.verbatim_paths or path.startswith("syslog.structured_data.")
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path == "source":
+            # The program name, lower-cased: the line holds it in some case.
+            return [value] if value else None
+        if path == "evt.name":
+            return ["Failed ", "Accepted ", "authentication failure"] if value == "authentication" else []
+        if path == "evt.outcome":
+            return {"failure": ["Failed ", "authentication failure"], "success": ["Accepted "]}.get(value, [])
+        if path == "pam.module":
+            return ["pam_unix"] if value == "pam_unix" else []
+        return super().implied_literals(path, value)
+
+    def sniff(self, line: str) -> bool:
+        m = _RFC3164.match(line)
+        if m is not None and m.group(2) in MONTHS:
+            return True
+        return _RFC5424.match(line) is not None or _RFC3339_BSD.match(line) is not None
+
+    def parse_text(self, text: str, source: Source) -> Event | list[Event]:
+        m = _RFC3164.fullmatch(text)
+        if m is not None:
+            pri, mon, day, hour, minute, second, fraction, host, program, pid, message = m.groups()
+            if host[-1] == ":" and (tag := _TAG_ONLY.fullmatch(host[:-1])) is not None:
+                # No host name (macOS, some embedded syslogds): what we took for the host is the tag.
+                program, pid = tag.groups()
+                host = None
+                message = text[m.end(8) + 1 :]
+            month = MONTHS.get(mon)
+            if month is None:
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"unknown month {mon!r}: {text}")
+            tracker = source.parse_state.get("years")
+            if tracker is None:
+                tracker = source.parse_state["years"] = YearTracker(source.year)
+            # Two-digit fields compare correctly as strings: no int() needed to validate them.
+            if hour > "23" or minute > "59" or second > "60":
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"no such time {hour}:{minute}:{second}: {text}")
+            try:
+                ts = day_ms(tracker.year_for(month, int(day)), month, int(day))
+            except TimestampError as exc:
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
+            ts += int(hour) * 3_600_000 + int(minute) * 60_000 + int(second) * 1000
+            if fraction:
+                ts += int((fraction + "00")[:3])
+            event: Event = {"timestamp": ts, "host": host, "message": message}
+            if host is None:
+                del event["host"]
+        elif (m3 := _RFC3339_BSD.fullmatch(text)) is not None:
+            pri, stamp, host, program, pid, message = m3.groups()
+            try:
+                ts = parse_iso8601(stamp)
+            except TimestampError as exc:
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
+            event = {"timestamp": ts, "host": host, "message": message}
+        elif text.startswith("<") and (m5 := _RFC5424.fullmatch(text)) is not None:
+            pri, stamp, host, program, pid, msgid, structured, message = m5.groups()
+            try:
+                ts = parse_iso8601(stamp)
+            except TimestampError as exc:
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
+            message = (message or "").removeprefix("\ufeff")
+            event = {"timestamp": ts, "message": message}
+            if host != "-":
+                event["host"] = host
+            program = None if program == "-" else program
+            pid = None if pid == "-" else pid
+            if msgid != "-":
+                event["syslog"] = {"msgid": msgid}
+            if structured != "-":
+                data: dict[str, dict[str, str]] = {}
+                for sd_id, params in _SD_ELEMENT.findall(structured):
+                    data[sd_id] = {k: _sd_value(v) for k, v in _SD_PARAM.findall(params)}
+                event.setdefault("syslog", {})["structured_data"] = data
+        else:
+            raise LineRejected(reasons.UNPARSED_LINE, text)
+        if pri is not None:
+            priority = int(pri)
+            syslog = event.setdefault("syslog", {})
+            syslog["severity"] = priority & 7
+            syslog["facility"] = priority >> 3
+            event["status"] = _SEVERITY_STATUS[priority & 7]
+        if not program:
+            return event
+        event["service"] = program
+        syslog = event.get("syslog")
+        if syslog is None:
+            syslog = event["syslog"] = {}
+        syslog["appname"] = program
+        if pid is not None:
+            syslog["pid"] = pid
+        program_source = _program_source(program)
+        event["source"] = program_source
+        if "(pam_unix)" in program:
+            parse_pam(event, message, service=program_source)
+            return event
+        parse_message = MESSAGE_PARSERS.get(program_source)
+        if parse_message is not None:
+            copies = parse_message(event, message)
+            if copies > 1:
+                # Independent copies (callers may mutate events); orjson is ~10x faster than deepcopy.
+                frozen = orjson.dumps(event)
+                return [event] + [orjson.loads(frozen) for _ in range(copies - 1)]
+        elif message.startswith("pam_unix("):
+            parse_pam(event, message)
+        return event
