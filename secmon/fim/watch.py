@@ -194,8 +194,10 @@ class FimWatcher:
                 removed.append(row)
             stack.extend(self.children.pop(current, ()))
             wd = self.path_wd.pop(current, None)
-            if wd is not None:
-                self.wd_path.pop(wd, None)
+            # A directory renamed inside the tree keeps its watch (watches follow inodes) and the
+            # new path has already claimed it: only drop a watch that still belongs to this path.
+            if wd is not None and self.wd_path.get(wd) == current:
+                del self.wd_path[wd]
                 if self.inotify is not None:
                     self.inotify.rm_watch(wd)
             self.unwatched.pop(current, None)

@@ -256,3 +256,28 @@ def test_watch_command_streams_events(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_directory_renamed_inside_the_tree_stays_watched(tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    (root / "old" / "sub").mkdir(parents=True)
+    (root / "old" / "sub" / "f").write_text("f")
+    events: list[Event] = []
+    watcher = _watcher(root, events)
+    try:
+        os.rename(root / "old", root / "new")
+        _drain(watcher)
+        got = _by_path(events, root)
+        assert {k: v[0] for k, v in got.items()} == {
+            "old": "removed", "old/sub": "removed", "old/sub/f": "removed",
+            "new": "added", "new/sub": "added", "new/sub/f": "added",
+        }  # fmt: skip
+        events.clear()
+        (root / "new" / "sub" / "f").write_text("changed after the rename")
+        (root / "new" / "sub" / "g").write_text("new file after the rename")
+        _drain(watcher)
+        got = _by_path(events, root)
+        assert got["new/sub/f"][0] == "modified" and "content" in got["new/sub/f"][1]
+        assert got["new/sub/g"] == ("added", [])
+    finally:
+        watcher.close()
