@@ -66,16 +66,17 @@ def selected_lines(data: bytes, line_idx: np.ndarray | None) -> tuple[int, Itera
     if line_idx is None:
         lines = split_lines(data)
         return len(lines), enumerate(lines)
-    indices = line_idx.tolist() if isinstance(line_idx, np.ndarray) else list(line_idx)
     n_lines = line_count(data)
-    for i in indices:
-        if not 0 <= i < n_lines:
-            raise IndexError(f"line index {i} is out of range for a chunk of {n_lines} lines")
-    if not indices:
+    selection = np.asarray(line_idx)
+    if selection.size == 0:
         return n_lines, ()
-    if isinstance(line_idx, np.ndarray) and line_idx.dtype != np.uint32:
-        line_idx = line_idx.astype(np.uint32)
-    return n_lines, zip(indices, fast_select_lines(data, line_idx if line_idx is not None else indices))
+    low, high = int(selection.min()), int(selection.max())
+    if low < 0 or high >= n_lines:
+        bad = low if low < 0 else high
+        raise IndexError(f"line index {bad} is out of range for a chunk of {n_lines} lines")
+    if selection.dtype != np.uint32:
+        selection = selection.astype(np.uint32)
+    return n_lines, zip(selection.tolist(), fast_select_lines(data, selection))
 
 
 @contextmanager

@@ -280,3 +280,11 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(fmt: str) -> None:
     events = [e for chunk in source.chunks(2) for e in source.format.parse(chunk, None, stats)]
     assert len(events) == 1 and stats.rejected_total == 0
     assert stats.bytes_read == len(body) + 3
+
+
+def test_parse_rejects_an_out_of_range_selection_by_name() -> None:
+    source = Source("t", data=b'{"timestamp": 1}\n{"timestamp": 2}\n', format="ndjson")
+    [chunk] = list(source.chunks())
+    with pytest.raises(IndexError, match="line index 2 is out of range for a chunk of 2 lines"):
+        source.format.parse(chunk, np.array([0, 2], dtype=np.uint32), IngestStats())
+    assert [e["timestamp"] for e in source.format.parse(chunk, [1], IngestStats())] == [2000]  # a plain list works
