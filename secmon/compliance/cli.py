@@ -77,6 +77,9 @@ def _finish(report: ComplianceReport, args: argparse.Namespace) -> int:
         sys.stdout.write(text + "\n")
     for issue in report.issues:
         print(f"secmon: input error: {issue}", file=sys.stderr)
+    if report.skipped_kinds and args.format != "table":
+        kinds = ", ".join(f"{k} x{n}" for k, n in sorted(report.skipped_kinds.items()))
+        print(f"secmon: note: objects of kinds without checks were not evaluated: {kinds}", file=sys.stderr)
     if args.store:
         from secmon.compliance.state import ComplianceStateStore
 

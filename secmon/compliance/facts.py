@@ -119,6 +119,10 @@ def elements(doc: Any, scope: Path, parent_path: str) -> list[tuple[Any, str]]:
     return [(value, prefix)]
 
 
+# dtype -> the Python type whose values coerce() returns unchanged (ints are exact in Float64).
+_ALREADY_TYPED: dict[str, type] = {"bool": bool, "str": str, "num": int}
+
+
 def _list_series(name: str, values: list[list[str] | None]) -> pl.Series:
     """A List(String) column built from flat values and owners in bulk: Polars' constructor
     makes one Series per row for nested lists, which dominates frame building otherwise."""
@@ -158,7 +162,12 @@ def build_scope(
         columns["__path"] = pl.Series("__path", paths, dtype=pl.String)
     for name, (path, dtype) in schema.fields.items():
         get = _getter(path)
-        values = [coerce(get(doc), dtype) for doc in docs]
+        # Absent facts and values already of the column's type skip coerce (same result, faster).
+        fast = _ALREADY_TYPED.get(dtype)
+        if fast is None:
+            values = [coerce(v, dtype) for v in map(get, docs)]
+        else:
+            values = [v if v is None or type(v) is fast else coerce(v, dtype) for v in map(get, docs)]
         columns[name] = _list_series(name, values) if dtype == "strlist" else pl.Series(name, values, dtype=POLARS_TYPES[dtype])
     frame = pl.DataFrame(list(columns.values())) if columns else pl.DataFrame({"__dummy": [None] * len(docs)})
     children: dict[Path, ScopeFrame] = {}

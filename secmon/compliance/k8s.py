@@ -423,8 +423,8 @@ def resources_from_objects(objects: list[tuple[dict[str, Any], int | None]], fil
         if kind in WORKLOAD_TEMPLATES:
             doc, spec_path = normalize_workload(obj, WORKLOAD_TEMPLATES[kind])
             resources.append(Resource("workload", name, file, doc, spec_path, line))
-            if kind == "Pod":
-                resources.extend(control_plane_processes(doc, file, name, line))
+            # Static pods carry the control plane; kube-proxy usually runs as a DaemonSet.
+            resources.extend(control_plane_processes(doc, file, name, line))
         elif kind in OTHER_KINDS:
             doc = dict(obj)
             meta = _meta(obj)
