@@ -4,7 +4,7 @@ The record itself becomes the event (raw fields stay addressable, e.g. ``@userId
 standard attributes are *added* next to them, never overwriting a value already present (records
 that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep theirs).
 
-- Generic: ``timestamp`` from the first of Datadog's reserved date attributes present
+- Generic: ``timestamp`` from the first of Datadog's reserved date attributes that reads as a date
   (``@timestamp``, ``timestamp``, ``_timestamp``, ``Timestamp``, ``eventTime``, ``date``,
   ``published_date``, ``syslog.timestamp``); ``message`` from ``message``/``msg``/``log``; ``status``
   from ``status``/``severity``/``level``/``syslog.severity`` normalized to Datadog's names;
@@ -117,10 +117,22 @@ def normalize_status(value: Any) -> str:
 
 
 def _timestamp(record: Event, names: tuple[str, ...]) -> int:
-    value = _first(record, names)
-    if value is None:
-        raise MissingTimestamp("no date attribute (" + ", ".join(names) + ")")
-    return parse_any(value)
+    """The first of ``names`` that holds a readable date. An attribute that is there but is not a
+    date (``"date": "Monday"``) is skipped for the next one; only when none reads is the record
+    rejected, naming the first unreadable value."""
+    first_error: TimestampError | None = None
+    for name in names:
+        value = lookup(record, name)
+        if value is None:
+            continue
+        try:
+            return parse_any(value)
+        except TimestampError as exc:
+            if first_error is None:
+                first_error = TimestampError(f"{name}: {exc}")
+    if first_error is not None:
+        raise first_error
+    raise MissingTimestamp("no date attribute (" + ", ".join(names) + ")")
 
 
 def normalize_cloudtrail(record: Event) -> Event:

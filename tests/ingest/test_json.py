@@ -57,6 +57,14 @@ def test_the_first_reserved_date_attribute_wins() -> None:
     assert parse_events([record])[0]["timestamp"] == T
 
 
+def test_an_unreadable_date_attribute_gives_way_to_the_next() -> None:
+    assert parse_events([{"timestamp": "Monday", "date": "2023-07-10T12:00:42Z"}])[0]["timestamp"] == T
+    stats = IngestStats()
+    assert parse_events([{"timestamp": "Monday", "date": "soon"}], stats=stats) == []
+    assert stats.rejected == Counter({"bad_timestamp": 1})
+    assert "timestamp: not an ISO 8601 date: 'Monday'" in stats.examples["bad_timestamp"][0]
+
+
 def test_cloudtrail_mapping() -> None:
     record = {
         "eventTime": "2023-07-10T12:00:42Z", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
