@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -282,6 +283,26 @@ def measure_checkov(directory: Path, files: list[str], exe: Path) -> Measurement
     return measure_command("checkov", argv, answer_from=checkov_answer(files), env=env)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _with_cpu(cpu: dict[str, float], name: str, measure: Any, *args: Any, **kwargs: Any) -> Measurement:
+    """Run a measurement and record the CPU seconds (user + sys) its process tree used: on a
+    machine shared with other jobs, wall time mostly measures waiting for a core."""
+    before = _children_cpu()
+    m = measure(*args, **kwargs)
+    cpu[name] = _children_cpu() - before
+    return m
+
+
+def _cpu_note(cpu: dict[str, float]) -> str:
+    ref = cpu.get("secmon")
+    parts = [f"{k} {v:.2f} s" + (f" ({v / ref:.1f}x)" if ref and k != "secmon" else "") for k, v in cpu.items()]
+    return f"CPU time (user+sys of each contender's processes): {', '.join(parts)}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
 def _restrict(answer: Answer, names: set[str]) -> Answer:
     return [row for row in answer if row[0] in names]
 
@@ -310,10 +331,11 @@ def run(smoke: bool) -> list[Table]:
         # Table 1: the subset, every contender on the same files, verdicts asserted equal.
         t1 = Table(f"CIS Kubernetes checks, {subset:,} generated workload manifests (secmon {n_checks} checks; checkov all k8s checks)",
                    items_processed=subset, item_unit="files")
-        t1.add(measure_python("secmon", "benchmarks.bench_compliance:run_secmon", str(sub_dir)))
-        t1.add(measure_python("secmon-slow-twin", "benchmarks.bench_compliance:run_secmon_slow", str(sub_dir)))
+        cpu1: dict[str, float] = {}
+        t1.add(_with_cpu(cpu1, "secmon", measure_python, "secmon", "benchmarks.bench_compliance:run_secmon", str(sub_dir)))
+        t1.add(_with_cpu(cpu1, "secmon-slow-twin", measure_python, "secmon-slow-twin", "benchmarks.bench_compliance:run_secmon_slow", str(sub_dir)))
         if exe is not None:
-            ck = t1.add(measure_checkov(sub_dir, sub_files, exe))
+            ck = t1.add(_with_cpu(cpu1, "checkov", measure_checkov, sub_dir, sub_files, exe))
             # The exclusion below rests on our restatement of CKV_K8S_23: check it against Checkov itself.
             predicted = {p.name: _checkov_ckv_k8s_23(_pod_spec(obj)) for p, obj in written[:subset]}
             actual = {f: v == "fail" for f, c, v in ck.answer if c == "root_user"}
@@ -328,11 +350,13 @@ def run(smoke: bool) -> list[Table]:
         t1.notes.append(f"verdicts agree on {len(compared):,} (file, control) pairs over {len(SHARED_CONTROLS)} shared controls, "
                         f"{fails:,} failing; {len(deviations)} root_user pairs excluded where Checkov's CKV_K8S_23 departs from Kubernetes' "
                         f"runAsUser inheritance (see checkov_root_deviation); {cpu_note()}")
+        t1.notes.append(_cpu_note(cpu1))
         tables.append(t1)
 
         if not smoke:
             t2 = Table(f"CIS Kubernetes checks, {count:,} generated workload manifests", items_processed=count, item_unit="files")
-            full = t2.add(measure_python("secmon", "benchmarks.bench_compliance:run_secmon", str(all_dir)))
+            cpu2: dict[str, float] = {}
+            full = t2.add(_with_cpu(cpu2, "secmon", measure_python, "secmon", "benchmarks.bench_compliance:run_secmon", str(all_dir)))
             names = {Path(f).name for f in sub_files}
             if _restrict(full.answer, names) != t1.rows[0].answer:
                 raise AssertionError("secmon's 10k verdicts differ from its subset verdicts on the same files")
@@ -344,6 +368,8 @@ def run(smoke: bool) -> list[Table]:
                                 f"(a full run is reported to take ~11.5 min on this machine; it was not re-run here, so the scaled "
                                 f"figure may understate it). Its verdicts were asserted equal to secmon's on that subset; its peak "
                                 f"memory is from the subset run.")
+                cpu2[f"checkov (x{scale:.0f})"] = cpu1["checkov"] * scale
+            t2.notes.append(_cpu_note(cpu2))
             tables.append(t2)
         return tables
     finally:
