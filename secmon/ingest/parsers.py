@@ -226,30 +226,34 @@ def _build(spec: Any, index: int, file: str, taken: set[str], errors: list[Parse
         errors.append(ParserFileError(file, label, f"{label}.name", "required, letters, digits, _ . - only", name))
         return None
     before = len(errors)
+
+    def problem(field: str, reason: str, value: object = None) -> None:
+        errors.append(ParserFileError(file, name, field, reason, value))
+
     if name in BUILTIN_FORMATS:
-        errors.append(ParserFileError(file, name, "name", f"is a built-in format ({', '.join(sorted(BUILTIN_FORMATS))})", name))
+        problem("name", f"is a built-in format ({', '.join(sorted(BUILTIN_FORMATS))})", name)
     if name in taken:
-        errors.append(ParserFileError(file, name, "name", "defined twice in this file", name))
+        problem("name", "defined twice in this file", name)
     taken.add(name)
     for key in spec:
         if key not in _PARSER_KEYS:
-            errors.append(ParserFileError(file, name, str(key), f"unknown key; valid keys: {', '.join(sorted(_PARSER_KEYS))}"))
+            problem(str(key), "unknown key; valid keys: " + ", ".join(sorted(_PARSER_KEYS)))
     before_patterns = len(errors)
     raw_patterns = spec.get("patterns")
     if isinstance(raw_patterns, str):
         raw_patterns = [raw_patterns]
     patterns: list[re.Pattern[str]] = []
     if not isinstance(raw_patterns, list) or not raw_patterns:
-        errors.append(ParserFileError(file, name, "patterns", "required: a list of regular expressions", raw_patterns))
+        problem("patterns", "required: a list of regular expressions", raw_patterns)
         raw_patterns = []
     for k, text in enumerate(raw_patterns):
         if not isinstance(text, str):
-            errors.append(ParserFileError(file, name, f"patterns[{k}]", "must be a string", text))
+            problem(f"patterns[{k}]", "must be a string", text)
             continue
         try:
             patterns.append(re.compile(text))
         except re.error as exc:
-            errors.append(ParserFileError(file, name, f"patterns[{k}]", f"invalid regular expression: {exc}", text))
+            problem(f"patterns[{k}]", f"invalid regular expression: {exc}", text)
     if len(errors) > before_patterns:
         return None  # group names are unknown: checks that depend on them would only add noise
     groups: list[str] = []
@@ -257,32 +261,32 @@ def _build(spec: Any, index: int, file: str, taken: set[str], errors: list[Parse
         groups.extend(g for g in pattern.groupindex if g not in groups)
     mapping = spec.get("fields") or {}
     if not isinstance(mapping, dict):
-        errors.append(ParserFileError(file, name, "fields", "must be a mapping group -> attribute path", mapping))
+        problem("fields", "must be a mapping group -> attribute path", mapping)
         mapping = {}
     for group in mapping:
         if group not in groups:
-            errors.append(ParserFileError(file, name, f"fields.{group}", "no pattern has a group of that name", group))
+            problem(f"fields.{group}", "no pattern has a group of that name", group)
     ts_spec = spec.get("timestamp")
     ts_group = "timestamp"
     ts_format = "epoch_or_iso"
     timezone = dt.timezone.utc
     if ts_spec is None:
         if "timestamp" not in groups:
-            errors.append(ParserFileError(file, name, "timestamp", "required unless a pattern has a group named timestamp"))
+            problem("timestamp", "required unless a pattern has a group named timestamp")
     elif not isinstance(ts_spec, dict):
-        errors.append(ParserFileError(file, name, "timestamp", "must be a mapping with field, format, timezone", ts_spec))
+        problem("timestamp", "must be a mapping with field, format, timezone", ts_spec)
     else:
         for key in ts_spec:
             if key not in _TIMESTAMP_KEYS:
-                errors.append(ParserFileError(file, name, f"timestamp.{key}", f"unknown key; valid keys: {', '.join(sorted(_TIMESTAMP_KEYS))}"))
+                problem(f"timestamp.{key}", "unknown key; valid keys: " + ", ".join(sorted(_TIMESTAMP_KEYS)))
         ts_group = ts_spec.get("field", "timestamp")
         if ts_group not in groups:
-            errors.append(ParserFileError(file, name, "timestamp.field", "no pattern has a group of that name", ts_group))
+            problem("timestamp.field", "no pattern has a group of that name", ts_group)
         ts_format = ts_spec.get("format", "iso8601")
         if not isinstance(ts_format, str) or not ts_format:
-            errors.append(ParserFileError(file, name, "timestamp.format", "must be iso8601, epoch or a strptime format", ts_format))
+            problem("timestamp.format", "must be iso8601, epoch or a strptime format", ts_format)
         elif ts_format not in ("iso8601", "epoch") and "%" not in ts_format:
-            errors.append(ParserFileError(file, name, "timestamp.format", "must be iso8601, epoch or a strptime format with % codes", ts_format))
+            problem("timestamp.format", "must be iso8601, epoch or a strptime format with % codes", ts_format)
         zone = ts_spec.get("timezone", "UTC")
         if zone in ("UTC", "Z", "utc"):
             timezone = dt.timezone.utc
@@ -290,7 +294,7 @@ def _build(spec: Any, index: int, file: str, taken: set[str], errors: list[Parse
             sign = -1 if zm.group(1) == "-" else 1
             timezone = dt.timezone(sign * dt.timedelta(hours=int(zm.group(2)), minutes=int(zm.group(3))))
         else:
-            errors.append(ParserFileError(file, name, "timestamp.timezone", "must be UTC or an offset like +02:00", zone))
+            problem("timestamp.timezone", "must be UTC or an offset like +02:00", zone)
     if ts_format == "epoch_or_iso":
         ts_format = "epoch"  # a group named timestamp: epoch numbers or ISO 8601 (parse_any)
     fields: dict[str, tuple[str, ...]] = {}
@@ -304,38 +308,38 @@ def _build(spec: Any, index: int, file: str, taken: set[str], errors: list[Parse
     casts_spec = spec.get("casts") or {}
     casts: dict[str, str] = {}
     if not isinstance(casts_spec, dict):
-        errors.append(ParserFileError(file, name, "casts", "must be a mapping attribute path -> type", casts_spec))
+        problem("casts", "must be a mapping attribute path -> type", casts_spec)
         casts_spec = {}
     captured = {".".join(p) for p in fields.values()}
     for path, kind in casts_spec.items():
         if kind not in CASTS:
-            errors.append(ParserFileError(file, name, f"casts.{path}", f"unknown type; valid: {', '.join(CASTS)}", kind))
+            problem(f"casts.{path}", f"unknown type; valid: {', '.join(CASTS)}", kind)
         elif str(path).removeprefix("@") not in captured:
-            errors.append(ParserFileError(file, name, f"casts.{path}", "no group is mapped to this attribute", path))
+            problem(f"casts.{path}", "no group is mapped to this attribute", path)
         else:
             casts[str(path).removeprefix("@")] = kind
     static_spec = spec.get("static") or {}
     static: dict[tuple[str, ...], Any] = {}
     if not isinstance(static_spec, dict):
-        errors.append(ParserFileError(file, name, "static", "must be a mapping attribute path -> value", static_spec))
+        problem("static", "must be a mapping attribute path -> value", static_spec)
         static_spec = {}
     for path, value in static_spec.items():
         parts = _check_path(errors, file, name, f"static.{path}", path)
         if parts is not None:
             if not isinstance(value, (str, int, float, bool)):
-                errors.append(ParserFileError(file, name, f"static.{path}", "must be a string, number or boolean", value))
+                problem(f"static.{path}", "must be a string, number or boolean", value)
             static[parts] = value
     detect = None
     if spec.get("detect") is not None:
         try:
             detect = re.compile(str(spec["detect"]))
         except re.error as exc:
-            errors.append(ParserFileError(file, name, "detect", f"invalid regular expression: {exc}", spec["detect"]))
+            problem("detect", f"invalid regular expression: {exc}", spec["detect"])
     source = spec.get("source", name)
     service = spec.get("service")
     for key, value in (("source", source), ("service", service)):
         if value is not None and not isinstance(value, str):
-            errors.append(ParserFileError(file, name, key, "must be a string", value))
+            problem(key, "must be a string", value)
     if len(errors) > before:
         return None
     return UserFormat(

@@ -99,7 +99,7 @@ class SyslogFormat(LogFormat):
     secmon knows the program (sshd, PAM)."""
 
     name = "syslog"
-    description = "syslog RFC 3164 (year from the `year` option, Dec->Jan rollover), its RFC 3339-dated variant, or RFC 5424"
+    description = "syslog: RFC 3164 (the `year` option, Dec->Jan rollover), RFC 3339-dated BSD, RFC 5424"
     verbatim_paths = frozenset(
         {
             "host",
