@@ -147,8 +147,8 @@ class LogFormat:
         Every line of the chunk is counted as read, selected or not, so call this once per chunk
         (with an empty ``line_idx`` for a chunk the prefilter rules out entirely)."""
         if chunk.read_error is not None:
-            where = f"after line {chunk.first_line - 1}"
-            stats.reject(reasons.CORRUPT_INPUT, chunk.source.name, where, chunk.read_error)
+            where = f"after line {chunk.first_line - 1}" if chunk.first_line > 1 else "start of file"
+            stats.reject(chunk.read_error_reason, chunk.source.name, where, chunk.read_error)
         with gc_paused():
             return self._parse(chunk, line_idx, stats)
 

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from secmon.errors import InputError
 from secmon.ingest.formats import LogFormat, detect_format, get_format
 from secmon.ingest.lines import line_count
+from secmon.ingest.stats import CORRUPT_INPUT, UNREADABLE_FILE
 
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
@@ -46,6 +47,7 @@ class Chunk:
     source: Source
     nbytes: int = -1
     read_error: str | None = None
+    read_error_reason: str = CORRUPT_INPUT
 
     def __post_init__(self) -> None:
         if self.nbytes < 0:
@@ -146,9 +148,14 @@ class Source:
         year: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         owns_stream: bool = False,
+        unreadable: str | None = None,
     ) -> None:
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
+        #: Why a file found in a directory or glob could not be opened (counted, not raised).
+        self.unreadable = unreadable
+        if unreadable is not None:
+            data, format = b"", format or "text"
         self.name = name
         self.path = path
         self.year = year
@@ -212,6 +219,9 @@ class Source:
         """Whole-line chunks of about ``chunk_bytes`` (one chunk per document for JSON documents)."""
         if chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")
+        if self.unreadable is not None:
+            yield Chunk(b"", 1, self, 0, read_error=self.unreadable, read_error_reason=UNREADABLE_FILE)
+            return
         stream = self._open()
         try:
             if not self.format.line_oriented:
@@ -321,25 +331,37 @@ def open_sources(
     """Sources for files, directories (recursive), globs and ``-`` (stdin), ``.gz`` by magic bytes.
 
     Paths and the format name are checked now (FileNotFoundError, InputError listing valid
-    formats); each file is opened and its format detected when the iterator reaches it."""
+    formats); each file is opened and its format detected when the iterator reaches it. A file
+    named explicitly that cannot be opened raises (PermissionError, ...); one found inside a
+    directory or by a glob is yielded as an unreadable source, counted as ``unreadable_file``
+    when parsed, so one root-only file does not stop a scan of ``/var/log``."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if format is not None:
         format = get_format(format)
     files = expand_paths(paths)
+    explicit = {os.fspath(p) for p in paths}
 
     def generate() -> Iterator[Source]:
         for name, path in files:
-            if path is None:
-                yield Source(name, stream=sys.stdin.buffer, format=format, year=year, max_line_bytes=max_line_bytes)
-            elif not path.is_file():
-                # A pipe (``<(zcat x.gz)``, /dev/stdin): it can be read once, so it is sniffed
-                # and then read through the same handle.
-                handle = open(path, "rb")  # noqa: SIM115 (closed when the source is read)
-                yield Source(name, stream=handle, format=format, year=year, max_line_bytes=max_line_bytes,
-                             owns_stream=True)
-            else:
-                yield Source(name, path=path, format=format, year=year, max_line_bytes=max_line_bytes)
+            try:
+                source = make(name, path)
+            except OSError as exc:
+                if name in explicit:
+                    raise
+                source = Source(name, path=path, unreadable=f"cannot read: {exc.strerror or exc}")
+            yield source
+
+    def make(name: str, path: Path | None) -> Source:
+        if path is None:
+            return Source(name, stream=sys.stdin.buffer, format=format, year=year, max_line_bytes=max_line_bytes)
+        if not path.is_file():
+            # A pipe (``<(zcat x.gz)``, /dev/stdin): it can be read once, so it is sniffed and
+            # then read through the same handle.
+            handle = open(path, "rb")  # noqa: SIM115 (closed when the source is read)
+            return Source(name, stream=handle, format=format, year=year, max_line_bytes=max_line_bytes,
+                          owns_stream=True)
+        return Source(name, path=path, format=format, year=year, max_line_bytes=max_line_bytes)
 
     return generate()
 

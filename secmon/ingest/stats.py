@@ -18,6 +18,7 @@ BAD_TIMESTAMP = "bad_timestamp"
 LINE_TOO_LONG = "line_too_long"
 UNPARSED_LINE = "unparsed_line"
 CORRUPT_INPUT = "corrupt_input"
+UNREADABLE_FILE = "unreadable_file"
 
 # Warnings (the event was kept, but something was repaired on the way).
 INVALID_UTF8 = "invalid_utf8"

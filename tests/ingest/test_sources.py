@@ -225,7 +225,7 @@ def test_truncated_gzip_keeps_what_came_before_and_counts_the_error(tmp_path: Pa
     assert [e["n"] for e in events] == list(range(len(events)))
     # the stream error, plus the line cut in the middle by the truncation
     assert stats.rejected == Counter({"corrupt_input": 1, "malformed_json": 1})
-    assert "rotated.jsonl.gz:after line" in stats.examples["corrupt_input"][0]
+    assert "rotated.jsonl.gz:after line " in stats.examples["corrupt_input"][0]
     assert "truncated gzip" in stats.examples["corrupt_input"][0]
 
 
@@ -288,3 +288,27 @@ def test_parse_rejects_an_out_of_range_selection_by_name() -> None:
     with pytest.raises(IndexError, match="line index 2 is out of range for a chunk of 2 lines"):
         source.format.parse(chunk, np.array([0, 2], dtype=np.uint32), IngestStats())
     assert [e["timestamp"] for e in source.format.parse(chunk, [1], IngestStats())] == [2000]  # a plain list works
+
+
+def test_an_unreadable_file_inside_a_directory_is_counted_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    import secmon.ingest.sources as sources
+
+    (tmp_path / "ok.jsonl").write_text('{"timestamp": 1}\n')
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"timestamp": 2}\n')
+
+    def guarded_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file) == str(secret):
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "open", guarded_open, raising=False)
+    stats = IngestStats()
+    events = parse_events(tmp_path, stats=stats)
+    assert [e["timestamp"] for e in events] == [1000]
+    assert stats.rejected == Counter({"unreadable_file": 1})
+    assert stats.examples["unreadable_file"] == [f"{secret}:start of file: cannot read: Permission denied"]
+    with pytest.raises(PermissionError):
+        list(open_sources([secret]))  # named explicitly: the user hears about it at once
