@@ -7,10 +7,12 @@
 //! - [`hash`]: streaming digests (sha256, blake3, xxh3_128, sha1, md5) with fixed memory.
 //! - [`walk`]: parallel file-tree walker producing column batches, reusing earlier digests.
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
+//! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
 //! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
 
 pub mod cidr;
 pub mod error;
+pub mod extract;
 pub mod hash;
 pub mod matcher;
 pub mod walk;

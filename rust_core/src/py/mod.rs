@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod error;
+mod extract;
 mod hash;
 mod ipset;
 mod matcher;
@@ -16,5 +17,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     walk::register(m)?;
     matcher::register(m)?;
     ipset::register(m)?;
+    extract::register(m)?;
     Ok(())
 }

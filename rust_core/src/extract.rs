@@ -1,0 +1,1528 @@
+//! Field extraction from NDJSON lines: the event table of `secmon.ingest.events.to_frame` built
+//! straight from raw bytes, one string (or list-of-string) column per attribute path.
+//!
+//! Each selected line is validated completely (a line orjson would reject is `Malformed`) but only
+//! the requested paths are materialized: a trie of path components steers a single pass over the
+//! line, values outside the trie are skipped by a validating lexer without being built. Lines
+//! where a requested key repeats in one object (orjson keeps the last value, at the first key's
+//! position) take a slow path through a small document tree, which is also what renders objects
+//! as compact JSON.
+//!
+//! Value rules (the contract `tests/core/test_extract.py` checks against the Python twin):
+//! - a path is looked up nested first, then as a literal dotted key at the top level; JSON null
+//!   is missing;
+//! - a walk that meets an array before the path ends resolves the rest of the path on every
+//!   element and collects the results in order (arrays of arrays flatten); a path ending on an
+//!   array yields its elements; such a row's value is a list (possibly empty), JSON nulls dropped;
+//! - strings as they are, integers in decimal, floats as Python's `repr`, `true`/`false`,
+//!   objects (and arrays inside lists) as compact JSON the way `json.dumps` writes them.
+//!
+//! Lines are split as [`crate::matcher`] splits them: a trailing separator starts no line.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result};
+use crate::matcher;
+
+/// How a line ended up in the table (the `__status` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LineStatus {
+    Ok = 0,
+    /// Not JSON as orjson reads it (also after replacing invalid UTF-8).
+    Malformed = 1,
+    /// Valid JSON whose top level is not an object.
+    NotObject = 2,
+    /// Empty or only ASCII whitespace (Python's `bytes.isspace`).
+    Blank = 3,
+    /// Invalid UTF-8 replaced by U+FFFD, then parsed: the row's values are good.
+    Repaired = 4,
+}
+
+/// orjson refuses documents nested deeper than this.
+const MAX_DEPTH: usize = 1024;
+
+// --- paths ---------------------------------------------------------------------------------------
+
+/// One trie node: the object keys that lead further and the slot whose walk ends here.
+#[derive(Debug, Default, Clone)]
+struct Node {
+    children: Vec<(Box<[u8]>, u32)>,
+    /// The slot (path index, or `n + path` for a literal dotted key) whose walk ends at this node.
+    terminal: Option<u32>,
+    /// Every slot whose walk reaches this node (ends here or continues below).
+    slots: Vec<u32>,
+}
+
+/// A compiled set of attribute paths: columns in order, plus the trie that drives the parser.
+#[derive(Debug, Clone)]
+pub struct FieldPaths {
+    names: Vec<String>,
+    nodes: Vec<Node>,
+}
+
+impl FieldPaths {
+    /// Paths as `to_frame` takes them: a leading `@` is dropped and duplicates are kept once,
+    /// in first-seen order.
+    pub fn new<I, S>(paths: I) -> Result<FieldPaths>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut names: Vec<String> = Vec::new();
+        for path in paths {
+            let path = path.as_ref();
+            let name = path.strip_prefix('@').unwrap_or(path);
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        for reserved in ["__line", "__status"] {
+            if names.iter().any(|n| n == reserved) {
+                return Err(CoreError::invalid(format!(
+                    "path {reserved:?} collides with the column of the same name that extract_fields adds"
+                )));
+            }
+        }
+        let n = names.len() as u32;
+        let mut nodes = vec![Node::default()];
+        for (p, name) in names.iter().enumerate() {
+            let mut node = 0usize;
+            nodes[0].slots.push(p as u32);
+            for part in name.split('.') {
+                node = child_of(&mut nodes, node, part.as_bytes());
+                nodes[node].slots.push(p as u32);
+            }
+            nodes[node].terminal = Some(p as u32);
+            if name.contains('.') {
+                // The literal dotted key at the top level (a key with a dot is never a component).
+                let lit = child_of(&mut nodes, 0, name.as_bytes());
+                nodes[lit].terminal = Some(n + p as u32);
+                nodes[lit].slots.push(n + p as u32);
+            }
+        }
+        Ok(FieldPaths { names, nodes })
+    }
+
+    /// Column names (paths without `@`, each once).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+fn child_of(nodes: &mut Vec<Node>, node: usize, key: &[u8]) -> usize {
+    if let Some(&(_, c)) = nodes[node].children.iter().find(|(k, _)| &**k == key) {
+        return c as usize;
+    }
+    nodes.push(Node::default());
+    let c = nodes.len() - 1;
+    nodes[node].children.push((key.into(), c as u32));
+    c
+}
+
+// --- lexer ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    /// orjson would reject the line.
+    Malformed,
+    /// A requested key repeats inside one object: redo the line on the document tree.
+    DuplicateKey,
+}
+
+type Lex<T> = std::result::Result<T, Fail>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str { escaped: bool },
+    Num,
+    True,
+    False,
+    Null,
+    Object,
+    Array,
+}
+
+/// A value by its byte span in the line (strings without their quotes).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    kind: Kind,
+    start: u32,
+    end: u32,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+#[inline(always)]
+fn has_zero_byte(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Lexer<'a> {
+    #[inline(always)]
+    fn skip_ws(&mut self) {
+        while let Some(&b) = self.s.get(self.i) {
+            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn peek(&self) -> Lex<u8> {
+        self.s.get(self.i).copied().ok_or(Fail::Malformed)
+    }
+
+    #[inline(always)]
+    fn expect(&mut self, b: u8) -> Lex<()> {
+        if self.s.get(self.i) == Some(&b) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Fail::Malformed)
+        }
+    }
+
+    /// A string starting at the opening quote; returns the span between the quotes.
+    #[inline]
+    fn string(&mut self) -> Lex<Span> {
+        debug_assert_eq!(self.s[self.i], b'"');
+        let s = self.s;
+        let start = self.i + 1;
+        let mut i = start;
+        let mut escaped = false;
+        let mut non_ascii = false;
+        loop {
+            // Eight bytes at a time while none is a quote, a backslash or a control character.
+            while i + 8 <= s.len() {
+                let v = u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+                let special = has_zero_byte(v ^ (ONES * b'"' as u64))
+                    | has_zero_byte(v ^ (ONES * b'\\' as u64))
+                    | (v.wrapping_sub(ONES * 0x20) & !v & HIGHS);
+                non_ascii |= v & HIGHS != 0;
+                if special != 0 {
+                    // The lowest flagged byte is exact (false positives only sit above it).
+                    i += (special.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            let Some(&b) = s.get(i) else { return Err(Fail::Malformed) };
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i = self.escape(i)?;
+                }
+                0..=0x1f => return Err(Fail::Malformed),
+                _ => {
+                    non_ascii |= b >= 0x80;
+                    i += 1;
+                }
+            }
+        }
+        if non_ascii && std::str::from_utf8(&s[start..i]).is_err() {
+            return Err(Fail::Malformed);
+        }
+        self.i = i + 1;
+        Ok(Span { kind: Kind::Str { escaped }, start: start as u32, end: i as u32 })
+    }
+
+    /// Validates the escape at `i` (a backslash); returns the index after it.
+    fn escape(&self, i: usize) -> Lex<usize> {
+        let s = self.s;
+        match s.get(i + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 2),
+            Some(b'u') => {
+                let unit = hex4(s, i + 2)?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        if s.get(i + 6) != Some(&b'\\') || s.get(i + 7) != Some(&b'u') {
+                            return Err(Fail::Malformed);
+                        }
+                        match hex4(s, i + 8)? {
+                            0xDC00..=0xDFFF => Ok(i + 12),
+                            _ => Err(Fail::Malformed),
+                        }
+                    }
+                    0xDC00..=0xDFFF => Err(Fail::Malformed),
+                    _ => Ok(i + 6),
+                }
+            }
+            _ => Err(Fail::Malformed),
+        }
+    }
+
+    /// A number; infinite floats (`1e400`) are malformed, as orjson says.
+    #[inline]
+    fn number(&mut self) -> Lex<Span> {
+        let s = self.s;
+        let start = self.i;
+        let mut i = start;
+        if s.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match s.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while matches!(s.get(i), Some(b'0'..=b'9')) {
+                    i += 1;
+                }
+            }
+            _ => return Err(Fail::Malformed),
+        }
+        let int_end = i;
+        let mut is_int = true;
+        if s.get(i) == Some(&b'.') {
+            is_int = false;
+            i += 1;
+            let d = i;
+            while matches!(s.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+            if i == d {
+                return Err(Fail::Malformed);
+            }
+        }
+        if matches!(s.get(i), Some(b'e' | b'E')) {
+            is_int = false;
+            i += 1;
+            if matches!(s.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let d = i;
+            while matches!(s.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+            if i == d {
+                return Err(Fail::Malformed);
+            }
+        }
+        self.i = i;
+        // Integers of up to 18 digits always fit; anything else is checked for overflow.
+        if !is_int || int_end - start > 18 {
+            let token = &s[start..i];
+            if int_value(token).is_none() && !float_value(token).is_finite() {
+                return Err(Fail::Malformed);
+            }
+        }
+        Ok(Span { kind: Kind::Num, start: start as u32, end: i as u32 })
+    }
+
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Lex<()> {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(Fail::Malformed)
+        }
+    }
+
+    /// Validates and skips any value (nothing is built).
+    fn skip_value(&mut self, depth: usize) -> Lex<Kind> {
+        match self.peek()? {
+            b'"' => Ok(self.string()?.kind),
+            b'{' => {
+                if depth >= MAX_DEPTH {
+                    return Err(Fail::Malformed);
+                }
+                self.i += 1;
+                self.skip_ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(Kind::Object);
+                }
+                loop {
+                    if self.peek()? != b'"' {
+                        return Err(Fail::Malformed);
+                    }
+                    self.string()?;
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                    self.skip_value(depth + 1)?;
+                    self.skip_ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.skip_ws();
+                        }
+                        b'}' => {
+                            self.i += 1;
+                            return Ok(Kind::Object);
+                        }
+                        _ => return Err(Fail::Malformed),
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return Err(Fail::Malformed);
+                }
+                self.i += 1;
+                self.skip_ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Ok(Kind::Array);
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    self.skip_ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.skip_ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Ok(Kind::Array);
+                        }
+                        _ => return Err(Fail::Malformed),
+                    }
+                }
+            }
+            b't' => self.literal(b"true").map(|_| Kind::True),
+            b'f' => self.literal(b"false").map(|_| Kind::False),
+            b'n' => self.literal(b"null").map(|_| Kind::Null),
+            _ => Ok(self.number()?.kind),
+        }
+    }
+}
+
+fn hex4(s: &[u8], i: usize) -> Lex<u32> {
+    let digits = s.get(i..i + 4).ok_or(Fail::Malformed)?;
+    let mut v = 0u32;
+    for &d in digits {
+        let x = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return Err(Fail::Malformed),
+        };
+        v = v * 16 + x as u32;
+    }
+    Ok(v)
+}
+
+// --- numbers as Python writes them ---------------------------------------------------------------
+
+/// The integer a JSON integer token denotes when orjson keeps it an int (i64 or u64 range).
+fn int_value(token: &[u8]) -> Option<i128> {
+    if token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let text = std::str::from_utf8(token).ok()?;
+    let v: i128 = if token.len() > 40 { return None } else { text.parse().ok()? };
+    (i64::MIN as i128..=u64::MAX as i128).contains(&v).then_some(v)
+}
+
+fn float_value(token: &[u8]) -> f64 {
+    // JSON number grammar is a subset of what `f64::from_str` accepts; it rounds correctly.
+    std::str::from_utf8(token).ok().and_then(|t| t.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// A validated number token as `str(int)` or `repr(float)` writes it.
+fn push_number(token: &[u8], out: &mut Vec<u8>) {
+    let is_int = !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    if is_int && (token.len() <= 18 || int_value(token).is_some()) {
+        if token == b"-0" {
+            out.push(b'0');
+        } else {
+            out.extend_from_slice(token);
+        }
+        return;
+    }
+    push_py_float(float_value(token), out);
+}
+
+/// `repr(x)` of a finite float: the shortest digits that round-trip, positional when the
+/// decimal exponent is in [-4, 16), else `d.ddde+XX` with at least two exponent digits.
+pub fn push_py_float(x: f64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let mut sci = Vec::with_capacity(32);
+    // `{:e}` is Rust's shortest round-trip representation in scientific form: "-1.25e-7".
+    write!(sci, "{x:e}").unwrap();
+    let (mantissa, exp) = {
+        let e = sci.iter().position(|&b| b == b'e').unwrap();
+        let exp: i32 = std::str::from_utf8(&sci[e + 1..]).unwrap().parse().unwrap();
+        (&sci[..e], exp)
+    };
+    let (negative, mantissa) = match mantissa.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, mantissa),
+    };
+    let digits: Vec<u8> = mantissa.iter().copied().filter(|&b| b != b'.').collect();
+    if negative {
+        out.push(b'-');
+    }
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.extend_from_slice(&digits);
+                out.extend(std::iter::repeat(b'0').take(int_len - digits.len()));
+                out.extend_from_slice(b".0");
+            } else {
+                out.extend_from_slice(&digits[..int_len]);
+                out.push(b'.');
+                out.extend_from_slice(&digits[int_len..]);
+            }
+        } else {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat(b'0').take((-exp - 1) as usize));
+            out.extend_from_slice(&digits);
+        }
+    } else {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()).unwrap();
+    }
+}
+
+/// Appends the decoded text of a validated string body (escapes resolved).
+fn push_unescaped(body: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < body.len() {
+        let Some(k) = memchr::memchr(b'\\', &body[i..]) else {
+            out.extend_from_slice(&body[i..]);
+            return;
+        };
+        out.extend_from_slice(&body[i..i + k]);
+        i += k;
+        let c = body[i + 1];
+        i += 2;
+        let simple = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            _ => {
+                let mut code = hex4(body, i).unwrap();
+                i += 4;
+                if (0xD800..0xDC00).contains(&code) {
+                    let low = hex4(body, i + 2).unwrap();
+                    i += 6;
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                }
+                let ch = char::from_u32(code).unwrap();
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+        };
+        out.push(simple);
+    }
+}
+
+/// Appends a string as `json.dumps(ensure_ascii=False)` quotes it.
+fn push_quoted(text: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in text {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+// --- document tree (slow path, and compact JSON of objects) --------------------------------------
+
+#[derive(Debug)]
+enum Json<'a> {
+    Null,
+    True,
+    False,
+    Num(&'a [u8]),
+    Str(Cow<'a, [u8]>),
+    Arr(Vec<Json<'a>>),
+    /// Keys in first-seen order, the last duplicate's value (a Python dict built key by key).
+    Obj(Vec<(Cow<'a, [u8]>, Json<'a>)>),
+}
+
+fn string_text<'a>(s: &'a [u8], span: Span) -> Cow<'a, [u8]> {
+    let body = &s[span.start as usize..span.end as usize];
+    match span.kind {
+        Kind::Str { escaped: true } => {
+            let mut out = Vec::with_capacity(body.len());
+            push_unescaped(body, &mut out);
+            Cow::Owned(out)
+        }
+        _ => Cow::Borrowed(body),
+    }
+}
+
+impl<'a> Lexer<'a> {
+    fn tree(&mut self, depth: usize) -> Lex<Json<'a>> {
+        match self.peek()? {
+            b'"' => {
+                let span = self.string()?;
+                Ok(Json::Str(string_text(self.s, span)))
+            }
+            b'{' => {
+                if depth >= MAX_DEPTH {
+                    return Err(Fail::Malformed);
+                }
+                self.i += 1;
+                self.skip_ws();
+                let mut members: Vec<(Cow<'a, [u8]>, Json<'a>)> = Vec::new();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(Json::Obj(members));
+                }
+                loop {
+                    if self.peek()? != b'"' {
+                        return Err(Fail::Malformed);
+                    }
+                    let key = string_text(self.s, self.string()?);
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                    let value = self.tree(depth + 1)?;
+                    match members.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = value,
+                        None => members.push((key, value)),
+                    }
+                    self.skip_ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.skip_ws();
+                        }
+                        b'}' => {
+                            self.i += 1;
+                            return Ok(Json::Obj(members));
+                        }
+                        _ => return Err(Fail::Malformed),
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return Err(Fail::Malformed);
+                }
+                self.i += 1;
+                self.skip_ws();
+                let mut items = Vec::new();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Ok(Json::Arr(items));
+                }
+                loop {
+                    items.push(self.tree(depth + 1)?);
+                    self.skip_ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.skip_ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Ok(Json::Arr(items));
+                        }
+                        _ => return Err(Fail::Malformed),
+                    }
+                }
+            }
+            b't' => self.literal(b"true").map(|_| Json::True),
+            b'f' => self.literal(b"false").map(|_| Json::False),
+            b'n' => self.literal(b"null").map(|_| Json::Null),
+            _ => {
+                let span = self.number()?;
+                Ok(Json::Num(&self.s[span.start as usize..span.end as usize]))
+            }
+        }
+    }
+}
+
+/// The whole line as a tree (top-level whitespace allowed, nothing after the value).
+fn parse_tree(line: &[u8]) -> Lex<Json<'_>> {
+    let mut lx = Lexer { s: line, i: 0 };
+    lx.skip_ws();
+    let doc = lx.tree(0)?;
+    lx.skip_ws();
+    if lx.i != line.len() {
+        return Err(Fail::Malformed);
+    }
+    Ok(doc)
+}
+
+/// Compact JSON (`separators=(",", ":")`, `ensure_ascii=False`, floats as `repr`).
+fn push_compact(value: &Json<'_>, out: &mut Vec<u8>) {
+    match value {
+        Json::Null => out.extend_from_slice(b"null"),
+        Json::True => out.extend_from_slice(b"true"),
+        Json::False => out.extend_from_slice(b"false"),
+        Json::Num(token) => push_number(token, out),
+        Json::Str(text) => push_quoted(text, out),
+        Json::Arr(items) => {
+            out.push(b'[');
+            for (k, item) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                push_compact(item, out);
+            }
+            out.push(b']');
+        }
+        Json::Obj(members) => {
+            out.push(b'{');
+            for (k, (key, item)) in members.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                push_quoted(key, out);
+                out.push(b':');
+                push_compact(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// One value as event-table text: strings as they are, the rest as compact JSON.
+fn push_tree_text(value: &Json<'_>, out: &mut Vec<u8>) {
+    match value {
+        Json::Str(text) => out.extend_from_slice(text),
+        other => push_compact(other, out),
+    }
+}
+
+/// What a path resolves to on one event.
+enum Found<'t, 'a> {
+    Missing,
+    One(&'t Json<'a>),
+    /// The walk met an array: the values collected on the way (no nulls).
+    Many(Vec<&'t Json<'a>>),
+}
+
+/// The obvious recursive walk of the value rules (used on duplicate-key lines).
+fn walk<'t, 'a>(node: &'t Json<'a>, parts: &[&[u8]]) -> Found<'t, 'a> {
+    match node {
+        Json::Null => Found::Missing,
+        // The path ends on an array: its elements are the values (inner arrays stay whole).
+        Json::Arr(items) if parts.is_empty() => {
+            Found::Many(items.iter().filter(|v| !matches!(v, Json::Null)).collect())
+        }
+        Json::Arr(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match walk(item, parts) {
+                    Found::Missing => {}
+                    Found::One(v) => out.push(v),
+                    Found::Many(vs) => out.extend(vs),
+                }
+            }
+            Found::Many(out)
+        }
+        _ if parts.is_empty() => Found::One(node),
+        Json::Obj(members) => match members.iter().find(|(k, _)| &**k == parts[0]) {
+            Some((_, child)) => walk(child, &parts[1..]),
+            None => Found::Missing,
+        },
+        _ => Found::Missing,
+    }
+}
+
+fn lookup<'t, 'a>(doc: &'t Json<'a>, path: &str) -> Found<'t, 'a> {
+    let parts: Vec<&[u8]> = path.split('.').map(str::as_bytes).collect();
+    let Json::Obj(members) = doc else { return Found::Missing };
+    let nested = walk(doc, &parts);
+    if !matches!(nested, Found::Missing) || parts.len() == 1 {
+        return nested;
+    }
+    match members.iter().find(|(k, _)| &**k == path.as_bytes()) {
+        Some((_, child)) => walk(child, &[]),
+        None => Found::Missing,
+    }
+}
+
+// --- columns -------------------------------------------------------------------------------------
+
+/// One output column while it is built: every row's items (0 or 1 for a scalar, any number for a
+/// list) in one byte buffer; whether the column is a list is decided when the batch is finished.
+#[derive(Debug, Default, Clone)]
+pub struct ColumnBuilder {
+    data: Vec<u8>,
+    /// Byte offset of every item start, plus the end (len items + 1).
+    item_offsets: Vec<i64>,
+    /// Index of each row's first item, plus the end (len rows + 1).
+    row_items: Vec<u32>,
+    valid: Vec<bool>,
+    any_list: bool,
+}
+
+impl ColumnBuilder {
+    fn new() -> Self {
+        ColumnBuilder { item_offsets: vec![0], row_items: vec![0], ..Default::default() }
+    }
+
+    #[inline]
+    fn end_item(&mut self) {
+        self.item_offsets.push(self.data.len() as i64);
+    }
+
+    #[inline]
+    fn end_row(&mut self, valid: bool, list: bool) {
+        self.row_items.push((self.item_offsets.len() - 1) as u32);
+        self.valid.push(valid);
+        self.any_list |= list;
+    }
+
+    fn append(&mut self, other: &ColumnBuilder) {
+        let byte_base = self.data.len() as i64;
+        let item_base = (self.item_offsets.len() - 1) as u32;
+        self.data.extend_from_slice(&other.data);
+        self.item_offsets.extend(other.item_offsets[1..].iter().map(|o| o + byte_base));
+        self.row_items.extend(other.row_items[1..].iter().map(|r| r + item_base));
+        self.valid.extend_from_slice(&other.valid);
+        self.any_list |= other.any_list;
+    }
+
+    fn finish(self, name: String) -> Column {
+        let null_count = self.valid.iter().filter(|v| !**v).count();
+        let validity = if null_count == 0 { None } else { Some(pack_bits(&self.valid)) };
+        let rows = self.valid.len();
+        if self.any_list {
+            let list_offsets = self.row_items.iter().map(|&r| r as i32).collect();
+            Column {
+                name,
+                rows,
+                null_count,
+                validity,
+                values: ColumnValues::List { list_offsets, offsets: self.item_offsets, data: self.data },
+            }
+        } else {
+            let offsets = self.row_items.iter().map(|&r| self.item_offsets[r as usize]).collect();
+            Column { name, rows, null_count, validity, values: ColumnValues::Utf8 { offsets, data: self.data } }
+        }
+    }
+}
+
+fn pack_bits(flags: &[bool]) -> Vec<u8> {
+    let mut bits = vec![0u8; flags.len().div_ceil(8)];
+    for (i, &f) in flags.iter().enumerate() {
+        if f {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+    }
+    bits
+}
+
+/// A finished column in Arrow layout (the binding exports these buffers without copying).
+#[derive(Debug)]
+pub struct Column {
+    pub name: String,
+    pub rows: usize,
+    pub null_count: usize,
+    /// Arrow validity bitmap (LSB first); `None` when no row is null.
+    pub validity: Option<Vec<u8>>,
+    pub values: ColumnValues,
+}
+
+#[derive(Debug)]
+pub enum ColumnValues {
+    /// `LargeUtf8`: rows + 1 offsets into `data`.
+    Utf8 { offsets: Vec<i64>, data: Vec<u8> },
+    /// `List(LargeUtf8)`: rows + 1 list offsets into items + 1 string offsets into `data`.
+    List { list_offsets: Vec<i32>, offsets: Vec<i64>, data: Vec<u8> },
+}
+
+impl Column {
+    /// Row `i` as text items (`None` when null): a test and debugging view.
+    pub fn row(&self, i: usize) -> Option<Vec<&str>> {
+        if let Some(bits) = &self.validity {
+            if bits[i / 8] & (1 << (i % 8)) == 0 {
+                return None;
+            }
+        }
+        fn text(data: &[u8], a: i64, b: i64) -> &str {
+            std::str::from_utf8(&data[a as usize..b as usize]).unwrap()
+        }
+        Some(match &self.values {
+            ColumnValues::Utf8 { offsets, data } => vec![text(data, offsets[i], offsets[i + 1])],
+            ColumnValues::List { list_offsets, offsets, data } => (list_offsets[i]..list_offsets[i + 1])
+                .map(|k| text(data, offsets[k as usize], offsets[k as usize + 1]))
+                .collect(),
+        })
+    }
+
+    pub fn is_list(&self) -> bool {
+        matches!(self.values, ColumnValues::List { .. })
+    }
+}
+
+/// The result of [`extract_fields`]: one row per selected line.
+#[derive(Debug)]
+pub struct Extracted {
+    pub columns: Vec<Column>,
+    pub lines: Vec<u32>,
+    pub status: Vec<u8>,
+}
+
+// --- the fast pass -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Missing,
+    One,
+    Many,
+}
+
+/// Per-slot results of one line, reused from line to line.
+struct Slots {
+    mode: Vec<Mode>,
+    one: Vec<Span>,
+    many: Vec<Vec<Span>>,
+}
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        let blank = Span { kind: Kind::Num, start: 0, end: 0 };
+        Slots { mode: vec![Mode::Missing; n], one: vec![blank; n], many: vec![Vec::new(); n] }
+    }
+
+    fn reset(&mut self) {
+        for (slot, mode) in self.mode.iter_mut().enumerate() {
+            if *mode == Mode::Many {
+                self.many[slot].clear();
+            }
+            *mode = Mode::Missing;
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, slot: u32, span: Span) {
+        let slot = slot as usize;
+        if self.mode[slot] == Mode::Many {
+            self.many[slot].push(span);
+        } else {
+            self.mode[slot] = Mode::One;
+            self.one[slot] = span;
+        }
+    }
+
+    fn to_list(&mut self, slots: &[u32]) {
+        for &slot in slots {
+            self.mode[slot as usize] = Mode::Many;
+        }
+    }
+}
+
+struct Walker<'p, 'a> {
+    lx: Lexer<'a>,
+    nodes: &'p [Node],
+    slots: &'p mut Slots,
+}
+
+impl Walker<'_, '_> {
+    /// A value reached by the walk of the slots of `node`.
+    fn value(&mut self, node: usize, depth: usize) -> Lex<()> {
+        let nodes = self.nodes;
+        let n = &nodes[node];
+        let start = self.lx.i;
+        let kind = match self.lx.peek()? {
+            b'{' if !n.children.is_empty() => {
+                self.object(node, depth)?;
+                Kind::Object
+            }
+            b'[' => {
+                self.slots.to_list(&n.slots);
+                self.array(node, depth, true)?;
+                return Ok(());
+            }
+            b'"' => {
+                let span = self.lx.string()?;
+                if let Some(slot) = n.terminal {
+                    self.slots.record(slot, span);
+                }
+                return Ok(());
+            }
+            _ => self.lx.skip_value(depth)?,
+        };
+        if kind != Kind::Null {
+            if let Some(slot) = n.terminal {
+                let span = Span { kind, start: start as u32, end: self.lx.i as u32 };
+                self.slots.record(slot, span);
+            }
+        }
+        Ok(())
+    }
+
+    /// An array met by the walk: the rest of the path is resolved on every element; when the path
+    /// ends here (`ends_here`) the elements themselves are the values.
+    fn array(&mut self, node: usize, depth: usize, ends_here: bool) -> Lex<()> {
+        if depth >= MAX_DEPTH {
+            return Err(Fail::Malformed);
+        }
+        let nodes = self.nodes;
+        let n = &nodes[node];
+        let terminal = if ends_here { n.terminal } else { None };
+        let descend = !n.children.is_empty();
+        self.lx.i += 1;
+        self.lx.skip_ws();
+        if self.lx.peek()? == b']' {
+            self.lx.i += 1;
+            return Ok(());
+        }
+        loop {
+            let start = self.lx.i;
+            let kind = match self.lx.peek()? {
+                b'{' if descend => {
+                    self.object(node, depth + 1)?;
+                    Kind::Object
+                }
+                b'[' if descend => {
+                    self.array(node, depth + 1, false)?;
+                    Kind::Array
+                }
+                b'"' => self.lx.string()?.kind,
+                _ => self.lx.skip_value(depth + 1)?,
+            };
+            if let Some(slot) = terminal {
+                if kind != Kind::Null {
+                    let span = match kind {
+                        Kind::Str { .. } => Span { kind, start: start as u32 + 1, end: self.lx.i as u32 - 1 },
+                        _ => Span { kind, start: start as u32, end: self.lx.i as u32 },
+                    };
+                    self.slots.record(slot, span);
+                }
+            }
+            self.lx.skip_ws();
+            match self.lx.peek()? {
+                b',' => {
+                    self.lx.i += 1;
+                    self.lx.skip_ws();
+                }
+                b']' => {
+                    self.lx.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Fail::Malformed),
+            }
+        }
+    }
+
+    /// An object whose keys may continue some walk.
+    fn object(&mut self, node: usize, depth: usize) -> Lex<()> {
+        if depth >= MAX_DEPTH {
+            return Err(Fail::Malformed);
+        }
+        let nodes = self.nodes;
+        let children = &nodes[node].children;
+        // Which children were seen in this object: a repeat means orjson's last-wins rule applies.
+        let mut seen: u64 = 0;
+        let mut seen_more: Vec<bool> = Vec::new();
+        self.lx.i += 1;
+        self.lx.skip_ws();
+        if self.lx.peek()? == b'}' {
+            self.lx.i += 1;
+            return Ok(());
+        }
+        let mut key_buf: Vec<u8> = Vec::new();
+        loop {
+            if self.lx.peek()? != b'"' {
+                return Err(Fail::Malformed);
+            }
+            let key = self.lx.string()?;
+            let s = self.lx.s;
+            let body = &s[key.start as usize..key.end as usize];
+            let key_bytes: &[u8] = if let Kind::Str { escaped: true } = key.kind {
+                key_buf.clear();
+                push_unescaped(body, &mut key_buf);
+                &key_buf
+            } else {
+                body
+            };
+            let found = children.iter().position(|(k, _)| **k == *key_bytes);
+            self.lx.skip_ws();
+            self.lx.expect(b':')?;
+            self.lx.skip_ws();
+            match found {
+                Some(c) => {
+                    if c < 64 {
+                        if seen & (1 << c) != 0 {
+                            return Err(Fail::DuplicateKey);
+                        }
+                        seen |= 1 << c;
+                    } else {
+                        if seen_more.is_empty() {
+                            seen_more = vec![false; children.len()];
+                        }
+                        if std::mem::replace(&mut seen_more[c], true) {
+                            return Err(Fail::DuplicateKey);
+                        }
+                    }
+                    self.value(children[c].1 as usize, depth + 1)?;
+                }
+                None => {
+                    self.lx.skip_value(depth + 1)?;
+                }
+            }
+            self.lx.skip_ws();
+            match self.lx.peek()? {
+                b',' => {
+                    self.lx.i += 1;
+                    self.lx.skip_ws();
+                }
+                b'}' => {
+                    self.lx.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Fail::Malformed),
+            }
+        }
+    }
+}
+
+/// Python's `bytes.isspace` on every byte (an empty line is blank too).
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+}
+
+/// Builds the rows of a run of lines.
+struct RowBuilder<'p> {
+    paths: &'p FieldPaths,
+    slots: Slots,
+    columns: Vec<ColumnBuilder>,
+    lines: Vec<u32>,
+    status: Vec<u8>,
+}
+
+impl<'p> RowBuilder<'p> {
+    fn new(paths: &'p FieldPaths) -> Self {
+        RowBuilder {
+            paths,
+            slots: Slots::new(2 * paths.len()),
+            columns: (0..paths.len()).map(|_| ColumnBuilder::new()).collect(),
+            lines: Vec::new(),
+            status: Vec::new(),
+        }
+    }
+
+    fn push_line(&mut self, index: u32, line: &[u8]) {
+        self.lines.push(index);
+        if is_blank(line) {
+            return self.null_row(LineStatus::Blank);
+        }
+        match self.fast(line) {
+            Ok(status) => {
+                if status == LineStatus::Ok {
+                    self.emit_fast(line);
+                    self.status.push(LineStatus::Ok as u8);
+                } else {
+                    self.null_row(status);
+                }
+            }
+            Err(Fail::DuplicateKey) => self.slow(line, LineStatus::Ok),
+            Err(Fail::Malformed) => {
+                if std::str::from_utf8(line).is_ok() {
+                    return self.null_row(LineStatus::Malformed);
+                }
+                let repaired = String::from_utf8_lossy(line).into_owned();
+                self.slow(repaired.as_bytes(), LineStatus::Repaired)
+            }
+        }
+    }
+
+    fn null_row(&mut self, status: LineStatus) {
+        self.status.push(status as u8);
+        for col in &mut self.columns {
+            col.end_row(false, false);
+        }
+    }
+
+    /// The single pass; `Ok` leaves the values in `self.slots`.
+    fn fast(&mut self, line: &[u8]) -> Lex<LineStatus> {
+        self.slots.reset();
+        let mut w = Walker { lx: Lexer { s: line, i: 0 }, nodes: &self.paths.nodes, slots: &mut self.slots };
+        w.lx.skip_ws();
+        let status = if w.lx.peek()? == b'{' {
+            w.object(0, 0)?;
+            LineStatus::Ok
+        } else {
+            w.lx.skip_value(0)?;
+            LineStatus::NotObject
+        };
+        w.lx.skip_ws();
+        if w.lx.i != line.len() {
+            return Err(Fail::Malformed);
+        }
+        Ok(status)
+    }
+
+    fn emit_fast(&mut self, line: &[u8]) {
+        let n = self.paths.len();
+        for (p, col) in self.columns.iter_mut().enumerate() {
+            let slot = if self.slots.mode[p] != Mode::Missing { p } else { n + p };
+            match self.slots.mode[slot] {
+                Mode::Missing => col.end_row(false, false),
+                Mode::One => {
+                    push_span_text(line, self.slots.one[slot], &mut col.data);
+                    col.end_item();
+                    col.end_row(true, false);
+                }
+                Mode::Many => {
+                    for &span in &self.slots.many[slot] {
+                        push_span_text(line, span, &mut col.data);
+                        col.end_item();
+                    }
+                    col.end_row(true, true);
+                }
+            }
+        }
+    }
+
+    /// The document-tree path: duplicate requested keys, or a line repaired from invalid UTF-8.
+    fn slow(&mut self, line: &[u8], ok_status: LineStatus) {
+        let doc = match parse_tree(line) {
+            Ok(doc) => doc,
+            Err(_) => return self.null_row(LineStatus::Malformed),
+        };
+        if !matches!(doc, Json::Obj(_)) {
+            return self.null_row(LineStatus::NotObject);
+        }
+        self.status.push(ok_status as u8);
+        for (name, col) in self.paths.names.iter().zip(&mut self.columns) {
+            match lookup(&doc, name) {
+                Found::Missing => col.end_row(false, false),
+                Found::One(value) => {
+                    push_tree_text(value, &mut col.data);
+                    col.end_item();
+                    col.end_row(true, false);
+                }
+                Found::Many(values) => {
+                    for value in values {
+                        push_tree_text(value, &mut col.data);
+                        col.end_item();
+                    }
+                    col.end_row(true, true);
+                }
+            }
+        }
+    }
+}
+
+/// A recorded value as event-table text.
+#[inline]
+fn push_span_text(line: &[u8], span: Span, out: &mut Vec<u8>) {
+    let body = &line[span.start as usize..span.end as usize];
+    match span.kind {
+        Kind::Str { escaped: false } => out.extend_from_slice(body),
+        Kind::Str { escaped: true } => push_unescaped(body, out),
+        Kind::Num => push_number(body, out),
+        Kind::True => out.extend_from_slice(b"true"),
+        Kind::False => out.extend_from_slice(b"false"),
+        Kind::Null => {}
+        Kind::Object | Kind::Array => {
+            let tree = parse_tree(body).expect("a value the fast pass validated parses again");
+            push_compact(&tree, out);
+        }
+    }
+}
+
+// --- driver --------------------------------------------------------------------------------------
+
+/// How many threads [`extract_fields`] may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// rayon's global pool, when the input is large enough to pay for it.
+    Default,
+    /// Exactly this many (1: the calling thread only).
+    Exactly(usize),
+}
+
+/// Lines per parallel task: large enough to amortize a task, small enough to balance two cores.
+const LINES_PER_TASK: usize = 4096;
+/// Below this many selected bytes one thread does it all.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// The event table of the selected lines of `hay` (all lines when `line_idx` is `None`; indices
+/// must be strictly ascending and in range).
+pub fn extract_fields(
+    hay: &[u8],
+    sep: u8,
+    paths: &FieldPaths,
+    line_idx: Option<&[u32]>,
+    threads: Threads,
+) -> Result<Extracted> {
+    let lines: Vec<(u32, usize, usize)> = match line_idx {
+        Some(wanted) => {
+            if let Some(k) = wanted.windows(2).position(|w| w[0] >= w[1]) {
+                return Err(CoreError::invalid(format!(
+                    "line_idx must be strictly ascending: position {} holds {} after {}",
+                    k + 1,
+                    wanted[k + 1],
+                    wanted[k]
+                )));
+            }
+            let ranges = matcher::select_lines(hay, sep, wanted)?;
+            wanted.iter().zip(ranges).map(|(&i, (a, b))| (i, a, b)).collect()
+        }
+        None => all_lines(hay, sep)?,
+    };
+    let selected_bytes: usize = lines.iter().map(|&(_, a, b)| b - a).sum();
+    let run = |part: &[(u32, usize, usize)]| {
+        let mut rows = RowBuilder::new(paths);
+        for &(i, a, b) in part {
+            rows.push_line(i, &hay[a..b]);
+        }
+        rows
+    };
+    let parts: Vec<RowBuilder<'_>> = match threads {
+        Threads::Exactly(0) => return Err(CoreError::invalid("threads must be at least 1, got 0")),
+        Threads::Exactly(1) => vec![run(&lines)],
+        _ if selected_bytes < PARALLEL_MIN_BYTES => vec![run(&lines)],
+        Threads::Default => lines.par_chunks(LINES_PER_TASK).map(run).collect(),
+        Threads::Exactly(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| CoreError::invalid(format!("cannot start {n} threads: {e}")))?;
+            pool.install(|| lines.par_chunks(LINES_PER_TASK).map(run).collect())
+        }
+    };
+    Ok(merge(paths, parts))
+}
+
+fn all_lines(hay: &[u8], sep: u8) -> Result<Vec<(u32, usize, usize)>> {
+    let mut out = Vec::with_capacity(hay.len() / 256 + 1);
+    let mut start = 0usize;
+    for end in memchr::memchr_iter(sep, hay).chain(std::iter::once(hay.len())) {
+        if end == hay.len() && start >= hay.len() {
+            break; // a trailing separator starts no line
+        }
+        let index = u32::try_from(out.len())
+            .map_err(|_| CoreError::invalid(format!("the buffer has more than {} lines", u32::MAX)))?;
+        out.push((index, start, end));
+        start = end + 1;
+    }
+    Ok(out)
+}
+
+fn merge(paths: &FieldPaths, mut parts: Vec<RowBuilder<'_>>) -> Extracted {
+    let mut first = parts.remove(0);
+    if !parts.is_empty() {
+        let rest = &parts;
+        first.columns.par_iter_mut().enumerate().for_each(|(c, col)| {
+            for part in rest {
+                col.append(&part.columns[c]);
+            }
+        });
+        for part in rest {
+            first.lines.extend_from_slice(&part.lines);
+            first.status.extend_from_slice(&part.status);
+        }
+    }
+    let columns = first.columns.into_iter().zip(paths.names.iter()).map(|(c, name)| c.finish(name.clone())).collect();
+    Extracted { columns, lines: first.lines, status: first.status }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<FieldPaths>();
+        assert_send_sync::<Extracted>();
+    }
+
+    fn py_float(x: f64) -> String {
+        let mut out = Vec::new();
+        push_py_float(x, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_are_written_like_python_repr() {
+        let table: &[(f64, &str)] = &[
+            (1.5, "1.5"),
+            (100.0, "100.0"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (0.00012345, "0.00012345"),
+            (1.2345e-5, "1.2345e-05"),
+            (1e22, "1e+22"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (0.1, "0.1"),
+            (-2.5e-7, "-2.5e-07"),
+            (123456789.125, "123456789.125"),
+            (1.8446744073709552e19, "1.8446744073709552e+19"),
+        ];
+        for &(x, want) in table {
+            assert_eq!(py_float(x), want, "{x:?}");
+        }
+    }
+
+    fn number_text(token: &str) -> String {
+        let mut out = Vec::new();
+        push_number(token.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_written_like_python_str() {
+        let table: &[(&str, &str)] = &[
+            ("0", "0"),
+            ("-0", "0"),
+            ("404", "404"),
+            ("-17", "-17"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("18446744073709551616", "1.8446744073709552e+19"),
+            ("-9223372036854775808", "-9223372036854775808"),
+            ("-9223372036854775809", "-9.223372036854776e+18"),
+            ("1E2", "100.0"),
+            ("1e-400", "0.0"),
+            ("-0.0", "-0.0"),
+            ("2.50", "2.5"),
+        ];
+        for &(token, want) in table {
+            assert_eq!(number_text(token), want, "{token}");
+        }
+    }
+
+    fn rows(lines: &str, paths: &[&str]) -> (Vec<Vec<Option<Vec<String>>>>, Vec<u8>) {
+        let fp = FieldPaths::new(paths).unwrap();
+        let out = extract_fields(lines.as_bytes(), b'\n', &fp, None, Threads::Exactly(1)).unwrap();
+        let table = out
+            .columns
+            .iter()
+            .map(|c| (0..c.rows).map(|i| c.row(i).map(|r| r.iter().map(|s| s.to_string()).collect())).collect())
+            .collect();
+        (table, out.status)
+    }
+
+    fn one(line: &str, path: &str) -> Option<Vec<String>> {
+        rows(line, &[path]).0[0][0].clone()
+    }
+
+    fn v(items: &[&str]) -> Option<Vec<String>> {
+        Some(items.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn paths_resolve_by_the_value_rules() {
+        // (line, path, expected items; a one-item Some for a scalar; list rows are checked below)
+        let table: &[(&str, &str, Option<Vec<String>>)] = &[
+            (r#"{"a":"x"}"#, "a", v(&["x"])),
+            (r#"{"a":{"b":{"c":1}}}"#, "a.b.c", v(&["1"])),
+            (r#"{"a.b.c":true}"#, "a.b.c", v(&["true"])),
+            (r#"{"a":{"b":null},"a.b":"lit"}"#, "a.b", v(&["lit"])),
+            (r#"{"a":{"b":2},"a.b":"lit"}"#, "a.b", v(&["2"])),
+            (r#"{"a":null}"#, "a", None),
+            (r#"{"a":5}"#, "a.b", None),
+            (r#"{"a":{"b":{"x":1.0,"y":[1,"é"]}}}"#, "a.b", v(&[r#"{"x":1.0,"y":[1,"é"]}"#])),
+            (r#"{"a":"\u00e9\n\"q\""}"#, "a", v(&["é\n\"q\""])),
+            (r#"{"\u0061":1}"#, "a", v(&["1"])),
+            (r#"{"a":1,"a":2}"#, "a", v(&["2"])),
+            (r#"{"a":{"b":1},"a":{"c":2}}"#, "a.b", None),
+            (r#"{"a":{"b":1,"c":2,"b":3}}"#, "a", v(&[r#"{"b":3,"c":2}"#])),
+        ];
+        for (line, path, want) in table {
+            assert_eq!(&one(line, path), want, "{line} {path}");
+        }
+    }
+
+    #[test]
+    fn arrays_collect_values_along_the_walk() {
+        let table: &[(&str, &str, Option<Vec<String>>)] = &[
+            (r#"{"a":[1,null,"x"]}"#, "a", v(&["1", "x"])),
+            (r#"{"a":[{"b":1},{"b":null},{"c":3},{"b":[2,3]},[{"b":4}]]}"#, "a.b", v(&["1", "2", "3", "4"])),
+            (r#"{"a":[[1,2],[3]]}"#, "a", v(&["[1,2]", "[3]"])),
+            (r#"{"a":[]}"#, "a.b", v(&[])),
+            (r#"{"a":[{"b":{"c":1}}]}"#, "a.b", v(&[r#"{"c":1}"#])),
+            (r#"{"a":[{"b":1,"b":2},{"b":3}]}"#, "a.b", v(&["2", "3"])),
+        ];
+        for (line, path, want) in table {
+            assert_eq!(&one(line, path), want, "{line} {path}");
+        }
+    }
+
+    #[test]
+    fn statuses_follow_orjson() {
+        let lines = "{\"a\":1}\n\n  \t\n[1]\n{\"a\":1e400}\n{\"a\":\"\\ud800\"}\n{\"a\":\"\x01\"}\n{\"a\":01}\n{} x\n\"s\"\n";
+        let (_, status) = rows(lines, &["a"]);
+        assert_eq!(status, vec![0, 3, 3, 2, 1, 1, 1, 1, 1, 2]);
+        let fp = FieldPaths::new(["a"]).unwrap();
+        let bad = b"{\"a\":\"x\xff\"}\n{\"a\":\xff}\n";
+        let out = extract_fields(bad, b'\n', &fp, None, Threads::Exactly(1)).unwrap();
+        assert_eq!(out.status, vec![4, 1]);
+        assert_eq!(out.columns[0].row(0), Some(vec!["x\u{fffd}"]));
+    }
+
+    #[test]
+    fn depth_limit_is_orjsons() {
+        let ok = format!("{{\"a\":{}1{}}}", "[".repeat(1023), "]".repeat(1023));
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(1024), "]".repeat(1024));
+        let (_, status) = rows(&format!("{ok}\n{deep}\n"), &["a", "b"]);
+        assert_eq!(status, vec![0, 1]);
+    }
+
+    #[test]
+    fn selected_lines_and_threads_agree() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("{{\"n\":{i},\"o\":{{\"k\":[{i},\"{i}\"]}}}}\n"));
+        }
+        let fp = FieldPaths::new(["n", "o.k"]).unwrap();
+        let one = extract_fields(text.as_bytes(), b'\n', &fp, None, Threads::Exactly(1)).unwrap();
+        let many = extract_fields(text.as_bytes(), b'\n', &fp, None, Threads::Exactly(2)).unwrap();
+        assert_eq!(one.lines, many.lines);
+        for (a, b) in one.columns.iter().zip(&many.columns) {
+            assert_eq!((0..a.rows).map(|i| a.row(i)).collect::<Vec<_>>(), (0..b.rows).map(|i| b.row(i)).collect::<Vec<_>>());
+        }
+        let picked: Vec<u32> = (0..20_000).step_by(7).collect();
+        let sel = extract_fields(text.as_bytes(), b'\n', &fp, Some(&picked), Threads::Default).unwrap();
+        assert_eq!(sel.lines, picked);
+        assert_eq!(sel.columns[0].row(1), Some(vec!["7"]));
+        assert!(extract_fields(text.as_bytes(), b'\n', &fp, Some(&[3, 3]), Threads::Default).is_err());
+        assert!(extract_fields(text.as_bytes(), b'\n', &fp, Some(&[20_000]), Threads::Default).is_err());
+    }
+}
