@@ -133,3 +133,48 @@ def test_implied_literals_table() -> None:
     assert access.implied_literals("source", "access_log") is None
     assert access.implied_literals("source", "nginx") == []
     assert FORMATS["apache_error"].implied_literals("status", "error") == ["error]"]
+
+
+def _get(event: dict[str, Any], path: str) -> Any:
+    node: Any = event
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@pytest.mark.parametrize(
+    ("relative", "terms"),
+    [
+        ("loghub/OpenSSH/OpenSSH_2k.log", [("evt.outcome", "failure"), ("source", "sshd"), ("usr.name", "root"),
+                                           ("network.client.ip", "183.62.140.253"), ("evt.name", "authentication")]),
+        ("loghub/Linux/Linux_2k.log", [("evt.outcome", "failure"), ("network.client.host", "zummit.com"),
+                                       ("pam.module", "pam_unix"), ("source", "su")]),
+        ("cloudtrail-invictus/events.jsonl", [("source", "cloudtrail"), ("evt.name", "GetPasswordData"),
+                                              ("evt.outcome", "failure"), ("evt.outcome", "success"),
+                                              ("network.client.ip", "192.168.10.20")]),
+    ],
+)
+def test_prefiltering_with_implied_literals_loses_no_event(
+    dataset: Callable[[str], Path], relative: str, terms: list[tuple[str, str]]
+) -> None:
+    """What the engine does: keep only raw lines holding a literal, parse them, filter. It must
+    find exactly the events that parsing everything and filtering finds."""
+    path = dataset(relative)
+    for attribute, value in terms:
+        source = Source(str(path), path=path, year=2015)
+        literals = source.format.implied_literals(attribute, value)
+        assert literals, (attribute, value)
+        wanted = [lit.lower().encode() for lit in literals]
+        everything, prefiltered = [], []
+        for chunk in source.chunks(1 << 16):
+            lines = split_lines(chunk.data)
+            candidates = [i for i, raw in enumerate(lines) if any(w in raw.lower() for w in wanted)]
+            everything += [e for e in source.format.parse(chunk, None, IngestStats()) if _get(e, attribute) == value]
+            prefiltered += [
+                e for e in source.format.parse(chunk, np.array(candidates, dtype=np.uint32), IngestStats())
+                if _get(e, attribute) == value
+            ]
+        assert everything, (attribute, value)
+        assert prefiltered == everything, (attribute, value)
