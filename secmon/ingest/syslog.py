@@ -47,6 +47,8 @@ def _program_source(program: str, cache: dict[str, str] = {}) -> str:  # noqa: B
     syslogd."""
     found = cache.get(program)
     if found is None:
+        if len(cache) >= 4096:  # junk input can name endless "programs": keep the cache bounded
+            cache.clear()
         found = cache[program] = _PROGRAM_SUFFIX.sub("", program.rsplit("/", 1)[-1]).lower() or program.lower()
     return found
 
