@@ -19,8 +19,8 @@ Decisions that affect every format:
 - :meth:`LogFormat.verbatim` tells the engine which attribute values appear byte for byte in the
   raw line. Values may still be *escaped* in the raw text: JSON escapes ``"``, ``\\``, control
   characters and possibly ``/`` and non-ASCII; access logs escape ``"`` and ``\\``; JSON numbers are
-  re-serialized (``1.50`` becomes ``1.5``). A prefilter literal containing such characters, or a
-  number from JSON, must not be used to skip lines.
+  re-serialized (``1.50`` becomes ``1.5``); invalid UTF-8 reads back as U+FFFD. A prefilter
+  literal containing such characters, or a number from JSON, must not be used to skip lines.
 - :meth:`LogFormat.implied_literals` is the finer, value-level promise the prefilter can use
   directly: for ``(path, value)`` the strings one of which every raw line yielding it contains
   (ASCII case-insensitively), ``None`` when there is no such promise, ``[]`` when no line of the
@@ -97,7 +97,9 @@ def gc_paused() -> Iterator[None]:
 
 
 def raw_safe(value: str, escaped: frozenset[str]) -> bool:
-    return bool(value) and not any(c in escaped for c in value)
+    """Whether ``value`` can be searched for as is in the raw text: not empty, no character the
+    format escapes, and no U+FFFD (it stands for invalid UTF-8 bytes that are not in the line)."""
+    return bool(value) and "\ufffd" not in value and not any(c in escaped for c in value)
 
 
 JSON_ESCAPED = frozenset('"\\/') | frozenset(chr(c) for c in range(0x20))

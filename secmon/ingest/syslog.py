@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.base import Event, LineRejected, LogFormat
+from secmon.ingest.base import Event, LineRejected, LogFormat, raw_safe
 from secmon.ingest.messages import MESSAGE_PARSERS, parse_pam
 from secmon.ingest.timestamps import MONTHS, TimestampError, day_ms, parse_iso8601
 
@@ -128,8 +128,8 @@ class SyslogFormat(LogFormat):
 
     def implied_literals(self, path: str, value: str) -> list[str] | None:
         if path == "source":
-            # The program name, lower-cased: the line holds it in some case.
-            return [value] if value else None
+            # The program name, lower-cased: the line holds it in some ASCII case.
+            return [value] if value.isascii() and raw_safe(value, self.escaped_chars) else None
         if path == "evt.name":
             return ["Failed ", "Accepted ", "authentication failure"] if value == "authentication" else []
         if path == "evt.outcome":

@@ -125,6 +125,8 @@ def test_implied_literals_table() -> None:
     assert syslog.implied_literals("source", "sshd") == ["sshd"]
     assert syslog.implied_literals("timestamp", "1") is None
     assert syslog.implied_literals("usr.name", 'a"b') is None
+    assert syslog.implied_literals("usr.name", "\ufffd\ufffd") is None  # invalid UTF-8, replaced
+    assert syslog.implied_literals("source", "d\u00e9mon") is None  # lower-cased beyond ASCII
     assert ndjson.implied_literals("source", "cloudtrail") == ["eventSource", "cloudtrail"]
     assert ndjson.implied_literals("evt.outcome", "failure") == ["errorCode", "responseStatus", "failure"]
     assert ndjson.implied_literals("http.url", "/a/b") is None  # "/" may be written "\/" in JSON
