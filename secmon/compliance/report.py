@@ -114,11 +114,13 @@ def render_sarif(report: ComplianceReport) -> str:
         location: dict[str, Any] = {
             "logicalLocations": [{"name": row["resource"], "fullyQualifiedName": f"{row['resource']}:{row['location']}".rstrip(":"), "kind": "resource"}]
         }
-        if row["file"]:
-            physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(row["file"].split(" + ")[0])}}
-            if row["line"]:
-                physical["region"] = {"startLine": int(row["line"])}
-            location["physicalLocation"] = physical
+        # Code-scanning uploads want a physical location on every result; a finding about the
+        # environment or the cluster as a whole gets a stable pseudo path naming it.
+        uri = _uri(row["file"].split(" + ")[0]) if row["file"] else f"{report.benchmark}/{row['resource']}"
+        physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+        if row["line"]:
+            physical["region"] = {"startLine": int(row["line"])}
+        location["physicalLocation"] = physical
         results.append(
             {
                 "ruleId": row["check_id"],
