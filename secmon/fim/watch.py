@@ -18,6 +18,7 @@ How it stays correct:
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import signal
 import stat
@@ -152,9 +153,16 @@ class FimWatcher:
         self.limit_warned = False
 
     def _root_paths(self) -> list[str]:
+        """The baseline's paths that exist now, globs (``/home/*/.ssh``) expanded at start."""
         frame = self.baseline.frame
         present = set(frame["path"].to_list()) if frame.height else set()
-        return [p for p in self.baseline.paths if p in present or os.path.lexists(p)]
+        roots: list[str] = []
+        for path in self.baseline.paths:
+            if any(ch in path for ch in "*?["):
+                roots.extend(sorted(glob.glob(path)))
+            elif path in present or os.path.lexists(path):
+                roots.append(path)
+        return roots
 
     # --- scope -------------------------------------------------------------------------------
 

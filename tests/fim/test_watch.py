@@ -281,3 +281,24 @@ def test_directory_renamed_inside_the_tree_stays_watched(tmp_path: Path) -> None
         assert got["new/sub/g"] == ("added", [])
     finally:
         watcher.close()
+
+
+def test_single_file_roots_are_watched_through_their_directory(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost\n")
+    events: list[Event] = []
+    config = {"paths": [str(etc / "passwd")]}
+    baseline, _ = create_baseline(parse_config(config))
+    watcher = FimWatcher(baseline, events.append, coalesce=0.01, max_delay=0.03)
+    watcher.start()
+    try:
+        (etc / "hosts").write_text("not watched\n")
+        (etc / "shadow").write_text("not watched either\n")
+        with open(etc / "passwd", "a") as fh:
+            fh.write("toor:x:0:0::/root:/bin/sh\n")
+        _drain(watcher)
+        assert [(e["file"]["path"], e["file"]["change"]) for e in events] == [(str(etc / "passwd"), "modified")]
+    finally:
+        watcher.close()
