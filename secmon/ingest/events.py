@@ -147,10 +147,47 @@ def _values(events: list[Event], path: str) -> list[Any]:
     return values
 
 
-def to_frame(events: list[Event], paths: Iterable[str]) -> pl.DataFrame:
+def _walk_arrays(node: Any, parts: list[str], i: int) -> Any:
+    """The value at ``parts[i:]`` below ``node``, stepping into every object of an array on the
+    way (Datadog's search does: ``@items.instanceId`` matches any item's ``instanceId``). Values
+    found in several items come back as one flat list; nothing found is None."""
+    while i < len(parts):
+        kind = type(node)
+        if kind is dict:
+            node = node.get(parts[i])
+            i += 1
+        elif kind is list:
+            found: list[Any] = []
+            for item in node:
+                value = _walk_arrays(item, parts, i)
+                if type(value) is list:
+                    found.extend(value)
+                elif value is not None:
+                    found.append(value)
+            return found or None
+        else:
+            return None
+    return node
+
+
+def _values_through_arrays(events: list[Event], path: str) -> list[Any]:
+    parts = path.split(".")
+    values = [_walk_arrays(e, parts, 0) for e in events]
+    if None in values and any(path in e for e in events):
+        values = [e.get(path) if v is None else v for v, e in zip(values, events)]
+    return values
+
+
+def to_frame(events: list[Event], paths: Iterable[str], *, traverse_arrays: bool = False) -> pl.DataFrame:
     """The event table of ``events`` with one column per path (``@`` prefixes are dropped,
-    duplicates kept once, order kept)."""
-    columns = [_column(_values(events, path), path) for path in _unique_paths(paths)]
+    duplicates kept once, order kept).
+
+    ``traverse_arrays=True`` also looks through arrays of objects on the way (Datadog's search
+    semantics: ``requestParameters.items.userId`` collects every item's ``userId`` into a
+    ``List(String)`` value). It is off by default because the event-table contract does not
+    include it yet; the engine and query layer opt in together."""
+    extract = _values_through_arrays if traverse_arrays else _values
+    columns = [_column(extract(events, path), path) for path in _unique_paths(paths)]
     return pl.DataFrame(columns) if columns else pl.DataFrame()
 
 
@@ -177,10 +214,37 @@ def _naive_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def to_frame_naive(events: list[Event], paths: Iterable[str]) -> pl.DataFrame:
+def _naive_lookup_arrays(event: Event, path: str) -> Any:
+    def below(node: Any, parts: list[str]) -> list[Any]:
+        """Every value at ``parts`` below ``node`` (arrays on the way stepped into; an array
+        found at the end contributes its items)."""
+        if not parts:
+            return [] if node is None else list(node) if isinstance(node, list) else [node]
+        if isinstance(node, list):
+            return [v for item in node for v in below(item, parts)]
+        if isinstance(node, dict):
+            return below(node.get(parts[0]), parts[1:])
+        return []
+
+    parts = path.split(".")
+    node: Any = event
+    crossed_array = False
+    for part in parts:  # does the path run through an array before its last step?
+        if isinstance(node, list):
+            crossed_array = True
+            break
+        node = node.get(part) if isinstance(node, dict) else None
+    if not crossed_array:
+        return _naive_lookup(event, path)
+    found = below(event, parts)
+    return found if found else event.get(path)
+
+
+def to_frame_naive(events: list[Event], paths: Iterable[str], *, traverse_arrays: bool = False) -> pl.DataFrame:
     """Row by row with the standard library: the definition ``to_frame`` must agree with."""
     names = _unique_paths(paths)
-    rows = [[_naive_lookup(e, p) for p in names] for e in events]
+    lookup = _naive_lookup_arrays if traverse_arrays else _naive_lookup
+    rows = [[lookup(e, p) for p in names] for e in events]
     data: dict[str, pl.Series] = {}
     for j, name in enumerate(names):
         column = [row[j] for row in rows]
