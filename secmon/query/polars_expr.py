@@ -3,7 +3,8 @@
 Columns are ``pl.String`` or ``pl.List(pl.String)`` (integers such as ``timestamp`` are read as their
 decimal text); an array column matches when any item does. A column the schema lacks is all-null, so a
 positive term on it is false and its negation true. Wildcards become ``==``/``starts_with``/``ends_with``/
-``contains`` where the pattern allows, else one anchored regex. CIDR tests IPv4 as integers in Polars;
+``contains`` where the pattern allows, else one anchored regex; exact values OR-ed on one attribute become
+one ``is_in``. CIDR tests IPv4 as integers in Polars;
 only IPv6 candidates (distinct values containing ``:``) go through ``ipaddress`` in Python.
 """
 
@@ -197,6 +198,11 @@ def _cidr_batch(networks: Sequence[str]) -> Callable[[pl.Series], pl.Series]:
     return mask
 
 
+def _is_in(values: list[str]) -> Predicate:
+    accepted = pl.Series(values, dtype=pl.String).implode()
+    return lambda e: e.is_in(accepted)
+
+
 class _Compiler:
     def __init__(self, schema: Mapping[str, pl.DataType | type[pl.DataType]]) -> None:
         self.schema = schema
@@ -208,7 +214,7 @@ class _Compiler:
         if isinstance(node, And):
             return pl.all_horizontal([self.compile(c) for c in node.children])
         if isinstance(node, Or):
-            return pl.any_horizontal([self.compile(c) for c in node.children])
+            return pl.any_horizontal(self.or_children(node.children))
         if isinstance(node, Not):
             return ~self.compile(node.child)
         if isinstance(node, Term):
@@ -222,6 +228,30 @@ class _Compiler:
         if isinstance(node, Cidr):
             return self.cidr(node)
         raise TypeError(f"not a query node: {node!r}")
+
+    def or_children(self, children: Sequence[Query]) -> list[pl.Expr]:
+        """Exact values OR-ed on one attribute (``@evt.name:(A OR B OR ...)``, Sigma value lists)
+        become one ``is_in`` per attribute instead of one comparison per value."""
+        values_by_path: dict[str, list[str]] = {}
+        others: list[Query] = []
+        for child in children:
+            if (
+                isinstance(child, Term)
+                and child.kind != "wildcard"
+                and child.field is not None
+                and not child.field.tag
+                and not (child.field.path == "status" and status_spellings(child.value) is not None)
+            ):
+                values_by_path.setdefault(child.field.path, []).append(child.value)
+            else:
+                others.append(child)
+        expressions = [self.compile(child) for child in others]
+        for path, values in values_by_path.items():
+            if len(values) == 1:
+                expressions.append(self.term(Term(Field(path), values[0], "phrase")))
+                continue
+            expressions.append(self.any_element(path, _is_in(sorted(set(values)))))
+        return expressions
 
     def never(self) -> pl.Expr:
         return pl.repeat(False, pl.len(), dtype=pl.Boolean)

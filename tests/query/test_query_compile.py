@@ -189,6 +189,25 @@ def test_a_rule_with_many_terms_compiles_flat() -> None:
     assert frame.select(compile_polars(parse(text), frame.schema).alias("m"))["m"].to_list() == [True, False]
 
 
+def test_value_lists_agree_with_evaluate() -> None:
+    names = [f"Name{i}" for i in range(300)]
+    text = "@evt.name:(" + " OR ".join(names) + ') OR @evt.name:"x y" OR @arr:(a OR b) OR status:(warn OR custom)'
+    rows: list[dict[str, Any]] = [
+        {"evt": {"name": "Name7"}},
+        {"evt": {"name": "name7"}},
+        {"evt": {"name": "x y"}},
+        {"arr": ["c", "b"]},
+        {"arr": ["c"]},
+        {"status": "warning"},
+        {"status": "custom"},
+        {},
+    ]
+    query = parse(text)
+    frame = to_frame(rows, sorted(attribute_paths(query)))
+    fast = frame.select(compile_polars(query, frame.schema).alias("m"))["m"].to_list()
+    assert fast == [evaluate(query, r) for r in rows] == [True, False, True, True, False, True, True, False]
+
+
 def test_missing_column_is_all_null() -> None:
     frame = pl.DataFrame({"message": ["x", None]})
     for text, expected in [("@usr.name:x", [False, False]), ("-@usr.name:x", [True, True]), ("-@usr.name:*", [True, True])]:
