@@ -4,8 +4,8 @@ Columns are ``pl.String`` or ``pl.List(pl.String)`` (integers such as ``timestam
 decimal text); an array column matches when any item does. A column the schema lacks is all-null, so a
 positive term on it is false and its negation true. Wildcards become ``==``/``starts_with``/``ends_with``/
 ``contains`` where the pattern allows, else one anchored regex; exact values OR-ed on one attribute become
-one ``is_in``. CIDR tests IPv4 as integers in Polars;
-only IPv6 candidates (distinct values containing ``:``) go through ``ipaddress`` in Python.
+one ``is_in``. CIDR tests IPv4 as integers in Polars; only IPv6 candidates (distinct values containing
+``:``) go through ``ipaddress`` in Python.
 """
 
 from __future__ import annotations
