@@ -34,8 +34,10 @@ BUILTIN_FORMATS: frozenset[str] = frozenset(FORMATS)
 
 _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null|$)")
 
-# Detection order for line formats (JSON is recognised by its first character first).
-_SNIFF_ORDER: tuple[str, ...] = ("syslog", "access_log", "apache_error")
+# Detection order for line formats (a first line opening JSON is looked at before the vote, so
+# that documents spread over lines are recognised; NDJSON also votes, for files whose first
+# line is damaged).
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "syslog", "access_log", "apache_error")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:

@@ -192,6 +192,8 @@ def test_stdin_is_read_and_sniffed() -> None:
         (b'{"Records": [{"eventTime": "2023-07-10T12:00:42Z"}]}', "ndjson"),
         (b'{\n  "Records": [\n', "json"),
         (b'{"a": 1\n{"b": 2}\n{"c": 3}\n', "ndjson"),
+        (b'garbage\n{"b": 2}\n', "ndjson"),
+        (b'plain words\nmore words\n{"b": 2}\n', "text"),
         (b'{\n  "a": {"b": 1},\n  "c": [1, 2]\n}\n', "json"),
         (b"[\n  {\"a\": 1},\n", "json"),
         (b"Dec 10 06:55:46 LabSZ sshd[24200]: hi\n", "syslog"),
