@@ -58,7 +58,8 @@ class Engine:
 
     ``Engine()`` uses the bundled default rules; ``Engine(rules)`` takes a :class:`RuleSet`, rules,
     or rule files/directories. ``intel`` adds threat-intel IP lists (paths or an
-    :class:`secmon.intel.IndicatorSet`). ``prefilter=False`` parses every line (the slow, obvious path the
+    :class:`secmon.intel.IndicatorSet`). ``native_json=False`` parses NDJSON in Python only (the
+    twin the native extractor is tested against). ``prefilter=False`` parses every line (the slow, obvious path the
     prefilter is tested against).
     """
 
@@ -72,6 +73,7 @@ class Engine:
         year: int | None = None,
         progress: Callable[[int], None] | None = None,
         intel: Any = None,
+        native_json: bool = True,
     ) -> None:
         self.rules = _as_rule_set(rules)
         self.compiled: tuple[CompiledRule, ...] = compile_rules(self.rules)
@@ -81,6 +83,8 @@ class Engine:
             indicators = intel if isinstance(intel, IndicatorSet) else load_indicators(intel)
             self.compiled += (IntelRule.build(indicators, len(self.compiled)),)
         self.prefilter = prefilter
+        self.native_json = native_json
+        self._extract_paths: list[str] | None = None
         self.chunk_bytes = chunk_bytes
         self.input_format = input_format
         self.year = year
@@ -130,18 +134,39 @@ class Engine:
             return
         paths = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
         for src in open_sources(paths, format=self.input_format, year=self.year):
-            matcher = self._matcher_for(src.format) if self.prefilter and src.format.line_oriented else None
+            log_format = src.format
+            matcher = self._matcher_for(log_format) if self.prefilter and log_format.line_oriented else None
+            native = self.native_json and getattr(log_format, "name", None) == "ndjson"
             for chunk in src.chunks(self.chunk_bytes):
                 line_idx = None
                 if matcher is not None:
                     candidates = matcher.any_lines(chunk.data)
                     line_idx = np.flatnonzero(candidates).astype(np.uint32)
                     self.skipped_lines += len(candidates) - len(line_idx)
-                events = src.format.parse(chunk, line_idx, self.stats)
+                if native:
+                    yield from self._native_chunk(src, chunk, line_idx)
+                else:
+                    yield self._kept_rows(log_format.parse(chunk, line_idx, self.stats))
                 if self.progress is not None:
                     self.progress(len(chunk.data))
-                if events:
-                    yield self._kept_rows(events)
+
+    def _native_chunk(self, src: Any, chunk: Any, line_idx: np.ndarray | None) -> Iterator[pl.DataFrame]:
+        """NDJSON: Datadog-form lines go through the native extractor, the rest through Python."""
+        from secmon._core import count_lines
+        from secmon.detect.native_json import canonical_events, extraction_paths, split_native
+
+        if line_idx is None:
+            line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
+        if self._extract_paths is None:
+            self._extract_paths = extraction_paths(self._paths)
+        batch = split_native(chunk.data, line_idx, self._paths, self._extract_paths, src.max_line_bytes)
+        yield self._kept_rows(src.format.parse(chunk, batch.python_lines, self.stats))
+        if batch.table.height:
+            self.stats.count_events(src.name, batch.table.height)
+            lines = batch.table["__line"].to_numpy()
+            stamps = batch.table["timestamp"].to_numpy()
+            yield self._keep(batch.table.drop("__line"),
+                             lambda idx: canonical_events(chunk.data, lines[idx], stamps[idx]))
 
     def _matcher_for(self, log_format: Any) -> Any:
         """The prefilter for one input format, or None when some rule cannot be prefiltered."""
@@ -172,11 +197,21 @@ class Engine:
 
     def _kept_rows(self, events: list[dict[str, Any]]) -> pl.DataFrame:
         """The rows of ``events`` some rule query matched, with the columns detection reads."""
-        first_eid = self._next_eid
-        self._next_eid += len(events)
         if not self.compiled or not events:
+            self._next_eid += len(events)
             return pl.DataFrame()
         table = to_frame(events, self._paths)
+        return self._keep(
+            table, lambda idx: [orjson.dumps(events[i], option=orjson.OPT_SORT_KEYS).decode() for i in idx.tolist()]
+        )
+
+    def _keep(self, table: pl.DataFrame, canonical: Callable[[np.ndarray], list[str]]) -> pl.DataFrame:
+        """Rows of an event table that some rule query matched: the timestamp, the values detection
+        reads, one flag per query, the canonical JSON of the event and a scan-wide event id."""
+        first_eid = self._next_eid
+        self._next_eid += table.height
+        if not self.compiled or table.height == 0:
+            return pl.DataFrame()
         flags = self._flag_expressions(table.schema)
         flagged = table.with_columns(flags)
         flag_names = [c for compiled in self.compiled for c in compiled.flag_columns]
@@ -185,14 +220,13 @@ class Engine:
         if kept_idx.size == 0:
             return pl.DataFrame()
         kept = flagged[kept_idx]
-        canonical = [orjson.dumps(events[i], option=orjson.OPT_SORT_KEYS).decode() for i in kept_idx.tolist()]
         values = [
             (_as_number(kept, p) if p in self._numeric_paths else _as_text(kept, p)).alias(p) for p in self._value_paths
         ]
         return kept.select(
             [pl.col(TS).cast(pl.Int64), *values, *[pl.col(f) for f in flag_names]]
         ).with_columns(
-            pl.Series(EVENT, canonical, dtype=pl.String),
+            pl.Series(EVENT, canonical(kept_idx), dtype=pl.String),
             pl.Series(EID, kept_idx + first_eid, dtype=pl.Int64),
         )
 
