@@ -34,7 +34,7 @@ events = st.lists(
 PATHS = ["timestamp", "a", "a.b", "evt.name", "b", "ip", "a.b.a", "@name", "missing.path"]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events)
 def test_to_frame_matches_naive(batch: list[dict[str, Any]]) -> None:
     assert_frame_equal(to_frame(batch, PATHS), to_frame_naive(batch, PATHS))
@@ -73,7 +73,7 @@ def test_real_events_agree(dataset: Callable[[str], Path]) -> None:
     assert fast["resources"].dtype == pl.List(pl.String)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events)
 def test_to_frame_through_arrays_matches_naive(batch: list[dict[str, Any]]) -> None:
     assert_frame_equal(to_frame(batch, PATHS, traverse_arrays=True), to_frame_naive(batch, PATHS, traverse_arrays=True))

@@ -23,7 +23,7 @@ LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "text"]
 
 
 @pytest.mark.parametrize("fmt", [*LINE_FORMATS, "json"])
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=blobs, year=st.one_of(st.none(), st.integers(1970, 2100)))
 def test_any_bytes_are_parsed_or_counted(fmt: str, data: bytes, year: int | None) -> None:
     source = Source("fuzz", data=data, format=fmt, year=year, max_line_bytes=64)

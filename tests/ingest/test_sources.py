@@ -314,3 +314,14 @@ def test_an_unreadable_file_inside_a_directory_is_counted_not_fatal(tmp_path: Pa
     assert stats.examples["unreadable_file"] == [f"{secret}:start of file: cannot read: Permission denied"]
     with pytest.raises(PermissionError):
         list(open_sources([secret]))  # named explicitly: the user hears about it at once
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["syslog", "ndjson"])
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(data=st.data(), chunk_bytes=st.integers(1, 64))
+def test_any_chunk_size_gives_the_same_events_long_run(fmt: str, data: st.DataObject, chunk_bytes: int) -> None:
+    """The chunking invariant with many more examples (``pytest -m slow``)."""
+    raw = data.draw(log_bytes(SYSLOG_LINES if fmt == "syslog" else JSON_LINES))
+    whole = run_source(Source("t", data=raw, format=fmt, year=2015, max_line_bytes=200), 1 << 20)
+    assert_same(whole, run_source(Source("t", data=raw, format=fmt, year=2015, max_line_bytes=200), chunk_bytes))
