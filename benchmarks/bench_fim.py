@@ -220,14 +220,18 @@ def watch_latency(workdir: str, files: int, rate: float) -> dict[str, float]:
     watcher.start()
     (top / "paths.json").write_text(json.dumps(paths))
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(top / "paths.json"), str(rate), str(top / "stamps.json")])
-    deadline = time.monotonic() + files / rate + 15
-    while time.monotonic() < deadline and (writer.poll() is None or len(seen) < files):
+    # Wait for the writer however slow the machine makes it, then at most 10 s for the last events.
+    writer_done = None
+    while writer_done is None or (len(seen) < files and time.monotonic() - writer_done < 10):
         watcher.poll(0.005)
-    writer.wait(timeout=60)
+        if writer_done is None and writer.poll() is not None:
+            writer_done = time.monotonic()
+
     watcher.flush()
     watcher.close()
     stamps = json.loads((top / "stamps.json").read_text())
     lat = sorted(seen[p] - t for p, t in zip(paths, stamps, strict=True) if p in seen)
+    achieved = files / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else float("nan")
     pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else float("nan")  # noqa: E731
     return {
         "changes": float(files),
@@ -235,6 +239,7 @@ def watch_latency(workdir: str, files: int, rate: float) -> dict[str, float]:
         "lost": float(files - len(seen)),
         "duplicates": float(duplicates),
         "overflows": float(overflows),
+        "write_rate": achieved,
         "p50_ms": pick(0.5),
         "p99_ms": pick(0.99),
         "max_ms": lat[-1] * 1000 if lat else float("nan"),
@@ -303,7 +308,8 @@ def _run(smoke: bool, work: Path) -> list[Table]:
         f"reported {stats['reported']:.0f}/{stats['changes']:.0f}, lost {stats['lost']:.0f}, duplicates {stats['duplicates']:.0f}, "
         f"queue overflows (recovered by re-scan) {stats['overflows']:.0f}; "
         f"latency p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms, max {stats['max_ms']:.1f} ms "
-        f"(target p99 < 100 ms, none lost); time includes creating the files and the baseline"
+        f"(target p99 < 100 ms, none lost); the writer reached {stats['write_rate']:,.0f} changes/s; "
+        "time includes creating the files and the baseline"
     )
     if stats["lost"] or stats["duplicates"]:
         raise AssertionError(f"watch lost {stats['lost']:.0f} and duplicated {stats['duplicates']:.0f} changes")

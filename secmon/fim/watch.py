@@ -138,11 +138,13 @@ class FimWatcher:
         self.children: dict[bytes, set[bytes]] = {}
         self.wd_path: dict[int, bytes] = {}
         self.path_wd: dict[bytes, int] = {}
-        self.dirty: set[bytes] = set()
+        self.dirty: dict[bytes, None] = {}  # insertion-ordered: oldest change first
         self.rescan: set[bytes] = set()
         self.unwatched: dict[bytes, float] = {}  # directory -> last poll time (watch limit reached)
         self.writing: dict[bytes, float] = {}  # path -> first write seen while still open
         self.write_settle = write_settle
+        self.flush_budget = 0.05
+        self._backlog = False  # the last flush ran out of budget: keep flushing without waiting
         self._flushed_at = 0.0
         self._stamp, self._stamp_at = "", -1.0
         self._next_deferred: float | None = None
@@ -303,6 +305,8 @@ class FimWatcher:
         if only_deferred:
             # Every pending path is a file still open for writing: sleep until one settles.
             wait = max(0.0, min(timeout, self._next_deferred - now))  # type: ignore[operator]
+        elif self._backlog:
+            wait = 0.0
         elif self.dirty or self.rescan:
             wait = max(0.0, min(timeout, self.first_pending + self.max_delay - now, self.last_event + self.coalesce - now))
         events = self.inotify.read(wait)
@@ -316,8 +320,10 @@ class FimWatcher:
         if self._only_deferred_pending():
             if now >= self._next_deferred:  # type: ignore[operator]
                 self.flush()
-        elif (self.dirty or self.rescan) and (now - self.last_event >= self.coalesce or now - self.first_pending >= self.max_delay):
-            self.flush()
+        elif (self.dirty or self.rescan) and (
+            self._backlog or now - self.last_event >= self.coalesce or now - self.first_pending >= self.max_delay
+        ):
+            self.flush(self.flush_budget)
         for directory, last in list(self.unwatched.items()):
             if now - last >= self.poll_interval:
                 self.unwatched[directory] = now
@@ -341,7 +347,7 @@ class FimWatcher:
             if not self.in_scope(path):
                 continue
             if event.mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF):
-                self.dirty.add(path)
+                self.dirty[path] = None
                 continue
             if event.mask & ino.IN_CLOSE_WRITE or event.mask & (ino.IN_DELETE | ino.IN_MOVED_FROM):
                 self.writing.pop(path, None)
@@ -354,10 +360,10 @@ class FimWatcher:
                 self._watch_tree(path)
                 self.rescan.add(path)
             else:
-                self.dirty.add(path)
+                self.dirty[path] = None
             if event.mask & (ino.IN_CREATE | ino.IN_DELETE | ino.IN_MOVED_FROM | ino.IN_MOVED_TO):
                 if self.in_scope(directory):
-                    self.dirty.add(directory)  # its mtime/ctime/nlink changed with the entry list
+                    self.dirty[directory] = None  # its mtime/ctime/nlink changed with the entry list
 
     def _overflow(self) -> None:
         since = getattr(self, "_last_flush_iso", None) or utc_now_iso()
@@ -368,20 +374,30 @@ class FimWatcher:
             self.rescan.add(root)
             # Directories created during the gap have no watches yet; the rescan adds them.
 
-    def flush(self) -> None:
+    def flush(self, budget: float | None = None) -> None:
+        """Re-read what changed, oldest first. With ``budget`` (seconds), stop after about that long
+        and leave the rest pending, so a huge burst cannot keep the event queue unread."""
+        started = time.monotonic()
+        self._backlog = False
         rescan, self.rescan = self.rescan, set()
-        dirty, self.dirty = self.dirty, set()
+        dirty, self.dirty = self.dirty, {}
         for top in sorted(rescan):
             if os.path.isdir(top) and not os.path.islink(top):
                 self._watch_tree(top)
             self._rescan_subtree(top)
         now = time.monotonic()
-        for path in sorted(dirty):
-            if any(path == top or path.startswith(top + b"/") for top in rescan):
+        pending = list(dirty)
+        for index, path in enumerate(pending):
+            if budget is not None and index % 64 == 63 and time.monotonic() - started > budget:
+                for rest in pending[index:]:
+                    self.dirty[rest] = None
+                self._backlog = True
+                break
+            if rescan and any(path == top or path.startswith(top + b"/") for top in rescan):
                 continue
             opened = self.writing.get(path)
             if opened is not None and now - opened < self.write_settle:
-                self.dirty.add(path)  # still being written: report it once, after the close
+                self.dirty[path] = None  # still being written: report it once, after the close
                 continue
             self.writing.pop(path, None)
             self._recheck(path)

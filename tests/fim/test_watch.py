@@ -203,10 +203,13 @@ def measure_watch_latency(top: Path, files: int, rate: float) -> tuple[list[floa
     try:
         (top / "paths.json").write_text(json.dumps(paths))
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(top / "paths.json"), str(rate), str(top / "stamps.json")])
-        deadline = time.monotonic() + files / rate + 10
-        while time.monotonic() < deadline and (writer.poll() is None or len(seen) < files):
+        # Wait for the writer however slow the machine makes it, then at most 10 s for the last events.
+        writer_done = None
+        while writer_done is None or (len(seen) < files and time.monotonic() - writer_done < 10):
             watcher.poll(0.005)
-        writer.wait(timeout=30)
+            if writer_done is None and writer.poll() is not None:
+                writer_done = time.monotonic()
+
         watcher.flush()
     finally:
         watcher.close()
@@ -230,7 +233,8 @@ def test_watch_latency_small(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_watch_latency_10k_changes_per_second(tmp_path: Path) -> None:
     latencies, reported, lost = measure_watch_latency(tmp_path, files=30000, rate=10000)
-    print(f"watch: {reported} changes, p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {_p99(latencies) * 1000:.1f} ms, lost {lost}")
+    stamps = json.loads((tmp_path / "stamps.json").read_text())
+    print(f"watch: writer reached {len(stamps) / (stamps[-1] - stamps[0]):,.0f}/s; {reported} changes, p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {_p99(latencies) * 1000:.1f} ms, lost {lost}")
     assert lost == 0
     assert _p99(latencies) < 0.1, f"p99 latency {_p99(latencies) * 1000:.1f} ms"
 
