@@ -166,10 +166,14 @@ def run_check(args: argparse.Namespace) -> int:
     key = _key(args)
     baseline = Baseline.load(args.db, key)
     if args.image_tar:
-        from secmon.fim.image import scan_image
+        from secmon.fim.image import comparable_with_image, scan_image
 
         current = scan_image(args.image_tar, algo=baseline.algo, excludes=tuple(baseline.excludes))
-        changes = diff_frames(baseline.frame, current, baseline.policy.restricted_to(IMAGE_ATTRIBUTES))
+        before = baseline.frame
+        if baseline.source != "image":
+            # A filesystem baseline (e.g. --root of an unpacked container) against an image.
+            before, current = comparable_with_image(before), comparable_with_image(current)
+        changes = diff_frames(before, current, baseline.policy.restricted_to(IMAGE_ATTRIBUTES))
         notes: list[str] = []
         updated = Baseline(current, baseline.algo, baseline.paths, baseline.excludes, baseline.policy, source="image")
     else:

@@ -140,8 +140,7 @@ def _apply_layer(state: dict[str, dict[str, Any]], layer: tarfile.TarFile, layer
             if origin is None:
                 raise ImageError(f"{image}: layer {layer_name}: hard link {member.name!r} points at missing {member.linkname!r}")
             entry = _entry(member, path, origin["digest"], origin["size"])
-            entry["mode"] = stat.S_IFREG | (member.mode & 0o7777)
-            entry["type"] = "file"
+            entry.update(type="file", size=origin["size"], mode=stat.S_IFREG | (member.mode & 0o7777))
             own[path] = entry
             continue
         digest = _hash_member(layer, member, algo) if member.isreg() else None
@@ -203,3 +202,26 @@ def scan_image(tar_path: str, *, algo: str | None = "sha256", excludes: tuple[st
     from secmon.fim.scan import prune_excluded
 
     return prune_excluded(frame, excludes).sort("path_bytes")
+
+
+def comparable_with_image(frame: pl.DataFrame) -> pl.DataFrame:
+    """What survives from a tar header to an unpacked tree: whole-second mtimes of files.
+
+    Applied to both sides when an image is compared with a filesystem baseline, so a root
+    filesystem unpacked from an image does not differ from it in every entry. Directories lose
+    their size (a filesystem's, not the tar's) and their mtime (unpacking writes into a directory
+    after its own header, and whiteouts delete from it, so its mtime never survives); symlinks
+    lose their mtime (extractors cannot set it without lutimes) and their permission bits.
+    """
+    is_dir = pl.col("type") == "dir"
+    is_link = pl.col("type") == "symlink"
+    return frame.with_columns(
+        pl.when(is_dir | is_link)
+        .then(pl.lit(0, pl.Int64))
+        .otherwise((pl.col("mtime_ns") // 1_000_000_000) * 1_000_000_000)
+        .alias("mtime_ns"),
+        pl.when(is_dir).then(pl.lit(0, pl.UInt64)).otherwise(pl.col("size")).alias("size"),
+        # Linux symlinks are always 0777; a tar header may say otherwise.
+        pl.when(is_link).then(pl.lit(stat.S_IFLNK | 0o777, pl.UInt32)).otherwise(pl.col("mode")).alias("mode"),
+    )
+

@@ -94,6 +94,7 @@ def test_layers_apply_in_order_with_whiteouts(tmp_path: Path) -> None:
     assert "/var/cache" not in paths and "/var/cache/x" not in paths and "/var" in paths
     rows = {r["path"]: r for r in frame.iter_rows(named=True)}
     assert rows["/bin/sh2"]["digest"] == rows["/bin/sh"]["digest"] == hashlib.sha256(b"ELF-sh").hexdigest()
+    assert rows["/bin/sh2"]["size"] == rows["/bin/sh"]["size"] == 6 and rows["/bin/sh2"]["type"] == "file"
     assert rows["/bin/ping"]["mode"] == 0o104755
     assert rows["/usr/bin/sh"]["target"] == "/bin/sh"
 
@@ -161,3 +162,31 @@ def test_root_reports_paths_inside_the_container(tmp_path: Path, capsys: pytest.
     changes = json.loads(capsys.readouterr().out)
     # (still different from the baseline in content, size and mtime; no inode, ctime or dir noise)
     assert [(c["path"], c["attributes"]) for c in changes] == [("/usr/bin/tool", ["content", "size", "mtime"])]
+
+
+def test_image_checked_against_a_baseline_of_its_unpacked_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = write_image(tmp_path / "img.tar", [BASE, UPDATE])
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    with tarfile.open(image) as outer:
+        manifest = json.loads(outer.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        for name in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(name)) as layer:
+                for member in layer:
+                    base = member.name.rsplit("/", 1)[-1]
+                    target = root / member.name
+                    if base == ".wh..wh..opq":
+                        for child in list(target.parent.iterdir()):
+                            shutil.rmtree(child) if child.is_dir() else child.unlink()
+                    elif base.startswith(".wh."):
+                        gone = target.parent / base[4:]
+                        shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+                    else:
+                        layer.extract(member, root, filter="fully_trusted")
+    db = str(tmp_path / "db")
+    assert main(["fim", "baseline", "/", "--root", str(root), "--db", db]) == 0
+    assert main(["fim", "check", "--image-tar", str(image), "--db", db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["fim", "check", "--image-tar", str(write_image(tmp_path / "old.tar", [BASE])), "--db", db, "--format", "json"]) == 0
+    paths = {c["path"] for c in json.loads(capsys.readouterr().out)}
+    assert {"/etc/passwd", "/bin/ping", "/opt/app/new", "/opt/app/old1", "/var/cache/x"} <= paths
