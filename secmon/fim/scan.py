@@ -17,7 +17,7 @@ import polars as pl
 
 from secmon.fim import pywalk
 from secmon.fim.errors import FimError
-from secmon.fim.globs import ExcludeMatcher, glob_to_regex, matches_whole_path
+from secmon.fim.globs import glob_to_regex, matches_whole_path
 from secmon.fim.xattrs import read_xattrs
 
 WalkerChoice = Literal["auto", "native", "python"]
@@ -254,4 +254,4 @@ def empty_frame() -> pl.DataFrame:
     return pl.DataFrame(schema=FRAME_SCHEMA)
 
 
-__all__ = ["FRAME_SCHEMA", "ExcludeMatcher", "ScanResult", "ScanSpec", "empty_frame", "pick_walker", "scan"]
+__all__ = ["FRAME_SCHEMA", "ScanResult", "ScanSpec", "empty_frame", "pick_walker", "prune_excluded", "scan", "walker_exclude_globs"]
