@@ -117,58 +117,79 @@ class CompiledRule:
         return q.evaluate(self.queries[query_index].ast, event)
 
     def prefilter_literals(
-        self, verbatim: Callable[[str], bool], source_spellings: Callable[[str], list[str] | None] | None = None
+        self, verbatim: Callable[[str], bool], implied: Callable[[str, str], list[str] | None] | None = None
     ) -> list[bytes] | None:
-        """Literals one of which the raw line of any event this rule can match must contain;
-        None when the rule cannot be prefiltered for this input format.
+        """Literals one of which the raw line of any event this rule can match must contain; None
+        when the rule cannot be prefiltered for this input format, [] when it can never match it.
 
-        ``source_spellings(value)``, when the format knows it, lists raw strings one of which a line
-        whose event gets ``source:value`` contains (``source`` is usually derived, so without it
-        ``source:`` terms give no literal).
+        ``verbatim(path)`` and ``implied(path, value)`` are the input format's promises
+        (``LogFormat.verbatim`` / ``LogFormat.implied_literals``): the latter also covers derived
+        attributes (``source:sshd``, ``evt.outcome:failure``) and values no line of the format yields.
         """
-        if source_spellings is not None:
-            plain = verbatim
-
-            def verbatim(path: str) -> bool:  # noqa: F811 - widened for the rewritten source terms
-                return path == _RAW_SPELLING or plain(path)
-
-        def literals_of(ast: q.Query) -> list[bytes] | None:
-            if source_spellings is not None:
-                ast = _rewrite_source_terms(ast, source_spellings)
-            return q.prefilter_literals(ast, verbatim)
-
-        literals: list[bytes] = []
-        require_literals = [literals_of(ast) for ast in self.requires]
-        best_require = min((lits for lits in require_literals if lits), key=_selectivity, default=None)
+        require_sets = [_literal_set(ast, verbatim, implied) for ast in self.requires]
+        if any(found is _IMPOSSIBLE for found in require_sets):
+            return []
+        best_require = min((found for found in require_sets if found), key=_selectivity, default=None)
+        literals: set[bytes] = set()
         for cq in self.queries:
-            own = literals_of(cq.ast)
-            candidates = [lits for lits in (own, best_require) if lits]
+            own = _literal_set(cq.ast, verbatim, implied)
+            if own is _IMPOSSIBLE:
+                continue
+            candidates = [found for found in (own, best_require) if found]
             if not candidates:
                 return None
-            literals.extend(min(candidates, key=_selectivity))
-        return literals
+            literals |= min(candidates, key=_selectivity)
+        return sorted(literals)
 
     def severity_rank(self, case_index: int) -> int:
         return SEVERITY_RANK[self.cases[case_index].severity]
 
 
-_RAW_SPELLING = "__raw_spelling__"
+# A query no line of the input format can satisfy (``source:cloudtrail`` over sshd text).
+_IMPOSSIBLE: frozenset[bytes] = frozenset({b"\x00impossible"})
+MIN_LITERAL_BYTES = 3
+# Fields whose query values are not compared as written (aliases, parsing): no implied promise.
+_NO_IMPLIED = frozenset({"status", "timestamp"})
 
 
-def _rewrite_source_terms(node: q.Query, spellings: Callable[[str], list[str] | None]) -> q.Query:
-    """For literal extraction only: ``source:x`` becomes 'the line contains one of x's spellings'."""
-    if isinstance(node, q.Term) and node.field is not None and node.field.path == "source" and node.kind != "wildcard":
-        options = spellings(node.value)
-        if not options:
-            return node
-        terms = [q.Term(q.Field(_RAW_SPELLING), option, "phrase") for option in options]
-        return terms[0] if len(terms) == 1 else q.Or(tuple(terms))
-    if isinstance(node, (q.And, q.Or)):
-        return type(node)(tuple(_rewrite_source_terms(child, spellings) for child in node.children))
-    return node
+def _literal_set(
+    node: q.Query, verbatim: Callable[[str], bool], implied: Callable[[str, str], list[str] | None] | None
+) -> frozenset[bytes] | None:
+    """Prefilter literals of a query for one input format: the query module's analysis, refined by
+    the format's value-level promises for exact terms (``_IMPOSSIBLE`` when it can never match)."""
+    if isinstance(node, q.And):
+        found = [_literal_set(child, verbatim, implied) for child in node.children]
+        if any(f is _IMPOSSIBLE for f in found):
+            return _IMPOSSIBLE
+        options = [f for f in found if f]
+        return min(options, key=_selectivity) if options else None
+    if isinstance(node, q.Or):
+        found = [_literal_set(child, verbatim, implied) for child in node.children]
+        possible = [f for f in found if f is not _IMPOSSIBLE]
+        if not possible:
+            return _IMPOSSIBLE
+        if any(f is None for f in possible):
+            return None
+        return frozenset().union(*possible)  # type: ignore[arg-type]
+    if (
+        implied is not None
+        and isinstance(node, q.Term)
+        and node.field is not None
+        and not node.field.tag
+        and node.kind in ("exact", "phrase")
+        and node.field.path not in _NO_IMPLIED
+    ):
+        promised = implied(node.field.path, node.value)
+        if promised is not None:
+            if not promised:
+                return _IMPOSSIBLE
+            if all(lit.isascii() and len(lit) >= MIN_LITERAL_BYTES for lit in promised):
+                return frozenset(lit.lower().encode("ascii") for lit in promised)
+    found = q.prefilter_literals(node, verbatim)
+    return frozenset(found) if found is not None else None
 
 
-def _selectivity(literals: Sequence[bytes]) -> float:
+def _selectivity(literals: Iterable[bytes]) -> float:
     """Roughly how often a line contains one of the literals: each byte of a literal divides its
     chance by ~16, and all-digit literals ("200", "404") are common in any log line."""
     cost = 0.0

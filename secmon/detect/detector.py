@@ -1,4 +1,8 @@
-"""Run one compiled rule over an event table: rule frame -> triggers -> signals."""
+"""Run one compiled rule over an event table: rule frame -> triggers -> signals.
+
+Groups are contiguous runs of the sorted rule frame, so the per-group work is numpy slicing; the
+only per-group Python is the lifecycle walk over that group's triggers.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from secmon.detect.new_value import new_value_triggers
 from secmon.detect.rule_frame import EID, EVENT, TS, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
 from secmon.signals.model import Signal
+
+GROUP_ID = "__gid"
 
 
 def detect_rule(compiled: CompiledRule, table: pl.DataFrame) -> list[Signal]:
@@ -32,27 +38,38 @@ def detect_rule(compiled: CompiledRule, table: pl.DataFrame) -> list[Signal]:
         window_ms = compiled.rule.options.evaluation_window * 1000
     if triggers.height == 0:
         return []
-    events = events.join(triggers.select(by).unique(), on=by, how="semi", nulls_equal=True)
-    trigger_parts = triggers.partition_by(by, as_dict=True, maintain_order=True)
+    # Only groups with a trigger matter; number them in (group, time, event) order.
+    events = (
+        events.join(triggers.select(by).unique(), on=by, how="semi", nulls_equal=True, maintain_order="left")
+        .sort([*by, TS, EVENT, EID], nulls_last=True)
+        .with_columns(pl.struct(by).rle_id().alias(GROUP_ID))
+    )
+    group_keys = events.select([*by, GROUP_ID]).unique(subset=[GROUP_ID], keep="first", maintain_order=True)
+    triggers = triggers.join(group_keys, on=by, how="inner", nulls_equal=True).sort([GROUP_ID, TS])
+
+    ev_gid = events[GROUP_ID].to_numpy()
+    ev_ts = events[TS].to_numpy()
+    ev_eid = events[EID].to_numpy()
+    ev_json = events[EVENT].to_list()
+    tr_gid = triggers[GROUP_ID].to_numpy()
+    tr_ts = triggers[TS].to_numpy()
+    tr_case = triggers["__case"].to_numpy()
+    keys = group_keys.select(by).rows()
+
     signals: list[Signal] = []
-    for key, group_events in events.partition_by(by, as_dict=True, maintain_order=True).items():
-        group_triggers = trigger_parts[key].sort(TS)
-        group_events = group_events.unique(subset=[EID], keep="first", maintain_order=True) if window_ms == 0 else group_events
-        group = GroupEvents(
-            ts=group_events[TS].to_numpy(),
-            event_ids=group_events[EID].to_numpy(),
-            events=[e.encode() for e in group_events[EVENT].to_list()],
-        )
+    ev_bounds = np.searchsorted(ev_gid, np.arange(len(keys) + 1), side="left")
+    tr_bounds = np.searchsorted(tr_gid, np.arange(len(keys) + 1), side="left")
+    for gid, key in enumerate(keys):
+        lo, hi = ev_bounds[gid], ev_bounds[gid + 1]
+        t_lo, t_hi = tr_bounds[gid], tr_bounds[gid + 1]
+        if t_lo == t_hi:
+            continue
+        group = GroupEvents(ts=ev_ts[lo:hi], event_ids=ev_eid[lo:hi], events=ev_json[lo:hi])
         values = tuple(key) if groups else ()
-        signals.extend(
-            build_signals(compiled, values, group, group_triggers[TS].to_numpy(), group_triggers["__case"].to_numpy(), window_ms)
-        )
+        signals.extend(build_signals(compiled, values, group, tr_ts[t_lo:t_hi], tr_case[t_lo:t_hi], window_ms))
     return signals
 
 
 def sort_signals(signals: list[Signal]) -> list[Signal]:
     """A stable, input-order-independent order: by first event, rule, group."""
     return sorted(signals, key=lambda s: (s.first_seen_ms, s.rule_id, s.id))
-
-
-__all__ = ["detect_rule", "sort_signals", "np"]

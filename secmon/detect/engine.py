@@ -175,7 +175,7 @@ class Engine:
             literals: set[bytes] = set()
             matcher = None
             for compiled in self.compiled:
-                rule_literals = compiled.prefilter_literals(log_format.verbatim, _source_spellings(log_format))
+                rule_literals = compiled.prefilter_literals(log_format.verbatim, log_format.implied_literals)
                 if rule_literals is None:
                     break
                 literals.update(rule_literals)
@@ -229,21 +229,6 @@ class Engine:
             pl.Series(EVENT, canonical(kept_idx), dtype=pl.String),
             pl.Series(EID, kept_idx + first_eid, dtype=pl.Int64),
         )
-
-
-# How a JSON line whose event ends up with ``source:<key>`` spells it: the ingest layer maps
-# CloudTrail and Kubernetes audit records onto these sources; every other source value comes
-# verbatim from the record's own ``source``/``ddsource`` field.
-_JSON_SOURCE_MARKERS: dict[str, list[str]] = {
-    "cloudtrail": ["eventSource"],
-    "kubernetes.audit": ["audit.k8s.io"],
-}
-
-
-def _source_spellings(log_format: Any) -> Callable[[str], list[str] | None] | None:
-    if getattr(log_format, "name", None) not in ("ndjson", "json"):
-        return None
-    return lambda value: [value, *_JSON_SOURCE_MARKERS.get(value, [])]
 
 
 def _as_rule_set(rules: RulesLike) -> RuleSet:

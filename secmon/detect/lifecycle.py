@@ -25,7 +25,7 @@ class GroupEvents:
 
     ts: np.ndarray  # int64 epoch ms, ascending
     event_ids: np.ndarray  # int64: the same event may appear once per query it matched
-    events: list[bytes]  # canonical JSON per row
+    events: list[str]  # canonical JSON per row
 
 
 @dataclass

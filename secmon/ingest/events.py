@@ -23,6 +23,10 @@ from typing import Any
 import orjson
 import polars as pl
 
+from secmon.ingest.paths import _MISSING as _PATHS_MISSING
+from secmon.ingest.paths import Values, resolve
+from secmon.ingest.paths import _walk as _paths_walk
+
 Event = dict[str, Any]
 
 _NONE = type(None)
@@ -68,36 +72,50 @@ def _has_float(value: Any) -> bool:
     return False
 
 
-def _getter(path: str) -> Any:
-    """A fast function event -> value for ``path`` (specialized by depth)."""
-    parts = path.split(".")
-    if len(parts) == 1:
-        key = parts[0]
-        return lambda e: e.get(key)
-    if len(parts) == 2:
-        a, b = parts
+_LEAF = object()  # trie key: the column index of a path ending here
+_BELOW = object()  # trie key: (column, remaining parts) of every path below this node
 
-        def get2(e: Event) -> Any:
-            node = e.get(a)
-            if type(node) is dict:
-                value = node.get(b)
-                if value is not None:
-                    return value
-            return e.get(path)
 
-        return get2
+def _trie(names: list[str]) -> dict[Any, Any]:
+    root: dict[Any, Any] = {}
+    for col, name in enumerate(names):
+        parts = name.split(".")
+        node = root
+        for depth, part in enumerate(parts):
+            node.setdefault(_BELOW, []).append((col, parts[depth:]))
+            node = node.setdefault(part, {})
+        node[_LEAF] = col
+    return root
 
-    def get_n(e: Event) -> Any:
-        node: Any = e
-        for part in parts:
-            if type(node) is not dict:
-                return e.get(path)
-            node = node.get(part)
-            if node is None:
-                return e.get(path)
-        return node
 
-    return get_n
+def _fill(node: dict[str, Any], trie: dict[Any, Any], columns: list[list[Any]], row: int) -> None:
+    """One walk of an event's nested dicts along the requested paths (the hot loop: per event it
+    costs what the event holds of those paths, not the number of paths)."""
+    for key, sub in trie.items():
+        if type(key) is not str:
+            continue
+        value = node.get(key)
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is list:
+            for col, parts in sub[_BELOW] if _BELOW in sub else ():
+                columns[col][row] = walk(value, parts)
+            leaf = sub.get(_LEAF)
+            if leaf is not None:
+                columns[leaf][row] = walk(value, [])
+            continue
+        leaf = sub.get(_LEAF)
+        if leaf is not None:
+            columns[leaf][row] = value
+        if kind is dict and _BELOW in sub:
+            _fill(value, sub, columns, row)
+
+
+def walk(node: Any, parts: list[str]) -> Any:
+    """``secmon.ingest.paths`` semantics below one node; None when nothing is found."""
+    found = _paths_walk(node, parts, 0)
+    return None if found is _PATHS_MISSING else found
 
 
 def _column(values: list[Any], path: str) -> pl.Series:
@@ -106,9 +124,9 @@ def _column(values: list[Any], path: str) -> pl.Series:
     kinds = set(map(type, values))
     if kinds <= _STRING_TYPES:
         return pl.Series(path, values, dtype=pl.String)
-    if list in kinds:
+    if Values in kinds:
         lists = [
-            None if v is None else [_scalar_text(x) for x in v] if type(v) is list else [_scalar_text(v)]
+            None if v is None else [_scalar_text(x) for x in v] if type(v) is Values else [_scalar_text(v)]
             for v in values
         ]
         return pl.Series(path, lists, dtype=pl.List(pl.String))
@@ -122,86 +140,26 @@ def _unique_paths(paths: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def _values(events: list[Event], path: str) -> list[Any]:
-    """The value at ``path`` of every event, nested lookup first, then a literal dotted key.
-
-    Depths 1-3 are inlined comprehensions (a function call per value would double the cost);
-    the dotted-key fallback runs only when some event has that literal key."""
-    parts = path.split(".")
-    depth = len(parts)
-    if depth == 1:
-        return [e.get(path) for e in events]
-    if depth == 2:
-        a, b = parts
-        values = [n.get(b) if type(n := e.get(a)) is dict else None for e in events]
-    elif depth == 3:
-        a, b, c = parts
-        values = [
-            m.get(c) if type(n := e.get(a)) is dict and type(m := n.get(b)) is dict else None for e in events
-        ]
-    else:
-        get = _getter(path)
-        return [get(e) for e in events]
-    if None in values and any(path in e for e in events):
-        values = [e.get(path) if v is None else v for v, e in zip(values, events)]
-    return values
-
-
-def _walk_arrays(node: Any, parts: list[str], i: int) -> Any:
-    """The value at ``parts[i:]`` below ``node``, stepping into every object of an array on the
-    way (Datadog's search does: ``@items.instanceId`` matches any item's ``instanceId``). Values
-    found in several items come back as one flat list; nothing found is None."""
-    while i < len(parts):
-        kind = type(node)
-        if kind is dict:
-            node = node.get(parts[i])
-            i += 1
-        elif kind is list:
-            found: list[Any] = []
-            for item in node:
-                value = _walk_arrays(item, parts, i)
-                if type(value) is list:
-                    found.extend(value)
-                elif value is not None:
-                    found.append(value)
-            return found or None
-        else:
-            return None
-    return node
-
-
-def _values_through_arrays(events: list[Event], path: str) -> list[Any]:
-    parts = path.split(".")
-    values = [_walk_arrays(e, parts, 0) for e in events]
-    if None in values and any(path in e for e in events):
-        values = [e.get(path) if v is None else v for v, e in zip(values, events)]
-    return values
-
-
-def to_frame(events: list[Event], paths: Iterable[str], *, traverse_arrays: bool = False) -> pl.DataFrame:
+def to_frame(events: list[Event], paths: Iterable[str]) -> pl.DataFrame:
     """The event table of ``events`` with one column per path (``@`` prefixes are dropped,
-    duplicates kept once, order kept).
-
-    ``traverse_arrays=True`` also looks through arrays of objects on the way (Datadog's search
-    semantics: ``requestParameters.items.userId`` collects every item's ``userId`` into a
-    ``List(String)`` value). It is off by default because the event-table contract does not
-    include it yet; the engine and query layer opt in together."""
-    extract = _values_through_arrays if traverse_arrays else _values
-    columns = [_column(extract(events, path), path) for path in _unique_paths(paths)]
-    return pl.DataFrame(columns) if columns else pl.DataFrame()
+    duplicates kept once, order kept). Paths read values as ``secmon.ingest.paths`` defines,
+    through arrays of objects included (such values make the column ``List(String)``)."""
+    names = _unique_paths(paths)
+    if not names:
+        return pl.DataFrame()
+    trie = _trie(names)
+    columns: list[list[Any]] = [[None] * len(events) for _ in names]
+    dotted = [(col, name) for col, name in enumerate(names) if "." in name]
+    for row, event in enumerate(events):
+        _fill(event, trie, columns, row)
+        if dotted and any("." in key for key in event):
+            for col, name in dotted:  # Datadog's attributes sent with dots in the key
+                if columns[col][row] is None and event.get(name) is not None:
+                    columns[col][row] = walk(event[name], [])
+    return pl.DataFrame([_column(values, name) for values, name in zip(columns, names)])
 
 
 # --- the slow, obvious twin (tests compare to_frame against it) --------------------------------
-
-
-def _naive_lookup(event: Event, path: str) -> Any:
-    node: Any = event
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node and node[part] is not None:
-            node = node[part]
-        else:
-            return event.get(path)
-    return node
 
 
 def _naive_text(value: Any) -> str | None:
@@ -214,46 +172,19 @@ def _naive_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _naive_lookup_arrays(event: Event, path: str) -> Any:
-    def below(node: Any, parts: list[str]) -> list[Any]:
-        """Every value at ``parts`` below ``node`` (arrays on the way stepped into; an array
-        found at the end contributes its items)."""
-        if not parts:
-            return [] if node is None else list(node) if isinstance(node, list) else [node]
-        if isinstance(node, list):
-            return [v for item in node for v in below(item, parts)]
-        if isinstance(node, dict):
-            return below(node.get(parts[0]), parts[1:])
-        return []
-
-    parts = path.split(".")
-    node: Any = event
-    crossed_array = False
-    for part in parts:  # does the path run through an array before its last step?
-        if isinstance(node, list):
-            crossed_array = True
-            break
-        node = node.get(part) if isinstance(node, dict) else None
-    if not crossed_array:
-        return _naive_lookup(event, path)
-    found = below(event, parts)
-    return found if found else event.get(path)
-
-
-def to_frame_naive(events: list[Event], paths: Iterable[str], *, traverse_arrays: bool = False) -> pl.DataFrame:
+def to_frame_naive(events: list[Event], paths: Iterable[str]) -> pl.DataFrame:
     """Row by row with the standard library: the definition ``to_frame`` must agree with."""
     names = _unique_paths(paths)
-    lookup = _naive_lookup_arrays if traverse_arrays else _naive_lookup
-    rows = [[lookup(e, p) for p in names] for e in events]
+    rows = [[resolve(e, p) for p in names] for e in events]
     data: dict[str, pl.Series] = {}
     for j, name in enumerate(names):
         column = [row[j] for row in rows]
         if name == "timestamp":
             data[name] = pl.Series(name, column, dtype=pl.Int64)
-        elif any(isinstance(v, list) for v in column):
+        elif any(isinstance(v, Values) for v in column):
             data[name] = pl.Series(
                 name,
-                [None if v is None else [_naive_text(x) for x in (v if isinstance(v, list) else [v])] for v in column],
+                [None if v is None else [_naive_text(x) for x in (v if isinstance(v, Values) else [v])] for v in column],
                 dtype=pl.List(pl.String),
             )
         else:

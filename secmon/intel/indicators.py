@@ -142,7 +142,7 @@ class IntelRule(CompiledRule):
         return self.indicators.lookup_slow(value if isinstance(value, str) else None) >= 0
 
     def prefilter_literals(
-        self, verbatim: Callable[[str], bool], source_spellings: Callable[[str], list[str] | None] | None = None
+        self, verbatim: Callable[[str], bool], implied: Callable[[str, str], list[str] | None] | None = None
     ) -> list[bytes] | None:
         # A range has no literal; an IPv6 address has several spellings (zeros, '::').
         if self.indicators.has_ranges or not verbatim(IP_ATTRIBUTE):

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from secmon.ingest.paths import resolve_all
 from secmon.query.ast import (
     And,
     Cidr,
@@ -69,23 +70,10 @@ def stringify(value: Any) -> str:
 
 
 def attribute_values(event: Mapping[str, Any], path: str) -> list[str]:
-    """The values at a dotted attribute path: [] when missing/null, every non-null item of an array.
-
-    The path is looked up nested, then as one literal dotted key (``{"network.client.ip": ...}``), as
-    the event table does.
-    """
-    node: Any = event
-    for key in path.split("."):
-        if isinstance(node, Mapping) and node.get(key) is not None:
-            node = node[key]
-        else:
-            node = event.get(path)
-            break
-    if node is None:
-        return []
-    if isinstance(node, list):
-        return [stringify(item) for item in node if item is not None]
-    return [stringify(node)]
+    """The values at a dotted attribute path: [] when missing/null, every non-null item of an array,
+    and through arrays of objects every element's value (``secmon.ingest.paths`` defines the walk,
+    as the event table does)."""
+    return [stringify(value) for value in resolve_all(dict(event), path)]
 
 
 def field_values(event: Mapping[str, Any], field: Field) -> list[str]:

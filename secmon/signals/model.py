@@ -118,17 +118,12 @@ _TEMPLATE_VAR = re.compile(r"\{\{\s*([^{}#/^]+?)\s*\}\}")
 
 
 def lookup_path(event: dict[str, Any], path: str) -> Any:
-    """The value at a dotted attribute path (``@`` optional), or None."""
-    node: Any = event
-    path = path[1:] if path.startswith("@") else path
-    if path in event:
-        return event[path]
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None
-    return node
+    """The value at a dotted attribute path (``@`` optional), or None; values reached through
+    arrays come back as a list (``secmon.ingest.paths``)."""
+    from secmon.ingest.paths import Values, resolve
+
+    found = resolve(event, path)
+    return list(found) if type(found) is Values else found
 
 
 def render_message(template: str, event: dict[str, Any] | None, group_by: dict[str, Any]) -> str:

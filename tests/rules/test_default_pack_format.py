@@ -95,23 +95,9 @@ QUERY_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 ATTRIBUTE_RE = re.compile(r"^@[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 TEMPLATE_RE = re.compile(r"\{\{\s*(@?[A-Za-z0-9_.\-]+)\s*\}\}")
 
-# The engine's event model stops at arrays: `a.items.b` does not reach `b` inside a list of objects,
-# while Datadog's log search matches when any element does. These rule tests are written for
-# Datadog's behaviour and fail until the engine follows it (strict: they must be revisited then).
-ARRAYS_OF_OBJECTS = "engine: attribute paths do not traverse arrays of objects (Datadog's search does)"
-KNOWN_ENGINE_GAPS: dict[tuple[str, str], str] = {
-    ("aws-ami-shared", "AMI shared with an external account (Stratus ec2-share-ami)"): ARRAYS_OF_OBJECTS,
-    ("aws-ami-shared", "AMI made public is critical"): ARRAYS_OF_OBJECTS,
-    ("aws-ebs-snapshot-shared", "snapshot shared with an external account (Stratus ec2-share-ebs-snapshot)"): ARRAYS_OF_OBJECTS,
-    ("aws-ebs-snapshot-shared", "snapshot made public to all accounts is critical"): ARRAYS_OF_OBJECTS,
-    ("aws-s3-bucket-made-public", 'a bucket policy allowing GetObject to Principal "*"'): ARRAYS_OF_OBJECTS,
-    ("aws-s3-bucket-made-public", 'a bucket policy for {"AWS":"*"}'): ARRAYS_OF_OBJECTS,
-    ("aws-security-group-open-to-world", "SSH opened to 0.0.0.0/0 (Stratus ec2-security-group-open-port-22-ingress)"): ARRAYS_OF_OBJECTS,
-    ("aws-security-group-open-to-world", "RDP opened to ::/0 in the second permission of the call"): ARRAYS_OF_OBJECTS,
-    ("k8s-privileged-pod-created", "a privileged debug pod in the default namespace"): ARRAYS_OF_OBJECTS,
-    ("k8s-privileged-pod-created", "the second container of the pod is privileged"): ARRAYS_OF_OBJECTS,
-    ("k8s-privileged-pod-created", "a privileged init container"): ARRAYS_OF_OBJECTS,
-}
+# Rule tests the engine is known to get wrong, with the reason (strict xfail: revisit when fixed).
+# Empty since attribute paths reach through arrays of objects, as Datadog's search does.
+KNOWN_ENGINE_GAPS: dict[tuple[str, str], str] = {}
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -535,19 +521,18 @@ def test_stratus_datadog_attribute_events() -> None:
     got = sorted((s.rule_id, s.severity, s.event_count) for s in signals)
     assert got == [
         ("aws-cloudtrail-logging-tampered", "high", 1),  # DeleteTrail
+        ("aws-ebs-snapshot-shared", "high", 1),  # ModifySnapshotAttribute createVolumePermission add
         ("aws-ec2-user-data-modified", "medium", 1),  # ModifyInstanceAttribute userData
         ("aws-secretsmanager-many-secrets-read", "medium", 10),  # 10 distinct secrets in 2 s
     ]
     assert all(s.group_by == {"@userIdentity.arn": arn} for s in signals)
 
 
-@pytest.mark.xfail(strict=True, reason=ARRAYS_OF_OBJECTS)
 def test_stratus_snapshot_share() -> None:
     signals = scan(dataset("cloudtrail-stratus", "events.jsonl"), "aws-ebs-snapshot-shared")
     assert [(s.rule_id, s.severity) for s in signals] == [("aws-ebs-snapshot-shared", "high")]
 
 
-@pytest.mark.xfail(strict=True, reason=ARRAYS_OF_OBJECTS)
 def test_invictus_cloudtrail_sharing_and_ingress_detonations() -> None:
     """ec2-share-ami, ec2-share-ebs-snapshot and the 0.0.0.0/0 ingress rules need array traversal."""
     signals = scan(dataset("cloudtrail-invictus", "events.jsonl"),
@@ -598,14 +583,10 @@ PANTHER_BY_DESIGN = {
     ("AWS.CloudTrail.RootAccessKeyCreated", "Root Created Access Key For User"): "any root use is flagged",
     ("AWS.Root.Activity", "Root Activity - CreateServiceLinkedRole"): "any root use is flagged",
     ("AWS.Root.Activity", "Root Read-Only Enumeration"): "any root use is flagged",
+    ("AWS.CloudTrail.AMIModifiedForPublicAccess", "AMI Added to User"): "sharing an AMI with any other account is flagged (high), not only making it public",
 }
-# Where our rule is right by Datadog's semantics but the engine cannot follow yet.
-PANTHER_ENGINE_GAPS = {
-    ("AWS.CloudTrail.AMIModifiedForPublicAccess", "AMI Made Public"): ARRAYS_OF_OBJECTS,
-    ("AWS.CloudTrail.AMIModifiedForPublicAccess", "Access Granted To Unknown User"): ARRAYS_OF_OBJECTS,
-    ("AWS.CloudTrail.SnapshotMadePublic", "Snapshot Made Publicly Accessible"): ARRAYS_OF_OBJECTS,
-    ("AWS.CloudTrail.SnapshotMadePublic", "Snapshot Mader Available to Single Person"): ARRAYS_OF_OBJECTS,
-}
+# Where our rule is right by Datadog's semantics but the engine cannot follow yet (none now).
+PANTHER_ENGINE_GAPS: dict[tuple[str, str], str] = {}
 
 
 def test_panther_labelled_cloudtrail_events() -> None:
