@@ -17,6 +17,7 @@ CASES: dict[str, str] = {
     "compliance": "benchmarks.bench_compliance",
     "fim": "benchmarks.bench_fim",
     "ingest": "benchmarks.ingest",
+    "scan": "benchmarks.bench_scan",
 }
 
 
