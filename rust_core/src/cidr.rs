@@ -120,14 +120,21 @@ impl IpSetBuilder {
 
     fn check_list_id(list_id: u32) -> Result<()> {
         if list_id > MAX_LIST_ID {
-            return Err(CoreError::invalid(format!("list id {list_id} is out of range 0..={MAX_LIST_ID}")));
+            return Err(CoreError::invalid(format!(
+                "list id {list_id} is out of range 0..={MAX_LIST_ID}"
+            )));
         }
         Ok(())
     }
 
     /// Add every entry of one list. Strict: the first bad entry is an error naming its index and
     /// nothing of this call is added. Not strict: bad entries are skipped and counted.
-    pub fn add<S: AsRef<str>>(&mut self, entries: &[S], list_id: u32, strict: bool) -> Result<usize> {
+    pub fn add<S: AsRef<str>>(
+        &mut self,
+        entries: &[S],
+        list_id: u32,
+        strict: bool,
+    ) -> Result<usize> {
         Self::check_list_id(list_id)?;
         let mut parsed = Vec::with_capacity(entries.len());
         let mut skipped = 0;
@@ -135,12 +142,10 @@ impl IpSetBuilder {
             match parse_prefix(entry.as_ref()) {
                 Ok(p) => parsed.push((p, list_id)),
                 Err(_) if !strict => skipped += 1,
-                Err(reason) => {
-                    return Err(CoreError::invalid(format!(
-                        "entry {i} ({:?}) of list {list_id} is not a valid address or CIDR: {reason}",
-                        entry.as_ref()
-                    )))
-                }
+                Err(reason) => return Err(CoreError::invalid(format!(
+                    "entry {i} ({:?}) of list {list_id} is not a valid address or CIDR: {reason}",
+                    entry.as_ref()
+                ))),
             }
         }
         self.entries.extend(parsed);
@@ -166,14 +171,21 @@ impl IpSetBuilder {
                     if text.is_empty() {
                         continue;
                     }
-                    parse_prefix(text).map_err(|reason| format!("{text:?} is not a valid address or CIDR: {reason}"))
+                    parse_prefix(text).map_err(|reason| {
+                        format!("{text:?} is not a valid address or CIDR: {reason}")
+                    })
                 }
-                Err(_) => Err(format!("{:?} is not UTF-8 text", String::from_utf8_lossy(line))),
+                Err(_) => Err(format!(
+                    "{:?} is not UTF-8 text",
+                    String::from_utf8_lossy(line)
+                )),
             };
             match result {
                 Ok(p) => parsed.push((p, list_id)),
                 Err(_) if !strict => skipped += 1,
-                Err(reason) => return Err(CoreError::invalid(format!("{shown}:{}: {reason}", i + 1))),
+                Err(reason) => {
+                    return Err(CoreError::invalid(format!("{shown}:{}: {reason}", i + 1)))
+                }
             }
         }
         self.entries.extend(parsed);
@@ -187,7 +199,10 @@ impl IpSetBuilder {
         entries.sort_unstable_by_key(|&(p, list)| (p.start, p.len, list));
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
 
-        let mut table = IpTable { bounds: vec![0], ids: vec![-1] };
+        let mut table = IpTable {
+            bounds: vec![0],
+            ids: vec![-1],
+        };
         // Open prefixes, outermost first: (last address, list id).
         let mut open: Vec<(u128, i32)> = Vec::new();
         for (prefix, list) in entries {
@@ -311,31 +326,78 @@ mod tests {
         (&[&["::/0"]], "1.2.3.4", 0),
         (&[&["::/0"], &["2001:db8::/32"]], "2001:db8::1", 1),
         (&[&["::/0"], &["2001:db8::/32"]], "2001:db9::1", 0),
-        (&[&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"]], "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 0),
-        (&[&["::/0"], &["ffff::/16"]], "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1),
+        (
+            &[&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"]],
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            0,
+        ),
+        (
+            &[&["::/0"], &["ffff::/16"]],
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            1,
+        ),
         (&[&["1.2.3.77/24"]], "1.2.3.1", 0),
-        (&[&["10.0.0.0/8", "10.0.0.0/24"], &["10.0.0.0/16"]], "10.0.0.5", 0),
-        (&[&["10.0.0.0/8", "10.0.0.0/24"], &["10.0.0.0/16"]], "10.0.1.5", 1),
-        (&[&["10.0.0.0/8", "10.0.0.0/24"], &["10.0.0.0/16"]], "10.1.0.5", 0),
+        (
+            &[&["10.0.0.0/8", "10.0.0.0/24"], &["10.0.0.0/16"]],
+            "10.0.0.5",
+            0,
+        ),
+        (
+            &[&["10.0.0.0/8", "10.0.0.0/24"], &["10.0.0.0/16"]],
+            "10.0.1.5",
+            1,
+        ),
+        (
+            &[&["10.0.0.0/8", "10.0.0.0/24"], &["10.0.0.0/16"]],
+            "10.1.0.5",
+            0,
+        ),
         (&[&[]], "1.1.1.1", -1),
     ];
 
     #[test]
     fn table_of_lookups() {
         for (i, &(lists, addr, expected)) in CASES.iter().enumerate() {
-            assert_eq!(look(&table(lists), addr), expected, "case {i}: {lists:?} {addr}");
+            assert_eq!(
+                look(&table(lists), addr),
+                expected,
+                "case {i}: {lists:?} {addr}"
+            );
         }
     }
 
     #[test]
     fn parsing_rejects_what_python_ipaddress_rejects() {
-        for bad in ["01.2.3.4", " 1.2.3.4", "1.2.3.4 ", "1.2.3", "1.2.3.256", "", "::g", "1.2.3.4/33", "::/129", "1.2.3.4/", "1.2.3.4/+8", "1.2.3.4/ 8"] {
+        for bad in [
+            "01.2.3.4",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "1.2.3",
+            "1.2.3.256",
+            "",
+            "::g",
+            "1.2.3.4/33",
+            "::/129",
+            "1.2.3.4/",
+            "1.2.3.4/+8",
+            "1.2.3.4/ 8",
+        ] {
             assert!(parse_prefix(bad).is_err(), "{bad:?} should be rejected");
         }
-        for bad in ["01.2.3.4", " 1.2.3.4", "1.2.3.4/32", "fe80::1%eth0", "", "1.2.3.4\n"] {
+        for bad in [
+            "01.2.3.4",
+            " 1.2.3.4",
+            "1.2.3.4/32",
+            "fe80::1%eth0",
+            "",
+            "1.2.3.4\n",
+        ] {
             assert!(parse_addr(bad).is_none(), "{bad:?} should be rejected");
         }
-        assert_eq!(parse_prefix("1.2.3.0/024").unwrap(), parse_prefix("1.2.3.0/24").unwrap());
+        assert_eq!(
+            parse_prefix("1.2.3.0/024").unwrap(),
+            parse_prefix("1.2.3.0/24").unwrap()
+        );
     }
 
     #[test]
@@ -394,11 +456,24 @@ mod tests {
             for _ in 0..50 {
                 let r = next();
                 let addr = base(r) | ((r >> 16) as u128 % 3) << 60 | ((r >> 30) % 2) as u128;
-                assert_eq!(t.lookup(addr), naive(&entries, addr), "round {round}: {entries:?} addr {addr:x}");
+                assert_eq!(
+                    t.lookup(addr),
+                    naive(&entries, addr),
+                    "round {round}: {entries:?} addr {addr:x}"
+                );
             }
             for &(p, _) in &entries {
-                for addr in [p.start, p.last(), p.start.wrapping_sub(1), p.last().wrapping_add(1)] {
-                    assert_eq!(t.lookup(addr), naive(&entries, addr), "round {round}: edge {addr:x}");
+                for addr in [
+                    p.start,
+                    p.last(),
+                    p.start.wrapping_sub(1),
+                    p.last().wrapping_add(1),
+                ] {
+                    assert_eq!(
+                        t.lookup(addr),
+                        naive(&entries, addr),
+                        "round {round}: edge {addr:x}"
+                    );
                 }
             }
         }

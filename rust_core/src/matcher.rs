@@ -54,7 +54,10 @@ impl Default for MatcherBuilder {
 
 impl MatcherBuilder {
     pub fn new() -> Self {
-        MatcherBuilder { ascii_case_insensitive: false, automaton: AutomatonChoice::Auto }
+        MatcherBuilder {
+            ascii_case_insensitive: false,
+            automaton: AutomatonChoice::Auto,
+        }
     }
 
     /// Match ASCII letters regardless of case (non-ASCII bytes still match exactly).
@@ -84,7 +87,9 @@ impl MatcherBuilder {
             )));
         }
         if let Some(i) = patterns.iter().position(|p| p.is_empty()) {
-            return Err(CoreError::invalid(format!("pattern {i} is empty; every pattern needs at least one byte")));
+            return Err(CoreError::invalid(format!(
+                "pattern {i} is empty; every pattern needs at least one byte"
+            )));
         }
 
         // Fold duplicates (under the matcher's notion of equality) to one automaton pattern.
@@ -107,7 +112,11 @@ impl MatcherBuilder {
             unique_index.push(u);
         }
         drop(unique_of);
-        let duplicates = if unique.len() == patterns.len() { None } else { Some(Duplicates::new(&unique_index, unique.len())) };
+        let duplicates = if unique.len() == patterns.len() {
+            None
+        } else {
+            Some(Duplicates::new(&unique_index, unique.len()))
+        };
 
         let automaton = if unique.is_empty() {
             None
@@ -125,11 +134,19 @@ impl MatcherBuilder {
                 .kind(Some(kind))
                 .build(&unique)
                 .map_err(|e| {
-                    CoreError::invalid(format!("cannot build an automaton over {} patterns: {e}", unique.len()))
+                    CoreError::invalid(format!(
+                        "cannot build an automaton over {} patterns: {e}",
+                        unique.len()
+                    ))
                 })?;
             Some(ac)
         };
-        Ok(Matcher { patterns, ascii_case_insensitive: self.ascii_case_insensitive, automaton, duplicates })
+        Ok(Matcher {
+            patterns,
+            ascii_case_insensitive: self.ascii_case_insensitive,
+            automaton,
+            duplicates,
+        })
     }
 }
 
@@ -189,13 +206,19 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { parallel: true, chunk_bytes: DEFAULT_CHUNK_BYTES }
+        ScanOptions {
+            parallel: true,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
     }
 }
 
 impl ScanOptions {
     pub fn sequential() -> Self {
-        ScanOptions { parallel: false, chunk_bytes: DEFAULT_CHUNK_BYTES }
+        ScanOptions {
+            parallel: false,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
     }
 }
 
@@ -208,7 +231,10 @@ struct Seen {
 
 impl Seen {
     fn new(n: usize) -> Self {
-        Seen { stamp: vec![0; n], epoch: 0 }
+        Seen {
+            stamp: vec![0; n],
+            epoch: 0,
+        }
     }
 
     fn next_line(&mut self) {
@@ -273,7 +299,9 @@ impl Matcher {
     /// Every (line, pattern) pair present in `hay`, each once, sorted by line then pattern.
     pub fn match_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<LineMatches> {
         check_line_limit(hay)?;
-        let Some(ac) = &self.automaton else { return Ok(LineMatches::default()) };
+        let Some(ac) = &self.automaton else {
+            return Ok(LineMatches::default());
+        };
         let chunks = split_chunks(hay, sep, opts);
         if chunks.len() <= 1 {
             let mut out = LineMatches::default();
@@ -292,7 +320,10 @@ impl Matcher {
             )
             .collect();
         let total: usize = parts.iter().map(|(_, p)| p.lines.len()).sum();
-        let mut out = LineMatches { lines: Vec::with_capacity(total), patterns: Vec::with_capacity(total) };
+        let mut out = LineMatches {
+            lines: Vec::with_capacity(total),
+            patterns: Vec::with_capacity(total),
+        };
         let mut base = 0u32;
         for (n_lines, part) in parts {
             out.lines.extend(part.lines.iter().map(|l| l + base));
@@ -304,7 +335,14 @@ impl Matcher {
 
     /// Scan one run of whole lines; append its pairs (line numbers local to the run) to `out` and
     /// return how many lines the run has.
-    fn scan_chunk(&self, ac: &AhoCorasick, hay: &[u8], sep: u8, seen: &mut Seen, out: &mut LineMatches) -> u32 {
+    fn scan_chunk(
+        &self,
+        ac: &AhoCorasick,
+        hay: &[u8],
+        sep: u8,
+        seen: &mut Seen,
+        out: &mut LineMatches,
+    ) -> u32 {
         let mut seps = memchr::memchr_iter(sep, hay);
         let mut line: u32 = 0;
         let mut line_start = 0usize;
@@ -361,25 +399,34 @@ impl Matcher {
     /// One flag per line: does any pattern occur in it?
     pub fn any_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<Vec<bool>> {
         check_line_limit(hay)?;
-        let Some(ac) = &self.automaton else { return Ok(vec![false; count_lines(hay, sep)]) };
+        let Some(ac) = &self.automaton else {
+            return Ok(vec![false; count_lines(hay, sep)]);
+        };
         let chunks = split_chunks(hay, sep, opts);
         if chunks.len() <= 1 {
             return Ok(any_in_chunk(ac, hay, sep));
         }
-        let parts: Vec<Vec<bool>> = chunks.par_iter().map(|&(a, b)| any_in_chunk(ac, &hay[a..b], sep)).collect();
+        let parts: Vec<Vec<bool>> = chunks
+            .par_iter()
+            .map(|&(a, b)| any_in_chunk(ac, &hay[a..b], sep))
+            .collect();
         Ok(parts.concat())
     }
 
     /// Every occurrence of every pattern anywhere in `hay` (separators are not special here),
     /// overlapping ones included, sorted by start then pattern id.
     pub fn find_all(&self, hay: &[u8]) -> Occurrences {
-        let Some(ac) = &self.automaton else { return Occurrences::default() };
+        let Some(ac) = &self.automaton else {
+            return Occurrences::default();
+        };
         let mut hits: Vec<(u64, u32, u64)> = Vec::new();
         for m in ac.find_overlapping_iter(hay) {
             let (s, e) = (m.start() as u64, m.end() as u64);
             match &self.duplicates {
                 None => hits.push((s, m.pattern().as_u32(), e)),
-                Some(d) => hits.extend(d.originals(m.pattern().as_u32()).iter().map(|&p| (s, p, e))),
+                Some(d) => {
+                    hits.extend(d.originals(m.pattern().as_u32()).iter().map(|&p| (s, p, e)))
+                }
             }
         }
         hits.sort_unstable();
@@ -403,7 +450,9 @@ impl Matcher {
         I: IntoIterator<Item = Option<&'a [u8]>>,
     {
         let mut out = LineMatches::default();
-        let Some(ac) = &self.automaton else { return out };
+        let Some(ac) = &self.automaton else {
+            return out;
+        };
         let mut seen = Seen::new(ac.patterns_len());
         let mut found = Vec::new();
         for (row, item) in items.into_iter().enumerate() {
@@ -437,7 +486,9 @@ fn any_in_chunk(ac: &AhoCorasick, hay: &[u8], sep: u8) -> Vec<bool> {
     let mut line_end = seps.next().unwrap_or(hay.len());
     let mut pos = 0usize;
     while pos < hay.len() {
-        let Some(m) = ac.find(Input::new(hay).range(pos..)) else { break };
+        let Some(m) = ac.find(Input::new(hay).range(pos..)) else {
+            break;
+        };
         while m.start() > line_end {
             line += 1;
             line_end = seps.next().unwrap_or(hay.len());
@@ -520,7 +571,10 @@ fn check_line_limit(hay: &[u8]) -> Result<()> {
     if hay.len() > u32::MAX as usize {
         let n = count_lines(hay, b'\n').max(memchr::memchr_iter(b'\r', hay).count());
         if n > u32::MAX as usize {
-            return Err(CoreError::invalid(format!("the buffer has {n} lines; the limit is {}", u32::MAX)));
+            return Err(CoreError::invalid(format!(
+                "the buffer has {n} lines; the limit is {}",
+                u32::MAX
+            )));
         }
     }
     Ok(())
@@ -544,7 +598,13 @@ mod tests {
         if hay.last() == Some(&sep) || hay.is_empty() {
             lines.pop();
         }
-        let eq = |a: &[u8], b: &[u8]| if ci { a.eq_ignore_ascii_case(b) } else { a == b };
+        let eq = |a: &[u8], b: &[u8]| {
+            if ci {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
         let mut out = Vec::new();
         for (li, line) in lines.iter().enumerate() {
             for (pi, p) in patterns.iter().enumerate() {
@@ -557,39 +617,103 @@ mod tests {
     }
 
     // (patterns, haystack, separator, case-insensitive, expected (line, pattern) pairs)
-    type Case = (&'static [&'static [u8]], &'static [u8], u8, bool, &'static [(u32, u32)]);
+    type Case = (
+        &'static [&'static [u8]],
+        &'static [u8],
+        u8,
+        bool,
+        &'static [(u32, u32)],
+    );
     const CASES: &[Case] = &[
         (&[b"a"], b"", b'\n', false, &[]),
         (&[b"a"], b"\n", b'\n', false, &[]),
         (&[b"a"], b"a", b'\n', false, &[(0, 0)]),
         (&[b"a"], b"a\n", b'\n', false, &[(0, 0)]),
         (&[b"a"], b"\n\na\n\n", b'\n', false, &[(2, 0)]),
-        (&[b"ssh", b"sshd"], b"sshd: ok", b'\n', false, &[(0, 0), (0, 1)]),
-        (&[b"sshd", b"ssh"], b"sshd: ok", b'\n', false, &[(0, 0), (0, 1)]),
-        (&[b"abc", b"bcd", b"c"], b"xabcdx\nbc", b'\n', false, &[(0, 0), (0, 1), (0, 2), (1, 2)]),
-        (&[b"x", b"x", b"y"], b"y\nx", b'\n', false, &[(0, 2), (1, 0), (1, 1)]),
+        (
+            &[b"ssh", b"sshd"],
+            b"sshd: ok",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1)],
+        ),
+        (
+            &[b"sshd", b"ssh"],
+            b"sshd: ok",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1)],
+        ),
+        (
+            &[b"abc", b"bcd", b"c"],
+            b"xabcdx\nbc",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1), (0, 2), (1, 2)],
+        ),
+        (
+            &[b"x", b"x", b"y"],
+            b"y\nx",
+            b'\n',
+            false,
+            &[(0, 2), (1, 0), (1, 1)],
+        ),
         (&[b"a\nb"], b"a\nb", b'\n', false, &[]),
         (&[b"a\nb", b"a"], b"a\nb", b'\n', false, &[(0, 1)]),
         (&[b"ab"], b"a\nb", b'\n', false, &[]),
         (&[b"b", b"a\nbc"], b"a\nbc", b'\n', false, &[(1, 0)]),
         (&[b"c", b"b;c", b"a;b;c"], b"a;b;c", b';', false, &[(2, 0)]),
-        (&[b"ERROR"], b"error\nErRoR\nERROR", b'\n', true, &[(0, 0), (1, 0), (2, 0)]),
+        (
+            &[b"ERROR"],
+            b"error\nErRoR\nERROR",
+            b'\n',
+            true,
+            &[(0, 0), (1, 0), (2, 0)],
+        ),
         (&[b"ERROR"], b"error\nErRoR\nERROR", b'\n', false, &[(2, 0)]),
-        (&[b"Error", b"eRRor"], b"ERROR", b'\n', true, &[(0, 0), (0, 1)]),
+        (
+            &[b"Error", b"eRRor"],
+            b"ERROR",
+            b'\n',
+            true,
+            &[(0, 0), (0, 1)],
+        ),
         (&[b"A"], b"bab", b'a', true, &[]),
-        (&[b"\xff\xfe"], b"\xff\xfe\n\xfe\xff", b'\n', false, &[(0, 0)]),
+        (
+            &[b"\xff\xfe"],
+            b"\xff\xfe\n\xfe\xff",
+            b'\n',
+            false,
+            &[(0, 0)],
+        ),
         (&[b"aa"], b"aaaa\naa", b'\n', false, &[(0, 0), (1, 0)]),
-        (&[b"1.2.3.4"], b"src=1.2.3.45|dst=1.2.3.4", b'|', false, &[(0, 0), (1, 0)]),
+        (
+            &[b"1.2.3.4"],
+            b"src=1.2.3.45|dst=1.2.3.4",
+            b'|',
+            false,
+            &[(0, 0), (1, 0)],
+        ),
         (&[b"b"], b"a;b;;b;", b';', false, &[(1, 0), (3, 0)]),
         (&[], b"anything", b'\n', false, &[]),
     ];
 
     fn configs() -> Vec<(AutomatonChoice, ScanOptions)> {
         let mut out = Vec::new();
-        for choice in [AutomatonChoice::Auto, AutomatonChoice::Dfa, AutomatonChoice::Nfa] {
+        for choice in [
+            AutomatonChoice::Auto,
+            AutomatonChoice::Dfa,
+            AutomatonChoice::Nfa,
+        ] {
             out.push((choice, ScanOptions::sequential()));
             for chunk in [1, 2, 3, 7] {
-                out.push((choice, ScanOptions { parallel: true, chunk_bytes: chunk }));
+                out.push((
+                    choice,
+                    ScanOptions {
+                        parallel: true,
+                        chunk_bytes: chunk,
+                    },
+                ));
             }
         }
         out
@@ -599,18 +723,35 @@ mod tests {
     fn table_of_cases_against_every_configuration() {
         for (ci, &(pats, hay, sep, icase, expected)) in CASES.iter().enumerate() {
             let naive = naive_pairs(pats, hay, sep, icase);
-            assert_eq!(naive, expected.to_vec(), "case {ci}: the naive twin disagrees with the table");
+            assert_eq!(
+                naive,
+                expected.to_vec(),
+                "case {ci}: the naive twin disagrees with the table"
+            );
             for (choice, opts) in configs() {
-                let m = MatcherBuilder::new().ascii_case_insensitive(icase).automaton(choice).build(pats).unwrap();
+                let m = MatcherBuilder::new()
+                    .ascii_case_insensitive(icase)
+                    .automaton(choice)
+                    .build(pats)
+                    .unwrap();
                 let got = m.match_lines(hay, sep, opts).unwrap();
-                let pairs: Vec<(u32, u32)> = got.lines.iter().copied().zip(got.patterns.iter().copied()).collect();
+                let pairs: Vec<(u32, u32)> = got
+                    .lines
+                    .iter()
+                    .copied()
+                    .zip(got.patterns.iter().copied())
+                    .collect();
                 assert_eq!(pairs, expected.to_vec(), "case {ci} {choice:?} {opts:?}");
                 let n = count_lines(hay, sep);
                 let mut any = vec![false; n];
                 for &(l, _) in expected {
                     any[l as usize] = true;
                 }
-                assert_eq!(m.any_lines(hay, sep, opts).unwrap(), any, "any_lines case {ci} {choice:?} {opts:?}");
+                assert_eq!(
+                    m.any_lines(hay, sep, opts).unwrap(),
+                    any,
+                    "any_lines case {ci} {choice:?} {opts:?}"
+                );
             }
         }
     }
@@ -618,12 +759,22 @@ mod tests {
     #[test]
     fn empty_pattern_is_rejected_with_its_index() {
         let err = Matcher::new([b"a".as_slice(), b"b", b""]).unwrap_err();
-        assert_eq!(err.to_string(), "pattern 2 is empty; every pattern needs at least one byte");
+        assert_eq!(
+            err.to_string(),
+            "pattern 2 is empty; every pattern needs at least one byte"
+        );
     }
 
     #[test]
     fn count_lines_follows_the_trailing_separator_rule() {
-        for (hay, n) in [(&b""[..], 0), (b"\n", 1), (b"a", 1), (b"a\n", 1), (b"a\n\nb", 3), (b"\n\n", 2)] {
+        for (hay, n) in [
+            (&b""[..], 0),
+            (b"\n", 1),
+            (b"a", 1),
+            (b"a\n", 1),
+            (b"a\n\nb", 3),
+            (b"\n\n", 2),
+        ] {
             assert_eq!(count_lines(hay, b'\n'), n, "{hay:?}");
         }
     }
@@ -645,9 +796,21 @@ mod tests {
     fn find_all_reports_overlapping_and_duplicate_occurrences() {
         let m = Matcher::new([b"aa".as_slice(), b"a", b"aa"]).unwrap();
         let occ = m.find_all(b"aaa");
-        let got: Vec<(u32, u64, u64)> =
-            (0..occ.patterns.len()).map(|i| (occ.patterns[i], occ.starts[i], occ.ends[i])).collect();
-        assert_eq!(got, vec![(0, 0, 2), (1, 0, 1), (2, 0, 2), (0, 1, 3), (1, 1, 2), (2, 1, 3), (1, 2, 3)]);
+        let got: Vec<(u32, u64, u64)> = (0..occ.patterns.len())
+            .map(|i| (occ.patterns[i], occ.starts[i], occ.ends[i]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 2),
+                (1, 0, 1),
+                (2, 0, 2),
+                (0, 1, 3),
+                (1, 1, 2),
+                (2, 1, 3),
+                (1, 2, 3)
+            ]
+        );
     }
 
     #[test]
@@ -678,18 +841,36 @@ mod tests {
         for round in 0..300 {
             let n_pats = rng.below(6) as usize;
             let pats: Vec<Vec<u8>> = (0..n_pats)
-                .map(|_| (0..1 + rng.below(3)).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect())
+                .map(|_| {
+                    (0..1 + rng.below(3))
+                        .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                        .collect()
+                })
                 .collect();
-            let hay: Vec<u8> = (0..rng.below(40)).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+            let hay: Vec<u8> = (0..rng.below(40))
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
             let sep = if round % 2 == 0 { b'\n' } else { b';' };
             let icase = round % 3 == 0;
             let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
             let expected = naive_pairs(&refs, &hay, sep, icase);
             for (choice, opts) in configs() {
-                let m = MatcherBuilder::new().ascii_case_insensitive(icase).automaton(choice).build(&refs).unwrap();
+                let m = MatcherBuilder::new()
+                    .ascii_case_insensitive(icase)
+                    .automaton(choice)
+                    .build(&refs)
+                    .unwrap();
                 let got = m.match_lines(&hay, sep, opts).unwrap();
-                let pairs: Vec<(u32, u32)> = got.lines.iter().copied().zip(got.patterns.iter().copied()).collect();
-                assert_eq!(pairs, expected, "round {round}: {pats:?} in {hay:?} sep {sep} icase {icase}");
+                let pairs: Vec<(u32, u32)> = got
+                    .lines
+                    .iter()
+                    .copied()
+                    .zip(got.patterns.iter().copied())
+                    .collect();
+                assert_eq!(
+                    pairs, expected,
+                    "round {round}: {pats:?} in {hay:?} sep {sep} icase {icase}"
+                );
             }
         }
     }

@@ -27,14 +27,19 @@ impl ByteView {
             ))
         })?;
         if !buffer.is_c_contiguous() {
-            return Err(PyValueError::new_err(format!("{what} must be a contiguous buffer")));
+            return Err(PyValueError::new_err(format!(
+                "{what} must be a contiguous buffer"
+            )));
         }
         Ok(ByteView { buffer })
     }
 
     /// The bytes, usable without the GIL. The caller must keep `self` alive while using them.
     pub(crate) fn bytes(&self) -> SendSlice {
-        SendSlice { ptr: self.buffer.buf_ptr() as usize, len: self.buffer.len_bytes() }
+        SendSlice {
+            ptr: self.buffer.buf_ptr() as usize,
+            len: self.buffer.len_bytes(),
+        }
     }
 }
 
@@ -61,12 +66,19 @@ impl SendSlice {
 /// (line or row indices, pattern ids), the pair arrays every matching method returns.
 type PairArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>);
 /// (pattern ids, starts, ends) of `find_all`.
-type OccurrenceArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
+type OccurrenceArrays<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+);
 
 fn one_byte(sep: &[u8]) -> PyResult<u8> {
     match sep {
         [b] => Ok(*b),
-        _ => Err(PyValueError::new_err(format!("sep must be exactly one byte, got {} bytes ({sep:?})", sep.len()))),
+        _ => Err(PyValueError::new_err(format!(
+            "sep must be exactly one byte, got {} bytes ({sep:?})",
+            sep.len()
+        ))),
     }
 }
 
@@ -90,7 +102,11 @@ pub struct PyMatcher {
 impl PyMatcher {
     #[new]
     #[pyo3(signature = (patterns, *, ascii_case_insensitive = false))]
-    fn new(py: Python<'_>, patterns: &Bound<'_, PyAny>, ascii_case_insensitive: bool) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        patterns: &Bound<'_, PyAny>,
+        ascii_case_insensitive: bool,
+    ) -> PyResult<Self> {
         if patterns.is_instance_of::<PyString>() || patterns.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "patterns must be a sequence of bytes or str, not a single string; wrap it in a list",
@@ -108,11 +124,20 @@ impl PyMatcher {
                 given_as_str.push(true);
             } else {
                 let type_name = item.get_type().name()?.to_string();
-                return Err(PyTypeError::new_err(format!("pattern {i} is {type_name}; expected bytes or str")));
+                return Err(PyTypeError::new_err(format!(
+                    "pattern {i} is {type_name}; expected bytes or str"
+                )));
             }
         }
-        let inner = py.detach(|| MatcherBuilder::new().ascii_case_insensitive(ascii_case_insensitive).build(&owned))?;
-        Ok(PyMatcher { inner, given_as_str })
+        let inner = py.detach(|| {
+            MatcherBuilder::new()
+                .ascii_case_insensitive(ascii_case_insensitive)
+                .build(&owned)
+        })?;
+        Ok(PyMatcher {
+            inner,
+            given_as_str,
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -123,7 +148,11 @@ impl PyMatcher {
         format!(
             "Matcher({} patterns, ascii_case_insensitive={})",
             self.inner.len(),
-            if self.inner.ascii_case_insensitive() { "True" } else { "False" }
+            if self.inner.ascii_case_insensitive() {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 
@@ -135,8 +164,9 @@ impl PyMatcher {
     /// The patterns, each as given (bytes or str), in id order.
     #[getter]
     fn patterns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items: Vec<Bound<'py, PyAny>> =
-            (0..self.inner.len()).map(|i| self.pattern_object(py, i)).collect::<PyResult<_>>()?;
+        let items: Vec<Bound<'py, PyAny>> = (0..self.inner.len())
+            .map(|i| self.pattern_object(py, i))
+            .collect::<PyResult<_>>()?;
         PyList::new(py, items)
     }
 
@@ -152,6 +182,7 @@ impl PyMatcher {
     }
 
     #[pyo3(signature = (buffer, sep = b"\n".as_slice(), *, parallel = true))]
+    #[pyo3(text_signature = "($self, buffer, sep=b'\\n', *, parallel=True)")]
     fn match_lines<'py>(
         &self,
         py: Python<'py>,
@@ -163,12 +194,19 @@ impl PyMatcher {
         let view = ByteView::new(buffer, "buffer")?;
         let bytes = view.bytes();
         // SAFETY: `view` holds the buffer until after `detach` returns.
-        let found = py.detach(|| self.inner.match_lines(unsafe { bytes.get() }, sep, options(parallel)))?;
+        let found = py.detach(|| {
+            self.inner
+                .match_lines(unsafe { bytes.get() }, sep, options(parallel))
+        })?;
         drop(view);
-        Ok((found.lines.into_pyarray(py), found.patterns.into_pyarray(py)))
+        Ok((
+            found.lines.into_pyarray(py),
+            found.patterns.into_pyarray(py),
+        ))
     }
 
     #[pyo3(signature = (buffer, sep = b"\n".as_slice(), *, parallel = true))]
+    #[pyo3(text_signature = "($self, buffer, sep=b'\\n', *, parallel=True)")]
     fn any_lines<'py>(
         &self,
         py: Python<'py>,
@@ -180,7 +218,10 @@ impl PyMatcher {
         let view = ByteView::new(buffer, "buffer")?;
         let bytes = view.bytes();
         // SAFETY: `view` holds the buffer until after `detach` returns.
-        let flags = py.detach(|| self.inner.any_lines(unsafe { bytes.get() }, sep, options(parallel)))?;
+        let flags = py.detach(|| {
+            self.inner
+                .any_lines(unsafe { bytes.get() }, sep, options(parallel))
+        })?;
         drop(view);
         Ok(flags.into_pyarray(py))
     }
@@ -195,7 +236,11 @@ impl PyMatcher {
         // SAFETY: `view` holds the buffer until after `detach` returns.
         let occ = py.detach(|| self.inner.find_all(unsafe { bytes.get() }));
         drop(view);
-        Ok((occ.patterns.into_pyarray(py), occ.starts.into_pyarray(py), occ.ends.into_pyarray(py)))
+        Ok((
+            occ.patterns.into_pyarray(py),
+            occ.starts.into_pyarray(py),
+            occ.ends.into_pyarray(py),
+        ))
     }
 
     fn match_column<'py>(
@@ -213,13 +258,24 @@ impl PyMatcher {
         }
         let found = py.detach(|| self.inner.match_items(column.iter()));
         drop(column);
-        Ok((found.lines.into_pyarray(py), found.patterns.into_pyarray(py)))
+        Ok((
+            found.lines.into_pyarray(py),
+            found.patterns.into_pyarray(py),
+        ))
     }
 
-    fn any_column<'py>(&self, py: Python<'py>, column: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<bool>>> {
+    fn any_column<'py>(
+        &self,
+        py: Python<'py>,
+        column: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let column = arrow::StringColumn::import(column, "column")?;
-        let flags: Vec<bool> =
-            py.detach(|| column.iter().map(|item| item.is_some_and(|s| self.inner.is_match(s))).collect());
+        let flags: Vec<bool> = py.detach(|| {
+            column
+                .iter()
+                .map(|item| item.is_some_and(|s| self.inner.is_match(s)))
+                .collect()
+        });
         drop(column);
         Ok(flags.into_pyarray(py))
     }
@@ -230,7 +286,11 @@ impl PyMatcher {
         let bytes = self.inner.pattern(i).expect("index checked by the caller");
         if self.given_as_str[i] {
             // Built from a Python str, so the bytes are UTF-8.
-            Ok(PyString::new(py, std::str::from_utf8(bytes).expect("pattern given as str")).into_any())
+            Ok(PyString::new(
+                py,
+                std::str::from_utf8(bytes).expect("pattern given as str"),
+            )
+            .into_any())
         } else {
             Ok(PyBytes::new(py, bytes).into_any())
         }
@@ -240,6 +300,7 @@ impl PyMatcher {
 /// Number of lines in `buffer`: a trailing separator does not start a new line.
 #[pyfunction]
 #[pyo3(signature = (buffer, sep = b"\n".as_slice()))]
+#[pyo3(text_signature = "(buffer, sep=b'\\n')")]
 fn count_lines(py: Python<'_>, buffer: &Bound<'_, PyAny>, sep: &[u8]) -> PyResult<usize> {
     let sep = one_byte(sep)?;
     let view = ByteView::new(buffer, "buffer")?;
@@ -251,6 +312,7 @@ fn count_lines(py: Python<'_>, buffer: &Bound<'_, PyAny>, sep: &[u8]) -> PyResul
 /// The lines numbered `line_idx` (without separators), in the order asked.
 #[pyfunction]
 #[pyo3(signature = (buffer, line_idx, sep = b"\n".as_slice()))]
+#[pyo3(text_signature = "(buffer, line_idx, sep=b'\\n')")]
 fn select_lines<'py>(
     py: Python<'py>,
     buffer: &Bound<'py, PyAny>,
@@ -265,7 +327,10 @@ fn select_lines<'py>(
     let ranges = py.detach(|| matcher::select_lines(unsafe { bytes.get() }, sep, &wanted))?;
     // SAFETY: still held; the GIL is held again, so the slices are only read here.
     let hay = unsafe { bytes.get() };
-    let list = PyList::new(py, ranges.iter().map(|&(a, b)| PyBytes::new(py, &hay[a..b])))?;
+    let list = PyList::new(
+        py,
+        ranges.iter().map(|&(a, b)| PyBytes::new(py, &hay[a..b])),
+    )?;
     drop(view);
     Ok(list)
 }
@@ -275,15 +340,18 @@ fn line_indices(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
     if let Ok(array) = obj.extract::<PyReadonlyArray1<u32>>() {
         return Ok(array.as_array().to_vec());
     }
-    let values: Vec<i64> = obj
-        .extract()
-        .map_err(|_| PyTypeError::new_err("line_idx must be a numpy uint32 array or a sequence of int"))?;
+    let values: Vec<i64> = obj.extract().map_err(|_| {
+        PyTypeError::new_err("line_idx must be a numpy uint32 array or a sequence of int")
+    })?;
     values
         .iter()
         .enumerate()
         .map(|(i, &v)| {
             u32::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!("line index {v} (position {i}) is out of range: must be 0..{}", u32::MAX))
+                PyValueError::new_err(format!(
+                    "line index {v} (position {i}) is out of range: must be 0..{}",
+                    u32::MAX
+                ))
             })
         })
         .collect()
@@ -458,9 +526,13 @@ pub(crate) mod arrow {
             if obj.hasattr("__arrow_c_stream__")? {
                 let capsule = obj.call_method0("__arrow_c_stream__")?;
                 let capsule = capsule.cast::<PyCapsule>().map_err(|_| {
-                    PyTypeError::new_err(format!("{what}: __arrow_c_stream__ did not return a PyCapsule"))
+                    PyTypeError::new_err(format!(
+                        "{what}: __arrow_c_stream__ did not return a PyCapsule"
+                    ))
                 })?;
-                let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?.as_ptr() as *mut ArrowArrayStream;
+                let ptr = capsule
+                    .pointer_checked(Some(c"arrow_array_stream"))?
+                    .as_ptr() as *mut ArrowArrayStream;
                 // Move the stream out of the capsule; the capsule's destructor then sees a
                 // released stream and does nothing.
                 let stream = unsafe {
@@ -477,8 +549,12 @@ pub(crate) mod arrow {
                 let array_capsule = pair.get_item(1)?;
                 let schema_capsule = schema_capsule.cast::<PyCapsule>()?;
                 let array_capsule = array_capsule.cast::<PyCapsule>()?;
-                let sp = schema_capsule.pointer_checked(Some(c"arrow_schema"))?.as_ptr() as *mut ArrowSchema;
-                let ap = array_capsule.pointer_checked(Some(c"arrow_array"))?.as_ptr() as *mut ArrowArray;
+                let sp = schema_capsule
+                    .pointer_checked(Some(c"arrow_schema"))?
+                    .as_ptr() as *mut ArrowSchema;
+                let ap = array_capsule
+                    .pointer_checked(Some(c"arrow_array"))?
+                    .as_ptr() as *mut ArrowArray;
                 let (schema, array) = unsafe {
                     let schema = OwnedSchema(std::ptr::read(sp));
                     (*sp).release = None;
@@ -488,7 +564,10 @@ pub(crate) mod arrow {
                 };
                 let layout = layout_of(&format_of(&schema.0), what)?;
                 let chunk = Chunk::new(layout, array, what)?;
-                return Ok(StringColumn { len: chunk.length, chunks: vec![chunk] });
+                return Ok(StringColumn {
+                    len: chunk.length,
+                    chunks: vec![chunk],
+                });
             }
             let type_name = obj.get_type().name()?.to_string();
             Err(PyTypeError::new_err(format!(
@@ -499,13 +578,17 @@ pub(crate) mod arrow {
         fn from_stream(mut stream: OwnedStream, what: &str) -> PyResult<Self> {
             let s = &mut stream.0;
             let mut schema = OwnedSchema(ArrowSchema::empty());
-            let get_schema = s.get_schema.ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
+            let get_schema = s
+                .get_schema
+                .ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
             let rc = unsafe { get_schema(s, &mut schema.0) };
             if rc != 0 {
                 return Err(stream_error(s, rc, what));
             }
             let layout = layout_of(&format_of(&schema.0), what)?;
-            let get_next = s.get_next.ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
+            let get_next = s
+                .get_next
+                .ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
             let mut chunks = Vec::new();
             let mut len = 0usize;
             loop {
@@ -530,7 +613,9 @@ pub(crate) mod arrow {
 
         /// Every row in order: `None` for nulls.
         pub(crate) fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> + '_ {
-            self.chunks.iter().flat_map(|chunk| (0..chunk.length).map(move |i| chunk.get(i)))
+            self.chunks
+                .iter()
+                .flat_map(|chunk| (0..chunk.length).map(move |i| chunk.get(i)))
         }
     }
 
@@ -538,7 +623,9 @@ pub(crate) mod arrow {
         if schema.format.is_null() {
             return String::new();
         }
-        unsafe { CStr::from_ptr(schema.format) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(schema.format) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn stream_error(s: &mut ArrowArrayStream, rc: i32, what: &str) -> PyErr {
@@ -548,7 +635,9 @@ pub(crate) mod arrow {
             .filter(|p| !p.is_null())
             .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
             .unwrap_or_default();
-        PyValueError::new_err(format!("{what}: the Arrow stream failed (error {rc}): {detail}"))
+        PyValueError::new_err(format!(
+            "{what}: the Arrow stream failed (error {rc}): {detail}"
+        ))
     }
 
     impl Chunk {
@@ -584,7 +673,9 @@ pub(crate) mod arrow {
 
         fn get(&self, i: usize) -> Option<&[u8]> {
             let j = self.offset + i;
-            if !self.validity.is_null() && unsafe { *self.validity.add(j / 8) } & (1 << (j % 8)) == 0 {
+            if !self.validity.is_null()
+                && unsafe { *self.validity.add(j / 8) } & (1 << (j % 8)) == 0
+            {
                 return None;
             }
             // SAFETY: indices are within `offset + length`, which the producer guarantees the
@@ -593,12 +684,18 @@ pub(crate) mod arrow {
                 match self.layout {
                     Layout::Offsets32 => {
                         let offsets = self.offsets_or_views as *const i32;
-                        let (a, b) = (offsets.add(j).read_unaligned(), offsets.add(j + 1).read_unaligned());
+                        let (a, b) = (
+                            offsets.add(j).read_unaligned(),
+                            offsets.add(j + 1).read_unaligned(),
+                        );
                         Some(bytes_at(self.data[0], a as usize, (b - a) as usize))
                     }
                     Layout::Offsets64 => {
                         let offsets = self.offsets_or_views as *const i64;
-                        let (a, b) = (offsets.add(j).read_unaligned(), offsets.add(j + 1).read_unaligned());
+                        let (a, b) = (
+                            offsets.add(j).read_unaligned(),
+                            offsets.add(j + 1).read_unaligned(),
+                        );
                         Some(bytes_at(self.data[0], a as usize, (b - a) as usize))
                     }
                     Layout::View => {
