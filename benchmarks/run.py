@@ -13,7 +13,9 @@ import sys
 import time
 
 # name -> module with run(smoke) -> list[Table]
-CASES: dict[str, str] = {}
+CASES: dict[str, str] = {
+    "matcher": "benchmarks.bench_matcher",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

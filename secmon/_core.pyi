@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Protocol, TypeAlias, final
+from typing import Any, Literal, Protocol, TypeAlias, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,10 +40,16 @@ class Matcher:
     (it is accepted, since the separator is chosen per call). Buffers are any bytes-like object
     (bytes, bytearray, memoryview, mmap), read in place without copying; do not resize or write
     them from another thread during a call. Methods release the GIL and may be called from many
-    threads at once.
+    threads at once. ``engine`` chooses how ``match_lines`` and ``any_lines`` search (same answers).
     """
 
-    def __new__(cls, patterns: Sequence[bytes | str], *, ascii_case_insensitive: bool = False) -> Matcher: ...
+    def __new__(
+        cls,
+        patterns: Sequence[bytes | str],
+        *,
+        ascii_case_insensitive: bool = False,
+        engine: Literal["auto", "automaton", "hashed"] = "auto",
+    ) -> Matcher: ...
     def __len__(self) -> int: ...
     @property
     def patterns(self) -> list[bytes | str]:
@@ -51,6 +57,11 @@ class Matcher:
     @property
     def ascii_case_insensitive(self) -> bool:
         """Whether ASCII letters match regardless of case."""
+    @property
+    def engine(self) -> Literal["automaton", "hashed"]:
+        """The engine of ``match_lines``/``any_lines``: "automaton" (Aho-Corasick over the whole
+        buffer) or "hashed" (a filter on hashed 4/8-byte windows, candidates verified). "auto"
+        picks "hashed" for more than 64 patterns of 4+ bytes each (up to 200,000)."""
     def pattern(self, pattern_id: int) -> bytes | str:
         """Pattern number ``pattern_id``, as given; ``IndexError`` when out of range."""
     def match_lines(

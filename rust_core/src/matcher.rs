@@ -44,6 +44,30 @@ pub enum AutomatonChoice {
 pub struct MatcherBuilder {
     ascii_case_insensitive: bool,
     automaton: AutomatonChoice,
+    engine: Engine,
+}
+
+/// Which engine `match_lines` and `any_lines` use. Both give the same answers; `find_all` and
+/// the column methods always use the automaton.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `Hashed` when every pattern has at least [`WINDOW`] bytes and there are more than
+    /// [`HASHED_MIN_PATTERNS`] (and at most [`HASHED_MAX_PATTERNS`]); otherwise `Automaton`.
+    Auto,
+    /// The Aho-Corasick automaton over the whole buffer.
+    Automaton,
+    /// A filter on hashed 4-byte windows, candidates verified against the patterns.
+    Hashed,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Automaton => "automaton",
+            Engine::Hashed => "hashed",
+        }
+    }
 }
 
 impl Default for MatcherBuilder {
@@ -57,6 +81,7 @@ impl MatcherBuilder {
         MatcherBuilder {
             ascii_case_insensitive: false,
             automaton: AutomatonChoice::Auto,
+            engine: Engine::Auto,
         }
     }
 
@@ -68,6 +93,11 @@ impl MatcherBuilder {
 
     pub fn automaton(&mut self, choice: AutomatonChoice) -> &mut Self {
         self.automaton = choice;
+        self
+    }
+
+    pub fn engine(&mut self, engine: Engine) -> &mut Self {
+        self.engine = engine;
         self
     }
 
@@ -141,10 +171,29 @@ impl MatcherBuilder {
                 })?;
             Some(ac)
         };
+        let hashed = match self.engine {
+            Engine::Automaton => None,
+            Engine::Hashed => {
+                if let Some(i) = patterns.iter().position(|p| p.len() < WINDOW) {
+                    return Err(CoreError::invalid(format!(
+                        "pattern {i} is {} bytes; the hashed engine needs patterns of at least {WINDOW} bytes",
+                        patterns[i].len()
+                    )));
+                }
+                Some(HashedFilter::new(&unique, self.ascii_case_insensitive))
+            }
+            Engine::Auto => {
+                let fits = unique.len() > HASHED_MIN_PATTERNS
+                    && unique.len() <= HASHED_MAX_PATTERNS
+                    && unique.iter().all(|p| p.len() >= WINDOW);
+                fits.then(|| HashedFilter::new(&unique, self.ascii_case_insensitive))
+            }
+        };
         Ok(Matcher {
             patterns,
             ascii_case_insensitive: self.ascii_case_insensitive,
             automaton,
+            hashed,
             duplicates,
         })
     }
@@ -263,6 +312,7 @@ pub struct Matcher {
     patterns: Vec<Vec<u8>>,
     ascii_case_insensitive: bool,
     automaton: Option<AhoCorasick>,
+    hashed: Option<HashedFilter>,
     duplicates: Option<Duplicates>,
 }
 
@@ -296,25 +346,44 @@ impl Matcher {
         self.ascii_case_insensitive
     }
 
+    /// The engine `match_lines` and `any_lines` use: `Automaton` or `Hashed`.
+    pub fn engine(&self) -> Engine {
+        if self.hashed.is_some() {
+            Engine::Hashed
+        } else {
+            Engine::Automaton
+        }
+    }
+
     /// Every (line, pattern) pair present in `hay`, each once, sorted by line then pattern.
     pub fn match_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<LineMatches> {
         check_line_limit(hay)?;
         let Some(ac) = &self.automaton else {
             return Ok(LineMatches::default());
         };
+        let n_unique = ac.patterns_len();
+        let scan = |chunk: &[u8], seen: &mut Seen, out: &mut LineMatches| -> u32 {
+            match &self.hashed {
+                Some(hf) if hf.case_insensitive => {
+                    self.scan_chunk_hashed::<true>(hf, chunk, sep, seen, out)
+                }
+                Some(hf) => self.scan_chunk_hashed::<false>(hf, chunk, sep, seen, out),
+                None => self.scan_chunk(ac, chunk, sep, seen, out),
+            }
+        };
         let chunks = split_chunks(hay, sep, opts);
         if chunks.len() <= 1 {
             let mut out = LineMatches::default();
-            self.scan_chunk(ac, hay, sep, &mut Seen::new(ac.patterns_len()), &mut out);
+            scan(hay, &mut Seen::new(n_unique), &mut out);
             return Ok(out);
         }
         let parts: Vec<(u32, LineMatches)> = chunks
             .par_iter()
             .map_init(
-                || Seen::new(ac.patterns_len()),
+                || Seen::new(n_unique),
                 |seen, &(a, b)| {
                     let mut part = LineMatches::default();
-                    let lines = self.scan_chunk(ac, &hay[a..b], sep, seen, &mut part);
+                    let lines = scan(&hay[a..b], seen, &mut part);
                     (lines, part)
                 },
             )
@@ -331,6 +400,44 @@ impl Matcher {
             base += n_lines;
         }
         Ok(out)
+    }
+
+    /// `scan_chunk` for the hashed engine: windows are visited in order of their last byte, and
+    /// a verified match contains its window, so lines are followed by window position.
+    fn scan_chunk_hashed<const CI: bool>(
+        &self,
+        hf: &HashedFilter,
+        hay: &[u8],
+        sep: u8,
+        seen: &mut Seen,
+        out: &mut LineMatches,
+    ) -> u32 {
+        let mut seps = memchr::memchr_iter(sep, hay);
+        let mut line: u32 = 0;
+        let mut line_start = 0usize;
+        let mut line_end = seps.next().unwrap_or(hay.len());
+        let mut found: Vec<u32> = Vec::new();
+        seen.next_line();
+        hf.scan::<CI>(hay, |i, start, end, u| {
+            if i > line_end {
+                self.flush_line(line, &mut found, out);
+                while i > line_end {
+                    line += 1;
+                    line_start = line_end + 1;
+                    line_end = seps.next().unwrap_or(hay.len());
+                }
+                seen.next_line();
+            }
+            // The match holds the separator: it is in no line.
+            if start < line_start || end > line_end {
+                return;
+            }
+            if seen.first(u) {
+                found.push(u);
+            }
+        });
+        self.flush_line(line, &mut found, out);
+        line + count_lines(&hay[line_start..], sep) as u32
     }
 
     /// Scan one run of whole lines; append its pairs (line numbers local to the run) to `out` and
@@ -472,6 +579,270 @@ impl Matcher {
     /// Does any pattern occur in `item`?
     pub fn is_match(&self, item: &[u8]) -> bool {
         self.automaton.as_ref().is_some_and(|ac| ac.is_match(item))
+    }
+}
+
+/// Length of the hashed engine's windows: every pattern needs at least this many bytes.
+pub const WINDOW: usize = 4;
+/// `Engine::Auto` uses the automaton for few patterns: its own prefilters (memchr, Teddy) are
+/// faster there than any per-byte hashing.
+pub const HASHED_MIN_PATTERNS: usize = 64;
+/// ... and for very many: the bucket table grows with the pattern count and leaves the caches.
+pub const HASHED_MAX_PATTERNS: usize = 200_000;
+
+/// The hashed-window engine. Each pattern is represented by one window of itself (its "key"):
+/// 8 bytes for patterns of 8 bytes or more, 4 bytes for shorter ones, chosen to be made of
+/// uncommon bytes. The scan hashes the 4- and 8-byte windows ending at every byte of the haystack
+/// and tests one bit of a bitmap each; only on a set bit are the candidates of that bucket
+/// compared with the text. The automaton's per-byte work is a chain of dependent loads from a
+/// table larger than the caches; here every window is independent of the previous one, so the
+/// CPU overlaps the work of many bytes, and the bitmaps stay in L1/L2.
+#[derive(Debug)]
+struct HashedFilter {
+    /// First stage, tested at every byte: one bit per hashed 4-byte window (a short pattern's key,
+    /// or the last 4 bytes of a long pattern's key). Small enough to stay in L1/L2.
+    gate_shift: u32,
+    gate: Vec<u64>,
+    short: Option<KeyFilter>,
+    long: Option<KeyFilter>,
+    /// Unique patterns, lowercased when case-insensitive.
+    patterns: Vec<Vec<u8>>,
+    case_insensitive: bool,
+}
+
+/// Bitmap bits per key: a random window passes the bitmap with probability about 1/512.
+const BITS_PER_KEY: usize = 512;
+/// Gate bits per key: the gate is checked at every byte, so it trades selectivity for size.
+const GATE_BITS_PER_KEY: usize = 128;
+/// Multiplier of the gate's 32-bit hash (Knuth's golden-ratio constant).
+const GATE_MULTIPLIER: u32 = 0x9E37_79B1;
+/// Bitmap bits per bucket of candidates (the bucket table is this much smaller than the bitmap).
+const BITS_PER_BUCKET_LOG2: u32 = 4;
+
+/// The keys of one window width.
+#[derive(Debug)]
+struct KeyFilter {
+    width: usize,
+    /// `hash >> bitmap_shift` indexes the bitmap, `hash >> bucket_shift` the buckets.
+    bitmap_shift: u32,
+    bucket_shift: u32,
+    bitmap: Vec<u64>,
+    /// Candidates of bucket b: `candidates[bucket_start[b]..bucket_start[b + 1]]`.
+    bucket_start: Vec<u32>,
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    /// The window's bytes as the scan reads them (big-endian order of arrival).
+    key: u64,
+    unique: u32,
+    /// Where the window starts inside the pattern.
+    offset: u32,
+}
+
+/// How common a byte is in log text (lower is rarer): keys are chosen to minimise the sum, so
+/// their windows seldom occur by chance. JSON punctuation and lowercase letters are everywhere.
+fn commonness(b: u8) -> u32 {
+    match b {
+        b'a'..=b'z' | b' ' | b'"' | b':' | b',' | b'_' | b'{' | b'}' => 4,
+        b'0'..=b'9' => 3,
+        b'A'..=b'Z' | b'.' | b'-' | b'/' | b'=' => 2,
+        _ => 1,
+    }
+}
+
+#[inline(always)]
+fn hash(key: u64) -> u64 {
+    key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl KeyFilter {
+    fn new(width: usize, members: &[(u32, &[u8])]) -> Self {
+        let bits =
+            (usize::BITS - (members.len().max(1) * BITS_PER_KEY - 1).leading_zeros()).clamp(10, 24);
+        let bitmap_shift = 64 - bits;
+        let bucket_bits = bits - BITS_PER_BUCKET_LOG2;
+        let bucket_shift = 64 - bucket_bits;
+        let n_buckets = 1usize << bucket_bits;
+        let mut keyed: Vec<(u64, Candidate)> = Vec::with_capacity(members.len());
+        for &(unique, p) in members {
+            // The gate sees only the last 4 bytes of a key window, so pick the window whose last
+            // 4 bytes are rarest; on ties the later one (pattern ends are more specific).
+            let offset = (0..=p.len() - width)
+                .rev()
+                .min_by_key(|&o| {
+                    p[o + width - WINDOW..o + width]
+                        .iter()
+                        .map(|&b| commonness(b))
+                        .sum::<u32>()
+                })
+                .expect("pattern at least as long as the window");
+            let key = p[offset..offset + width]
+                .iter()
+                .fold(0u64, |k, &b| (k << 8) | u64::from(b));
+            keyed.push((
+                hash(key),
+                Candidate {
+                    key,
+                    unique,
+                    offset: offset as u32,
+                },
+            ));
+        }
+        keyed.sort_unstable_by_key(|&(h, c)| (h >> bucket_shift, c.unique));
+        let mut bitmap = vec![0u64; (1usize << bits).div_ceil(64)];
+        let mut bucket_start = vec![0u32; n_buckets + 1];
+        for &(h, _) in &keyed {
+            let bit = (h >> bitmap_shift) as usize;
+            bitmap[bit / 64] |= 1 << (bit % 64);
+            bucket_start[(h >> bucket_shift) as usize + 1] += 1;
+        }
+        for b in 0..n_buckets {
+            bucket_start[b + 1] += bucket_start[b];
+        }
+        let candidates = keyed.into_iter().map(|(_, c)| c).collect();
+        KeyFilter {
+            width,
+            bitmap_shift,
+            bucket_shift,
+            bitmap,
+            bucket_start,
+            candidates,
+        }
+    }
+
+    #[inline(always)]
+    fn passes(&self, key: u64) -> bool {
+        let bit = (hash(key) >> self.bitmap_shift) as usize;
+        // SAFETY-free fast path: the index is below the bitmap size by construction of the shift.
+        self.bitmap[bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
+
+impl HashedFilter {
+    fn new(unique: &[&[u8]], case_insensitive: bool) -> Self {
+        let patterns: Vec<Vec<u8>> = unique
+            .iter()
+            .map(|p| {
+                if case_insensitive {
+                    p.to_ascii_lowercase()
+                } else {
+                    p.to_vec()
+                }
+            })
+            .collect();
+        let (mut short, mut long) = (Vec::new(), Vec::new());
+        for (u, p) in patterns.iter().enumerate() {
+            if p.len() >= 8 {
+                long.push((u as u32, p.as_slice()));
+            } else {
+                short.push((u as u32, p.as_slice()));
+            }
+        }
+        let short = (!short.is_empty()).then(|| KeyFilter::new(WINDOW, &short));
+        let long = (!long.is_empty()).then(|| KeyFilter::new(8, &long));
+        let gate_keys: Vec<u32> = short
+            .iter()
+            .chain(long.iter())
+            .flat_map(|f| f.candidates.iter().map(|c| c.key as u32))
+            .collect();
+        let bits = (usize::BITS - (gate_keys.len().max(1) * GATE_BITS_PER_KEY - 1).leading_zeros())
+            .clamp(10, 24);
+        let gate_shift = 32 - bits;
+        let mut gate = vec![0u64; (1usize << bits).div_ceil(64)];
+        for key in gate_keys {
+            let bit = (key.wrapping_mul(GATE_MULTIPLIER) >> gate_shift) as usize;
+            gate[bit / 64] |= 1 << (bit % 64);
+        }
+        HashedFilter {
+            gate_shift,
+            gate,
+            short,
+            long,
+            patterns,
+            case_insensitive,
+        }
+    }
+
+    /// Call `on_match(window_end, start, end, unique_id)` for every occurrence of every pattern,
+    /// in order of `window_end` (the last byte of the pattern's key window in the text).
+    #[inline]
+    fn scan<const CI: bool>(&self, hay: &[u8], mut on_match: impl FnMut(usize, usize, usize, u32)) {
+        let fold = |b: u8| if CI { b.to_ascii_lowercase() } else { b };
+        let gate = self.gate.as_slice();
+        let mut w: u32 = 0;
+        for (i, &b) in hay.iter().enumerate() {
+            w = (w << 8) | u32::from(fold(b));
+            let bit = (w.wrapping_mul(GATE_MULTIPLIER) >> self.gate_shift) as usize;
+            // `bit < 2^(32 - gate_shift) = 64 * gate.len()`, so the index is in range.
+            if gate[bit / 64] & (1 << (bit % 64)) != 0 && i + 1 >= WINDOW {
+                self.second_stage::<CI>(hay, i, w, &mut on_match);
+            }
+        }
+    }
+
+    /// Past the gate: the exact filters of each width, then the candidates themselves.
+    #[cold]
+    #[inline(never)]
+    fn second_stage<const CI: bool>(
+        &self,
+        hay: &[u8],
+        i: usize,
+        w: u32,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        if let Some(f) = &self.short {
+            if f.passes(u64::from(w)) {
+                self.verify::<CI>(f, hay, i, u64::from(w), on_match);
+            }
+        }
+        if let Some(f) = &self.long {
+            if i + 1 >= 8 {
+                let w8 = hay[i + 1 - 8..=i].iter().fold(0u64, |k, &b| {
+                    (k << 8) | u64::from(if CI { b.to_ascii_lowercase() } else { b })
+                });
+                if f.passes(w8) {
+                    self.verify::<CI>(f, hay, i, w8, on_match);
+                }
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn verify<const CI: bool>(
+        &self,
+        f: &KeyFilter,
+        hay: &[u8],
+        i: usize,
+        key: u64,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        let b = (hash(key) >> f.bucket_shift) as usize;
+        let bucket = &f.candidates[f.bucket_start[b] as usize..f.bucket_start[b + 1] as usize];
+        for c in bucket {
+            if c.key != key {
+                continue;
+            }
+            let Some(start) = (i + 1).checked_sub(f.width + c.offset as usize) else {
+                continue;
+            };
+            let pattern = &self.patterns[c.unique as usize];
+            let end = start + pattern.len();
+            if end > hay.len() {
+                continue;
+            }
+            let text = &hay[start..end];
+            let equal = if CI {
+                text.eq_ignore_ascii_case(pattern)
+            } else {
+                text == pattern.as_slice()
+            };
+            if equal {
+                on_match(i, start, end, c.unique);
+            }
+        }
     }
 }
 
@@ -696,19 +1067,64 @@ mod tests {
         ),
         (&[b"b"], b"a;b;;b;", b';', false, &[(1, 0), (3, 0)]),
         (&[], b"anything", b'\n', false, &[]),
+        (
+            &[b"sshd", b"sshd: ", b"hd: o"],
+            b"sshd: ok\nsshd",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1), (0, 2), (1, 0)],
+        ),
+        (
+            &[b"abcd", b"bcde", b"abcd"],
+            b"xabcdex",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1), (0, 2)],
+        ),
+        (
+            &[b"ab\ncd", b"abcd"],
+            b"ab\ncd\nabcd",
+            b'\n',
+            false,
+            &[(2, 1)],
+        ),
+        (
+            &[b"Root", b"ADMIN"],
+            b"root admin\nROOT",
+            b'\n',
+            true,
+            &[(0, 0), (0, 1), (1, 0)],
+        ),
+        (
+            &[b"aaaa"],
+            b"aaaaaa\naaa\naaaa",
+            b'\n',
+            false,
+            &[(0, 0), (2, 0)],
+        ),
+        (&[b"\xff\x00\xfe\n"], b"\xff\x00\xfe\n", b'\n', false, &[]),
+        (
+            &[b"1.2.3.4", b"1.2.3.45"],
+            b"src=1.2.3.45|dst=1.2.3.4",
+            b'|',
+            false,
+            &[(0, 0), (0, 1), (1, 0)],
+        ),
     ];
 
-    fn configs() -> Vec<(AutomatonChoice, ScanOptions)> {
+    fn configs() -> Vec<(AutomatonChoice, Engine, ScanOptions)> {
         let mut out = Vec::new();
-        for choice in [
-            AutomatonChoice::Auto,
-            AutomatonChoice::Dfa,
-            AutomatonChoice::Nfa,
+        for (choice, engine) in [
+            (AutomatonChoice::Auto, Engine::Auto),
+            (AutomatonChoice::Dfa, Engine::Automaton),
+            (AutomatonChoice::Nfa, Engine::Automaton),
+            (AutomatonChoice::Auto, Engine::Hashed),
         ] {
-            out.push((choice, ScanOptions::sequential()));
+            out.push((choice, engine, ScanOptions::sequential()));
             for chunk in [1, 2, 3, 7] {
                 out.push((
                     choice,
+                    engine,
                     ScanOptions {
                         parallel: true,
                         chunk_bytes: chunk,
@@ -717,6 +1133,29 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Build for one configuration; `None` when the hashed engine rightly refuses short patterns.
+    fn build_for(
+        pats: &[&[u8]],
+        icase: bool,
+        choice: AutomatonChoice,
+        engine: Engine,
+    ) -> Option<Matcher> {
+        let built = MatcherBuilder::new()
+            .ascii_case_insensitive(icase)
+            .automaton(choice)
+            .engine(engine)
+            .build(pats);
+        if engine == Engine::Hashed && pats.iter().any(|p| p.len() < WINDOW) {
+            let err = built.unwrap_err().to_string();
+            assert!(
+                err.contains("the hashed engine needs patterns of at least 4 bytes"),
+                "{err}"
+            );
+            return None;
+        }
+        Some(built.unwrap())
     }
 
     #[test]
@@ -728,12 +1167,10 @@ mod tests {
                 expected.to_vec(),
                 "case {ci}: the naive twin disagrees with the table"
             );
-            for (choice, opts) in configs() {
-                let m = MatcherBuilder::new()
-                    .ascii_case_insensitive(icase)
-                    .automaton(choice)
-                    .build(pats)
-                    .unwrap();
+            for (choice, engine, opts) in configs() {
+                let Some(m) = build_for(pats, icase, choice, engine) else {
+                    continue;
+                };
                 let got = m.match_lines(hay, sep, opts).unwrap();
                 let pairs: Vec<(u32, u32)> = got
                     .lines
@@ -741,7 +1178,11 @@ mod tests {
                     .copied()
                     .zip(got.patterns.iter().copied())
                     .collect();
-                assert_eq!(pairs, expected.to_vec(), "case {ci} {choice:?} {opts:?}");
+                assert_eq!(
+                    pairs,
+                    expected.to_vec(),
+                    "case {ci} {choice:?} {engine:?} {opts:?}"
+                );
                 let n = count_lines(hay, sep);
                 let mut any = vec![false; n];
                 for &(l, _) in expected {
@@ -750,7 +1191,7 @@ mod tests {
                 assert_eq!(
                     m.any_lines(hay, sep, opts).unwrap(),
                     any,
-                    "any_lines case {ci} {choice:?} {opts:?}"
+                    "any_lines case {ci} {engine:?} {opts:?}"
                 );
             }
         }
@@ -837,29 +1278,44 @@ mod tests {
     #[test]
     fn random_inputs_agree_with_the_naive_twin_in_every_configuration() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let alphabet = b"abAB\n;";
-        for round in 0..300 {
-            let n_pats = rng.below(6) as usize;
-            let pats: Vec<Vec<u8>> = (0..n_pats)
-                .map(|_| {
-                    (0..1 + rng.below(3))
-                        .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                        .collect()
-                })
-                .collect();
-            let hay: Vec<u8> = (0..rng.below(40))
+        for round in 0..1500 {
+            // Long patterns need a tinier alphabet to occur at all.
+            let alphabet: &[u8] = if round % 2 == 0 {
+                b"abAB\n;"
+            } else {
+                b"aAb\n;"
+            };
+            let hay: Vec<u8> = (0..rng.below(80))
                 .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
                 .collect();
-            let sep = if round % 2 == 0 { b'\n' } else { b';' };
+            // Even rounds: short random patterns. Odd rounds: 4..11 bytes (both hashed-engine
+            // filters), half of them cut from the haystack so they do occur.
+            let n_pats = rng.below(7) as usize;
+            let pats: Vec<Vec<u8>> = (0..n_pats)
+                .map(|_| {
+                    let len = if round % 2 == 0 {
+                        1 + rng.below(3)
+                    } else {
+                        4 + rng.below(8)
+                    } as usize;
+                    if round % 2 == 1 && rng.below(2) == 0 && hay.len() >= len {
+                        let at = rng.below((hay.len() - len + 1) as u64) as usize;
+                        hay[at..at + len].to_vec()
+                    } else {
+                        (0..len)
+                            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                            .collect()
+                    }
+                })
+                .collect();
+            let sep = if round % 4 < 2 { b'\n' } else { b';' };
             let icase = round % 3 == 0;
             let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
             let expected = naive_pairs(&refs, &hay, sep, icase);
-            for (choice, opts) in configs() {
-                let m = MatcherBuilder::new()
-                    .ascii_case_insensitive(icase)
-                    .automaton(choice)
-                    .build(&refs)
-                    .unwrap();
+            for (choice, engine, opts) in configs() {
+                let Some(m) = build_for(&refs, icase, choice, engine) else {
+                    continue;
+                };
                 let got = m.match_lines(&hay, sep, opts).unwrap();
                 let pairs: Vec<(u32, u32)> = got
                     .lines
@@ -869,7 +1325,7 @@ mod tests {
                     .collect();
                 assert_eq!(
                     pairs, expected,
-                    "round {round}: {pats:?} in {hay:?} sep {sep} icase {icase}"
+                    "round {round}: {pats:?} in {hay:?} sep {sep} icase {icase} {engine:?}"
                 );
             }
         }

@@ -82,18 +82,24 @@ def pairs_of(result: tuple[np.ndarray, np.ndarray]) -> Pairs:
     return list(zip(lines.tolist(), pats.tolist(), strict=True))
 
 
+def engines_for(patterns: Sequence[bytes]) -> list[str]:
+    """Every engine that accepts these patterns (the hashed one needs 4+ bytes each)."""
+    return ["auto", "automaton"] + (["hashed"] if all(len(p) >= 4 for p in patterns) else [])
+
+
 def check_all_ways(patterns: list[bytes], data: bytes, sep: bytes = b"\n", icase: bool = False) -> Pairs:
-    """Every fast path and both twins agree; returns the agreed pairs."""
-    m = Matcher(patterns, ascii_case_insensitive=icase)
+    """Every engine, sequential and parallel, and both twins agree; returns the agreed pairs."""
     expected = naive_pairs(patterns, data, sep, icase)
     assert pyaho_pairs(patterns, data, sep, icase) == expected
-    assert pairs_of(m.match_lines(data, sep, parallel=False)) == expected
-    assert pairs_of(m.match_lines(data, sep)) == expected
     flags = np.zeros(count_lines(data, sep), dtype=bool)
     for li, _ in expected:
         flags[li] = True
-    assert m.any_lines(data, sep).tolist() == flags.tolist()
-    assert m.any_lines(data, sep, parallel=False).tolist() == flags.tolist()
+    for engine in engines_for(patterns):
+        m = Matcher(patterns, ascii_case_insensitive=icase, engine=engine)
+        assert pairs_of(m.match_lines(data, sep, parallel=False)) == expected, engine
+        assert pairs_of(m.match_lines(data, sep)) == expected, engine
+        assert m.any_lines(data, sep).tolist() == flags.tolist(), engine
+        assert m.any_lines(data, sep, parallel=False).tolist() == flags.tolist(), engine
     assert count_lines(data, sep) == len(split_lines(data, sep))
     return expected
 
@@ -110,6 +116,28 @@ text_st = st.binary(max_size=300).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(patterns=patterns_st, data=text_st, sep=st.sampled_from([b"\n", b";"]), icase=st.booleans())
 def test_random_input_agrees_with_both_twins(patterns: list[bytes], data: bytes, sep: bytes, icase: bool) -> None:
+    check_all_ways(patterns, data, sep, icase)
+
+
+@st.composite
+def long_patterns_and_text(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
+    """Patterns of 4..12 bytes (the hashed engine's range), half of them cut from the text."""
+    data = draw(st.binary(max_size=400).map(lambda b: bytes(b"aAb\n;\xff"[x % 6] for x in b)))
+    patterns = []
+    for _ in range(draw(st.integers(0, 8))):
+        size = draw(st.integers(4, 12))
+        if data and len(data) >= size and draw(st.booleans()):
+            at = draw(st.integers(0, len(data) - size))
+            patterns.append(data[at : at + size])
+        else:
+            patterns.append(draw(st.binary(min_size=size, max_size=size)).translate(bytes(b"aAb\n;\xff"[x % 6] for x in range(256))))
+    return patterns, data
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=long_patterns_and_text(), sep=st.sampled_from([b"\n", b";"]), icase=st.booleans())
+def test_hashed_engine_agrees_with_both_twins(case: tuple[list[bytes], bytes], sep: bytes, icase: bool) -> None:
+    patterns, data = case
     check_all_ways(patterns, data, sep, icase)
 
 
@@ -177,6 +205,19 @@ def test_empty_pattern_is_rejected_with_its_index() -> None:
         Matcher([b"a", b""])
 
 
+def test_engine_choice_and_its_errors() -> None:
+    many = [f"keyword-{i}".encode() for i in range(100)]
+    assert Matcher(many).engine == "hashed"
+    assert Matcher(many[:10]).engine == "automaton", "few patterns: the automaton's own prefilters win"
+    assert Matcher([*many, b"ab"]).engine == "automaton", "a pattern shorter than 4 bytes"
+    assert Matcher(many, engine="automaton").engine == "automaton"
+    assert Matcher([b"abcd"], engine="hashed").engine == "hashed"
+    with pytest.raises(ValueError, match="pattern 1 is 2 bytes; the hashed engine needs patterns of at least 4 bytes"):
+        Matcher([b"abcd", b"ab"], engine="hashed")
+    with pytest.raises(ValueError, match="engine \"fast\" is not one of"):
+        Matcher([b"abcd"], engine="fast")
+
+
 def test_bad_arguments_get_clear_errors() -> None:
     with pytest.raises(TypeError, match="pattern 1 is int"):
         Matcher([b"a", 5])  # type: ignore[list-item]
@@ -240,10 +281,13 @@ def test_parallel_chunks_give_the_sequential_answer() -> None:
     data = corpus.generate(12_000_000, seed=3)  # several 4 MB chunks
     patterns = corpus.patterns(2_000, seed=3)
     m = Matcher(patterns)
+    assert m.engine == "hashed"
     seq = m.match_lines(data, parallel=False)
     par = m.match_lines(data)
     assert len(seq[0]) > 1_000
     assert np.array_equal(seq[0], par[0]) and np.array_equal(seq[1], par[1])
+    by_automaton = Matcher(patterns, engine="automaton").match_lines(data)
+    assert np.array_equal(seq[0], by_automaton[0]) and np.array_equal(seq[1], by_automaton[1])
     assert np.array_equal(m.any_lines(data), m.any_lines(data, parallel=False))
     # And both agree with pyahocorasick on a slice of whole lines.
     head = data[: data.index(b"\n", 500_000) + 1]

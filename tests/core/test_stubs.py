@@ -29,7 +29,7 @@ def test_stubtest_finds_no_difference(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=tmp_path,
+        cwd=STUB.parents[1],  # reuse .mypy_cache (gitignored) between runs
     )
     assert proc.returncode == 0, f"stubtest found differences:\n{proc.stdout}\n{proc.stderr}"
 

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
-use crate::matcher::{self, Matcher, MatcherBuilder, ScanOptions};
+use crate::matcher::{self, Engine, Matcher, MatcherBuilder, ScanOptions};
 
 /// A read-only view of a Python buffer (bytes, bytearray, memoryview, mmap) without copying.
 /// The `PyBuffer` keeps the exporter pinned (a bytearray cannot be resized while it is held), so
@@ -101,12 +101,23 @@ pub struct PyMatcher {
 #[pymethods]
 impl PyMatcher {
     #[new]
-    #[pyo3(signature = (patterns, *, ascii_case_insensitive = false))]
+    #[pyo3(signature = (patterns, *, ascii_case_insensitive = false, engine = "auto"))]
     fn new(
         py: Python<'_>,
         patterns: &Bound<'_, PyAny>,
         ascii_case_insensitive: bool,
+        engine: &str,
     ) -> PyResult<Self> {
+        let engine = match engine {
+            "auto" => Engine::Auto,
+            "automaton" => Engine::Automaton,
+            "hashed" => Engine::Hashed,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "engine {other:?} is not one of 'auto', 'automaton', 'hashed'"
+                )))
+            }
+        };
         if patterns.is_instance_of::<PyString>() || patterns.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "patterns must be a sequence of bytes or str, not a single string; wrap it in a list",
@@ -132,6 +143,7 @@ impl PyMatcher {
         let inner = py.detach(|| {
             MatcherBuilder::new()
                 .ascii_case_insensitive(ascii_case_insensitive)
+                .engine(engine)
                 .build(&owned)
         })?;
         Ok(PyMatcher {
@@ -146,19 +158,26 @@ impl PyMatcher {
 
     fn __repr__(&self) -> String {
         format!(
-            "Matcher({} patterns, ascii_case_insensitive={})",
+            "Matcher({} patterns, ascii_case_insensitive={}, engine={:?})",
             self.inner.len(),
             if self.inner.ascii_case_insensitive() {
                 "True"
             } else {
                 "False"
-            }
+            },
+            self.inner.engine().name()
         )
     }
 
     #[getter]
     fn ascii_case_insensitive(&self) -> bool {
         self.inner.ascii_case_insensitive()
+    }
+
+    /// The engine of `match_lines`/`any_lines` in use: "automaton" or "hashed".
+    #[getter]
+    fn engine(&self) -> &'static str {
+        self.inner.engine().name()
     }
 
     /// The patterns, each as given (bytes or str), in id order.
