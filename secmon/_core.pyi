@@ -40,7 +40,7 @@ class Matcher:
     (it is accepted, since the separator is chosen per call). Buffers are any bytes-like object
     (bytes, bytearray, memoryview, mmap), read in place without copying; do not resize or write
     them from another thread during a call. Methods release the GIL and may be called from many
-    threads at once. ``engine`` chooses how ``match_lines`` and ``any_lines`` search (same answers).
+    threads at once. ``engine`` chooses how ``match_lines`` searches (the answers are the same).
     """
 
     def __new__(
@@ -59,9 +59,10 @@ class Matcher:
         """Whether ASCII letters match regardless of case."""
     @property
     def engine(self) -> Literal["automaton", "hashed"]:
-        """The engine of ``match_lines``/``any_lines``: "automaton" (Aho-Corasick over the whole
-        buffer) or "hashed" (a filter on hashed 4/8-byte windows, candidates verified). "auto"
-        picks "hashed" for more than 64 patterns of 4+ bytes each (up to 200,000)."""
+        """The engine of ``match_lines``: "automaton" (Aho-Corasick over the whole buffer) or
+        "hashed" (a filter on hashed 4/8-byte windows, candidates verified). "auto" picks
+        "hashed" for more than 64 patterns of 4+ bytes each (up to 200,000). ``any_lines``,
+        ``find_all`` and the column methods always use the automaton."""
     def pattern(self, pattern_id: int) -> bytes | str:
         """Pattern number ``pattern_id``, as given; ``IndexError`` when out of range."""
     def match_lines(

@@ -142,10 +142,12 @@ impl IpSetBuilder {
             match parse_prefix(entry.as_ref()) {
                 Ok(p) => parsed.push((p, list_id)),
                 Err(_) if !strict => skipped += 1,
-                Err(reason) => return Err(CoreError::invalid(format!(
+                Err(reason) => {
+                    return Err(CoreError::invalid(format!(
                     "entry {i} ({:?}) of list {list_id} is not a valid address or CIDR: {reason}",
                     entry.as_ref()
-                ))),
+                )))
+                }
             }
         }
         self.entries.extend(parsed);

@@ -47,8 +47,8 @@ pub struct MatcherBuilder {
     engine: Engine,
 }
 
-/// Which engine `match_lines` and `any_lines` use. Both give the same answers; `find_all` and
-/// the column methods always use the automaton.
+/// Which engine `match_lines` uses. Both give the same answers; `any_lines` (which stops at
+/// the first match of each line), `find_all` and the column methods always use the automaton.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// `Hashed` when every pattern has at least [`WINDOW`] bytes and there are more than
@@ -346,7 +346,7 @@ impl Matcher {
         self.ascii_case_insensitive
     }
 
-    /// The engine `match_lines` and `any_lines` use: `Automaton` or `Hashed`.
+    /// The engine `match_lines` uses: `Automaton` or `Hashed`.
     pub fn engine(&self) -> Engine {
         if self.hashed.is_some() {
             Engine::Hashed
@@ -357,7 +357,7 @@ impl Matcher {
 
     /// Every (line, pattern) pair present in `hay`, each once, sorted by line then pattern.
     pub fn match_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<LineMatches> {
-        check_line_limit(hay)?;
+        check_line_limit(hay, sep)?;
         let Some(ac) = &self.automaton else {
             return Ok(LineMatches::default());
         };
@@ -505,7 +505,7 @@ impl Matcher {
 
     /// One flag per line: does any pattern occur in it?
     pub fn any_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<Vec<bool>> {
-        check_line_limit(hay)?;
+        check_line_limit(hay, sep)?;
         let Some(ac) = &self.automaton else {
             return Ok(vec![false; count_lines(hay, sep)]);
         };
@@ -937,10 +937,10 @@ fn split_chunks(hay: &[u8], sep: u8, opts: ScanOptions) -> Vec<(usize, usize)> {
     out
 }
 
-fn check_line_limit(hay: &[u8]) -> Result<()> {
+fn check_line_limit(hay: &[u8], sep: u8) -> Result<()> {
     // Line numbers are u32; only a buffer longer than that can have more lines.
     if hay.len() > u32::MAX as usize {
-        let n = count_lines(hay, b'\n').max(memchr::memchr_iter(b'\r', hay).count());
+        let n = count_lines(hay, sep);
         if n > u32::MAX as usize {
             return Err(CoreError::invalid(format!(
                 "the buffer has {n} lines; the limit is {}",

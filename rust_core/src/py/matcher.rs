@@ -174,7 +174,7 @@ impl PyMatcher {
         self.inner.ascii_case_insensitive()
     }
 
-    /// The engine of `match_lines`/`any_lines` in use: "automaton" or "hashed".
+    /// The engine of `match_lines` in use: "automaton" or "hashed".
     #[getter]
     fn engine(&self) -> &'static str {
         self.inner.engine().name()
