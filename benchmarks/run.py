@@ -15,6 +15,7 @@ import time
 # name -> module with run(smoke) -> list[Table]
 CASES: dict[str, str] = {
     "matcher": "benchmarks.bench_matcher",
+    "ipset": "benchmarks.bench_ipset",
 }
 
 

@@ -14,6 +14,12 @@
 //!
 //! Large buffers are cut into chunks at separators and searched in parallel with rayon; chunk
 //! results are concatenated in order, so the output is identical to the sequential scan.
+//!
+//! `match_lines` has a second engine for large pattern sets ([`Engine::Hashed`]): a bitmap of
+//! hashed 4-byte windows tested at every byte, then exact 4- or 8-byte keys, then the patterns.
+//! The automaton walks a transition table bigger than the caches one dependent load per byte;
+//! the hashed scan does independent work per byte and is faster on log text (see
+//! `benchmarks/bench_matcher.py`). Tests run every case against both engines.
 
 use std::collections::HashMap;
 
@@ -45,6 +51,7 @@ pub struct MatcherBuilder {
     ascii_case_insensitive: bool,
     automaton: AutomatonChoice,
     engine: Engine,
+    simd: bool,
 }
 
 /// Which engine `match_lines` uses. Both give the same answers; `any_lines` (which stops at
@@ -56,7 +63,7 @@ pub enum Engine {
     Auto,
     /// The Aho-Corasick automaton over the whole buffer.
     Automaton,
-    /// A filter on hashed 4-byte windows, candidates verified against the patterns.
+    /// A filter on hashed 4/8-byte windows, candidates verified against the patterns.
     Hashed,
 }
 
@@ -82,6 +89,7 @@ impl MatcherBuilder {
             ascii_case_insensitive: false,
             automaton: AutomatonChoice::Auto,
             engine: Engine::Auto,
+            simd: true,
         }
     }
 
@@ -98,6 +106,13 @@ impl MatcherBuilder {
 
     pub fn engine(&mut self, engine: Engine) -> &mut Self {
         self.engine = engine;
+        self
+    }
+
+    /// Let the hashed engine use SIMD when the CPU has it (the default). Off: the scalar loop,
+    /// which tests compare the SIMD one against.
+    pub fn simd(&mut self, yes: bool) -> &mut Self {
+        self.simd = yes;
         self
     }
 
@@ -180,13 +195,17 @@ impl MatcherBuilder {
                         patterns[i].len()
                     )));
                 }
-                Some(HashedFilter::new(&unique, self.ascii_case_insensitive))
+                Some(HashedFilter::new(
+                    &unique,
+                    self.ascii_case_insensitive,
+                    self.simd,
+                ))
             }
             Engine::Auto => {
                 let fits = unique.len() > HASHED_MIN_PATTERNS
                     && unique.len() <= HASHED_MAX_PATTERNS
                     && unique.iter().all(|p| p.len() >= WINDOW);
-                fits.then(|| HashedFilter::new(&unique, self.ascii_case_insensitive))
+                fits.then(|| HashedFilter::new(&unique, self.ascii_case_insensitive, self.simd))
             }
         };
         Ok(Matcher {
@@ -608,6 +627,9 @@ struct HashedFilter {
     /// Unique patterns, lowercased when case-insensitive.
     patterns: Vec<Vec<u8>>,
     case_insensitive: bool,
+    /// Test the gate 8 windows at a time with AVX2 (detected at build time; tests turn it off to
+    /// run the scalar loop, its twin).
+    simd: bool,
 }
 
 /// Bitmap bits per key: a random window passes the bitmap with probability about 1/512.
@@ -721,7 +743,7 @@ impl KeyFilter {
 }
 
 impl HashedFilter {
-    fn new(unique: &[&[u8]], case_insensitive: bool) -> Self {
+    fn new(unique: &[&[u8]], case_insensitive: bool, simd: bool) -> Self {
         let patterns: Vec<Vec<u8>> = unique
             .iter()
             .map(|p| {
@@ -755,6 +777,10 @@ impl HashedFilter {
             let bit = (key.wrapping_mul(GATE_MULTIPLIER) >> gate_shift) as usize;
             gate[bit / 64] |= 1 << (bit % 64);
         }
+        #[cfg(target_arch = "x86_64")]
+        let simd = simd && std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = false;
         HashedFilter {
             gate_shift,
             gate,
@@ -762,6 +788,7 @@ impl HashedFilter {
             long,
             patterns,
             case_insensitive,
+            simd,
         }
     }
 
@@ -769,16 +796,108 @@ impl HashedFilter {
     /// in order of `window_end` (the last byte of the pattern's key window in the text).
     #[inline]
     fn scan<const CI: bool>(&self, hay: &[u8], mut on_match: impl FnMut(usize, usize, usize, u32)) {
+        let mut from = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // SAFETY: `simd` is only true when the CPU has AVX2 (checked in `new`).
+            from = unsafe { self.scan_avx2::<CI>(hay, &mut on_match) };
+        }
+        self.scan_scalar::<CI>(hay, from.min(hay.len()), &mut on_match);
+    }
+
+    /// The gate for window ends `from..`, one byte at a time.
+    fn scan_scalar<const CI: bool>(
+        &self,
+        hay: &[u8],
+        from: usize,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
         let fold = |b: u8| if CI { b.to_ascii_lowercase() } else { b };
         let gate = self.gate.as_slice();
         let mut w: u32 = 0;
-        for (i, &b) in hay.iter().enumerate() {
+        // Prime the window with the bytes before `from`.
+        for &b in &hay[from.saturating_sub(WINDOW - 1)..from] {
+            w = (w << 8) | u32::from(fold(b));
+        }
+        for (i, &b) in hay.iter().enumerate().skip(from) {
             w = (w << 8) | u32::from(fold(b));
             let bit = (w.wrapping_mul(GATE_MULTIPLIER) >> self.gate_shift) as usize;
             // `bit < 2^(32 - gate_shift) = 64 * gate.len()`, so the index is in range.
             if gate[bit / 64] & (1 << (bit % 64)) != 0 && i + 1 >= WINDOW {
-                self.second_stage::<CI>(hay, i, w, &mut on_match);
+                self.second_stage::<CI>(hay, i, w, on_match);
             }
+        }
+    }
+
+    /// The gate for 8 window ends at a time: one 16-byte load is shuffled into eight big-endian
+    /// 4-byte windows, hashed with one multiply, and their bits fetched with one gather. Returns
+    /// the first window end left for the scalar loop.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2<const CI: bool>(
+        &self,
+        hay: &[u8],
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) -> usize {
+        use std::arch::x86_64::*;
+        // Lane k holds bytes [k, k+1, k+2, k+3] of the block as a big-endian u32 (the scalar
+        // loop's `w` for the window ending at byte k+3), so byte k+3 is the lane's lowest.
+        let windows = _mm256_setr_epi8(
+            3, 2, 1, 0, 4, 3, 2, 1, 5, 4, 3, 2, 6, 5, 4, 3, //
+            7, 6, 5, 4, 8, 7, 6, 5, 9, 8, 7, 6, 10, 9, 8, 7,
+        );
+        let multiplier = _mm256_set1_epi32(GATE_MULTIPLIER as i32);
+        let shift = _mm_cvtsi32_si128(self.gate_shift as i32);
+        let low5 = _mm256_set1_epi32(31);
+        let one = _mm256_set1_epi32(1);
+        let gate = self.gate.as_ptr() as *const i32; // little-endian: bit b is in u32 word b / 32
+        let (before_upper, after_upper, case_bit) = (
+            _mm_set1_epi8(b'A' as i8 - 1),
+            _mm_set1_epi8(b'Z' as i8 + 1),
+            _mm_set1_epi8(0x20),
+        );
+        // Block b covers window ends start+3 .. start+10 and reads bytes start .. start+15.
+        let mut start = 0usize;
+        while start + 16 <= hay.len() {
+            let mut bytes = _mm_loadu_si128(hay.as_ptr().add(start) as *const __m128i);
+            if CI {
+                // Signed compares: bytes >= 0x80 are negative and never upper case.
+                let upper = _mm_and_si128(
+                    _mm_cmpgt_epi8(bytes, before_upper),
+                    _mm_cmpgt_epi8(after_upper, bytes),
+                );
+                bytes = _mm_or_si128(bytes, _mm_and_si128(upper, case_bit));
+            }
+            let w = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes), windows);
+            let bit = _mm256_srl_epi32(_mm256_mullo_epi32(w, multiplier), shift);
+            let words = _mm256_i32gather_epi32::<4>(gate, _mm256_srli_epi32::<5>(bit));
+            let set = _mm256_and_si256(_mm256_srlv_epi32(words, _mm256_and_si256(bit, low5)), one);
+            let hits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(set, one))) as u32;
+            if hits != 0 {
+                self.block_hits::<CI>(hay, start + WINDOW - 1, hits, on_match);
+            }
+            start += 8;
+        }
+        start + WINDOW - 1
+    }
+
+    /// Window ends `first + k` for each bit k of `hits` passed the gate.
+    #[cold]
+    #[inline(never)]
+    fn block_hits<const CI: bool>(
+        &self,
+        hay: &[u8],
+        first: usize,
+        mut hits: u32,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        while hits != 0 {
+            let i = first + hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let w = hay[i + 1 - WINDOW..=i].iter().fold(0u32, |k, &b| {
+                (k << 8) | u32::from(if CI { b.to_ascii_lowercase() } else { b })
+            });
+            self.second_stage::<CI>(hay, i, w, on_match);
         }
     }
 
@@ -1119,6 +1238,7 @@ mod tests {
             (AutomatonChoice::Dfa, Engine::Automaton),
             (AutomatonChoice::Nfa, Engine::Automaton),
             (AutomatonChoice::Auto, Engine::Hashed),
+            (AutomatonChoice::Nfa, Engine::Hashed),
         ] {
             out.push((choice, engine, ScanOptions::sequential()));
             for chunk in [1, 2, 3, 7] {
