@@ -204,6 +204,7 @@ impl IpSetBuilder {
         let mut table = IpTable {
             bounds: vec![0],
             ids: vec![-1],
+            v4: Vec::new(),
             v4_block_start: Vec::new(),
         };
         // Open prefixes, outermost first: (last address, list id).
@@ -224,8 +225,22 @@ impl IpSetBuilder {
                 table.emit(last + 1, open.last().map_or(-1, |o| o.1));
             }
         }
-        table.v4_block_start = (0..=V4_BLOCKS as u128)
-            .map(|k| table.bounds.partition_point(|&b| b < V4_MAPPED + (k << 16)) as u32)
+        // The IPv4 part again as 32-bit (start, id) pairs: a lookup touches one small array.
+        let first = table.bounds.partition_point(|&b| b <= V4_MAPPED) - 1;
+        table.v4.push((0, table.ids[first]));
+        for (&b, &id) in table.bounds.iter().zip(&table.ids).skip(first + 1) {
+            if b >= V4_MAPPED + (1 << 32) {
+                break;
+            }
+            table.v4.push(((b - V4_MAPPED) as u32, id));
+        }
+        table.v4_block_start = (0..=V4_BLOCKS as u64)
+            .map(|k| {
+                table
+                    .v4
+                    .partition_point(|&(start, _)| u64::from(start) < k << 16)
+                    as u32
+            })
             .collect();
         table
     }
@@ -237,10 +252,14 @@ impl IpSetBuilder {
 pub struct IpTable {
     bounds: Vec<u128>,
     ids: Vec<i32>,
-    /// For IPv4 /16 block k, the index of the first bound at or after the block's start (and one
-    /// more entry for the end of IPv4). A lookup binary-searches only its block's bounds instead
-    /// of the whole table: a million prefixes make a table far larger than the caches, and
-    /// nearly every address looked up is IPv4.
+    /// The ranges inside IPv4 (`::ffff:0:0/96`) as (start within IPv4, list id), the first one
+    /// starting at 0. Nearly every address looked up is IPv4, and a million prefixes make the
+    /// 128-bit table far larger than the caches: this copy is a quarter of its size and keeps
+    /// each start next to its id.
+    v4: Vec<(u32, i32)>,
+    /// For IPv4 /16 block k, the index in `v4` of the first range starting at or after the
+    /// block's start (one more entry for the end of IPv4): a lookup binary-searches only its
+    /// block's ranges.
     v4_block_start: Vec<u32>,
 }
 
@@ -272,15 +291,14 @@ impl IpTable {
     /// The list id of the longest prefix containing `addr`, or -1.
     pub fn lookup(&self, addr: u128) -> i32 {
         if addr >> 32 == V4_MAPPED >> 32 {
-            let block = (addr >> 16) as usize & (V4_BLOCKS - 1);
-            let (lo, hi) = (
-                self.v4_block_start[block] as usize,
-                self.v4_block_start[block + 1] as usize,
-            );
-            // The range holding `addr` starts inside the block, or before it (at `lo - 1`;
-            // `lo >= 1` because bounds[0] = 0 lies before all of IPv4).
-            let i = lo + self.bounds[lo..hi].partition_point(|&b| b <= addr);
-            return self.ids[i - 1];
+            let a = addr as u32;
+            let block = (a >> 16) as usize;
+            let lo = self.v4_block_start[block] as usize;
+            let hi = self.v4_block_start[block + 1] as usize;
+            // The range holding `a` starts inside the block, or before it (at `lo - 1`); in
+            // block 0, v4[0] starts at 0, so the index below is at least one.
+            let i = lo + self.v4[lo..hi].partition_point(|&(start, _)| start <= a);
+            return self.v4[i - 1].1;
         }
         let i = self.bounds.partition_point(|&b| b <= addr);
         self.ids[i - 1]

@@ -364,3 +364,16 @@ def test_corpus_is_deterministic_valid_ndjson() -> None:
     assert {"sshd", "nginx", "cloudtrail", "kubernetes.audit"} <= sources
     hits = Matcher(corpus.patterns(2_000, seed=11)).match_lines(a)
     assert len(hits[0]) > 0
+
+
+def test_long_columns_split_into_parallel_runs_keep_row_numbers() -> None:
+    pa = pytest.importorskip("pyarrow")
+    base = corpus.generate(10_000_000, seed=4).decode().splitlines()
+    rows = (base * (150_000 // len(base) + 1))[:150_000]  # more than two 65,536-row runs
+    assert len(rows) == 150_000
+    m = Matcher(corpus.patterns(2_000, seed=4))
+    by_lines = m.match_lines("\n".join(rows).encode())
+    for column in (pl.Series(rows), pa.chunked_array([rows[:70_000], rows[70_000:]])):
+        got = m.match_column(column)
+        assert np.array_equal(got[0], by_lines[0]) and np.array_equal(got[1], by_lines[1])
+        assert m.any_column(column).tolist() == m.any_lines("\n".join(rows).encode()).tolist()

@@ -13,7 +13,10 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyType};
 
+use rayon::prelude::*;
+
 use super::matcher::arrow::StringColumn;
+use super::matcher::COLUMN_RUN_ROWS;
 use crate::cidr::{IpSetBuilder, IpTable, MAX_LIST_ID};
 
 #[derive(Default)]
@@ -96,13 +99,24 @@ impl Addresses {
         Ok(Addresses::Owned(out))
     }
 
+    /// Runs of rows are looked up in parallel and concatenated in order.
     fn lookup(&self, table: &IpTable) -> (Vec<i32>, usize) {
-        match self {
-            Addresses::Column(c) => table.lookup_all(c.iter()),
-            Addresses::Owned(v) => {
-                table.lookup_all(v.iter().map(|s| s.as_deref().map(str::as_bytes)))
-            }
-        }
+        let parts: Vec<(Vec<i32>, usize)> = match self {
+            Addresses::Column(c) => c
+                .runs(COLUMN_RUN_ROWS)
+                .into_par_iter()
+                .map(|(_, rows)| table.lookup_all(rows))
+                .collect(),
+            Addresses::Owned(v) => v
+                .par_chunks(COLUMN_RUN_ROWS)
+                .map(|run| table.lookup_all(run.iter().map(|s| s.as_deref().map(str::as_bytes))))
+                .collect(),
+        };
+        let invalid = parts.iter().map(|(_, n)| n).sum();
+        (
+            parts.into_iter().flat_map(|(ids, _)| ids).collect(),
+            invalid,
+        )
     }
 }
 

@@ -8,8 +8,13 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
+use rayon::prelude::*;
 
 use crate::matcher::{self, Engine, Matcher, MatcherBuilder, ScanOptions};
+
+/// Rows per parallel run of the column methods (and of `IpSet.lookup`): enough work per task to
+/// hide rayon's scheduling, small enough to spread a column over the cores.
+pub(crate) const COLUMN_RUN_ROWS: usize = 1 << 16;
 
 /// A read-only view of a Python buffer (bytes, bytearray, memoryview, mmap) without copying.
 /// The `PyBuffer` keeps the exporter pinned (a bytearray cannot be resized while it is held), so
@@ -275,7 +280,21 @@ impl PyMatcher {
                 u32::MAX
             )));
         }
-        let found = py.detach(|| self.inner.match_items(column.iter()));
+        let found = py.detach(|| {
+            // Runs of rows in parallel; concatenated in row order, so the answer is the same.
+            let parts: Vec<(usize, matcher::LineMatches)> = column
+                .runs(COLUMN_RUN_ROWS)
+                .into_par_iter()
+                .map(|(first, rows)| (first, self.inner.match_items(rows)))
+                .collect();
+            let mut all = matcher::LineMatches::default();
+            for (first, part) in parts {
+                all.lines
+                    .extend(part.lines.iter().map(|&r| r + first as u32));
+                all.patterns.extend_from_slice(&part.patterns);
+            }
+            all
+        });
         drop(column);
         Ok((
             found.lines.into_pyarray(py),
@@ -290,10 +309,15 @@ impl PyMatcher {
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let column = arrow::StringColumn::import(column, "column")?;
         let flags: Vec<bool> = py.detach(|| {
-            column
-                .iter()
-                .map(|item| item.is_some_and(|s| self.inner.is_match(s)))
-                .collect()
+            let parts: Vec<Vec<bool>> = column
+                .runs(COLUMN_RUN_ROWS)
+                .into_par_iter()
+                .map(|(_, rows)| {
+                    rows.map(|item| item.is_some_and(|s| self.inner.is_match(s)))
+                        .collect()
+                })
+                .collect();
+            parts.concat()
         });
         drop(column);
         Ok(flags.into_pyarray(py))
@@ -522,9 +546,10 @@ pub(crate) mod arrow {
     }
 
     // SAFETY: the Arrow C data interface makes the buffers immutable while the consumer holds the
-    // array; the pointers are only read, from any thread, until the arrays are released on drop.
-    unsafe impl Send for StringColumn {}
-    unsafe impl Sync for StringColumn {}
+    // array; the pointers are only read, from any thread, until the arrays are released on drop
+    // (which happens on the thread holding the GIL, after the parallel work has finished).
+    unsafe impl Send for Chunk {}
+    unsafe impl Sync for Chunk {}
 
     fn layout_of(format: &str, what: &str) -> PyResult<Layout> {
         match format {
@@ -630,11 +655,24 @@ pub(crate) mod arrow {
             self.len
         }
 
-        /// Every row in order: `None` for nulls.
-        pub(crate) fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> + '_ {
-            self.chunks
-                .iter()
-                .flat_map(|chunk| (0..chunk.length).map(move |i| chunk.get(i)))
+        /// The rows cut into runs of at most `rows` rows, in order, for parallel work:
+        /// (first row of the run in the column, its rows).
+        pub(crate) fn runs(
+            &self,
+            rows: usize,
+        ) -> Vec<(usize, impl Iterator<Item = Option<&[u8]>> + Clone + '_)> {
+            let mut out = Vec::new();
+            let mut base = 0;
+            for chunk in &self.chunks {
+                let mut at = 0;
+                while at < chunk.length {
+                    let end = (at + rows).min(chunk.length);
+                    out.push((base + at, (at..end).map(move |i| chunk.get(i))));
+                    at = end;
+                }
+                base += chunk.length;
+            }
+            out
         }
     }
 
