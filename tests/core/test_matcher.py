@@ -377,3 +377,14 @@ def test_long_columns_split_into_parallel_runs_keep_row_numbers() -> None:
         got = m.match_column(column)
         assert np.array_equal(got[0], by_lines[0]) and np.array_equal(got[1], by_lines[1])
         assert m.any_column(column).tolist() == m.any_lines("\n".join(rows).encode()).tolist()
+
+
+@pytest.mark.slow
+def test_a_million_patterns_build_and_match() -> None:
+    patterns = [f"{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}|{i}".encode() for i in range(1_000_000)]
+    m = Matcher(patterns)
+    assert m.engine == "automaton"  # beyond the hashed engine's 200,000
+    data = b"\n".join(b"x " + patterns[i] + b" tail" for i in range(0, 1_000_000, 997))
+    expected = pyaho_pairs(patterns, data)
+    assert len(expected) >= 1_000_000 // 997
+    assert pairs_of(m.match_lines(data)) == expected
