@@ -232,6 +232,8 @@ def test_bad_arguments_get_clear_errors() -> None:
         m.match_column(["a"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Arrow format 'l'"):
         m.match_column(pl.Series([1, 2]))
+    with pytest.raises(TypeError, match="dictionary-encoded"):
+        m.match_column(pl.Series(["a", "b"], dtype=pl.Categorical))
 
 
 def test_buffer_protocol_objects_are_read_in_place(tmp_path: Path) -> None:

@@ -551,8 +551,13 @@ pub(crate) mod arrow {
     unsafe impl Send for Chunk {}
     unsafe impl Sync for Chunk {}
 
-    fn layout_of(format: &str, what: &str) -> PyResult<Layout> {
-        match format {
+    fn layout_of(schema: &ArrowSchema, what: &str) -> PyResult<Layout> {
+        if !schema.dictionary.is_null() {
+            return Err(PyTypeError::new_err(format!(
+                "{what} is dictionary-encoded (a categorical column); cast it to a string column first"
+            )));
+        }
+        match format_of(schema).as_str() {
             "u" | "z" => Ok(Layout::Offsets32),
             "U" | "Z" => Ok(Layout::Offsets64),
             "vu" | "vz" => Ok(Layout::View),
@@ -606,7 +611,7 @@ pub(crate) mod arrow {
                     (*ap).release = None;
                     (schema, array)
                 };
-                let layout = layout_of(&format_of(&schema.0), what)?;
+                let layout = layout_of(&schema.0, what)?;
                 let chunk = Chunk::new(layout, array, what)?;
                 return Ok(StringColumn {
                     len: chunk.length,
@@ -629,7 +634,7 @@ pub(crate) mod arrow {
             if rc != 0 {
                 return Err(stream_error(s, rc, what));
             }
-            let layout = layout_of(&format_of(&schema.0), what)?;
+            let layout = layout_of(&schema.0, what)?;
             let get_next = s
                 .get_next
                 .ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
