@@ -19,7 +19,7 @@ import mmap
 import os
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks import corpus
 from benchmarks.harness import Measurement, Table, cpu_note, measure_python
@@ -47,7 +47,9 @@ def _checksum_pairs(lines: object, patterns: object) -> tuple[int, int]:
 Timed = tuple[tuple[int, int], float, float, float]
 
 
-def secmon_match_lines(path: str, parallel: bool, engine: str = "auto") -> Timed:
+def secmon_match_lines(
+    path: str, parallel: bool, engine: Literal["auto", "automaton", "hashed"] = "auto"
+) -> Timed:
     # The first numpy array the extension returns imports numpy (~0.1 s); do it before timing.
     import numpy  # noqa: F401
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import ahocorasick
 import numpy as np
@@ -59,7 +60,7 @@ def pyaho_pairs(patterns: Sequence[bytes], data: bytes, sep: bytes = b"\n", icas
     for text, ids in by_text.items():
         automaton.add_word(text, ids)
     automaton.make_automaton()
-    out = []
+    out: Pairs = []
     for li, line in enumerate(split_lines(data, sep)):
         found = {pi for _, ids in automaton.iter(fold(line).decode("latin-1")) for pi in ids}
         out.extend((li, pi) for pi in sorted(found))
@@ -82,9 +83,13 @@ def pairs_of(result: tuple[np.ndarray, np.ndarray]) -> Pairs:
     return list(zip(lines.tolist(), pats.tolist(), strict=True))
 
 
-def engines_for(patterns: Sequence[bytes]) -> list[str]:
+Engine = Literal["auto", "automaton", "hashed"]
+
+
+def engines_for(patterns: Sequence[bytes]) -> list[Engine]:
     """Every engine that accepts these patterns (the hashed one needs 4+ bytes each)."""
-    return ["auto", "automaton"] + (["hashed"] if all(len(p) >= 4 for p in patterns) else [])
+    engines: list[Engine] = ["auto", "automaton"]
+    return engines + (["hashed"] if all(len(p) >= 4 for p in patterns) else [])
 
 
 def check_all_ways(patterns: list[bytes], data: bytes, sep: bytes = b"\n", icase: bool = False) -> Pairs:
@@ -215,7 +220,7 @@ def test_engine_choice_and_its_errors() -> None:
     with pytest.raises(ValueError, match="pattern 1 is 2 bytes; the hashed engine needs patterns of at least 4 bytes"):
         Matcher([b"abcd", b"ab"], engine="hashed")
     with pytest.raises(ValueError, match="engine \"fast\" is not one of"):
-        Matcher([b"abcd"], engine="fast")
+        Matcher([b"abcd"], engine="fast")  # type: ignore[arg-type]
 
 
 def test_bad_arguments_get_clear_errors() -> None:
