@@ -18,6 +18,8 @@ CASES: dict[str, str] = {
     "fim": "benchmarks.bench_fim",
     "ingest": "benchmarks.ingest",
     "scan": "benchmarks.bench_scan",
+    "matcher": "benchmarks.bench_matcher",
+    "ipset": "benchmarks.bench_ipset",
 }
 
 

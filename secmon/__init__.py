@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from secmon import _core
-from secmon._core import hash_bytes, hash_file, scan_tree
+from secmon._core import IpSet, Matcher, hash_bytes, hash_file, scan_tree
 from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError
 
 __version__ = _core.__version__
@@ -54,6 +54,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "Engine",
     "InputError",
+    "IpSet",
+    "Matcher",
     "QuerySyntaxError",
     "Rule",
     "RuleError",

@@ -14,6 +14,12 @@
 //!
 //! Large buffers are cut into chunks at separators and searched in parallel with rayon; chunk
 //! results are concatenated in order, so the output is identical to the sequential scan.
+//!
+//! `match_lines` has a second engine for large pattern sets ([`Engine::Hashed`]): a bitmap of
+//! hashed 4-byte windows tested at every byte, then exact 4- or 8-byte keys, then the patterns.
+//! The automaton walks a transition table bigger than the caches one dependent load per byte;
+//! the hashed scan does independent work per byte and is faster on log text (see
+//! `benchmarks/bench_matcher.py`). Tests run every case against both engines.
 
 use std::collections::HashMap;
 
@@ -44,6 +50,31 @@ pub enum AutomatonChoice {
 pub struct MatcherBuilder {
     ascii_case_insensitive: bool,
     automaton: AutomatonChoice,
+    engine: Engine,
+    simd: bool,
+}
+
+/// Which engine `match_lines` uses. Both give the same answers; `any_lines` (which stops at
+/// the first match of each line), `find_all` and the column methods always use the automaton.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `Hashed` when every pattern has at least [`WINDOW`] bytes and there are more than
+    /// [`HASHED_MIN_PATTERNS`] (and at most [`HASHED_MAX_PATTERNS`]); otherwise `Automaton`.
+    Auto,
+    /// The Aho-Corasick automaton over the whole buffer.
+    Automaton,
+    /// A filter on hashed 4/8-byte windows, candidates verified against the patterns.
+    Hashed,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Automaton => "automaton",
+            Engine::Hashed => "hashed",
+        }
+    }
 }
 
 impl Default for MatcherBuilder {
@@ -54,7 +85,12 @@ impl Default for MatcherBuilder {
 
 impl MatcherBuilder {
     pub fn new() -> Self {
-        MatcherBuilder { ascii_case_insensitive: false, automaton: AutomatonChoice::Auto }
+        MatcherBuilder {
+            ascii_case_insensitive: false,
+            automaton: AutomatonChoice::Auto,
+            engine: Engine::Auto,
+            simd: true,
+        }
     }
 
     /// Match ASCII letters regardless of case (non-ASCII bytes still match exactly).
@@ -65,6 +101,18 @@ impl MatcherBuilder {
 
     pub fn automaton(&mut self, choice: AutomatonChoice) -> &mut Self {
         self.automaton = choice;
+        self
+    }
+
+    pub fn engine(&mut self, engine: Engine) -> &mut Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Let the hashed engine use SIMD when the CPU has it (the default). Off: the scalar loop,
+    /// which tests compare the SIMD one against.
+    pub fn simd(&mut self, yes: bool) -> &mut Self {
+        self.simd = yes;
         self
     }
 
@@ -84,7 +132,9 @@ impl MatcherBuilder {
             )));
         }
         if let Some(i) = patterns.iter().position(|p| p.is_empty()) {
-            return Err(CoreError::invalid(format!("pattern {i} is empty; every pattern needs at least one byte")));
+            return Err(CoreError::invalid(format!(
+                "pattern {i} is empty; every pattern needs at least one byte"
+            )));
         }
 
         // Fold duplicates (under the matcher's notion of equality) to one automaton pattern.
@@ -107,7 +157,11 @@ impl MatcherBuilder {
             unique_index.push(u);
         }
         drop(unique_of);
-        let duplicates = if unique.len() == patterns.len() { None } else { Some(Duplicates::new(&unique_index, unique.len())) };
+        let duplicates = if unique.len() == patterns.len() {
+            None
+        } else {
+            Some(Duplicates::new(&unique_index, unique.len()))
+        };
 
         let automaton = if unique.is_empty() {
             None
@@ -125,11 +179,42 @@ impl MatcherBuilder {
                 .kind(Some(kind))
                 .build(&unique)
                 .map_err(|e| {
-                    CoreError::invalid(format!("cannot build an automaton over {} patterns: {e}", unique.len()))
+                    CoreError::invalid(format!(
+                        "cannot build an automaton over {} patterns: {e}",
+                        unique.len()
+                    ))
                 })?;
             Some(ac)
         };
-        Ok(Matcher { patterns, ascii_case_insensitive: self.ascii_case_insensitive, automaton, duplicates })
+        let hashed = match self.engine {
+            Engine::Automaton => None,
+            Engine::Hashed => {
+                if let Some(i) = patterns.iter().position(|p| p.len() < WINDOW) {
+                    return Err(CoreError::invalid(format!(
+                        "pattern {i} is {} bytes; the hashed engine needs patterns of at least {WINDOW} bytes",
+                        patterns[i].len()
+                    )));
+                }
+                Some(HashedFilter::new(
+                    &unique,
+                    self.ascii_case_insensitive,
+                    self.simd,
+                ))
+            }
+            Engine::Auto => {
+                let fits = unique.len() > HASHED_MIN_PATTERNS
+                    && unique.len() <= HASHED_MAX_PATTERNS
+                    && unique.iter().all(|p| p.len() >= WINDOW);
+                fits.then(|| HashedFilter::new(&unique, self.ascii_case_insensitive, self.simd))
+            }
+        };
+        Ok(Matcher {
+            patterns,
+            ascii_case_insensitive: self.ascii_case_insensitive,
+            automaton,
+            hashed,
+            duplicates,
+        })
     }
 }
 
@@ -189,13 +274,19 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { parallel: true, chunk_bytes: DEFAULT_CHUNK_BYTES }
+        ScanOptions {
+            parallel: true,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
     }
 }
 
 impl ScanOptions {
     pub fn sequential() -> Self {
-        ScanOptions { parallel: false, chunk_bytes: DEFAULT_CHUNK_BYTES }
+        ScanOptions {
+            parallel: false,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
     }
 }
 
@@ -208,7 +299,10 @@ struct Seen {
 
 impl Seen {
     fn new(n: usize) -> Self {
-        Seen { stamp: vec![0; n], epoch: 0 }
+        Seen {
+            stamp: vec![0; n],
+            epoch: 0,
+        }
     }
 
     fn next_line(&mut self) {
@@ -237,6 +331,7 @@ pub struct Matcher {
     patterns: Vec<Vec<u8>>,
     ascii_case_insensitive: bool,
     automaton: Option<AhoCorasick>,
+    hashed: Option<HashedFilter>,
     duplicates: Option<Duplicates>,
 }
 
@@ -270,29 +365,53 @@ impl Matcher {
         self.ascii_case_insensitive
     }
 
+    /// The engine `match_lines` uses: `Automaton` or `Hashed`.
+    pub fn engine(&self) -> Engine {
+        if self.hashed.is_some() {
+            Engine::Hashed
+        } else {
+            Engine::Automaton
+        }
+    }
+
     /// Every (line, pattern) pair present in `hay`, each once, sorted by line then pattern.
     pub fn match_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<LineMatches> {
-        check_line_limit(hay)?;
-        let Some(ac) = &self.automaton else { return Ok(LineMatches::default()) };
+        check_line_limit(hay, sep)?;
+        let Some(ac) = &self.automaton else {
+            return Ok(LineMatches::default());
+        };
+        let n_unique = ac.patterns_len();
+        let scan = |chunk: &[u8], seen: &mut Seen, out: &mut LineMatches| -> u32 {
+            match &self.hashed {
+                Some(hf) if hf.case_insensitive => {
+                    self.scan_chunk_hashed::<true>(hf, chunk, sep, seen, out)
+                }
+                Some(hf) => self.scan_chunk_hashed::<false>(hf, chunk, sep, seen, out),
+                None => self.scan_chunk(ac, chunk, sep, seen, out),
+            }
+        };
         let chunks = split_chunks(hay, sep, opts);
         if chunks.len() <= 1 {
             let mut out = LineMatches::default();
-            self.scan_chunk(ac, hay, sep, &mut Seen::new(ac.patterns_len()), &mut out);
+            scan(hay, &mut Seen::new(n_unique), &mut out);
             return Ok(out);
         }
         let parts: Vec<(u32, LineMatches)> = chunks
             .par_iter()
             .map_init(
-                || Seen::new(ac.patterns_len()),
+                || Seen::new(n_unique),
                 |seen, &(a, b)| {
                     let mut part = LineMatches::default();
-                    let lines = self.scan_chunk(ac, &hay[a..b], sep, seen, &mut part);
+                    let lines = scan(&hay[a..b], seen, &mut part);
                     (lines, part)
                 },
             )
             .collect();
         let total: usize = parts.iter().map(|(_, p)| p.lines.len()).sum();
-        let mut out = LineMatches { lines: Vec::with_capacity(total), patterns: Vec::with_capacity(total) };
+        let mut out = LineMatches {
+            lines: Vec::with_capacity(total),
+            patterns: Vec::with_capacity(total),
+        };
         let mut base = 0u32;
         for (n_lines, part) in parts {
             out.lines.extend(part.lines.iter().map(|l| l + base));
@@ -302,9 +421,54 @@ impl Matcher {
         Ok(out)
     }
 
+    /// `scan_chunk` for the hashed engine: windows are visited in order of their last byte, and
+    /// a verified match contains its window, so lines are followed by window position.
+    fn scan_chunk_hashed<const CI: bool>(
+        &self,
+        hf: &HashedFilter,
+        hay: &[u8],
+        sep: u8,
+        seen: &mut Seen,
+        out: &mut LineMatches,
+    ) -> u32 {
+        let mut seps = memchr::memchr_iter(sep, hay);
+        let mut line: u32 = 0;
+        let mut line_start = 0usize;
+        let mut line_end = seps.next().unwrap_or(hay.len());
+        let mut found: Vec<u32> = Vec::new();
+        seen.next_line();
+        hf.scan::<CI>(hay, |i, start, end, u| {
+            if i > line_end {
+                self.flush_line(line, &mut found, out);
+                while i > line_end {
+                    line += 1;
+                    line_start = line_end + 1;
+                    line_end = seps.next().unwrap_or(hay.len());
+                }
+                seen.next_line();
+            }
+            // The match holds the separator: it is in no line.
+            if start < line_start || end > line_end {
+                return;
+            }
+            if seen.first(u) {
+                found.push(u);
+            }
+        });
+        self.flush_line(line, &mut found, out);
+        line + count_lines(&hay[line_start..], sep) as u32
+    }
+
     /// Scan one run of whole lines; append its pairs (line numbers local to the run) to `out` and
     /// return how many lines the run has.
-    fn scan_chunk(&self, ac: &AhoCorasick, hay: &[u8], sep: u8, seen: &mut Seen, out: &mut LineMatches) -> u32 {
+    fn scan_chunk(
+        &self,
+        ac: &AhoCorasick,
+        hay: &[u8],
+        sep: u8,
+        seen: &mut Seen,
+        out: &mut LineMatches,
+    ) -> u32 {
         let mut seps = memchr::memchr_iter(sep, hay);
         let mut line: u32 = 0;
         let mut line_start = 0usize;
@@ -360,26 +524,35 @@ impl Matcher {
 
     /// One flag per line: does any pattern occur in it?
     pub fn any_lines(&self, hay: &[u8], sep: u8, opts: ScanOptions) -> Result<Vec<bool>> {
-        check_line_limit(hay)?;
-        let Some(ac) = &self.automaton else { return Ok(vec![false; count_lines(hay, sep)]) };
+        check_line_limit(hay, sep)?;
+        let Some(ac) = &self.automaton else {
+            return Ok(vec![false; count_lines(hay, sep)]);
+        };
         let chunks = split_chunks(hay, sep, opts);
         if chunks.len() <= 1 {
             return Ok(any_in_chunk(ac, hay, sep));
         }
-        let parts: Vec<Vec<bool>> = chunks.par_iter().map(|&(a, b)| any_in_chunk(ac, &hay[a..b], sep)).collect();
+        let parts: Vec<Vec<bool>> = chunks
+            .par_iter()
+            .map(|&(a, b)| any_in_chunk(ac, &hay[a..b], sep))
+            .collect();
         Ok(parts.concat())
     }
 
     /// Every occurrence of every pattern anywhere in `hay` (separators are not special here),
     /// overlapping ones included, sorted by start then pattern id.
     pub fn find_all(&self, hay: &[u8]) -> Occurrences {
-        let Some(ac) = &self.automaton else { return Occurrences::default() };
+        let Some(ac) = &self.automaton else {
+            return Occurrences::default();
+        };
         let mut hits: Vec<(u64, u32, u64)> = Vec::new();
         for m in ac.find_overlapping_iter(hay) {
             let (s, e) = (m.start() as u64, m.end() as u64);
             match &self.duplicates {
                 None => hits.push((s, m.pattern().as_u32(), e)),
-                Some(d) => hits.extend(d.originals(m.pattern().as_u32()).iter().map(|&p| (s, p, e))),
+                Some(d) => {
+                    hits.extend(d.originals(m.pattern().as_u32()).iter().map(|&p| (s, p, e)))
+                }
             }
         }
         hits.sort_unstable();
@@ -403,7 +576,9 @@ impl Matcher {
         I: IntoIterator<Item = Option<&'a [u8]>>,
     {
         let mut out = LineMatches::default();
-        let Some(ac) = &self.automaton else { return out };
+        let Some(ac) = &self.automaton else {
+            return out;
+        };
         let mut seen = Seen::new(ac.patterns_len());
         let mut found = Vec::new();
         for (row, item) in items.into_iter().enumerate() {
@@ -426,6 +601,370 @@ impl Matcher {
     }
 }
 
+/// Length of the hashed engine's windows: every pattern needs at least this many bytes.
+pub const WINDOW: usize = 4;
+/// `Engine::Auto` uses the automaton for few patterns: its own prefilters (memchr, Teddy) are
+/// faster there than any per-byte hashing.
+pub const HASHED_MIN_PATTERNS: usize = 64;
+/// ... and for very many: the bucket table grows with the pattern count and leaves the caches.
+pub const HASHED_MAX_PATTERNS: usize = 200_000;
+
+/// The hashed-window engine. Each pattern is represented by one window of itself (its "key"):
+/// 8 bytes for patterns of 8 bytes or more, 4 bytes for shorter ones, chosen to be made of
+/// uncommon bytes. The scan hashes the 4- and 8-byte windows ending at every byte of the haystack
+/// and tests one bit of a bitmap each; only on a set bit are the candidates of that bucket
+/// compared with the text. The automaton's per-byte work is a chain of dependent loads from a
+/// table larger than the caches; here every window is independent of the previous one, so the
+/// CPU overlaps the work of many bytes, and the bitmaps stay in L1/L2.
+#[derive(Debug)]
+struct HashedFilter {
+    /// First stage, tested at every byte: one bit per hashed 4-byte window (a short pattern's key,
+    /// or the last 4 bytes of a long pattern's key). Small enough to stay in L1/L2.
+    gate_shift: u32,
+    gate: Vec<u64>,
+    short: Option<KeyFilter>,
+    long: Option<KeyFilter>,
+    /// Unique patterns, lowercased when case-insensitive.
+    patterns: Vec<Vec<u8>>,
+    case_insensitive: bool,
+    /// Test the gate 8 windows at a time with AVX2 (detected at build time; tests turn it off to
+    /// run the scalar loop, its twin).
+    simd: bool,
+}
+
+/// Bitmap bits per key: a random window passes the bitmap with probability about 1/512.
+const BITS_PER_KEY: usize = 512;
+/// Gate bits per key: the gate is checked at every byte, so it trades selectivity for size.
+const GATE_BITS_PER_KEY: usize = 128;
+/// Multiplier of the gate's 32-bit hash (Knuth's golden-ratio constant).
+const GATE_MULTIPLIER: u32 = 0x9E37_79B1;
+/// Bitmap bits per bucket of candidates (the bucket table is this much smaller than the bitmap).
+const BITS_PER_BUCKET_LOG2: u32 = 4;
+
+/// The keys of one window width.
+#[derive(Debug)]
+struct KeyFilter {
+    width: usize,
+    /// `hash >> bitmap_shift` indexes the bitmap, `hash >> bucket_shift` the buckets.
+    bitmap_shift: u32,
+    bucket_shift: u32,
+    bitmap: Vec<u64>,
+    /// Candidates of bucket b: `candidates[bucket_start[b]..bucket_start[b + 1]]`.
+    bucket_start: Vec<u32>,
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    /// The window's bytes as the scan reads them (big-endian order of arrival).
+    key: u64,
+    unique: u32,
+    /// Where the window starts inside the pattern.
+    offset: u32,
+}
+
+/// How common a byte is in log text (lower is rarer): keys are chosen to minimise the sum, so
+/// their windows seldom occur by chance. JSON punctuation and lowercase letters are everywhere.
+fn commonness(b: u8) -> u32 {
+    match b {
+        b'a'..=b'z' | b' ' | b'"' | b':' | b',' | b'_' | b'{' | b'}' => 4,
+        b'0'..=b'9' => 3,
+        b'A'..=b'Z' | b'.' | b'-' | b'/' | b'=' => 2,
+        _ => 1,
+    }
+}
+
+#[inline(always)]
+fn hash(key: u64) -> u64 {
+    key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl KeyFilter {
+    fn new(width: usize, members: &[(u32, &[u8])]) -> Self {
+        let bits =
+            (usize::BITS - (members.len().max(1) * BITS_PER_KEY - 1).leading_zeros()).clamp(10, 24);
+        let bitmap_shift = 64 - bits;
+        let bucket_bits = bits - BITS_PER_BUCKET_LOG2;
+        let bucket_shift = 64 - bucket_bits;
+        let n_buckets = 1usize << bucket_bits;
+        let mut keyed: Vec<(u64, Candidate)> = Vec::with_capacity(members.len());
+        for &(unique, p) in members {
+            // The gate sees only the last 4 bytes of a key window, so pick the window whose last
+            // 4 bytes are rarest; on ties the later one (pattern ends are more specific).
+            let offset = (0..=p.len() - width)
+                .rev()
+                .min_by_key(|&o| {
+                    p[o + width - WINDOW..o + width]
+                        .iter()
+                        .map(|&b| commonness(b))
+                        .sum::<u32>()
+                })
+                .expect("pattern at least as long as the window");
+            let key = p[offset..offset + width]
+                .iter()
+                .fold(0u64, |k, &b| (k << 8) | u64::from(b));
+            keyed.push((
+                hash(key),
+                Candidate {
+                    key,
+                    unique,
+                    offset: offset as u32,
+                },
+            ));
+        }
+        keyed.sort_unstable_by_key(|&(h, c)| (h >> bucket_shift, c.unique));
+        let mut bitmap = vec![0u64; (1usize << bits).div_ceil(64)];
+        let mut bucket_start = vec![0u32; n_buckets + 1];
+        for &(h, _) in &keyed {
+            let bit = (h >> bitmap_shift) as usize;
+            bitmap[bit / 64] |= 1 << (bit % 64);
+            bucket_start[(h >> bucket_shift) as usize + 1] += 1;
+        }
+        for b in 0..n_buckets {
+            bucket_start[b + 1] += bucket_start[b];
+        }
+        let candidates = keyed.into_iter().map(|(_, c)| c).collect();
+        KeyFilter {
+            width,
+            bitmap_shift,
+            bucket_shift,
+            bitmap,
+            bucket_start,
+            candidates,
+        }
+    }
+
+    #[inline(always)]
+    fn passes(&self, key: u64) -> bool {
+        let bit = (hash(key) >> self.bitmap_shift) as usize;
+        // SAFETY-free fast path: the index is below the bitmap size by construction of the shift.
+        self.bitmap[bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
+
+impl HashedFilter {
+    fn new(unique: &[&[u8]], case_insensitive: bool, simd: bool) -> Self {
+        let patterns: Vec<Vec<u8>> = unique
+            .iter()
+            .map(|p| {
+                if case_insensitive {
+                    p.to_ascii_lowercase()
+                } else {
+                    p.to_vec()
+                }
+            })
+            .collect();
+        let (mut short, mut long) = (Vec::new(), Vec::new());
+        for (u, p) in patterns.iter().enumerate() {
+            if p.len() >= 8 {
+                long.push((u as u32, p.as_slice()));
+            } else {
+                short.push((u as u32, p.as_slice()));
+            }
+        }
+        let short = (!short.is_empty()).then(|| KeyFilter::new(WINDOW, &short));
+        let long = (!long.is_empty()).then(|| KeyFilter::new(8, &long));
+        let gate_keys: Vec<u32> = short
+            .iter()
+            .chain(long.iter())
+            .flat_map(|f| f.candidates.iter().map(|c| c.key as u32))
+            .collect();
+        let bits = (usize::BITS - (gate_keys.len().max(1) * GATE_BITS_PER_KEY - 1).leading_zeros())
+            .clamp(10, 24);
+        let gate_shift = 32 - bits;
+        let mut gate = vec![0u64; (1usize << bits).div_ceil(64)];
+        for key in gate_keys {
+            let bit = (key.wrapping_mul(GATE_MULTIPLIER) >> gate_shift) as usize;
+            gate[bit / 64] |= 1 << (bit % 64);
+        }
+        #[cfg(target_arch = "x86_64")]
+        let simd = simd && std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = false;
+        HashedFilter {
+            gate_shift,
+            gate,
+            short,
+            long,
+            patterns,
+            case_insensitive,
+            simd,
+        }
+    }
+
+    /// Call `on_match(window_end, start, end, unique_id)` for every occurrence of every pattern,
+    /// in order of `window_end` (the last byte of the pattern's key window in the text).
+    #[inline]
+    fn scan<const CI: bool>(&self, hay: &[u8], mut on_match: impl FnMut(usize, usize, usize, u32)) {
+        let mut from = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // SAFETY: `simd` is only true when the CPU has AVX2 (checked in `new`).
+            from = unsafe { self.scan_avx2::<CI>(hay, &mut on_match) };
+        }
+        self.scan_scalar::<CI>(hay, from.min(hay.len()), &mut on_match);
+    }
+
+    /// The gate for window ends `from..`, one byte at a time.
+    fn scan_scalar<const CI: bool>(
+        &self,
+        hay: &[u8],
+        from: usize,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        let fold = |b: u8| if CI { b.to_ascii_lowercase() } else { b };
+        let gate = self.gate.as_slice();
+        let mut w: u32 = 0;
+        // Prime the window with the bytes before `from`.
+        for &b in &hay[from.saturating_sub(WINDOW - 1)..from] {
+            w = (w << 8) | u32::from(fold(b));
+        }
+        for (i, &b) in hay.iter().enumerate().skip(from) {
+            w = (w << 8) | u32::from(fold(b));
+            let bit = (w.wrapping_mul(GATE_MULTIPLIER) >> self.gate_shift) as usize;
+            // `bit < 2^(32 - gate_shift) = 64 * gate.len()`, so the index is in range.
+            if gate[bit / 64] & (1 << (bit % 64)) != 0 && i + 1 >= WINDOW {
+                self.second_stage::<CI>(hay, i, w, on_match);
+            }
+        }
+    }
+
+    /// The gate for 8 window ends at a time: one 16-byte load is shuffled into eight big-endian
+    /// 4-byte windows, hashed with one multiply, and their bits fetched with one gather. Returns
+    /// the first window end left for the scalar loop.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2<const CI: bool>(
+        &self,
+        hay: &[u8],
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) -> usize {
+        use std::arch::x86_64::*;
+        // Lane k holds bytes [k, k+1, k+2, k+3] of the block as a big-endian u32 (the scalar
+        // loop's `w` for the window ending at byte k+3), so byte k+3 is the lane's lowest.
+        let windows = _mm256_setr_epi8(
+            3, 2, 1, 0, 4, 3, 2, 1, 5, 4, 3, 2, 6, 5, 4, 3, //
+            7, 6, 5, 4, 8, 7, 6, 5, 9, 8, 7, 6, 10, 9, 8, 7,
+        );
+        let multiplier = _mm256_set1_epi32(GATE_MULTIPLIER as i32);
+        let shift = _mm_cvtsi32_si128(self.gate_shift as i32);
+        let low5 = _mm256_set1_epi32(31);
+        let one = _mm256_set1_epi32(1);
+        let gate = self.gate.as_ptr() as *const i32; // little-endian: bit b is in u32 word b / 32
+        let (before_upper, after_upper, case_bit) = (
+            _mm_set1_epi8(b'A' as i8 - 1),
+            _mm_set1_epi8(b'Z' as i8 + 1),
+            _mm_set1_epi8(0x20),
+        );
+        // Block b covers window ends start+3 .. start+10 and reads bytes start .. start+15.
+        let mut start = 0usize;
+        while start + 16 <= hay.len() {
+            let mut bytes = _mm_loadu_si128(hay.as_ptr().add(start) as *const __m128i);
+            if CI {
+                // Signed compares: bytes >= 0x80 are negative and never upper case.
+                let upper = _mm_and_si128(
+                    _mm_cmpgt_epi8(bytes, before_upper),
+                    _mm_cmpgt_epi8(after_upper, bytes),
+                );
+                bytes = _mm_or_si128(bytes, _mm_and_si128(upper, case_bit));
+            }
+            let w = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes), windows);
+            let bit = _mm256_srl_epi32(_mm256_mullo_epi32(w, multiplier), shift);
+            let words = _mm256_i32gather_epi32::<4>(gate, _mm256_srli_epi32::<5>(bit));
+            let set = _mm256_and_si256(_mm256_srlv_epi32(words, _mm256_and_si256(bit, low5)), one);
+            let hits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(set, one))) as u32;
+            if hits != 0 {
+                self.block_hits::<CI>(hay, start + WINDOW - 1, hits, on_match);
+            }
+            start += 8;
+        }
+        start + WINDOW - 1
+    }
+
+    /// Window ends `first + k` for each bit k of `hits` passed the gate.
+    #[cold]
+    #[inline(never)]
+    fn block_hits<const CI: bool>(
+        &self,
+        hay: &[u8],
+        first: usize,
+        mut hits: u32,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        while hits != 0 {
+            let i = first + hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let w = hay[i + 1 - WINDOW..=i].iter().fold(0u32, |k, &b| {
+                (k << 8) | u32::from(if CI { b.to_ascii_lowercase() } else { b })
+            });
+            self.second_stage::<CI>(hay, i, w, on_match);
+        }
+    }
+
+    /// Past the gate: the exact filters of each width, then the candidates themselves.
+    #[cold]
+    #[inline(never)]
+    fn second_stage<const CI: bool>(
+        &self,
+        hay: &[u8],
+        i: usize,
+        w: u32,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        if let Some(f) = &self.short {
+            if f.passes(u64::from(w)) {
+                self.verify::<CI>(f, hay, i, u64::from(w), on_match);
+            }
+        }
+        if let Some(f) = &self.long {
+            if i + 1 >= 8 {
+                let w8 = hay[i + 1 - 8..=i].iter().fold(0u64, |k, &b| {
+                    (k << 8) | u64::from(if CI { b.to_ascii_lowercase() } else { b })
+                });
+                if f.passes(w8) {
+                    self.verify::<CI>(f, hay, i, w8, on_match);
+                }
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn verify<const CI: bool>(
+        &self,
+        f: &KeyFilter,
+        hay: &[u8],
+        i: usize,
+        key: u64,
+        on_match: &mut impl FnMut(usize, usize, usize, u32),
+    ) {
+        let b = (hash(key) >> f.bucket_shift) as usize;
+        let bucket = &f.candidates[f.bucket_start[b] as usize..f.bucket_start[b + 1] as usize];
+        for c in bucket {
+            if c.key != key {
+                continue;
+            }
+            let Some(start) = (i + 1).checked_sub(f.width + c.offset as usize) else {
+                continue;
+            };
+            let pattern = &self.patterns[c.unique as usize];
+            let end = start + pattern.len();
+            if end > hay.len() {
+                continue;
+            }
+            let text = &hay[start..end];
+            let equal = if CI {
+                text.eq_ignore_ascii_case(pattern)
+            } else {
+                text == pattern.as_slice()
+            };
+            if equal {
+                on_match(i, start, end, c.unique);
+            }
+        }
+    }
+}
+
 /// The scan for `any_lines`: a non-overlapping standard search reports the match that *ends*
 /// first, so when that match runs past the current line's separator no match lies wholly inside
 /// the rest of the line, and the search restarts at the next line. A line with a match is skipped
@@ -437,7 +976,9 @@ fn any_in_chunk(ac: &AhoCorasick, hay: &[u8], sep: u8) -> Vec<bool> {
     let mut line_end = seps.next().unwrap_or(hay.len());
     let mut pos = 0usize;
     while pos < hay.len() {
-        let Some(m) = ac.find(Input::new(hay).range(pos..)) else { break };
+        let Some(m) = ac.find(Input::new(hay).range(pos..)) else {
+            break;
+        };
         while m.start() > line_end {
             line += 1;
             line_end = seps.next().unwrap_or(hay.len());
@@ -515,12 +1056,15 @@ fn split_chunks(hay: &[u8], sep: u8, opts: ScanOptions) -> Vec<(usize, usize)> {
     out
 }
 
-fn check_line_limit(hay: &[u8]) -> Result<()> {
+fn check_line_limit(hay: &[u8], sep: u8) -> Result<()> {
     // Line numbers are u32; only a buffer longer than that can have more lines.
     if hay.len() > u32::MAX as usize {
-        let n = count_lines(hay, b'\n').max(memchr::memchr_iter(b'\r', hay).count());
+        let n = count_lines(hay, sep);
         if n > u32::MAX as usize {
-            return Err(CoreError::invalid(format!("the buffer has {n} lines; the limit is {}", u32::MAX)));
+            return Err(CoreError::invalid(format!(
+                "the buffer has {n} lines; the limit is {}",
+                u32::MAX
+            )));
         }
     }
     Ok(())
@@ -544,7 +1088,13 @@ mod tests {
         if hay.last() == Some(&sep) || hay.is_empty() {
             lines.pop();
         }
-        let eq = |a: &[u8], b: &[u8]| if ci { a.eq_ignore_ascii_case(b) } else { a == b };
+        let eq = |a: &[u8], b: &[u8]| {
+            if ci {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
         let mut out = Vec::new();
         for (li, line) in lines.iter().enumerate() {
             for (pi, p) in patterns.iter().enumerate() {
@@ -557,60 +1107,212 @@ mod tests {
     }
 
     // (patterns, haystack, separator, case-insensitive, expected (line, pattern) pairs)
-    type Case = (&'static [&'static [u8]], &'static [u8], u8, bool, &'static [(u32, u32)]);
+    type Case = (
+        &'static [&'static [u8]],
+        &'static [u8],
+        u8,
+        bool,
+        &'static [(u32, u32)],
+    );
     const CASES: &[Case] = &[
         (&[b"a"], b"", b'\n', false, &[]),
         (&[b"a"], b"\n", b'\n', false, &[]),
         (&[b"a"], b"a", b'\n', false, &[(0, 0)]),
         (&[b"a"], b"a\n", b'\n', false, &[(0, 0)]),
         (&[b"a"], b"\n\na\n\n", b'\n', false, &[(2, 0)]),
-        (&[b"ssh", b"sshd"], b"sshd: ok", b'\n', false, &[(0, 0), (0, 1)]),
-        (&[b"sshd", b"ssh"], b"sshd: ok", b'\n', false, &[(0, 0), (0, 1)]),
-        (&[b"abc", b"bcd", b"c"], b"xabcdx\nbc", b'\n', false, &[(0, 0), (0, 1), (0, 2), (1, 2)]),
-        (&[b"x", b"x", b"y"], b"y\nx", b'\n', false, &[(0, 2), (1, 0), (1, 1)]),
+        (
+            &[b"ssh", b"sshd"],
+            b"sshd: ok",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1)],
+        ),
+        (
+            &[b"sshd", b"ssh"],
+            b"sshd: ok",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1)],
+        ),
+        (
+            &[b"abc", b"bcd", b"c"],
+            b"xabcdx\nbc",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1), (0, 2), (1, 2)],
+        ),
+        (
+            &[b"x", b"x", b"y"],
+            b"y\nx",
+            b'\n',
+            false,
+            &[(0, 2), (1, 0), (1, 1)],
+        ),
         (&[b"a\nb"], b"a\nb", b'\n', false, &[]),
         (&[b"a\nb", b"a"], b"a\nb", b'\n', false, &[(0, 1)]),
         (&[b"ab"], b"a\nb", b'\n', false, &[]),
         (&[b"b", b"a\nbc"], b"a\nbc", b'\n', false, &[(1, 0)]),
         (&[b"c", b"b;c", b"a;b;c"], b"a;b;c", b';', false, &[(2, 0)]),
-        (&[b"ERROR"], b"error\nErRoR\nERROR", b'\n', true, &[(0, 0), (1, 0), (2, 0)]),
+        (
+            &[b"ERROR"],
+            b"error\nErRoR\nERROR",
+            b'\n',
+            true,
+            &[(0, 0), (1, 0), (2, 0)],
+        ),
         (&[b"ERROR"], b"error\nErRoR\nERROR", b'\n', false, &[(2, 0)]),
-        (&[b"Error", b"eRRor"], b"ERROR", b'\n', true, &[(0, 0), (0, 1)]),
+        (
+            &[b"Error", b"eRRor"],
+            b"ERROR",
+            b'\n',
+            true,
+            &[(0, 0), (0, 1)],
+        ),
         (&[b"A"], b"bab", b'a', true, &[]),
-        (&[b"\xff\xfe"], b"\xff\xfe\n\xfe\xff", b'\n', false, &[(0, 0)]),
+        (
+            &[b"\xff\xfe"],
+            b"\xff\xfe\n\xfe\xff",
+            b'\n',
+            false,
+            &[(0, 0)],
+        ),
         (&[b"aa"], b"aaaa\naa", b'\n', false, &[(0, 0), (1, 0)]),
-        (&[b"1.2.3.4"], b"src=1.2.3.45|dst=1.2.3.4", b'|', false, &[(0, 0), (1, 0)]),
+        (
+            &[b"1.2.3.4"],
+            b"src=1.2.3.45|dst=1.2.3.4",
+            b'|',
+            false,
+            &[(0, 0), (1, 0)],
+        ),
         (&[b"b"], b"a;b;;b;", b';', false, &[(1, 0), (3, 0)]),
         (&[], b"anything", b'\n', false, &[]),
+        (
+            &[b"sshd", b"sshd: ", b"hd: o"],
+            b"sshd: ok\nsshd",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1), (0, 2), (1, 0)],
+        ),
+        (
+            &[b"abcd", b"bcde", b"abcd"],
+            b"xabcdex",
+            b'\n',
+            false,
+            &[(0, 0), (0, 1), (0, 2)],
+        ),
+        (
+            &[b"ab\ncd", b"abcd"],
+            b"ab\ncd\nabcd",
+            b'\n',
+            false,
+            &[(2, 1)],
+        ),
+        (
+            &[b"Root", b"ADMIN"],
+            b"root admin\nROOT",
+            b'\n',
+            true,
+            &[(0, 0), (0, 1), (1, 0)],
+        ),
+        (
+            &[b"aaaa"],
+            b"aaaaaa\naaa\naaaa",
+            b'\n',
+            false,
+            &[(0, 0), (2, 0)],
+        ),
+        (&[b"\xff\x00\xfe\n"], b"\xff\x00\xfe\n", b'\n', false, &[]),
+        (
+            &[b"1.2.3.4", b"1.2.3.45"],
+            b"src=1.2.3.45|dst=1.2.3.4",
+            b'|',
+            false,
+            &[(0, 0), (0, 1), (1, 0)],
+        ),
     ];
 
-    fn configs() -> Vec<(AutomatonChoice, ScanOptions)> {
+    fn configs() -> Vec<(AutomatonChoice, Engine, ScanOptions)> {
         let mut out = Vec::new();
-        for choice in [AutomatonChoice::Auto, AutomatonChoice::Dfa, AutomatonChoice::Nfa] {
-            out.push((choice, ScanOptions::sequential()));
+        for (choice, engine) in [
+            (AutomatonChoice::Auto, Engine::Auto),
+            (AutomatonChoice::Dfa, Engine::Automaton),
+            (AutomatonChoice::Nfa, Engine::Automaton),
+            (AutomatonChoice::Auto, Engine::Hashed),
+            (AutomatonChoice::Nfa, Engine::Hashed),
+        ] {
+            out.push((choice, engine, ScanOptions::sequential()));
             for chunk in [1, 2, 3, 7] {
-                out.push((choice, ScanOptions { parallel: true, chunk_bytes: chunk }));
+                out.push((
+                    choice,
+                    engine,
+                    ScanOptions {
+                        parallel: true,
+                        chunk_bytes: chunk,
+                    },
+                ));
             }
         }
         out
+    }
+
+    /// Build for one configuration; `None` when the hashed engine rightly refuses short patterns.
+    fn build_for(
+        pats: &[&[u8]],
+        icase: bool,
+        choice: AutomatonChoice,
+        engine: Engine,
+    ) -> Option<Matcher> {
+        let built = MatcherBuilder::new()
+            .ascii_case_insensitive(icase)
+            .automaton(choice)
+            .engine(engine)
+            .build(pats);
+        if engine == Engine::Hashed && pats.iter().any(|p| p.len() < WINDOW) {
+            let err = built.unwrap_err().to_string();
+            assert!(
+                err.contains("the hashed engine needs patterns of at least 4 bytes"),
+                "{err}"
+            );
+            return None;
+        }
+        Some(built.unwrap())
     }
 
     #[test]
     fn table_of_cases_against_every_configuration() {
         for (ci, &(pats, hay, sep, icase, expected)) in CASES.iter().enumerate() {
             let naive = naive_pairs(pats, hay, sep, icase);
-            assert_eq!(naive, expected.to_vec(), "case {ci}: the naive twin disagrees with the table");
-            for (choice, opts) in configs() {
-                let m = MatcherBuilder::new().ascii_case_insensitive(icase).automaton(choice).build(pats).unwrap();
+            assert_eq!(
+                naive,
+                expected.to_vec(),
+                "case {ci}: the naive twin disagrees with the table"
+            );
+            for (choice, engine, opts) in configs() {
+                let Some(m) = build_for(pats, icase, choice, engine) else {
+                    continue;
+                };
                 let got = m.match_lines(hay, sep, opts).unwrap();
-                let pairs: Vec<(u32, u32)> = got.lines.iter().copied().zip(got.patterns.iter().copied()).collect();
-                assert_eq!(pairs, expected.to_vec(), "case {ci} {choice:?} {opts:?}");
+                let pairs: Vec<(u32, u32)> = got
+                    .lines
+                    .iter()
+                    .copied()
+                    .zip(got.patterns.iter().copied())
+                    .collect();
+                assert_eq!(
+                    pairs,
+                    expected.to_vec(),
+                    "case {ci} {choice:?} {engine:?} {opts:?}"
+                );
                 let n = count_lines(hay, sep);
                 let mut any = vec![false; n];
                 for &(l, _) in expected {
                     any[l as usize] = true;
                 }
-                assert_eq!(m.any_lines(hay, sep, opts).unwrap(), any, "any_lines case {ci} {choice:?} {opts:?}");
+                assert_eq!(
+                    m.any_lines(hay, sep, opts).unwrap(),
+                    any,
+                    "any_lines case {ci} {engine:?} {opts:?}"
+                );
             }
         }
     }
@@ -618,12 +1320,22 @@ mod tests {
     #[test]
     fn empty_pattern_is_rejected_with_its_index() {
         let err = Matcher::new([b"a".as_slice(), b"b", b""]).unwrap_err();
-        assert_eq!(err.to_string(), "pattern 2 is empty; every pattern needs at least one byte");
+        assert_eq!(
+            err.to_string(),
+            "pattern 2 is empty; every pattern needs at least one byte"
+        );
     }
 
     #[test]
     fn count_lines_follows_the_trailing_separator_rule() {
-        for (hay, n) in [(&b""[..], 0), (b"\n", 1), (b"a", 1), (b"a\n", 1), (b"a\n\nb", 3), (b"\n\n", 2)] {
+        for (hay, n) in [
+            (&b""[..], 0),
+            (b"\n", 1),
+            (b"a", 1),
+            (b"a\n", 1),
+            (b"a\n\nb", 3),
+            (b"\n\n", 2),
+        ] {
             assert_eq!(count_lines(hay, b'\n'), n, "{hay:?}");
         }
     }
@@ -645,9 +1357,21 @@ mod tests {
     fn find_all_reports_overlapping_and_duplicate_occurrences() {
         let m = Matcher::new([b"aa".as_slice(), b"a", b"aa"]).unwrap();
         let occ = m.find_all(b"aaa");
-        let got: Vec<(u32, u64, u64)> =
-            (0..occ.patterns.len()).map(|i| (occ.patterns[i], occ.starts[i], occ.ends[i])).collect();
-        assert_eq!(got, vec![(0, 0, 2), (1, 0, 1), (2, 0, 2), (0, 1, 3), (1, 1, 2), (2, 1, 3), (1, 2, 3)]);
+        let got: Vec<(u32, u64, u64)> = (0..occ.patterns.len())
+            .map(|i| (occ.patterns[i], occ.starts[i], occ.ends[i]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 2),
+                (1, 0, 1),
+                (2, 0, 2),
+                (0, 1, 3),
+                (1, 1, 2),
+                (2, 1, 3),
+                (1, 2, 3)
+            ]
+        );
     }
 
     #[test]
@@ -674,22 +1398,55 @@ mod tests {
     #[test]
     fn random_inputs_agree_with_the_naive_twin_in_every_configuration() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let alphabet = b"abAB\n;";
-        for round in 0..300 {
-            let n_pats = rng.below(6) as usize;
-            let pats: Vec<Vec<u8>> = (0..n_pats)
-                .map(|_| (0..1 + rng.below(3)).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect())
+        for round in 0..1500 {
+            // Long patterns need a tinier alphabet to occur at all.
+            let alphabet: &[u8] = if round % 2 == 0 {
+                b"abAB\n;"
+            } else {
+                b"aAb\n;"
+            };
+            let hay: Vec<u8> = (0..rng.below(80))
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
                 .collect();
-            let hay: Vec<u8> = (0..rng.below(40)).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
-            let sep = if round % 2 == 0 { b'\n' } else { b';' };
+            // Even rounds: short random patterns. Odd rounds: 4..11 bytes (both hashed-engine
+            // filters), half of them cut from the haystack so they do occur.
+            let n_pats = rng.below(7) as usize;
+            let pats: Vec<Vec<u8>> = (0..n_pats)
+                .map(|_| {
+                    let len = if round % 2 == 0 {
+                        1 + rng.below(3)
+                    } else {
+                        4 + rng.below(8)
+                    } as usize;
+                    if round % 2 == 1 && rng.below(2) == 0 && hay.len() >= len {
+                        let at = rng.below((hay.len() - len + 1) as u64) as usize;
+                        hay[at..at + len].to_vec()
+                    } else {
+                        (0..len)
+                            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                            .collect()
+                    }
+                })
+                .collect();
+            let sep = if round % 4 < 2 { b'\n' } else { b';' };
             let icase = round % 3 == 0;
             let refs: Vec<&[u8]> = pats.iter().map(|p| p.as_slice()).collect();
             let expected = naive_pairs(&refs, &hay, sep, icase);
-            for (choice, opts) in configs() {
-                let m = MatcherBuilder::new().ascii_case_insensitive(icase).automaton(choice).build(&refs).unwrap();
+            for (choice, engine, opts) in configs() {
+                let Some(m) = build_for(&refs, icase, choice, engine) else {
+                    continue;
+                };
                 let got = m.match_lines(&hay, sep, opts).unwrap();
-                let pairs: Vec<(u32, u32)> = got.lines.iter().copied().zip(got.patterns.iter().copied()).collect();
-                assert_eq!(pairs, expected, "round {round}: {pats:?} in {hay:?} sep {sep} icase {icase}");
+                let pairs: Vec<(u32, u32)> = got
+                    .lines
+                    .iter()
+                    .copied()
+                    .zip(got.patterns.iter().copied())
+                    .collect();
+                assert_eq!(
+                    pairs, expected,
+                    "round {round}: {pats:?} in {hay:?} sep {sep} icase {icase} {engine:?}"
+                );
             }
         }
     }

@@ -13,7 +13,10 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyType};
 
+use rayon::prelude::*;
+
 use super::matcher::arrow::StringColumn;
+use super::matcher::COLUMN_RUN_ROWS;
 use crate::cidr::{IpSetBuilder, IpTable, MAX_LIST_ID};
 
 #[derive(Default)]
@@ -33,19 +36,29 @@ fn list_id_of(list_id: i64) -> PyResult<u32> {
     u32::try_from(list_id)
         .ok()
         .filter(|&id| id <= MAX_LIST_ID)
-        .ok_or_else(|| PyValueError::new_err(format!("list_id {list_id} is out of range 0..={MAX_LIST_ID}")))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "list_id {list_id} is out of range 0..={MAX_LIST_ID}"
+            ))
+        })
 }
 
 /// The entries of one list as owned strings (they are parsed with the GIL released).
 fn entries_of(cidrs: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
     if cidrs.is_instance_of::<PyString>() || cidrs.is_instance_of::<PyBytes>() {
-        return Err(PyTypeError::new_err(format!("{what} must be a sequence of str, not a single string")));
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a sequence of str, not a single string"
+        )));
     }
     let mut out = Vec::new();
     for (i, item) in cidrs.try_iter()?.enumerate() {
         let item = item?;
         let text = item.cast::<PyString>().map_err(|_| {
-            let type_name = item.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            let type_name = item
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
             PyTypeError::new_err(format!("{what}: entry {i} is {type_name}; expected str"))
         })?;
         out.push(text.to_str()?.to_owned());
@@ -65,7 +78,9 @@ impl Addresses {
             return Ok(Addresses::Column(StringColumn::import(ips, "ips")?));
         }
         if ips.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err("ips must be a sequence of str or a string column, not a single str"));
+            return Err(PyTypeError::new_err(
+                "ips must be a sequence of str or a string column, not a single str",
+            ));
         }
         let mut out = Vec::new();
         for (i, item) in ips.try_iter()?.enumerate() {
@@ -76,17 +91,32 @@ impl Addresses {
                 out.push(Some(s.to_str()?.to_owned()));
             } else {
                 let type_name = item.get_type().name()?.to_string();
-                return Err(PyTypeError::new_err(format!("ips: item {i} is {type_name}; expected str or None")));
+                return Err(PyTypeError::new_err(format!(
+                    "ips: item {i} is {type_name}; expected str or None"
+                )));
             }
         }
         Ok(Addresses::Owned(out))
     }
 
+    /// Runs of rows are looked up in parallel and concatenated in order.
     fn lookup(&self, table: &IpTable) -> (Vec<i32>, usize) {
-        match self {
-            Addresses::Column(c) => table.lookup_all(c.iter()),
-            Addresses::Owned(v) => table.lookup_all(v.iter().map(|s| s.as_deref().map(str::as_bytes))),
-        }
+        let parts: Vec<(Vec<i32>, usize)> = match self {
+            Addresses::Column(c) => c
+                .runs(COLUMN_RUN_ROWS)
+                .into_par_iter()
+                .map(|(_, rows)| table.lookup_all(rows))
+                .collect(),
+            Addresses::Owned(v) => v
+                .par_chunks(COLUMN_RUN_ROWS)
+                .map(|run| table.lookup_all(run.iter().map(|s| s.as_deref().map(str::as_bytes))))
+                .collect(),
+        };
+        let invalid = parts.iter().map(|(_, n)| n).sum();
+        (
+            parts.into_iter().flat_map(|(ids, _)| ids).collect(),
+            invalid,
+        )
     }
 }
 
@@ -102,7 +132,13 @@ impl PyIpSet {
         Arc::clone(state.table.as_ref().expect("just built"))
     }
 
-    fn add_entries(&self, py: Python<'_>, entries: Vec<String>, list_id: u32, strict: bool) -> PyResult<usize> {
+    fn add_entries(
+        &self,
+        py: Python<'_>,
+        entries: Vec<String>,
+        list_id: u32,
+        strict: bool,
+    ) -> PyResult<usize> {
         let skipped = py.detach(|| {
             let mut state = self.state.write().expect("IpSet lock poisoned");
             let skipped = state.builder.add(&entries, list_id, strict)?;
@@ -128,13 +164,20 @@ impl PyIpSet {
 impl PyIpSet {
     #[new]
     fn new() -> Self {
-        PyIpSet { state: RwLock::new(State::default()) }
+        PyIpSet {
+            state: RwLock::new(State::default()),
+        }
     }
 
     /// Build from several lists: list i gets id i.
     #[classmethod]
     #[pyo3(signature = (lists, *, strict = true))]
-    fn from_lists(_cls: &Bound<'_, PyType>, py: Python<'_>, lists: &Bound<'_, PyAny>, strict: bool) -> PyResult<Self> {
+    fn from_lists(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        lists: &Bound<'_, PyAny>,
+        strict: bool,
+    ) -> PyResult<Self> {
         let set = PyIpSet::new();
         for (i, list) in lists.try_iter()?.enumerate() {
             let entries = entries_of(&list?, &format!("list {i}"))?;
@@ -145,7 +188,13 @@ impl PyIpSet {
 
     /// Add one list's entries; returns how many bad entries were skipped (always 0 when strict).
     #[pyo3(signature = (cidrs, list_id, *, strict = true))]
-    fn add(&self, py: Python<'_>, cidrs: &Bound<'_, PyAny>, list_id: i64, strict: bool) -> PyResult<usize> {
+    fn add(
+        &self,
+        py: Python<'_>,
+        cidrs: &Bound<'_, PyAny>,
+        list_id: i64,
+        strict: bool,
+    ) -> PyResult<usize> {
         let list_id = list_id_of(list_id)?;
         let entries = entries_of(cidrs, "cidrs")?;
         self.add_entries(py, entries, list_id, strict)
@@ -153,7 +202,13 @@ impl PyIpSet {
 
     /// Add a netset/ipset file; returns how many bad entries were skipped (always 0 when strict).
     #[pyo3(signature = (path, list_id, *, strict = true))]
-    fn load_netset(&self, py: Python<'_>, path: PathBuf, list_id: i64, strict: bool) -> PyResult<usize> {
+    fn load_netset(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        list_id: i64,
+        strict: bool,
+    ) -> PyResult<usize> {
         let list_id = list_id_of(list_id)?;
         let skipped = py.detach(|| {
             // Read and parse outside the lock; only the merge takes it.
@@ -170,7 +225,13 @@ impl PyIpSet {
 
     /// Number of prefixes held.
     fn __len__(&self, py: Python<'_>) -> usize {
-        py.detach(|| self.state.read().expect("IpSet lock poisoned").builder.len())
+        py.detach(|| {
+            self.state
+                .read()
+                .expect("IpSet lock poisoned")
+                .builder
+                .len()
+        })
     }
 
     /// Bad entries skipped so far by non-strict adds.
@@ -188,7 +249,11 @@ impl PyIpSet {
     }
 
     /// List id of the longest matching prefix per address; -1 for no match, null or invalid.
-    fn lookup<'py>(&self, py: Python<'py>, ips: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        ips: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let (ids, _) = self.do_lookup(py, ips)?;
         Ok(ids.into_pyarray(py))
     }

@@ -8,8 +8,13 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
+use rayon::prelude::*;
 
-use crate::matcher::{self, Matcher, MatcherBuilder, ScanOptions};
+use crate::matcher::{self, Engine, Matcher, MatcherBuilder, ScanOptions};
+
+/// Rows per parallel run of the column methods (and of `IpSet.lookup`): enough work per task to
+/// hide rayon's scheduling, small enough to spread a column over the cores.
+pub(crate) const COLUMN_RUN_ROWS: usize = 1 << 16;
 
 /// A read-only view of a Python buffer (bytes, bytearray, memoryview, mmap) without copying.
 /// The `PyBuffer` keeps the exporter pinned (a bytearray cannot be resized while it is held), so
@@ -27,14 +32,19 @@ impl ByteView {
             ))
         })?;
         if !buffer.is_c_contiguous() {
-            return Err(PyValueError::new_err(format!("{what} must be a contiguous buffer")));
+            return Err(PyValueError::new_err(format!(
+                "{what} must be a contiguous buffer"
+            )));
         }
         Ok(ByteView { buffer })
     }
 
     /// The bytes, usable without the GIL. The caller must keep `self` alive while using them.
     pub(crate) fn bytes(&self) -> SendSlice {
-        SendSlice { ptr: self.buffer.buf_ptr() as usize, len: self.buffer.len_bytes() }
+        SendSlice {
+            ptr: self.buffer.buf_ptr() as usize,
+            len: self.buffer.len_bytes(),
+        }
     }
 }
 
@@ -61,12 +71,19 @@ impl SendSlice {
 /// (line or row indices, pattern ids), the pair arrays every matching method returns.
 type PairArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>);
 /// (pattern ids, starts, ends) of `find_all`.
-type OccurrenceArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
+type OccurrenceArrays<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+);
 
 fn one_byte(sep: &[u8]) -> PyResult<u8> {
     match sep {
         [b] => Ok(*b),
-        _ => Err(PyValueError::new_err(format!("sep must be exactly one byte, got {} bytes ({sep:?})", sep.len()))),
+        _ => Err(PyValueError::new_err(format!(
+            "sep must be exactly one byte, got {} bytes ({sep:?})",
+            sep.len()
+        ))),
     }
 }
 
@@ -89,8 +106,23 @@ pub struct PyMatcher {
 #[pymethods]
 impl PyMatcher {
     #[new]
-    #[pyo3(signature = (patterns, *, ascii_case_insensitive = false))]
-    fn new(py: Python<'_>, patterns: &Bound<'_, PyAny>, ascii_case_insensitive: bool) -> PyResult<Self> {
+    #[pyo3(signature = (patterns, *, ascii_case_insensitive = false, engine = "auto"))]
+    fn new(
+        py: Python<'_>,
+        patterns: &Bound<'_, PyAny>,
+        ascii_case_insensitive: bool,
+        engine: &str,
+    ) -> PyResult<Self> {
+        let engine = match engine {
+            "auto" => Engine::Auto,
+            "automaton" => Engine::Automaton,
+            "hashed" => Engine::Hashed,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "engine {other:?} is not one of 'auto', 'automaton', 'hashed'"
+                )))
+            }
+        };
         if patterns.is_instance_of::<PyString>() || patterns.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "patterns must be a sequence of bytes or str, not a single string; wrap it in a list",
@@ -108,11 +140,21 @@ impl PyMatcher {
                 given_as_str.push(true);
             } else {
                 let type_name = item.get_type().name()?.to_string();
-                return Err(PyTypeError::new_err(format!("pattern {i} is {type_name}; expected bytes or str")));
+                return Err(PyTypeError::new_err(format!(
+                    "pattern {i} is {type_name}; expected bytes or str"
+                )));
             }
         }
-        let inner = py.detach(|| MatcherBuilder::new().ascii_case_insensitive(ascii_case_insensitive).build(&owned))?;
-        Ok(PyMatcher { inner, given_as_str })
+        let inner = py.detach(|| {
+            MatcherBuilder::new()
+                .ascii_case_insensitive(ascii_case_insensitive)
+                .engine(engine)
+                .build(&owned)
+        })?;
+        Ok(PyMatcher {
+            inner,
+            given_as_str,
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -121,9 +163,14 @@ impl PyMatcher {
 
     fn __repr__(&self) -> String {
         format!(
-            "Matcher({} patterns, ascii_case_insensitive={})",
+            "Matcher({} patterns, ascii_case_insensitive={}, engine={:?})",
             self.inner.len(),
-            if self.inner.ascii_case_insensitive() { "True" } else { "False" }
+            if self.inner.ascii_case_insensitive() {
+                "True"
+            } else {
+                "False"
+            },
+            self.inner.engine().name()
         )
     }
 
@@ -132,11 +179,18 @@ impl PyMatcher {
         self.inner.ascii_case_insensitive()
     }
 
+    /// The engine of `match_lines` in use: "automaton" or "hashed".
+    #[getter]
+    fn engine(&self) -> &'static str {
+        self.inner.engine().name()
+    }
+
     /// The patterns, each as given (bytes or str), in id order.
     #[getter]
     fn patterns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items: Vec<Bound<'py, PyAny>> =
-            (0..self.inner.len()).map(|i| self.pattern_object(py, i)).collect::<PyResult<_>>()?;
+        let items: Vec<Bound<'py, PyAny>> = (0..self.inner.len())
+            .map(|i| self.pattern_object(py, i))
+            .collect::<PyResult<_>>()?;
         PyList::new(py, items)
     }
 
@@ -152,6 +206,7 @@ impl PyMatcher {
     }
 
     #[pyo3(signature = (buffer, sep = b"\n".as_slice(), *, parallel = true))]
+    #[pyo3(text_signature = "($self, buffer, sep=b'\\n', *, parallel=True)")]
     fn match_lines<'py>(
         &self,
         py: Python<'py>,
@@ -163,12 +218,19 @@ impl PyMatcher {
         let view = ByteView::new(buffer, "buffer")?;
         let bytes = view.bytes();
         // SAFETY: `view` holds the buffer until after `detach` returns.
-        let found = py.detach(|| self.inner.match_lines(unsafe { bytes.get() }, sep, options(parallel)))?;
+        let found = py.detach(|| {
+            self.inner
+                .match_lines(unsafe { bytes.get() }, sep, options(parallel))
+        })?;
         drop(view);
-        Ok((found.lines.into_pyarray(py), found.patterns.into_pyarray(py)))
+        Ok((
+            found.lines.into_pyarray(py),
+            found.patterns.into_pyarray(py),
+        ))
     }
 
     #[pyo3(signature = (buffer, sep = b"\n".as_slice(), *, parallel = true))]
+    #[pyo3(text_signature = "($self, buffer, sep=b'\\n', *, parallel=True)")]
     fn any_lines<'py>(
         &self,
         py: Python<'py>,
@@ -180,7 +242,10 @@ impl PyMatcher {
         let view = ByteView::new(buffer, "buffer")?;
         let bytes = view.bytes();
         // SAFETY: `view` holds the buffer until after `detach` returns.
-        let flags = py.detach(|| self.inner.any_lines(unsafe { bytes.get() }, sep, options(parallel)))?;
+        let flags = py.detach(|| {
+            self.inner
+                .any_lines(unsafe { bytes.get() }, sep, options(parallel))
+        })?;
         drop(view);
         Ok(flags.into_pyarray(py))
     }
@@ -195,7 +260,11 @@ impl PyMatcher {
         // SAFETY: `view` holds the buffer until after `detach` returns.
         let occ = py.detach(|| self.inner.find_all(unsafe { bytes.get() }));
         drop(view);
-        Ok((occ.patterns.into_pyarray(py), occ.starts.into_pyarray(py), occ.ends.into_pyarray(py)))
+        Ok((
+            occ.patterns.into_pyarray(py),
+            occ.starts.into_pyarray(py),
+            occ.ends.into_pyarray(py),
+        ))
     }
 
     fn match_column<'py>(
@@ -211,15 +280,45 @@ impl PyMatcher {
                 u32::MAX
             )));
         }
-        let found = py.detach(|| self.inner.match_items(column.iter()));
+        let found = py.detach(|| {
+            // Runs of rows in parallel; concatenated in row order, so the answer is the same.
+            let parts: Vec<(usize, matcher::LineMatches)> = column
+                .runs(COLUMN_RUN_ROWS)
+                .into_par_iter()
+                .map(|(first, rows)| (first, self.inner.match_items(rows)))
+                .collect();
+            let mut all = matcher::LineMatches::default();
+            for (first, part) in parts {
+                all.lines
+                    .extend(part.lines.iter().map(|&r| r + first as u32));
+                all.patterns.extend_from_slice(&part.patterns);
+            }
+            all
+        });
         drop(column);
-        Ok((found.lines.into_pyarray(py), found.patterns.into_pyarray(py)))
+        Ok((
+            found.lines.into_pyarray(py),
+            found.patterns.into_pyarray(py),
+        ))
     }
 
-    fn any_column<'py>(&self, py: Python<'py>, column: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<bool>>> {
+    fn any_column<'py>(
+        &self,
+        py: Python<'py>,
+        column: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let column = arrow::StringColumn::import(column, "column")?;
-        let flags: Vec<bool> =
-            py.detach(|| column.iter().map(|item| item.is_some_and(|s| self.inner.is_match(s))).collect());
+        let flags: Vec<bool> = py.detach(|| {
+            let parts: Vec<Vec<bool>> = column
+                .runs(COLUMN_RUN_ROWS)
+                .into_par_iter()
+                .map(|(_, rows)| {
+                    rows.map(|item| item.is_some_and(|s| self.inner.is_match(s)))
+                        .collect()
+                })
+                .collect();
+            parts.concat()
+        });
         drop(column);
         Ok(flags.into_pyarray(py))
     }
@@ -230,7 +329,11 @@ impl PyMatcher {
         let bytes = self.inner.pattern(i).expect("index checked by the caller");
         if self.given_as_str[i] {
             // Built from a Python str, so the bytes are UTF-8.
-            Ok(PyString::new(py, std::str::from_utf8(bytes).expect("pattern given as str")).into_any())
+            Ok(PyString::new(
+                py,
+                std::str::from_utf8(bytes).expect("pattern given as str"),
+            )
+            .into_any())
         } else {
             Ok(PyBytes::new(py, bytes).into_any())
         }
@@ -240,6 +343,7 @@ impl PyMatcher {
 /// Number of lines in `buffer`: a trailing separator does not start a new line.
 #[pyfunction]
 #[pyo3(signature = (buffer, sep = b"\n".as_slice()))]
+#[pyo3(text_signature = "(buffer, sep=b'\\n')")]
 fn count_lines(py: Python<'_>, buffer: &Bound<'_, PyAny>, sep: &[u8]) -> PyResult<usize> {
     let sep = one_byte(sep)?;
     let view = ByteView::new(buffer, "buffer")?;
@@ -251,6 +355,7 @@ fn count_lines(py: Python<'_>, buffer: &Bound<'_, PyAny>, sep: &[u8]) -> PyResul
 /// The lines numbered `line_idx` (without separators), in the order asked.
 #[pyfunction]
 #[pyo3(signature = (buffer, line_idx, sep = b"\n".as_slice()))]
+#[pyo3(text_signature = "(buffer, line_idx, sep=b'\\n')")]
 fn select_lines<'py>(
     py: Python<'py>,
     buffer: &Bound<'py, PyAny>,
@@ -265,7 +370,10 @@ fn select_lines<'py>(
     let ranges = py.detach(|| matcher::select_lines(unsafe { bytes.get() }, sep, &wanted))?;
     // SAFETY: still held; the GIL is held again, so the slices are only read here.
     let hay = unsafe { bytes.get() };
-    let list = PyList::new(py, ranges.iter().map(|&(a, b)| PyBytes::new(py, &hay[a..b])))?;
+    let list = PyList::new(
+        py,
+        ranges.iter().map(|&(a, b)| PyBytes::new(py, &hay[a..b])),
+    )?;
     drop(view);
     Ok(list)
 }
@@ -275,15 +383,18 @@ fn line_indices(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
     if let Ok(array) = obj.extract::<PyReadonlyArray1<u32>>() {
         return Ok(array.as_array().to_vec());
     }
-    let values: Vec<i64> = obj
-        .extract()
-        .map_err(|_| PyTypeError::new_err("line_idx must be a numpy uint32 array or a sequence of int"))?;
+    let values: Vec<i64> = obj.extract().map_err(|_| {
+        PyTypeError::new_err("line_idx must be a numpy uint32 array or a sequence of int")
+    })?;
     values
         .iter()
         .enumerate()
         .map(|(i, &v)| {
             u32::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!("line index {v} (position {i}) is out of range: must be 0..{}", u32::MAX))
+                PyValueError::new_err(format!(
+                    "line index {v} (position {i}) is out of range: must be 0..{}",
+                    u32::MAX
+                ))
             })
         })
         .collect()
@@ -435,12 +546,18 @@ pub(crate) mod arrow {
     }
 
     // SAFETY: the Arrow C data interface makes the buffers immutable while the consumer holds the
-    // array; the pointers are only read, from any thread, until the arrays are released on drop.
-    unsafe impl Send for StringColumn {}
-    unsafe impl Sync for StringColumn {}
+    // array; the pointers are only read, from any thread, until the arrays are released on drop
+    // (which happens on the thread holding the GIL, after the parallel work has finished).
+    unsafe impl Send for Chunk {}
+    unsafe impl Sync for Chunk {}
 
-    fn layout_of(format: &str, what: &str) -> PyResult<Layout> {
-        match format {
+    fn layout_of(schema: &ArrowSchema, what: &str) -> PyResult<Layout> {
+        if !schema.dictionary.is_null() {
+            return Err(PyTypeError::new_err(format!(
+                "{what} is dictionary-encoded (a categorical column); cast it to a string column first"
+            )));
+        }
+        match format_of(schema).as_str() {
             "u" | "z" => Ok(Layout::Offsets32),
             "U" | "Z" => Ok(Layout::Offsets64),
             "vu" | "vz" => Ok(Layout::View),
@@ -458,9 +575,13 @@ pub(crate) mod arrow {
             if obj.hasattr("__arrow_c_stream__")? {
                 let capsule = obj.call_method0("__arrow_c_stream__")?;
                 let capsule = capsule.cast::<PyCapsule>().map_err(|_| {
-                    PyTypeError::new_err(format!("{what}: __arrow_c_stream__ did not return a PyCapsule"))
+                    PyTypeError::new_err(format!(
+                        "{what}: __arrow_c_stream__ did not return a PyCapsule"
+                    ))
                 })?;
-                let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?.as_ptr() as *mut ArrowArrayStream;
+                let ptr = capsule
+                    .pointer_checked(Some(c"arrow_array_stream"))?
+                    .as_ptr() as *mut ArrowArrayStream;
                 // Move the stream out of the capsule; the capsule's destructor then sees a
                 // released stream and does nothing.
                 let stream = unsafe {
@@ -477,8 +598,12 @@ pub(crate) mod arrow {
                 let array_capsule = pair.get_item(1)?;
                 let schema_capsule = schema_capsule.cast::<PyCapsule>()?;
                 let array_capsule = array_capsule.cast::<PyCapsule>()?;
-                let sp = schema_capsule.pointer_checked(Some(c"arrow_schema"))?.as_ptr() as *mut ArrowSchema;
-                let ap = array_capsule.pointer_checked(Some(c"arrow_array"))?.as_ptr() as *mut ArrowArray;
+                let sp = schema_capsule
+                    .pointer_checked(Some(c"arrow_schema"))?
+                    .as_ptr() as *mut ArrowSchema;
+                let ap = array_capsule
+                    .pointer_checked(Some(c"arrow_array"))?
+                    .as_ptr() as *mut ArrowArray;
                 let (schema, array) = unsafe {
                     let schema = OwnedSchema(std::ptr::read(sp));
                     (*sp).release = None;
@@ -486,9 +611,12 @@ pub(crate) mod arrow {
                     (*ap).release = None;
                     (schema, array)
                 };
-                let layout = layout_of(&format_of(&schema.0), what)?;
+                let layout = layout_of(&schema.0, what)?;
                 let chunk = Chunk::new(layout, array, what)?;
-                return Ok(StringColumn { len: chunk.length, chunks: vec![chunk] });
+                return Ok(StringColumn {
+                    len: chunk.length,
+                    chunks: vec![chunk],
+                });
             }
             let type_name = obj.get_type().name()?.to_string();
             Err(PyTypeError::new_err(format!(
@@ -499,13 +627,17 @@ pub(crate) mod arrow {
         fn from_stream(mut stream: OwnedStream, what: &str) -> PyResult<Self> {
             let s = &mut stream.0;
             let mut schema = OwnedSchema(ArrowSchema::empty());
-            let get_schema = s.get_schema.ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
+            let get_schema = s
+                .get_schema
+                .ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
             let rc = unsafe { get_schema(s, &mut schema.0) };
             if rc != 0 {
                 return Err(stream_error(s, rc, what));
             }
-            let layout = layout_of(&format_of(&schema.0), what)?;
-            let get_next = s.get_next.ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
+            let layout = layout_of(&schema.0, what)?;
+            let get_next = s
+                .get_next
+                .ok_or_else(|| PyValueError::new_err("released Arrow stream"))?;
             let mut chunks = Vec::new();
             let mut len = 0usize;
             loop {
@@ -528,9 +660,24 @@ pub(crate) mod arrow {
             self.len
         }
 
-        /// Every row in order: `None` for nulls.
-        pub(crate) fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> + '_ {
-            self.chunks.iter().flat_map(|chunk| (0..chunk.length).map(move |i| chunk.get(i)))
+        /// The rows cut into runs of at most `rows` rows, in order, for parallel work:
+        /// (first row of the run in the column, its rows).
+        pub(crate) fn runs(
+            &self,
+            rows: usize,
+        ) -> Vec<(usize, impl Iterator<Item = Option<&[u8]>> + Clone + '_)> {
+            let mut out = Vec::new();
+            let mut base = 0;
+            for chunk in &self.chunks {
+                let mut at = 0;
+                while at < chunk.length {
+                    let end = (at + rows).min(chunk.length);
+                    out.push((base + at, (at..end).map(move |i| chunk.get(i))));
+                    at = end;
+                }
+                base += chunk.length;
+            }
+            out
         }
     }
 
@@ -538,7 +685,9 @@ pub(crate) mod arrow {
         if schema.format.is_null() {
             return String::new();
         }
-        unsafe { CStr::from_ptr(schema.format) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(schema.format) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn stream_error(s: &mut ArrowArrayStream, rc: i32, what: &str) -> PyErr {
@@ -548,7 +697,9 @@ pub(crate) mod arrow {
             .filter(|p| !p.is_null())
             .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
             .unwrap_or_default();
-        PyValueError::new_err(format!("{what}: the Arrow stream failed (error {rc}): {detail}"))
+        PyValueError::new_err(format!(
+            "{what}: the Arrow stream failed (error {rc}): {detail}"
+        ))
     }
 
     impl Chunk {
@@ -584,7 +735,9 @@ pub(crate) mod arrow {
 
         fn get(&self, i: usize) -> Option<&[u8]> {
             let j = self.offset + i;
-            if !self.validity.is_null() && unsafe { *self.validity.add(j / 8) } & (1 << (j % 8)) == 0 {
+            if !self.validity.is_null()
+                && unsafe { *self.validity.add(j / 8) } & (1 << (j % 8)) == 0
+            {
                 return None;
             }
             // SAFETY: indices are within `offset + length`, which the producer guarantees the
@@ -593,12 +746,18 @@ pub(crate) mod arrow {
                 match self.layout {
                     Layout::Offsets32 => {
                         let offsets = self.offsets_or_views as *const i32;
-                        let (a, b) = (offsets.add(j).read_unaligned(), offsets.add(j + 1).read_unaligned());
+                        let (a, b) = (
+                            offsets.add(j).read_unaligned(),
+                            offsets.add(j + 1).read_unaligned(),
+                        );
                         Some(bytes_at(self.data[0], a as usize, (b - a) as usize))
                     }
                     Layout::Offsets64 => {
                         let offsets = self.offsets_or_views as *const i64;
-                        let (a, b) = (offsets.add(j).read_unaligned(), offsets.add(j + 1).read_unaligned());
+                        let (a, b) = (
+                            offsets.add(j).read_unaligned(),
+                            offsets.add(j + 1).read_unaligned(),
+                        );
                         Some(bytes_at(self.data[0], a as usize, (b - a) as usize))
                     }
                     Layout::View => {
