@@ -61,22 +61,23 @@ def _iso_ns(ns: int) -> str:
 
 def snapshot(row: dict[str, Any]) -> dict[str, Any]:
     """The JSON view of one entry: present fields only, mode also as octal permissions."""
-    out: dict[str, Any] = {}
-    for name in SNAPSHOT_COLUMNS:
-        value = row.get(name)
-        if value is None:
-            continue
-        if name == "xattrs":
-            value = json.loads(value)
-        out[name] = value
-    if "mode" in out:
-        out["permissions"] = f"{stat.S_IMODE(out['mode']):04o}"
-        out["suid"] = bool(out["mode"] & stat.S_ISUID)
-        out["sgid"] = bool(out["mode"] & stat.S_ISGID)
-    if "mtime_ns" in out:
-        out["mtime"] = _iso_ns(out["mtime_ns"])
-    if "ctime_ns" in out:
-        out["ctime"] = _iso_ns(out["ctime_ns"])
+    # Written out rather than looped: the real-time watcher builds two of these per change.
+    get = row.get
+    out = {name: value for name in SNAPSHOT_COLUMNS if (value := get(name)) is not None}
+    xattrs = out.get("xattrs")
+    if xattrs is not None:
+        out["xattrs"] = json.loads(xattrs)
+    mode = out.get("mode")
+    if mode is not None:
+        out["permissions"] = f"{mode & 0o7777:04o}"
+        out["suid"] = bool(mode & stat.S_ISUID)
+        out["sgid"] = bool(mode & stat.S_ISGID)
+    mtime = out.get("mtime_ns")
+    if mtime is not None:
+        out["mtime"] = _iso_ns(mtime)
+    ctime = out.get("ctime_ns")
+    if ctime is not None:
+        out["ctime"] = _iso_ns(ctime)
     return out
 
 
@@ -134,6 +135,12 @@ def _resolve_growing(
     )
 
 
+@lru_cache(maxsize=256)
+def _compared_columns(attrs: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column) pairs of an attribute set, in reporting order."""
+    return tuple((name, ATTRIBUTE_COLUMNS[name]) for name in ATTRIBUTES if name in attrs)
+
+
 def compare_entry(
     key: bytes,
     b: dict[str, Any],
@@ -144,10 +151,7 @@ def compare_entry(
     """The change between two states of one path (scan rows as dicts), or None if none is monitored."""
     attrs, growing = policy.select(a["path"], a["type"])
     changed: list[str] = []
-    for name in ATTRIBUTES:
-        if name not in attrs:
-            continue
-        column = ATTRIBUTE_COLUMNS[name]
+    for name, column in _compared_columns(attrs):
         old_value, new_value = b.get(column), a.get(column)
         if name == "content":
             differs = old_value is not None and new_value is not None and old_value != new_value

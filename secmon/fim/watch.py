@@ -57,19 +57,25 @@ def entry_row(path_b: bytes, algo: str | None, old: Row | None, with_xattrs: boo
         return None  # a parent directory was replaced by a file: the entry is gone
     except OSError as exc:
         return {**_empty_row(path_b), "type": "unknown", "error": f"stat: {exc.strerror} (errno {exc.errno})"}
-    row = _empty_row(path_b)
-    row.update(
-        type=pywalk.file_type(st.st_mode),
-        size=st.st_size,
-        mode=st.st_mode,
-        uid=st.st_uid,
-        gid=st.st_gid,
-        inode=st.st_ino,
-        dev=st.st_dev,
-        nlink=st.st_nlink,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-    )
+    row: Row = {
+        "path": path_b.decode("utf-8", "replace"),
+        "path_bytes": path_b,
+        "type": pywalk.file_type(st.st_mode),
+        "size": st.st_size,
+        "mode": st.st_mode,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "inode": st.st_ino,
+        "dev": st.st_dev,
+        "nlink": st.st_nlink,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "target": None,
+        "digest": None,
+        "error": None,
+        "xattrs": None,
+        "capabilities": None,
+    }
     if stat.S_ISLNK(st.st_mode):
         try:
             row["target"] = os.readlink(path_b).decode("utf-8", "replace")
