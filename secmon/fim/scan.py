@@ -182,14 +182,17 @@ def scan(spec: ScanSpec, previous: pl.DataFrame | None = None, walker: WalkerCho
         if spec.root_dir:
             prev = _to_host(prev, spec.root_dir)
     if host_roots:
-        frame = walk(
-            host_roots,
-            algo=spec.algo,
-            excludes=walker_excludes,
-            follow_symlinks=spec.follow_symlinks,
-            previous=prev if spec.algo is not None else None,
-            one_file_system=spec.one_file_system,
-        )
+        try:
+            frame = walk(
+                host_roots,
+                algo=spec.algo,
+                excludes=walker_excludes,
+                follow_symlinks=spec.follow_symlinks,
+                previous=prev if spec.algo is not None else None,
+                one_file_system=spec.one_file_system,
+            )
+        except ValueError as exc:  # e.g. blake3 asked of the Python twin without the blake3 package
+            raise FimError(f"cannot scan {', '.join(display for display, _ in pairs)}: {exc}") from None
     else:
         frame = pl.DataFrame(schema=pywalk.SCAN_SCHEMA)
     frame = frame.select([pl.col(name).cast(dtype) for name, dtype in pywalk.SCAN_SCHEMA.items()])
