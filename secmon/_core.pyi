@@ -156,7 +156,8 @@ class IpSet:
     """IPv4/IPv6 prefixes, each tagged with the id of the list it came from; longest-prefix lookup.
 
     IPv4 ``a.b.c.d/n`` lives in the IPv6 space as ``::ffff:a.b.c.d/(96+n)``, so IPv4-mapped IPv6
-    addresses match IPv4 entries (and an IPv6 prefix such as ``::/0`` covers IPv4 too). Entries
+    addresses match IPv4 entries; IPv6 prefixes never cover IPv4 addresses (``::/0`` does not hold
+    ``1.2.3.4``, as in Python's ``ipaddress``). Entries
     parse like ``ipaddress.ip_network(text, strict=False)``: host bits are cleared, leading zeros
     in IPv4 octets and surrounding whitespace are rejected; netmask forms and IPv6 scope ids are
     not accepted. When the same prefix is in two lists the smaller list id wins. Safe to share

@@ -2,7 +2,9 @@
 //!
 //! Every address lives in one 128-bit space: IPv4 `a.b.c.d/n` is stored as the IPv4-mapped IPv6
 //! prefix `::ffff:a.b.c.d/(96+n)`. An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) therefore matches
-//! the IPv4 entries, and an IPv6 prefix covering `::ffff:0:0/96` (such as `::/0`) covers IPv4 too.
+//! the IPv4 entries. IPv4 addresses are looked up among the prefixes inside `::ffff:0:0/96` only:
+//! as in Python's `ipaddress`, an IPv6 prefix around that block (`::/0`, the bogon `::/8`) does
+//! not cover IPv4, or an IPv6 bogon list would flag every IPv4 client.
 //!
 //! The prefixes are flattened once into sorted, disjoint ranges, each carrying the list id of the
 //! longest prefix covering it; a lookup is one binary search. Prefixes are laminar (two are either
@@ -201,34 +203,19 @@ impl IpSetBuilder {
         entries.sort_unstable_by_key(|&(p, list)| (p.start, p.len, list));
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
 
-        let mut table = IpTable {
-            bounds: vec![0],
-            ids: vec![-1],
-            v4: Vec::new(),
-            v4_block_start: Vec::new(),
-        };
-        // Open prefixes, outermost first: (last address, list id).
-        let mut open: Vec<(u128, i32)> = Vec::new();
-        for (prefix, list) in entries {
-            while let Some(&(last, _)) = open.last() {
-                if last >= prefix.start {
-                    break;
-                }
-                open.pop();
-                table.emit(last + 1, open.last().map_or(-1, |o| o.1));
-            }
-            table.emit(prefix.start, list as i32);
-            open.push((prefix.last(), list as i32));
-        }
-        while let Some((last, _)) = open.pop() {
-            if last < u128::MAX {
-                table.emit(last + 1, open.last().map_or(-1, |o| o.1));
-            }
-        }
-        // The IPv4 part again as 32-bit (start, id) pairs: a lookup touches one small array.
-        let first = table.bounds.partition_point(|&b| b <= V4_MAPPED) - 1;
-        table.v4.push((0, table.ids[first]));
-        for (&b, &id) in table.bounds.iter().zip(&table.ids).skip(first + 1) {
+        let (bounds, ids) = sweep(&entries);
+        let mut table = IpTable { bounds, ids, v4: Vec::new(), v4_block_start: Vec::new() };
+        // IPv4 as 32-bit (start, id) pairs, from the prefixes inside the IPv4 block only: a
+        // lookup touches one small array, and IPv6 prefixes around the block stay out of it.
+        let inside: Vec<(Prefix, u32)> = entries
+            .iter()
+            .copied()
+            .filter(|(p, _)| p.len >= 96 && p.start & !host_mask(96) == V4_MAPPED)
+            .collect();
+        let (v4_bounds, v4_ids) = sweep(&inside);
+        let first = v4_bounds.partition_point(|&b| b <= V4_MAPPED) - 1;
+        table.v4.push((0, v4_ids[first]));
+        for (&b, &id) in v4_bounds.iter().zip(&v4_ids).skip(first + 1) {
             if b >= V4_MAPPED + (1 << 32) {
                 break;
             }
@@ -244,6 +231,31 @@ impl IpSetBuilder {
             .collect();
         table
     }
+}
+
+/// Flatten laminar prefixes (sorted by start, then length) into sorted disjoint ranges, each with
+/// the list id of the longest prefix covering it.
+fn sweep(entries: &[(Prefix, u32)]) -> (Vec<u128>, Vec<i32>) {
+    let mut table = IpTable { bounds: vec![0], ids: vec![-1], v4: Vec::new(), v4_block_start: Vec::new() };
+    // Open prefixes, outermost first: (last address, list id).
+    let mut open: Vec<(u128, i32)> = Vec::new();
+    for &(prefix, list) in entries {
+        while let Some(&(last, _)) = open.last() {
+            if last >= prefix.start {
+                break;
+            }
+            open.pop();
+            table.emit(last + 1, open.last().map_or(-1, |o| o.1));
+        }
+        table.emit(prefix.start, list as i32);
+        open.push((prefix.last(), list as i32));
+    }
+    while let Some((last, _)) = open.pop() {
+        if last < u128::MAX {
+            table.emit(last + 1, open.last().map_or(-1, |o| o.1));
+        }
+    }
+    (table.bounds, table.ids)
 }
 
 /// Sorted disjoint ranges: range i is `[bounds[i], bounds[i+1])` and belongs to list `ids[i]`
@@ -366,7 +378,11 @@ mod tests {
         (&[&["1.2.3.4"]], "::ffff:1.2.3.4", 0),
         (&[&["0.0.0.0/0"]], "255.255.255.255", 0),
         (&[&["0.0.0.0/0"]], "::1", -1),
-        (&[&["::/0"]], "1.2.3.4", 0),
+        (&[&["::/0"]], "1.2.3.4", -1),
+        (&[&["::/8"]], "10.0.0.1", -1),
+        (&[&["::/8"]], "::1", 0),
+        (&[&["::/0"], &["10.0.0.0/8"]], "10.0.0.1", 1),
+        (&[&["::/0"], &["10.0.0.0/8"]], "::ffff:11.0.0.1", -1),
         (&[&["::/0"], &["2001:db8::/32"]], "2001:db8::1", 1),
         (&[&["::/0"], &["2001:db8::/32"]], "2001:db9::1", 0),
         (
@@ -459,7 +475,12 @@ mod tests {
     /// The obvious twin: every prefix, keep the longest containing one (smallest list on ties).
     fn naive(entries: &[(Prefix, u32)], addr: u128) -> i32 {
         let mut best: Option<(u8, u32)> = None;
+        let ipv4 = addr >> 32 == V4_MAPPED >> 32;
         for &(p, list) in entries {
+            let in_v4_block = p.len >= 96 && p.start & !host_mask(96) == V4_MAPPED;
+            if ipv4 && !in_v4_block {
+                continue; // IPv6 prefixes never cover IPv4 addresses
+            }
             if p.start <= addr && addr <= p.last() {
                 let better = match best {
                     None => true,

@@ -19,6 +19,7 @@ from secmon.signals.model import lookup_path
 INTEL_RULE_ID = "threat-intel-ip-match"
 IP_ATTRIBUTE = "network.client.ip"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_V4_MAPPED_BLOCK = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 @dataclass
@@ -79,6 +80,9 @@ class IndicatorSet:
             address = address.ipv4_mapped
         best: tuple[int, int] = (-1, -1)
         for network, list_id in self.networks:
+            mapped = network.version == 6 and network.subnet_of(_V4_MAPPED_BLOCK)  # type: ignore[arg-type]
+            if mapped:  # ::ffff:a.b.c.d/n is the IPv4 network a.b.c.d/(n-96)
+                network = ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
             if address.version == network.version and address in network and network.prefixlen > best[0]:
                 best = (network.prefixlen, list_id)
         return best[1]

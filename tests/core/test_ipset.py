@@ -1,7 +1,9 @@
 """``secmon.IpSet`` against its slow twin: Python's ``ipaddress`` over every network.
 
 The twin puts IPv4 in the IPv6 space as ``::ffff:a.b.c.d`` exactly like the set does, takes the
-longest containing prefix and, on an exact tie, the smaller list id.
+longest containing prefix and, on an exact tie, the smaller list id. An IPv4 address is only
+looked up among the networks inside ``::ffff:0:0/96`` (as in ``ipaddress``, ``::/0`` does not hold
+``1.2.3.4``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def twin_address(text: str | None) -> ipaddress.IPv6Address | None:
     return addr
 
 
+V4_BLOCK = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def twin_lookup(lists: Sequence[Sequence[str]], ips: Sequence[str | None]) -> tuple[list[int], int]:
     nets = [(net, li) for li, entries in enumerate(lists) for net in map(twin_network, entries) if net is not None]
     out, invalid = [], 0
@@ -65,7 +70,10 @@ def twin_lookup(lists: Sequence[Sequence[str]], ips: Sequence[str | None]) -> tu
             out.append(-1)
             continue
         best: tuple[int, int] | None = None  # (-prefixlen, list id): smallest wins
+        ipv4 = addr in V4_BLOCK
         for net, li in nets:
+            if ipv4 and not net.subnet_of(V4_BLOCK):
+                continue
             if addr in net and (best is None or (-net.prefixlen, li) < best):
                 best = (-net.prefixlen, li)
         out.append(-1 if best is None else best[1])
@@ -126,6 +134,12 @@ def test_longest_prefix_wins_and_ties_go_to_the_smaller_list() -> None:
     s = IpSet.from_lists([["10.0.0.0/8", "2001:db8::/32"], ["10.1.0.0/16"], ["10.1.0.0/16", "10.1.2.3"]])
     got = s.lookup(["10.1.2.3", "10.1.2.4", "10.2.0.0", "11.0.0.0", "2001:db8::1", "::ffff:10.1.2.3", "bad", None])
     assert got.tolist() == [2, 1, 0, -1, 0, 2, -1, -1]
+
+
+def test_ipv6_bogons_do_not_cover_ipv4() -> None:
+    """Regression: ``::/8`` in an IPv6 bogon list flagged every IPv4 address."""
+    s = IpSet.from_lists([["::/8", "2001:db8::/32"]])
+    assert s.lookup(["10.0.0.1", "::ffff:10.0.0.1", "::1", "2001:db8::5"]).tolist() == [-1, -1, 0, 0]
 
 
 def test_mapped_ipv4_and_whole_space_prefixes() -> None:
