@@ -79,16 +79,22 @@ def measure_command(
     cwd: str | None = None,
     check: bool = True,
 ) -> Measurement:
-    """Run an external command; peak memory is the largest of its process tree's members."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run an external command. Peak memory is its own process tree's: ``wait4`` reports the
+    largest resident set among the command and the descendants it waited for."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, shell=shell, stdout=out_file, stderr=err_file, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read(), err_file.read()
     if check and proc.returncode != 0:
         raise RuntimeError(f"contender {name!r} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
     answer = answer_from(out) if answer_from else None
-    # RUSAGE_CHILDREN is the maximum over every waited-for descendant so far: an upper bound.
     return Measurement(name, seconds, usage.ru_maxrss * 1024, answer)
 
 

@@ -13,23 +13,24 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Command groups, each a module with ``add_parser(subparsers) -> None``. The parser's ``func``
-# default receives the parsed namespace and returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = (
-    "secmon.commands.scan",
-    "secmon.commands.demo",
-    "secmon.rules.cli",
-    "secmon.signals.cli",
-    "secmon.fim.cli",
-    "secmon.compliance.cli",
-)
+# Command groups: name -> (module with ``add_parser(subparsers) -> None``, one-line help). Only the
+# module of the command being run is imported, so ``secmon fim check`` does not pay for Polars
+# and the rule engine; the parser's ``func`` default receives the namespace and returns the exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("secmon.commands.scan", "run detection rules over logs and print security signals"),
+    "demo": ("secmon.commands.demo", "scan the bundled sample logs with the default rules"),
+    "rules": ("secmon.rules.cli", "list, show, validate, test and export detection rules"),
+    "signals": ("secmon.signals.cli", "search and triage stored security signals"),
+    "fim": ("secmon.fim.cli", "file integrity monitoring: baseline, check, watch"),
+    "compliance": ("secmon.compliance.cli", "CIS Docker and Kubernetes checks"),
+}
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="secmon",
         description="Security monitoring engine: detection rules over logs, security signals, FIM, CIS compliance.",
@@ -38,22 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"secmon {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # A command group still being built must not take the whole CLI down.
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        module.add_parser(subparsers)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(module_name).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from secmon.errors import SecmonError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from secmon.rules.loader import RuleSet, load_rules
+if TYPE_CHECKING:
+    from secmon.rules.loader import RuleSet
 
 
 def add_rule_options(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +17,7 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
 
 def rules_from_args(args: argparse.Namespace) -> RuleSet:
     from secmon.rules import default_rules
+    from secmon.rules.loader import RuleSet, load_rules
 
     rules = RuleSet() if args.no_default_rules else default_rules()
     if args.rules:

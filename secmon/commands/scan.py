@@ -7,11 +7,15 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secmon.commands.options import add_rule_options, rules_from_args
-from secmon.rules.model import SEVERITY_RANK
-from secmon.signals.model import Signal
+
+if TYPE_CHECKING:
+    from secmon.signals.model import Signal
+
+# Severities from least to most severe (the rule model's order; repeated here to keep the CLI light).
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 EXIT_SIGNALS = 1
 
