@@ -105,22 +105,40 @@ def print_table(signals: list[Signal], out: Any, summary: str = "") -> None:
 
 
 class _progress:
-    """A progress bar on stderr for scans of a second or more (only when stderr is a terminal)."""
+    """A progress bar on stderr, shown only when stderr is a terminal and the scan has already
+    taken more than a second and a half (short scans print nothing extra)."""
+
+    DELAY_SECONDS = 1.5
 
     def __init__(self, paths: list[str]) -> None:
         self.total = sum(p.stat().st_size for p in map(Path, paths) if p.is_file())
         self.bar: Any = None
+        self.task: Any = None
+        self.done = 0
+        self.started = 0.0
 
     def __enter__(self) -> Any:
         if not sys.stderr.isatty():
             return None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+        import time
 
-        self.bar = Progress("scanning", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True,
-                            console=None, refresh_per_second=4)
-        self.bar.start()
-        task = self.bar.add_task("scan", total=self.total or None)
-        return lambda n: self.bar.advance(task, n)
+        self.started = time.monotonic()
+        return self.advance
+
+    def advance(self, nbytes: int) -> None:
+        import time
+
+        self.done += nbytes
+        if self.bar is None:
+            if time.monotonic() - self.started < self.DELAY_SECONDS:
+                return
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+            self.bar = Progress("scanning", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("scan", total=self.total or None, completed=self.done)
+            return
+        self.bar.update(self.task, completed=self.done)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
