@@ -105,9 +105,9 @@ def polars_scan(path: str, intel: str) -> tuple[int, str]:
 
     engine = Engine(default_rules(), intel=[intel])
     frame = pl.read_ndjson(path, infer_schema_length=None)
-    columns = [_flat_column(frame.schema, p).alias(p) for p in engine._paths if p != "timestamp"]
+    columns = [_flat_column(frame.schema, p).alias(p) for p in engine.attribute_paths if p != "timestamp"]
     table = frame.select(pl.col("timestamp").cast(pl.Int64), *columns)
-    flags = table.select(engine._flag_expressions(table.schema))
+    flags = table.select(engine.flag_expressions(table.schema))
     mask = flags.select(pl.any_horizontal(pl.all())).to_series()
     kept = frame.filter(mask).to_dicts()
     result = engine.detect([_drop_nulls(e) for e in kept])

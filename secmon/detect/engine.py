@@ -26,7 +26,7 @@ import polars as pl
 
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
-from secmon.detect.rule_frame import EID, EVENT, TS, _as_number, _as_text
+from secmon.detect.rule_frame import EID, EVENT, TS, as_number, as_text
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, open_sources
 from secmon.ingest.events import to_frame
@@ -186,7 +186,12 @@ class Engine:
             self._matchers[name] = matcher
         return self._matchers[name]
 
-    def _flag_expressions(self, schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
+    @property
+    def attribute_paths(self) -> list[str]:
+        """The event-table columns the enabled rules read."""
+        return list(self._paths)
+
+    def flag_expressions(self, schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
         key = tuple((name, str(dtype)) for name, dtype in schema.items())
         if key not in self._flag_cache:
             exprs: list[pl.Expr] = []
@@ -212,7 +217,7 @@ class Engine:
         self._next_eid += table.height
         if not self.compiled or table.height == 0:
             return pl.DataFrame()
-        flags = self._flag_expressions(table.schema)
+        flags = self.flag_expressions(table.schema)
         flagged = table.with_columns(flags)
         flag_names = [c for compiled in self.compiled for c in compiled.flag_columns]
         mask = flagged.select(pl.any_horizontal(flag_names)).to_series().to_numpy()
@@ -221,7 +226,7 @@ class Engine:
             return pl.DataFrame()
         kept = flagged[kept_idx]
         values = [
-            (_as_number(kept, p) if p in self._numeric_paths else _as_text(kept, p)).alias(p) for p in self._value_paths
+            (as_number(kept, p) if p in self._numeric_paths else as_text(kept, p)).alias(p) for p in self._value_paths
         ]
         return kept.select(
             [pl.col(TS).cast(pl.Int64), *values, *[pl.col(f) for f in flag_names]]

@@ -24,7 +24,7 @@ def query_columns(compiled: CompiledRule) -> list[str]:
     return [f"__q{i}" for i in range(len(compiled.queries))]
 
 
-def _as_text(table: pl.DataFrame, path: str) -> pl.Expr:
+def as_text(table: pl.DataFrame, path: str) -> pl.Expr:
     """A group-by value as text; lists join with ', '; a column the table lacks is all null."""
     if path not in table.columns:
         return pl.lit(None, dtype=pl.String)
@@ -34,7 +34,7 @@ def _as_text(table: pl.DataFrame, path: str) -> pl.Expr:
     return pl.col(path).cast(pl.String)
 
 
-def _as_number(table: pl.DataFrame, path: str) -> pl.Expr:
+def as_number(table: pl.DataFrame, path: str) -> pl.Expr:
     if path not in table.columns:
         return pl.lit(None, dtype=pl.Float64)
     dtype = table.schema[path]
@@ -56,17 +56,17 @@ def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame) -> pl.DataFram
         if rows.height == 0:
             continue
         columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(EVENT)]
-        columns += [_as_text(rows, path).alias(name) for name, path in zip(groups, cq.group_by)]
+        columns += [as_text(rows, path).alias(name) for name, path in zip(groups, cq.group_by)]
         columns += [pl.lit(j == i).alias(name) for j, name in enumerate(flags)]
         if cq.distinct:
-            distinct = pl.concat_str([_as_text(rows, p) for p in cq.distinct], separator="\x1f")
+            distinct = pl.concat_str([as_text(rows, p) for p in cq.distinct], separator="\x1f")
         else:
             distinct = pl.lit(None, dtype=pl.String)
         columns.append(distinct.alias(f"__d{i}"))
-        metric = _as_number(rows, cq.metrics[0]) if cq.metrics else pl.lit(None, dtype=pl.Float64)
+        metric = as_number(rows, cq.metrics[0]) if cq.metrics else pl.lit(None, dtype=pl.Float64)
         columns.append(metric.alias(f"__m{i}"))
         if cq.aggregation == "new_value":
-            values = [_as_text(rows, p) for p in cq.metrics]
+            values = [as_text(rows, p) for p in cq.metrics]
             columns.append(pl.concat_str(values, separator="\x1f").alias(f"__v{i}"))
         part = rows.select(columns)
         if groups and not cq.optional_group_by:

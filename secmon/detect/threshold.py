@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import EVENT, EID, TS, group_columns
+from secmon.detect.rule_frame import TS, group_columns
 
 
 def _aggregate(compiled: CompiledRule, i: int) -> pl.Expr:
@@ -43,5 +43,3 @@ def threshold_triggers(compiled: CompiledRule, frame: pl.DataFrame) -> pl.DataFr
     triggers = rolled.with_columns(case_expr.alias("__case")).filter(pl.col("__case").is_not_null())
     return triggers.select([*by, TS, "__case"]).unique(maintain_order=True)
 
-
-__all__ = ["threshold_triggers", "EVENT", "EID"]
