@@ -13,7 +13,9 @@ import sys
 import time
 
 # name -> module with run(smoke) -> list[Table]
-CASES: dict[str, str] = {}
+CASES: dict[str, str] = {
+    "scan_tree": "benchmarks.bench_scan_tree",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

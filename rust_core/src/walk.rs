@@ -11,7 +11,6 @@
 //! Fifos, sockets and devices are never opened; regular files are opened with `O_NONBLOCK` and
 //! re-checked with fstat, so a file swapped for a fifo cannot block the walk either.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::ErrorKind;
@@ -158,24 +157,96 @@ impl Entry {
     }
 }
 
-/// What an earlier scan knew about a regular file: its digest is reused while these fields match.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreviousDigest {
+/// What an earlier scan knew about a regular file: its digest is reused while these match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreviousStat {
     pub size: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
     pub inode: u64,
     pub mode: u32,
-    pub digest: String,
 }
 
-impl PreviousDigest {
+impl PreviousStat {
     fn matches(&self, stat: &Stat) -> bool {
         self.size == stat.size
             && self.mtime_ns == stat.mtime_ns
             && self.ctime_ns == stat.ctime_ns
             && self.inode == stat.inode
             && self.mode == stat.mode
+    }
+}
+
+/// The digests of an earlier scan, packed: paths and digests in two byte arenas and a sorted
+/// (path hash, row) index. No allocation per file, so loading 100k files takes milliseconds
+/// and a re-scan is dominated by the stat calls it cannot avoid.
+#[derive(Clone, Debug, Default)]
+pub struct PreviousScan {
+    paths: Vec<u8>,
+    path_ends: Vec<usize>,
+    digests: Vec<u8>,
+    digest_ends: Vec<usize>,
+    stats: Vec<PreviousStat>,
+    /// (xxh3 of the path, row), sorted; rebuilt by `seal`.
+    index: Vec<(u64, u32)>,
+}
+
+impl PreviousScan {
+    pub fn len(&self) -> usize {
+        self.stats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty()
+    }
+
+    pub fn push(&mut self, path: &[u8], stat: PreviousStat, digest: &str) {
+        self.paths.extend_from_slice(path);
+        self.path_ends.push(self.paths.len());
+        self.digests.extend_from_slice(digest.as_bytes());
+        self.digest_ends.push(self.digests.len());
+        self.stats.push(stat);
+        self.index.clear();
+    }
+
+    fn path(&self, row: usize) -> &[u8] {
+        let start = if row == 0 { 0 } else { self.path_ends[row - 1] };
+        &self.paths[start..self.path_ends[row]]
+    }
+
+    fn digest(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.digest_ends[row - 1] };
+        // Only whole `&str`s were pushed, so every row is valid UTF-8 on its own.
+        std::str::from_utf8(&self.digests[start..self.digest_ends[row]]).unwrap_or("")
+    }
+
+    fn seal(&mut self) {
+        if self.index.len() == self.len() {
+            return;
+        }
+        self.index = (0..self.len()).map(|row| (xxhash_rust::xxh3::xxh3_64(self.path(row)), row as u32)).collect();
+        self.index.sort_unstable();
+    }
+
+    /// The earlier stat and digest of `path` (the last one pushed if it was pushed twice).
+    pub fn lookup(&self, path: &[u8]) -> Option<(PreviousStat, &str)> {
+        let key = xxhash_rust::xxh3::xxh3_64(path);
+        let start = self.index.partition_point(|&(k, _)| k < key);
+        self.index[start..]
+            .iter()
+            .take_while(|&&(k, _)| k == key)
+            .filter(|&&(_, row)| self.path(row as usize) == path)
+            .map(|&(_, row)| row as usize)
+            .max()
+            .map(|row| (self.stats[row], self.digest(row)))
+    }
+
+    /// The first row whose digest is not `len` hex characters, if any.
+    fn first_bad_digest(&self, len: usize) -> Option<usize> {
+        (0..self.len()).find(|&row| {
+            let d = self.digest(row);
+            d.len() != len || !d.bytes().all(|b| b.is_ascii_hexdigit())
+        })
     }
 }
 
@@ -196,7 +267,7 @@ pub struct ScanBuilder {
     follow_symlinks: bool,
     threads: Option<usize>,
     one_file_system: bool,
-    previous: HashMap<Vec<u8>, PreviousDigest>,
+    previous: PreviousScan,
 }
 
 impl ScanBuilder {
@@ -233,9 +304,10 @@ impl ScanBuilder {
         self
     }
 
-    /// Digests of an earlier scan, keyed by raw path bytes.
-    pub fn previous(&mut self, path_bytes: Vec<u8>, previous: PreviousDigest) -> &mut Self {
-        self.previous.insert(path_bytes, previous);
+    /// The digest of a regular file in an earlier scan, by raw path bytes: reused while its
+    /// stat fields are unchanged.
+    pub fn previous(&mut self, path_bytes: &[u8], stat: PreviousStat, digest: &str) -> &mut Self {
+        self.previous.push(path_bytes, stat, digest);
         self
     }
 
@@ -257,16 +329,13 @@ impl ScanBuilder {
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
         if let Some(algo) = self.algo {
-            for (path, prev) in &self.previous {
-                let ok = prev.digest.len() == algo.hex_len() && prev.digest.bytes().all(|b| b.is_ascii_hexdigit());
-                if !ok {
-                    return Err(CoreError::invalid(format!(
-                        "previous digest of {} is {:?}; a {algo} digest is {} hex characters (was `previous` scanned with another algorithm?)",
-                        String::from_utf8_lossy(path),
-                        prev.digest,
-                        algo.hex_len()
-                    )));
-                }
+            if let Some(row) = self.previous.first_bad_digest(algo.hex_len()) {
+                return Err(CoreError::invalid(format!(
+                    "previous digest of {} is {:?}; a {algo} digest is {} hex characters (was `previous` scanned with another algorithm?)",
+                    String::from_utf8_lossy(self.previous.path(row)),
+                    self.previous.digest(row),
+                    algo.hex_len()
+                )));
             }
         }
         Ok(TreeScanner {
@@ -275,7 +344,11 @@ impl ScanBuilder {
             follow_symlinks: self.follow_symlinks,
             threads,
             one_file_system: self.one_file_system,
-            previous: self.previous.clone(),
+            previous: {
+                let mut previous = self.previous.clone();
+                previous.seal();
+                previous
+            },
         })
     }
 }
@@ -288,7 +361,7 @@ pub struct TreeScanner {
     follow_symlinks: bool,
     threads: usize,
     one_file_system: bool,
-    previous: HashMap<Vec<u8>, PreviousDigest>,
+    previous: PreviousScan,
 }
 
 /// The (dev, inode) of every directory from the root down to the current one: a directory
@@ -493,9 +566,9 @@ impl<'a> Shared<'a> {
                 scope.spawn(move |scope| self.list_dir(scope, task));
             }
             EntryType::File if scanner.algo.is_some() => {
-                if let Some(prev) = scanner.previous.get(&entry.path_bytes) {
+                if let Some((prev, digest)) = scanner.previous.lookup(&entry.path_bytes) {
                     if prev.matches(&stat) {
-                        entry.digest = Some(prev.digest.clone());
+                        entry.digest = Some(digest.to_string());
                         self.count(None);
                         out.push(entry);
                         return;
@@ -690,20 +763,14 @@ mod tests {
         let f = find(&first, &t, "f").clone();
         let st = f.stat.unwrap();
         let fake = "0".repeat(32);
-        let prev = |size: u64| PreviousDigest {
-            size,
-            mtime_ns: st.mtime_ns,
-            ctime_ns: st.ctime_ns,
-            inode: st.inode,
-            mode: st.mode,
-            digest: fake.clone(),
-        };
+        let prev = |size: u64| PreviousStat { size, mtime_ns: st.mtime_ns, ctime_ns: st.ctime_ns, inode: st.inode, mode: st.mode };
         let reused = scan(&t, |b| {
-            b.algo(Some(Algorithm::Md5)).previous(f.path_bytes.clone(), prev(st.size));
+            b.algo(Some(Algorithm::Md5)).previous(b"/elsewhere", prev(st.size), &"1".repeat(32));
+            b.previous(&f.path_bytes, prev(st.size), &fake);
         });
         assert_eq!(find(&reused, &t, "f").digest.as_deref(), Some(fake.as_str()));
         let rehashed = scan(&t, |b| {
-            b.algo(Some(Algorithm::Md5)).previous(f.path_bytes.clone(), prev(st.size + 1));
+            b.algo(Some(Algorithm::Md5)).previous(&f.path_bytes, prev(st.size + 1), &fake);
         });
         assert_eq!(find(&rehashed, &t, "f").digest, f.digest);
     }
@@ -716,8 +783,9 @@ mod tests {
         assert!(err.contains("threads = 0"), "{err}");
         let mut b = TreeScanner::builder();
         b.algo(Some(Algorithm::Sha256)).previous(
-            b"/x".to_vec(),
-            PreviousDigest { size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0, mode: 0, digest: "abc".into() },
+            b"/x",
+            PreviousStat { size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0, mode: 0 },
+            "abc",
         );
         let err = b.build().unwrap_err().to_string();
         assert!(err.contains("/x") && err.contains("64"), "{err}");
@@ -740,6 +808,25 @@ mod tests {
         sub.extend_from_slice(b"/a/");
         let (rows, _) = TreeScanner::builder().build().unwrap().scan(&[t.bytes(), sub]).unwrap();
         assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn previous_scan_lookup_finds_every_path_and_no_other() {
+        let mut prev = PreviousScan::default();
+        let stat = |i: u64| PreviousStat { size: i, mtime_ns: 0, ctime_ns: 0, inode: i, mode: 0 };
+        let paths: Vec<Vec<u8>> = (0..2000u64).map(|i| format!("/p/{i}").into_bytes()).collect();
+        for (i, p) in paths.iter().enumerate() {
+            prev.push(p, stat(i as u64), &format!("{i:x}"));
+        }
+        prev.push(b"", stat(7), "empty");
+        prev.seal();
+        for (i, p) in paths.iter().enumerate() {
+            let (s, d) = prev.lookup(p).unwrap();
+            assert_eq!((s.size, d), (i as u64, format!("{i:x}").as_str()));
+        }
+        assert_eq!(prev.lookup(b"").map(|(_, d)| d), Some("empty"));
+        assert!(prev.lookup(b"/p/2000").is_none());
+        assert!(prev.lookup(b"/p/").is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyList, PyString};
 
 use super::hash::fs_path_bytes;
 use crate::hash::Algorithm;
-use crate::walk::{Entry, PreviousDigest, ScanBuilder, TreeScanner};
+use crate::walk::{Entry, PreviousStat, ScanBuilder, TreeScanner};
 
 /// Columns of `previous` the re-scan reads, and the Polars dtype each is cast to.
 const PREVIOUS_COLUMNS: [&str; 8] = ["path_bytes", "type", "size", "mtime_ns", "ctime_ns", "inode", "mode", "digest"];
@@ -121,14 +121,11 @@ fn add_previous(py: Python<'_>, builder: &mut ScanBuilder, previous: &Bound<'_, 
     let paths = series("path_bytes", "Binary").and_then(|s| s.call_method0("to_list")).map_err(|e| bad_dtype("path_bytes", e))?;
     let digests = series("digest", "String").and_then(|s| s.call_method0("to_list")).map_err(|e| bad_dtype("digest", e))?;
     let paths = paths.cast::<PyList>()?;
-    let digests: Vec<String> = digests.extract()?;
+    let digests = digests.cast::<PyList>()?;
     let (size, mtime, ctime, inode, mode) = (size.as_array(), mtime.as_array(), ctime.as_array(), inode.as_array(), mode.as_array());
-    for (i, (path, digest)) in paths.iter().zip(digests).enumerate() {
-        let path = path.cast::<PyBytes>()?.as_bytes().to_vec();
-        builder.previous(
-            path,
-            PreviousDigest { size: size[i], mtime_ns: mtime[i], ctime_ns: ctime[i], inode: inode[i], mode: mode[i], digest },
-        );
+    for (i, (path, digest)) in paths.iter().zip(digests.iter()).enumerate() {
+        let stat = PreviousStat { size: size[i], mtime_ns: mtime[i], ctime_ns: ctime[i], inode: inode[i], mode: mode[i] };
+        builder.previous(path.cast::<PyBytes>()?.as_bytes(), stat, digest.cast::<PyString>()?.to_str()?);
     }
     Ok(())
 }
