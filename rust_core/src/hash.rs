@@ -196,10 +196,14 @@ pub fn hash_reader<R: Read>(reader: &mut R, algo: Algorithm, buffer: &mut [u8], 
     Ok(hasher.finish_hex())
 }
 
-/// Hash an already opened file. `size_hint` (from a stat) picks blake3's parallel path for big
-/// files; the digest never depends on it.
-pub fn hash_open_file(file: &mut File, algo: Algorithm, size_hint: u64) -> std::io::Result<String> {
-    if algo == Algorithm::Blake3 && size_hint >= BLAKE3_PARALLEL_MIN {
+/// Hash an already opened file. With `parallel`, `size_hint` (from a stat) picks blake3's
+/// multi-threaded path for big files; the digest never depends on either.
+///
+/// The tree walker passes `parallel = false`: it already hashes many files at once, and a worker
+/// blocked in blake3's fork-join would steal further big-file tasks, each with its own chunk
+/// buffer, so memory would grow with the nesting instead of staying fixed.
+pub fn hash_open_file(file: &mut File, algo: Algorithm, size_hint: u64, parallel: bool) -> std::io::Result<String> {
+    if parallel && algo == Algorithm::Blake3 && size_hint >= BLAKE3_PARALLEL_MIN {
         let mut buffer = vec![0u8; BLAKE3_PARALLEL_CHUNK];
         return hash_reader(file, algo, &mut buffer, true);
     }
@@ -220,22 +224,23 @@ thread_local! {
 /// so this never blocks).
 pub fn hash_file(path: &Path, algo: Algorithm) -> Result<String> {
     let shown = path.to_string_lossy().into_owned();
-    let mut file = open_regular_nonblocking(path, true).map_err(|e| CoreError::io(shown.clone(), e))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    hash_open_file(&mut file, algo, size).map_err(|e| CoreError::io(shown, e))
+    let (mut file, meta) = open_regular_nonblocking(path, true).map_err(|e| CoreError::io(shown.clone(), e))?;
+    hash_open_file(&mut file, algo, meta.len(), true).map_err(|e| CoreError::io(shown, e))
 }
 
 /// Open `path` for reading without ever blocking: `O_NONBLOCK` makes opening a fifo return at
 /// once, and the fstat that follows refuses anything but a regular file (`EISDIR` for a
 /// directory, `EINVAL` otherwise). `follow` false adds `O_NOFOLLOW` (a symlink gives `ELOOP`).
-pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<File> {
+/// Returns the file with its fstat, so callers need no second stat.
+pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<(File, std::fs::Metadata)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
     if !follow {
         flags |= libc::O_NOFOLLOW;
     }
     let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
-    let kind = file.metadata()?.file_type();
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
     if kind.is_dir() {
         return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
     }
@@ -251,7 +256,7 @@ pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<Fi
         };
         return Err(std::io::Error::new(ErrorKind::InvalidInput, format!("not a regular file ({what})")));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 #[cfg(test)]

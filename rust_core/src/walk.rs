@@ -592,8 +592,8 @@ impl<'a> Shared<'a> {
     fn hash_into(&self, entry: &mut Entry, stat: &Stat) {
         let Some(algo) = self.scanner.algo else { return };
         let path = path_of(&entry.path_bytes);
-        let mut file = match hash::open_regular_nonblocking(path, self.scanner.follow_symlinks) {
-            Ok(f) => f,
+        let (mut file, meta) = match hash::open_regular_nonblocking(path, self.scanner.follow_symlinks) {
+            Ok(opened) => opened,
             Err(e) => {
                 entry.error = Some(match e.raw_os_error() {
                     // Without follow, O_NOFOLLOW refuses a symlink put in the file's place.
@@ -604,18 +604,11 @@ impl<'a> Shared<'a> {
                 return;
             }
         };
-        match file.metadata() {
-            Ok(m) if m.ino() == stat.inode && m.dev() == stat.dev => {}
-            Ok(_) => {
-                entry.error = Some("replaced during scan".to_string());
-                return;
-            }
-            Err(e) => {
-                entry.error = Some(describe("stat of open file", &e));
-                return;
-            }
+        if meta.ino() != stat.inode || meta.dev() != stat.dev {
+            entry.error = Some("replaced during scan".to_string());
+            return;
         }
-        match hash::hash_open_file(&mut file, algo, stat.size) {
+        match hash::hash_open_file(&mut file, algo, stat.size, false) {
             Ok(digest) => {
                 entry.digest = Some(digest);
                 self.count(Some(stat.size));

@@ -3,14 +3,13 @@
 //! The walk runs with the GIL released; its rows come back as column vectors that become one
 //! numpy array or one list per column, built once, and Polars assembles the frame from those.
 
-use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyString};
 
 use super::hash::fs_path_bytes;
 use crate::hash::Algorithm;
-use crate::walk::{Entry, PreviousStat, ScanBuilder, TreeScanner};
+use crate::walk::{Entry, ScanBuilder, TreeScanner};
 
 /// Columns of `previous` the re-scan reads, and the Polars dtype each is cast to.
 const PREVIOUS_COLUMNS: [&str; 8] = ["path_bytes", "type", "size", "mtime_ns", "ctime_ns", "inode", "mode", "digest"];
@@ -95,39 +94,34 @@ fn add_previous(py: Python<'_>, builder: &mut ScanBuilder, previous: &Bound<'_, 
             )));
         }
     }
+    // One Polars filter + select with exact dtypes, then the columns cross over as Arrow
+    // memory (PyCapsule stream): no Python object per row.
     let col = pl.getattr("col")?;
     let is_file = col.call1(("type",))?.call_method1("__eq__", ("file",))?;
     let has_digest = col.call1(("digest",))?.call_method0("is_not_null")?;
     let keep = is_file.call_method1("__and__", (has_digest,))?;
-    let files = previous.call_method1("filter", (keep,))?;
-    let series = |name: &str, dtype: &str| -> PyResult<Bound<'_, PyAny>> {
-        let s = files.call_method1("get_column", (name,))?;
-        if dtype.is_empty() { Ok(s) } else { s.call_method1("cast", (pl.getattr(dtype)?,)) }
-    };
-    let bad_dtype = |name: &str, e: PyErr| PyValueError::new_err(format!("previous column {name:?} has the wrong type: {e}"));
-    let numpy_of = |name: &str, dtype: &str| -> PyResult<Bound<'_, PyAny>> {
-        series(name, dtype).and_then(|s| s.call_method0("to_numpy")).map_err(|e| bad_dtype(name, e))
-    };
-    let size = numpy_of("size", "UInt64")?;
-    let size: PyReadonlyArray1<u64> = size.extract()?;
-    let mtime = numpy_of("mtime_ns", "Int64")?;
-    let mtime: PyReadonlyArray1<i64> = mtime.extract()?;
-    let ctime = numpy_of("ctime_ns", "Int64")?;
-    let ctime: PyReadonlyArray1<i64> = ctime.extract()?;
-    let inode = numpy_of("inode", "UInt64")?;
-    let inode: PyReadonlyArray1<u64> = inode.extract()?;
-    let mode = numpy_of("mode", "UInt32")?;
-    let mode: PyReadonlyArray1<u32> = mode.extract()?;
-    let paths = series("path_bytes", "Binary").and_then(|s| s.call_method0("to_list")).map_err(|e| bad_dtype("path_bytes", e))?;
-    let digests = series("digest", "String").and_then(|s| s.call_method0("to_list")).map_err(|e| bad_dtype("digest", e))?;
-    let paths = paths.cast::<PyList>()?;
-    let digests = digests.cast::<PyList>()?;
-    let (size, mtime, ctime, inode, mode) = (size.as_array(), mtime.as_array(), ctime.as_array(), inode.as_array(), mode.as_array());
-    for (i, (path, digest)) in paths.iter().zip(digests.iter()).enumerate() {
-        let stat = PreviousStat { size: size[i], mtime_ns: mtime[i], ctime_ns: ctime[i], inode: inode[i], mode: mode[i] };
-        builder.previous(path.cast::<PyBytes>()?.as_bytes(), stat, digest.cast::<PyString>()?.to_str()?);
+    let mut selected = Vec::new();
+    for (name, dtype) in [
+        ("path_bytes", "Binary"),
+        ("size", "UInt64"),
+        ("mtime_ns", "Int64"),
+        ("ctime_ns", "Int64"),
+        ("inode", "UInt64"),
+        ("mode", "UInt32"),
+        ("digest", "String"),
+    ] {
+        selected.push(col.call1((name,))?.call_method1("cast", (pl.getattr(dtype)?,))?);
     }
-    Ok(())
+    let files = previous
+        .call_method1("filter", (keep,))
+        .and_then(|f| f.call_method1("select", (selected,)))
+        .and_then(|f| f.call_method1("rechunk", ()))
+        .map_err(|e| PyValueError::new_err(format!("previous has a column of the wrong type: {e}")))?;
+    let capsule = files.call_method0("__arrow_c_stream__")?;
+    // SAFETY: polars hands out a valid "arrow_array_stream" capsule; read_previous takes the
+    // stream out of it (so the capsule's destructor does nothing) and releases it when done.
+    let rows = unsafe { arrow::take_stream(&capsule)? };
+    py.detach(move || arrow::read_previous(rows, builder)).map_err(PyValueError::new_err)
 }
 
 /// Build the DataFrame: every column is laid out in Arrow memory in Rust (with the GIL released)
@@ -377,6 +371,211 @@ mod arrow {
         let schema = schema_node(c"+s", c"", 0, child_schemas);
         let array = array_node(len, 0, vec![ptr::null()], None, child_arrays);
         (schema, array)
+    }
+
+    // ---- import: an Arrow C stream of (path_bytes, size, mtime_ns, ctime_ns, inode, mode, digest) ----
+
+    #[repr(C)]
+    pub struct ArrowArrayStream {
+        get_schema: Option<unsafe extern "C" fn(*mut ArrowArrayStream, *mut ArrowSchema) -> i32>,
+        get_next: Option<unsafe extern "C" fn(*mut ArrowArrayStream, *mut ArrowArray) -> i32>,
+        get_last_error: Option<unsafe extern "C" fn(*mut ArrowArrayStream) -> *const c_char>,
+        release: Option<unsafe extern "C" fn(*mut ArrowArrayStream)>,
+        private_data: *mut c_void,
+    }
+
+    /// A stream taken out of its capsule; released on drop.
+    pub struct OwnedStream(ArrowArrayStream);
+
+    // SAFETY: the Arrow C stream contract lets a stream move to another thread between calls.
+    unsafe impl Send for OwnedStream {}
+
+    impl Drop for OwnedStream {
+        fn drop(&mut self) {
+            if let Some(release) = self.0.release {
+                // SAFETY: released once, by its owner.
+                unsafe { release(&mut self.0) };
+            }
+        }
+    }
+
+    const STREAM_CAPSULE: &CStr = c"arrow_array_stream";
+
+    /// Move the stream out of a PyCapsule (leaving a released husk behind, as the PyCapsule
+    /// interface asks of consumers).
+    pub unsafe fn take_stream(capsule: &Bound<'_, PyAny>) -> PyResult<OwnedStream> {
+        let ptr = ffi::PyCapsule_GetPointer(capsule.as_ptr(), STREAM_CAPSULE.as_ptr()) as *mut ArrowArrayStream;
+        if ptr.is_null() {
+            return Err(PyErr::fetch(capsule.py()));
+        }
+        let stream = ptr::read(ptr);
+        (*ptr).release = None;
+        Ok(OwnedStream(stream))
+    }
+
+    struct OwnedArray(ArrowArray);
+
+    impl Drop for OwnedArray {
+        fn drop(&mut self) {
+            if let Some(release) = self.0.release {
+                // SAFETY: released once, by its owner.
+                unsafe { release(&mut self.0) };
+            }
+        }
+    }
+
+    struct OwnedSchema(ArrowSchema);
+
+    impl Drop for OwnedSchema {
+        fn drop(&mut self) {
+            if let Some(release) = self.0.release {
+                // SAFETY: released once, by its owner.
+                unsafe { release(&mut self.0) };
+            }
+        }
+    }
+
+    /// Read access to one child array of a struct batch.
+    struct ChildView<'a> {
+        array: &'a ArrowArray,
+        format: &'a [u8],
+        /// The struct's offset plus the child's own.
+        offset: usize,
+    }
+
+    impl ChildView<'_> {
+        unsafe fn buffer<T>(&self, i: usize) -> *const T {
+            *self.array.buffers.add(i) as *const T
+        }
+
+        unsafe fn is_valid(&self, row: usize) -> bool {
+            let bits: *const u8 = self.buffer(0);
+            if self.array.null_count == 0 || bits.is_null() {
+                return true;
+            }
+            let i = self.offset + row;
+            (*bits.add(i / 8) >> (i % 8)) & 1 == 1
+        }
+
+        unsafe fn value<T: Copy>(&self, row: usize) -> T {
+            *self.buffer::<T>(1).add(self.offset + row)
+        }
+
+        /// The bytes of a string/binary row, for the offset and the view layouts.
+        unsafe fn bytes(&self, row: usize) -> &[u8] {
+            let i = self.offset + row;
+            match self.format {
+                b"U" | b"Z" => {
+                    let offsets: *const i64 = self.buffer(1);
+                    let (start, end) = (*offsets.add(i) as usize, *offsets.add(i + 1) as usize);
+                    std::slice::from_raw_parts(self.buffer::<u8>(2).add(start), end - start)
+                }
+                b"u" | b"z" => {
+                    let offsets: *const i32 = self.buffer(1);
+                    let (start, end) = (*offsets.add(i) as usize, *offsets.add(i + 1) as usize);
+                    std::slice::from_raw_parts(self.buffer::<u8>(2).add(start), end - start)
+                }
+                _ => {
+                    // vu / vz: 16-byte views; up to 12 bytes inline, else (prefix, buffer, offset).
+                    let view = self.buffer::<u8>(1).add(16 * i);
+                    let len = ptr::read_unaligned(view as *const i32) as usize;
+                    if len <= 12 {
+                        std::slice::from_raw_parts(view.add(4), len)
+                    } else {
+                        let buffer_index = ptr::read_unaligned(view.add(8) as *const i32) as usize;
+                        let offset = ptr::read_unaligned(view.add(12) as *const i32) as usize;
+                        std::slice::from_raw_parts(self.buffer::<u8>(2 + buffer_index).add(offset), len)
+                    }
+                }
+            }
+        }
+    }
+
+    const PREVIOUS_FORMATS: [(&str, &[&[u8]]); 7] = [
+        ("path_bytes", &[b"Z", b"z", b"vz"]),
+        ("size", &[b"L"]),
+        ("mtime_ns", &[b"l"]),
+        ("ctime_ns", &[b"l"]),
+        ("inode", &[b"L"]),
+        ("mode", &[b"I"]),
+        ("digest", &[b"U", b"u", b"vu"]),
+    ];
+
+    fn stream_error(stream: &mut ArrowArrayStream, what: &str, code: i32) -> String {
+        let detail = stream
+            .get_last_error
+            .map(|f| unsafe { f(stream) })
+            .filter(|p| !p.is_null())
+            .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("previous: reading its Arrow stream failed in {what} (code {code}) {detail}")
+    }
+
+    /// Feed every row of the stream into the builder. Rows with a null anywhere are skipped
+    /// (they carry no reusable digest).
+    pub fn read_previous(mut stream: OwnedStream, builder: &mut crate::walk::ScanBuilder) -> Result<(), String> {
+        let s = &mut stream.0;
+        let (Some(get_schema), Some(get_next)) = (s.get_schema, s.get_next) else {
+            return Err("previous: the Arrow stream has no callbacks".into());
+        };
+        // SAFETY: calls follow the Arrow C stream protocol; every struct we receive is owned by
+        // a wrapper that releases it.
+        unsafe {
+            let mut schema = OwnedSchema(std::mem::zeroed());
+            let code = get_schema(s, &mut schema.0);
+            if code != 0 {
+                return Err(stream_error(s, "get_schema", code));
+            }
+            let n = schema.0.n_children as usize;
+            let mut formats: Vec<&[u8]> = Vec::with_capacity(n);
+            for (i, (name, allowed)) in PREVIOUS_FORMATS.iter().enumerate() {
+                if i >= n {
+                    return Err(format!("previous: the Arrow stream has {n} columns; expected {}", PREVIOUS_FORMATS.len()));
+                }
+                let child = &**schema.0.children.add(i);
+                let format = CStr::from_ptr(child.format).to_bytes();
+                if !allowed.contains(&format) {
+                    return Err(format!(
+                        "previous: column {name} arrived as Arrow format {:?}, which this reader does not know",
+                        String::from_utf8_lossy(format)
+                    ));
+                }
+                formats.push(format);
+            }
+            loop {
+                let mut batch = OwnedArray(std::mem::zeroed());
+                let code = get_next(s, &mut batch.0);
+                if code != 0 {
+                    return Err(stream_error(s, "get_next", code));
+                }
+                if batch.0.release.is_none() {
+                    break; // end of stream
+                }
+                let rows = batch.0.length as usize;
+                let base = batch.0.offset as usize;
+                let children: Vec<ChildView<'_>> = (0..formats.len())
+                    .map(|i| {
+                        let array = &**batch.0.children.add(i);
+                        ChildView { array, format: formats[i], offset: base + array.offset as usize }
+                    })
+                    .collect();
+                for row in 0..rows {
+                    if !children.iter().all(|c| c.is_valid(row)) {
+                        continue;
+                    }
+                    let Ok(digest) = std::str::from_utf8(children[6].bytes(row)) else { continue };
+                    let stat = crate::walk::PreviousStat {
+                        size: children[1].value::<u64>(row),
+                        mtime_ns: children[2].value::<i64>(row),
+                        ctime_ns: children[3].value::<i64>(row),
+                        inode: children[4].value::<u64>(row),
+                        mode: children[5].value::<u32>(row),
+                    };
+                    builder.previous(children[0].bytes(row), stat, digest);
+                }
+            }
+        }
+        Ok(())
     }
 
     const SCHEMA_CAPSULE: &CStr = c"arrow_schema";
