@@ -381,6 +381,68 @@ def test_previous_keeps_digests_of_unchanged_files_without_reading(reachable_tmp
     assert dict(zip(third["path"], third["digest"]))[str(root / "same")] == hashlib.sha256(b"1" * 1000).hexdigest()
 
 
+MUTATIONS = st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["append", "rewrite_same_size", "chmod", "replace", "delete", "none"])), max_size=6)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(tree=TREES, mutations=MUTATIONS, algo=st.sampled_from(["sha256", "blake3", "xxh3_128", "md5"]))
+def test_rescan_with_previous_after_random_changes(reachable_tmp: Path, tree: dict[bytes, Any], mutations: list[tuple[int, str]], algo: str) -> None:
+    root = os.fsencode(tempfile.mkdtemp(dir=reachable_tmp)) + b"/t"
+    build_tree(root, tree)
+    first = scan_tree(root, algo=algo)
+    files = [p for p, t in zip(first["path_bytes"], first["type"]) if t == "file"]
+    for pick, change in mutations:
+        if not files:
+            break
+        path = files[pick % len(files)]
+        if not os.path.exists(path):
+            continue
+        if change == "append":
+            with open(path, "ab") as fh:
+                fh.write(b"+")
+        elif change == "rewrite_same_size":
+            data = open(path, "rb").read()
+            with open(path, "wb") as fh:
+                fh.write(bytes(b ^ 1 for b in data))
+        elif change == "chmod":
+            os.chmod(path, 0o600)
+        elif change == "replace":
+            os.unlink(path)
+            with open(path, "wb") as fh:
+                fh.write(b"new")
+        elif change == "delete":
+            os.unlink(path)
+    # Unchanged files keep the (fake) digest of `previous`; every other row equals a fresh scan.
+    fake = "0" * len(first.filter(pl.col("digest").is_not_null())["digest"][0]) if first["digest"].null_count() < first.height else None
+    previous = first.with_columns(pl.when(pl.col("digest").is_not_null()).then(pl.lit(fake)).alias("digest")) if fake else first
+    again = scan_tree(root, algo=algo, previous=previous)
+    fresh = scan_tree(root, algo=algo)
+    assert_same(fresh, twin_scan([root], algo=algo))
+    old = {r["path_bytes"]: r for r in first.to_dicts()}
+    for got, want in zip(again.to_dicts(), fresh.to_dicts()):
+        before = old.get(got["path_bytes"])
+        unchanged = before is not None and want["type"] == "file" and all(before[k] == want[k] for k in ("size", "mtime_ns", "ctime_ns", "inode", "mode"))
+        if unchanged and before["digest"] is not None:
+            assert got["digest"] == fake, got
+            got["digest"] = want["digest"]
+        assert got == want
+
+
+def test_previous_layouts_short_paths_slices_and_chunks(reachable_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Relative roots give paths of 12 bytes or less, which Arrow string views store inline.
+    monkeypatch.chdir(reachable_tmp)
+    build_tree(b"t", {b"a": ("file", b"1"), b"b": ("dir", {b"c": ("file", b"22"), b"long-name-of-a-file": ("file", b"333")})})
+    first = scan_tree("t", algo="md5")
+    assert first["path"].to_list() == ["t", "t/a", "t/b", "t/b/c", "t/b/long-name-of-a-file"]
+    fake = first.with_columns(pl.when(pl.col("type") == "file").then(pl.lit("e" * 32)).alias("digest"))
+    chunked = pl.concat([fake.slice(0, 2), fake.slice(2)], rechunk=False)
+    assert chunked.n_chunks() == 2
+    for previous in (fake, fake.slice(1), chunked, fake.select(reversed(fake.columns))):
+        again = scan_tree("t", algo="md5", previous=previous)
+        reused = again.filter(pl.col("digest") == "e" * 32)["path"].to_list()
+        assert reused == [p for p in ["t/a", "t/b/c", "t/b/long-name-of-a-file"] if p in previous["path"].to_list()]
+
+
 def test_previous_of_another_algorithm_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x")
     with pytest.raises(ValueError, match="a sha256 digest is 64 hex characters"):
@@ -505,6 +567,33 @@ def test_gil_is_released_during_the_walk(reachable_tmp: Path) -> None:
         stop.set()
         thread.join()
     assert ticks > 25
+
+
+def stub_signature(name: str) -> list[tuple[str, str, object]]:
+    """(name, kind, default) of each parameter of ``name`` in secmon/_core.pyi."""
+    import ast
+    import inspect
+
+    tree = ast.parse(Path(secmon.__file__).with_name("_core.pyi").read_text())
+    func = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
+    args = func.args
+    out: list[tuple[str, str, object]] = []
+    positional = args.posonlyargs + args.args
+    defaults = [inspect.Parameter.empty] * (len(positional) - len(args.defaults)) + [ast.literal_eval(d) for d in args.defaults]
+    for arg, default in zip(positional, defaults):
+        out.append((arg.arg, "POSITIONAL_OR_KEYWORD", default))
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+        out.append((arg.arg, "KEYWORD_ONLY", inspect.Parameter.empty if kw_default is None else ast.literal_eval(kw_default)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["scan_tree", "hash_bytes", "hash_file"])
+def test_stub_matches_the_binary(name: str) -> None:
+    import inspect
+
+    runtime = [(p.name, p.kind.name, p.default) for p in inspect.signature(getattr(secmon._core, name)).parameters.values()]
+    assert runtime == stub_signature(name)
+    assert getattr(secmon._core, name).__doc__, f"{name} has no docstring"
 
 
 def test_reexported_from_package() -> None:

@@ -16,7 +16,10 @@ const PREVIOUS_COLUMNS: [&str; 8] = ["path_bytes", "type", "size", "mtime_ns", "
 
 /// Walk `roots` in parallel and return one row per filesystem entry, sorted by path.
 #[pyfunction]
-#[pyo3(signature = (roots, *, algo = None, excludes = Vec::new(), follow_symlinks = false, threads = None, previous = None, one_file_system = false))]
+#[pyo3(
+    signature = (roots, *, algo = None, excludes = Vec::new(), follow_symlinks = false, threads = None, previous = None, one_file_system = false),
+    text_signature = "(roots, *, algo=None, excludes=(), follow_symlinks=False, threads=None, previous=None, one_file_system=False)"
+)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_tree<'py>(
     py: Python<'py>,
