@@ -301,6 +301,15 @@ def test_devices_are_rows_and_never_opened() -> None:
     assert frame.filter(pl.col("type") != "file")["digest"].null_count() == frame.filter(pl.col("type") != "file").height
 
 
+def test_one_file_system_stops_at_mount_points() -> None:
+    if os.stat("/dev").st_dev == os.stat("/dev/shm").st_dev:
+        pytest.skip("/dev/shm is not a separate mount on this machine")
+    frame = scan_tree("/dev", one_file_system=True)
+    paths = frame["path"].to_list()
+    assert "/dev/shm" in paths and not any(p.startswith("/dev/shm/") for p in paths)
+    assert_same(frame, twin_scan([b"/dev"], one_file_system=True))
+
+
 def test_follow_symlinks_loops_are_rows(reachable_tmp: Path) -> None:
     root = os.fsencode(reachable_tmp) + b"/t"
     build_tree(root, {b"d": ("dir", {b"up": ("symlink", b".."), b"me": ("symlink", b".")}), b"self": ("symlink", b"self")})
