@@ -136,10 +136,10 @@ impl Stat {
 /// One row of a scan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The path as raw bytes (lossless for non-UTF-8 names).
+    /// The path as raw bytes (lossless for non-UTF-8 names); [`Entry::path`] is its UTF-8 form.
     pub path_bytes: Vec<u8>,
-    /// The path as UTF-8, invalid sequences replaced by U+FFFD.
-    pub path: String,
+    /// Whether `path_bytes` is valid UTF-8 (most are: then `path` borrows it, no copy).
+    pub utf8: bool,
     pub kind: EntryType,
     /// None when the entry could not be stat-ed (it vanished, or stat was refused).
     pub stat: Option<Stat>,
@@ -152,8 +152,22 @@ pub struct Entry {
 
 impl Entry {
     fn new(path_bytes: Vec<u8>, kind: EntryType) -> Entry {
-        let path = String::from_utf8_lossy(&path_bytes).into_owned();
-        Entry { path_bytes, path, kind, stat: None, target: None, digest: None, error: None }
+        let utf8 = std::str::from_utf8(&path_bytes).is_ok();
+        Entry { path_bytes, utf8, kind, stat: None, target: None, digest: None, error: None }
+    }
+
+    /// The path as UTF-8, invalid sequences replaced by U+FFFD.
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.path_bytes)
+    }
+
+    /// Order by `path`, then by raw bytes (two names can share a lossy form). For UTF-8 names
+    /// the lossy form is the bytes themselves, so only odd names pay for a conversion.
+    pub fn cmp_path(&self, other: &Entry) -> std::cmp::Ordering {
+        if self.utf8 && other.utf8 {
+            return self.path_bytes.cmp(&other.path_bytes);
+        }
+        self.path().as_bytes().cmp(other.path().as_bytes()).then_with(|| self.path_bytes.cmp(&other.path_bytes))
     }
 }
 
@@ -492,7 +506,7 @@ impl TreeScanner {
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
         let stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
         pool.install(|| {
-            rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path).then_with(|| a.path_bytes.cmp(&b.path_bytes)))
+            rows.par_sort_unstable_by(Entry::cmp_path)
         });
         rows.dedup_by(|a, b| a.path_bytes == b.path_bytes);
         Ok((rows, stats))
@@ -682,7 +696,7 @@ mod tests {
 
     fn find<'e>(rows: &'e [Entry], root: &TempDir, rel: &str) -> &'e Entry {
         let want = format!("{}/{rel}", root.0.display());
-        rows.iter().find(|e| e.path == want).unwrap_or_else(|| panic!("no row {want}"))
+        rows.iter().find(|e| e.path() == want).unwrap_or_else(|| panic!("no row {want}"))
     }
 
     #[test]
@@ -696,7 +710,7 @@ mod tests {
         let rows = scan(&t, |b| {
             b.algo(Some(Algorithm::Sha256));
         });
-        let paths: Vec<&str> = rows.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<String> = rows.iter().map(|e| e.path().into_owned()).collect();
         let mut sorted = paths.clone();
         sorted.sort();
         assert_eq!(paths, sorted);
@@ -742,7 +756,7 @@ mod tests {
         let rows = scan(&t, |b| {
             b.exclude("**/skip").exclude("*.log");
         });
-        let rel: Vec<String> = rows.iter().map(|e| e.path[t.0.as_os_str().len()..].to_string()).collect();
+        let rel: Vec<String> = rows.iter().map(|e| e.path()[t.0.as_os_str().len()..].to_string()).collect();
         assert_eq!(rel, vec!["", "/keep", "/keep/x.txt"]);
     }
 
@@ -820,6 +834,18 @@ mod tests {
         assert_eq!(prev.lookup(b"").map(|(_, d)| d), Some("empty"));
         assert!(prev.lookup(b"/p/2000").is_none());
         assert!(prev.lookup(b"/p/").is_none());
+    }
+
+    #[test]
+    fn cmp_path_orders_like_lossy_string_then_bytes() {
+        let names: [&[u8]; 9] = [b"/a", b"/a-b", b"/a/b", b"/\xff", b"/\xfe", "/\u{fffd}".as_bytes(), b"/\xc3", b"/z", "/é".as_bytes()];
+        let mut entries: Vec<Entry> = names.iter().map(|n| Entry::new(n.to_vec(), EntryType::File)).collect();
+        entries.sort_by(Entry::cmp_path);
+        let mut slow: Vec<(String, Vec<u8>)> =
+            names.iter().map(|n| (String::from_utf8_lossy(n).into_owned(), n.to_vec())).collect();
+        slow.sort();
+        let fast: Vec<Vec<u8>> = entries.into_iter().map(|e| e.path_bytes).collect();
+        assert_eq!(fast, slow.into_iter().map(|(_, b)| b).collect::<Vec<_>>());
     }
 
     #[test]

@@ -223,7 +223,16 @@ mod arrow {
             };
         }
         vec![
-            var_column(c"path", c"U", n, rows.iter().map(|e| Some(e.path.as_bytes()))),
+            {
+                // Only non-UTF-8 names need a converted copy; the rest are their own lossy form.
+                let lossy: Vec<Option<String>> = rows.iter().map(|e| (!e.utf8).then(|| e.path().into_owned())).collect();
+                var_column(
+                    c"path",
+                    c"U",
+                    n,
+                    rows.iter().zip(&lossy).map(|(e, l)| Some(l.as_deref().map_or(e.path_bytes.as_slice(), str::as_bytes))),
+                )
+            },
             var_column(c"path_bytes", c"Z", n, rows.iter().map(|e| Some(e.path_bytes.as_slice()))),
             var_column(c"type", c"U", n, rows.iter().map(|e| Some(e.kind.name().as_bytes()))),
             stat_column(c"size", c"L", rows, &stat_nulls, field!(U64, size)),
