@@ -1,7 +1,8 @@
 //! Binding of [`crate::walk`]: `scan_tree`, returning a Polars DataFrame.
 //!
-//! The walk runs with the GIL released; its rows come back as column vectors that become one
-//! numpy array or one list per column, built once, and Polars assembles the frame from those.
+//! The walk runs with the GIL released. Its rows are laid out as Arrow columns in Rust and handed
+//! to Polars through the Arrow PyCapsule interface; `previous` comes back the same way (an Arrow
+//! C stream exported by Polars). No Python object is made per row in either direction.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -11,7 +12,7 @@ use super::hash::fs_path_bytes;
 use crate::hash::Algorithm;
 use crate::walk::{Entry, ScanBuilder, TreeScanner};
 
-/// Columns of `previous` the re-scan reads, and the Polars dtype each is cast to.
+/// Columns `previous` must have (an earlier `scan_tree` result); a missing one is a ValueError.
 const PREVIOUS_COLUMNS: [&str; 8] = ["path_bytes", "type", "size", "mtime_ns", "ctime_ns", "inode", "mode", "digest"];
 
 /// Walk `roots` in parallel and return one row per filesystem entry, sorted by path.
@@ -79,7 +80,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// Read the digests of regular files from an earlier result into the builder, in bulk: one
-/// filter in Polars, then one numpy array or list per column.
+/// filter and select in Polars, then the columns as one Arrow C stream.
 fn add_previous(py: Python<'_>, builder: &mut ScanBuilder, previous: &Bound<'_, PyAny>) -> PyResult<()> {
     let pl = py.import("polars")?;
     if !previous.is_instance(&pl.getattr("DataFrame")?)? {
@@ -136,8 +137,9 @@ fn to_frame<'py>(py: Python<'py>, rows: Vec<Entry>) -> PyResult<Bound<'py, PyAny
     py.import("polars")?.getattr("DataFrame")?.call1((table,))
 }
 
-/// A minimal exporter for the Arrow C data interface: primitive, large string and large binary
-/// columns with validity bitmaps, wrapped in one struct array.
+/// A minimal Arrow C data interface: the exporter of scan columns (primitive, large string and
+/// large binary columns with validity bitmaps, wrapped in one struct array) and the importer of
+/// the `previous` stream (primitive, string/binary in offset or view layout).
 mod arrow {
     use std::ffi::{c_char, c_void, CStr, CString};
     use std::ptr;
