@@ -23,7 +23,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::hash::{self, Algorithm};
+use crate::hash::{self, Algorithm, SizedDigest};
 
 /// Regular files up to this size are hashed inline by the task that lists their directory;
 /// larger ones get a task of their own.
@@ -622,10 +622,19 @@ impl<'a> Shared<'a> {
             entry.error = Some("replaced during scan".to_string());
             return;
         }
-        match hash::hash_open_file(&mut file, algo, stat.size, false) {
-            Ok(digest) => {
+        match hash::hash_open_file_sized(&mut file, algo, stat.size) {
+            Ok(SizedDigest::Digest(digest)) => {
                 entry.digest = Some(digest);
                 self.count(Some(stat.size));
+            }
+            Ok(SizedDigest::Shorter { read }) => {
+                entry.error = Some(format!("changed during scan: {read} bytes, not the {} of its stat", stat.size));
+            }
+            Ok(SizedDigest::Longer) => {
+                entry.error = Some(format!(
+                    "changed during scan: more than the {} bytes of its stat (growing, or a pseudo file)",
+                    stat.size
+                ));
             }
             Err(e) => entry.error = Some(describe("reading file", &e)),
         }

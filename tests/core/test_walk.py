@@ -310,6 +310,56 @@ def test_one_file_system_stops_at_mount_points() -> None:
     assert_same(frame, twin_scan([b"/dev"], one_file_system=True))
 
 
+def test_pseudo_files_are_not_read_through() -> None:
+    # /proc/PID/pagemap has stat size 0 and reads on for the whole address space: read naively,
+    # the walk would not end. It must come back as a row with a "changed during scan" error.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = time.perf_counter()
+        frame = scan_tree(f"/proc/{sleeper.pid}", algo="sha256", excludes=["**/task/**"])
+        assert time.perf_counter() - started < 30
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    errors = dict(zip(frame["path"], frame["error"]))
+    assert errors[f"/proc/{sleeper.pid}/pagemap"].startswith("changed during scan")
+    assert frame.filter(pl.col("digest").is_not_null())["size"].to_list() == [0] * frame["digest"].drop_nulls().len()
+
+
+def test_growing_file_gets_an_error_not_a_wrong_digest(reachable_tmp: Path) -> None:
+    # A writer appends while the walk reads: each row's digest must be that of exactly `size`
+    # bytes, or the row carries "changed during scan".
+    root = reachable_tmp / "t"
+    root.mkdir()
+    path = root / "log"
+    path.write_bytes(b"x" * 1_000_000)
+    done = threading.Event()
+
+    def append() -> None:
+        with open(path, "ab") as fh:
+            for _ in range(2000):  # 8 MB more, in 4 KiB steps
+                fh.write(b"y" * 4096)
+                fh.flush()
+                time.sleep(0.0002)
+        done.set()
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    rows = []
+    try:
+        while not done.is_set() or not rows:
+            rows.append(scan_tree(root, algo="sha1").filter(pl.col("type") == "file").row(0, named=True))
+    finally:
+        writer.join()
+    data = path.read_bytes()
+    for row in rows:
+        if row["error"] is None:
+            assert row["digest"] == hashlib.sha1(data[: row["size"]]).hexdigest()
+        else:
+            assert row["error"].startswith("changed during scan"), row
+            assert row["digest"] is None
+
+
 def test_follow_symlinks_loops_are_rows(reachable_tmp: Path) -> None:
     root = os.fsencode(reachable_tmp) + b"/t"
     build_tree(root, {b"d": ("dir", {b"up": ("symlink", b".."), b"me": ("symlink", b".")}), b"self": ("symlink", b"self")})
