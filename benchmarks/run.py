@@ -20,6 +20,7 @@ CASES: dict[str, str] = {
     "scan": "benchmarks.bench_scan",
     "matcher": "benchmarks.bench_matcher",
     "ipset": "benchmarks.bench_ipset",
+    "scan_tree": "benchmarks.bench_scan_tree",
 }
 
 

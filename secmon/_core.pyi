@@ -135,7 +135,10 @@ def scan_tree(
     (symlink target of entries that are symlinks, else null), ``digest: String`` (hex, regular
     files only, when ``algo`` is set), ``error: String`` (null when fine; otherwise starts with
     ``permission denied``, ``vanished during scan``, ``symlink loop``, ``broken symlink``,
-    ``replaced during scan`` or ``io error``). Sorted by ``path`` (then ``path_bytes``); a path
+    ``replaced during scan``, ``changed during scan`` or ``io error``). A digest always covers
+    exactly ``size`` bytes: a file that grew or shrank while it was read (or a pseudo file of
+    ``/proc`` or ``/sys``, whose stat size means nothing) gets a ``changed during scan`` error
+    and no digest, and is never read much past its stat size (one page). Sorted by ``path`` (then ``path_bytes``); a path
     reached from two roots appears once.
 
     Roots are not followed when they are symlinks unless ``follow_symlinks``. ``excludes`` are

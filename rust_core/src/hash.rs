@@ -196,8 +196,8 @@ pub fn hash_reader<R: Read>(reader: &mut R, algo: Algorithm, buffer: &mut [u8], 
     Ok(hasher.finish_hex())
 }
 
-/// Hash an already opened file. `size_hint` (from a stat) picks blake3's parallel path for big
-/// files; the digest never depends on it.
+/// Hash an already opened file to its end. `size_hint` (from a stat) picks blake3's
+/// multi-threaded path for big files; the digest never depends on it.
 pub fn hash_open_file(file: &mut File, algo: Algorithm, size_hint: u64) -> std::io::Result<String> {
     if algo == Algorithm::Blake3 && size_hint >= BLAKE3_PARALLEL_MIN {
         let mut buffer = vec![0u8; BLAKE3_PARALLEL_CHUNK];
@@ -211,6 +211,56 @@ pub fn hash_open_file(file: &mut File, algo: Algorithm, size_hint: u64) -> std::
     })
 }
 
+/// What hashing a file against the size its stat reported found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SizedDigest {
+    /// Exactly `size` bytes, then end of file: the digest matches the stat.
+    Digest(String),
+    /// End of file after `read` bytes, fewer than the stat said (truncated meanwhile).
+    Shorter { read: u64 },
+    /// More bytes than the stat said: the file grew, or it is a pseudo file (`/proc`, `/sys`)
+    /// whose stat size means nothing. Reading stops there, so such files cost one extra read.
+    Longer,
+}
+
+/// Hash exactly `size` bytes of an open file and check that the file ends there. The tree
+/// walker uses this so a digest always belongs to the size in its row, and so a pseudo file
+/// such as `/proc/PID/pagemap` (stat size 0, endless content) is never read through.
+///
+/// Single-threaded on purpose: the walker already hashes many files at once, and a worker
+/// blocked in blake3's fork-join would steal further big-file tasks, each with its own chunk
+/// buffer, so memory would grow with the nesting instead of staying fixed.
+pub fn hash_open_file_sized(file: &mut File, algo: Algorithm, size: u64) -> std::io::Result<SizedDigest> {
+    BUFFER.with(|cell| {
+        let mut buffer = cell.borrow_mut();
+        let mut hasher = algo.hasher();
+        let mut remaining = size;
+        while remaining > 0 {
+            let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            match file.read(&mut buffer[..want]) {
+                Ok(0) => return Ok(SizedDigest::Shorter { read: size - remaining }),
+                Ok(n) => {
+                    hasher.update(&buffer[..n]);
+                    remaining -= n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        // The probe for bytes past `size` asks for a page, not one byte: some pseudo files
+        // refuse reads that are not a multiple of their record size (pagemap: EINVAL).
+        let probe = buffer.len().min(4096);
+        loop {
+            match file.read(&mut buffer[..probe]) {
+                Ok(0) => return Ok(SizedDigest::Digest(hasher.finish_hex())),
+                Ok(_) => return Ok(SizedDigest::Longer),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
 thread_local! {
     static BUFFER: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; BUFFER_SIZE].into_boxed_slice());
 }
@@ -220,22 +270,23 @@ thread_local! {
 /// so this never blocks).
 pub fn hash_file(path: &Path, algo: Algorithm) -> Result<String> {
     let shown = path.to_string_lossy().into_owned();
-    let mut file = open_regular_nonblocking(path, true).map_err(|e| CoreError::io(shown.clone(), e))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    hash_open_file(&mut file, algo, size).map_err(|e| CoreError::io(shown, e))
+    let (mut file, meta) = open_regular_nonblocking(path, true).map_err(|e| CoreError::io(shown.clone(), e))?;
+    hash_open_file(&mut file, algo, meta.len()).map_err(|e| CoreError::io(shown, e))
 }
 
 /// Open `path` for reading without ever blocking: `O_NONBLOCK` makes opening a fifo return at
 /// once, and the fstat that follows refuses anything but a regular file (`EISDIR` for a
 /// directory, `EINVAL` otherwise). `follow` false adds `O_NOFOLLOW` (a symlink gives `ELOOP`).
-pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<File> {
+/// Returns the file with its fstat, so callers need no second stat.
+pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<(File, std::fs::Metadata)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
     if !follow {
         flags |= libc::O_NOFOLLOW;
     }
     let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
-    let kind = file.metadata()?.file_type();
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
     if kind.is_dir() {
         return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
     }
@@ -251,7 +302,7 @@ pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<Fi
         };
         return Err(std::io::Error::new(ErrorKind::InvalidInput, format!("not a regular file ({what})")));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 #[cfg(test)]
@@ -310,6 +361,30 @@ mod tests {
         let mut serial = blake3::Hasher::new();
         serial.update(&data);
         assert_eq!(hash_bytes(&data, Algorithm::Blake3), serial.finalize().to_hex().to_string());
+    }
+
+    #[test]
+    fn sized_digest_checks_the_end_of_file() {
+        let dir = std::env::temp_dir().join(format!("secmon-hash-sized-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let data: Vec<u8> = (0..(BUFFER_SIZE + 5)).map(|i| (i % 256) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let open = || File::open(&path).unwrap();
+        let n = data.len() as u64;
+        assert_eq!(
+            hash_open_file_sized(&mut open(), Algorithm::Sha1, n).unwrap(),
+            SizedDigest::Digest(hash_bytes(&data, Algorithm::Sha1))
+        );
+        assert_eq!(hash_open_file_sized(&mut open(), Algorithm::Sha1, n - 1).unwrap(), SizedDigest::Longer);
+        assert_eq!(hash_open_file_sized(&mut open(), Algorithm::Sha1, 0).unwrap(), SizedDigest::Longer);
+        assert_eq!(hash_open_file_sized(&mut open(), Algorithm::Sha1, n + 10).unwrap(), SizedDigest::Shorter { read: n });
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(
+            hash_open_file_sized(&mut open(), Algorithm::Md5, 0).unwrap(),
+            SizedDigest::Digest("d41d8cd98f00b204e9800998ecf8427e".into())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //! Fifos, sockets and devices are never opened; regular files are opened with `O_NONBLOCK` and
 //! re-checked with fstat, so a file swapped for a fifo cannot block the walk either.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::ErrorKind;
@@ -24,7 +23,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::hash::{self, Algorithm};
+use crate::hash::{self, Algorithm, SizedDigest};
 
 /// Regular files up to this size are hashed inline by the task that lists their directory;
 /// larger ones get a task of their own.
@@ -137,10 +136,10 @@ impl Stat {
 /// One row of a scan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The path as raw bytes (lossless for non-UTF-8 names).
+    /// The path as raw bytes (lossless for non-UTF-8 names); [`Entry::path`] is its UTF-8 form.
     pub path_bytes: Vec<u8>,
-    /// The path as UTF-8, invalid sequences replaced by U+FFFD.
-    pub path: String,
+    /// Whether `path_bytes` is valid UTF-8 (most are: then `path` borrows it, no copy).
+    pub utf8: bool,
     pub kind: EntryType,
     /// None when the entry could not be stat-ed (it vanished, or stat was refused).
     pub stat: Option<Stat>,
@@ -153,29 +152,115 @@ pub struct Entry {
 
 impl Entry {
     fn new(path_bytes: Vec<u8>, kind: EntryType) -> Entry {
-        let path = String::from_utf8_lossy(&path_bytes).into_owned();
-        Entry { path_bytes, path, kind, stat: None, target: None, digest: None, error: None }
+        let utf8 = std::str::from_utf8(&path_bytes).is_ok();
+        Entry { path_bytes, utf8, kind, stat: None, target: None, digest: None, error: None }
+    }
+
+    /// The path as UTF-8, invalid sequences replaced by U+FFFD.
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.path_bytes)
+    }
+
+    /// Order by `path`, then by raw bytes (two names can share a lossy form). For UTF-8 names
+    /// the lossy form is the bytes themselves, so only odd names pay for a conversion.
+    pub fn cmp_path(&self, other: &Entry) -> std::cmp::Ordering {
+        if self.utf8 && other.utf8 {
+            return self.path_bytes.cmp(&other.path_bytes);
+        }
+        self.path().as_bytes().cmp(other.path().as_bytes()).then_with(|| self.path_bytes.cmp(&other.path_bytes))
     }
 }
 
-/// What an earlier scan knew about a regular file: its digest is reused while these fields match.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreviousDigest {
+/// What an earlier scan knew about a regular file: its digest is reused while these match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreviousStat {
     pub size: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
     pub inode: u64,
     pub mode: u32,
-    pub digest: String,
 }
 
-impl PreviousDigest {
+impl PreviousStat {
     fn matches(&self, stat: &Stat) -> bool {
         self.size == stat.size
             && self.mtime_ns == stat.mtime_ns
             && self.ctime_ns == stat.ctime_ns
             && self.inode == stat.inode
             && self.mode == stat.mode
+    }
+}
+
+/// The digests of an earlier scan, packed: paths and digests in two byte arenas and a sorted
+/// (path hash, row) index. No allocation per file, so loading 100k files takes milliseconds
+/// and a re-scan is dominated by the stat calls it cannot avoid.
+#[derive(Clone, Debug, Default)]
+pub struct PreviousScan {
+    paths: Vec<u8>,
+    path_ends: Vec<usize>,
+    digests: Vec<u8>,
+    digest_ends: Vec<usize>,
+    stats: Vec<PreviousStat>,
+    /// (xxh3 of the path, row), sorted; rebuilt by `seal`.
+    index: Vec<(u64, u32)>,
+}
+
+impl PreviousScan {
+    pub fn len(&self) -> usize {
+        self.stats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty()
+    }
+
+    pub fn push(&mut self, path: &[u8], stat: PreviousStat, digest: &str) {
+        self.paths.extend_from_slice(path);
+        self.path_ends.push(self.paths.len());
+        self.digests.extend_from_slice(digest.as_bytes());
+        self.digest_ends.push(self.digests.len());
+        self.stats.push(stat);
+        self.index.clear();
+    }
+
+    fn path(&self, row: usize) -> &[u8] {
+        let start = if row == 0 { 0 } else { self.path_ends[row - 1] };
+        &self.paths[start..self.path_ends[row]]
+    }
+
+    fn digest(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.digest_ends[row - 1] };
+        // Only whole `&str`s were pushed, so every row is valid UTF-8 on its own.
+        std::str::from_utf8(&self.digests[start..self.digest_ends[row]]).unwrap_or("")
+    }
+
+    fn seal(&mut self) {
+        if self.index.len() == self.len() {
+            return;
+        }
+        self.index = (0..self.len()).map(|row| (xxhash_rust::xxh3::xxh3_64(self.path(row)), row as u32)).collect();
+        self.index.sort_unstable();
+    }
+
+    /// The earlier stat and digest of `path` (the last one pushed if it was pushed twice).
+    pub fn lookup(&self, path: &[u8]) -> Option<(PreviousStat, &str)> {
+        let key = xxhash_rust::xxh3::xxh3_64(path);
+        let start = self.index.partition_point(|&(k, _)| k < key);
+        self.index[start..]
+            .iter()
+            .take_while(|&&(k, _)| k == key)
+            .filter(|&&(_, row)| self.path(row as usize) == path)
+            .map(|&(_, row)| row as usize)
+            .max()
+            .map(|row| (self.stats[row], self.digest(row)))
+    }
+
+    /// The first row whose digest is not `len` hex characters, if any.
+    fn first_bad_digest(&self, len: usize) -> Option<usize> {
+        (0..self.len()).find(|&row| {
+            let d = self.digest(row);
+            d.len() != len || !d.bytes().all(|b| b.is_ascii_hexdigit())
+        })
     }
 }
 
@@ -196,7 +281,7 @@ pub struct ScanBuilder {
     follow_symlinks: bool,
     threads: Option<usize>,
     one_file_system: bool,
-    previous: HashMap<Vec<u8>, PreviousDigest>,
+    previous: PreviousScan,
 }
 
 impl ScanBuilder {
@@ -233,9 +318,10 @@ impl ScanBuilder {
         self
     }
 
-    /// Digests of an earlier scan, keyed by raw path bytes.
-    pub fn previous(&mut self, path_bytes: Vec<u8>, previous: PreviousDigest) -> &mut Self {
-        self.previous.insert(path_bytes, previous);
+    /// The digest of a regular file in an earlier scan, by raw path bytes: reused while its
+    /// stat fields are unchanged.
+    pub fn previous(&mut self, path_bytes: &[u8], stat: PreviousStat, digest: &str) -> &mut Self {
+        self.previous.push(path_bytes, stat, digest);
         self
     }
 
@@ -257,16 +343,13 @@ impl ScanBuilder {
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
         if let Some(algo) = self.algo {
-            for (path, prev) in &self.previous {
-                let ok = prev.digest.len() == algo.hex_len() && prev.digest.bytes().all(|b| b.is_ascii_hexdigit());
-                if !ok {
-                    return Err(CoreError::invalid(format!(
-                        "previous digest of {} is {:?}; a {algo} digest is {} hex characters (was `previous` scanned with another algorithm?)",
-                        String::from_utf8_lossy(path),
-                        prev.digest,
-                        algo.hex_len()
-                    )));
-                }
+            if let Some(row) = self.previous.first_bad_digest(algo.hex_len()) {
+                return Err(CoreError::invalid(format!(
+                    "previous digest of {} is {:?}; a {algo} digest is {} hex characters (was `previous` scanned with another algorithm?)",
+                    String::from_utf8_lossy(self.previous.path(row)),
+                    self.previous.digest(row),
+                    algo.hex_len()
+                )));
             }
         }
         Ok(TreeScanner {
@@ -275,7 +358,11 @@ impl ScanBuilder {
             follow_symlinks: self.follow_symlinks,
             threads,
             one_file_system: self.one_file_system,
-            previous: self.previous.clone(),
+            previous: {
+                let mut previous = self.previous.clone();
+                previous.seal();
+                previous
+            },
         })
     }
 }
@@ -288,7 +375,7 @@ pub struct TreeScanner {
     follow_symlinks: bool,
     threads: usize,
     one_file_system: bool,
-    previous: HashMap<Vec<u8>, PreviousDigest>,
+    previous: PreviousScan,
 }
 
 /// The (dev, inode) of every directory from the root down to the current one: a directory
@@ -419,7 +506,7 @@ impl TreeScanner {
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
         let stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
         pool.install(|| {
-            rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path).then_with(|| a.path_bytes.cmp(&b.path_bytes)))
+            rows.par_sort_unstable_by(Entry::cmp_path)
         });
         rows.dedup_by(|a, b| a.path_bytes == b.path_bytes);
         Ok((rows, stats))
@@ -493,9 +580,9 @@ impl<'a> Shared<'a> {
                 scope.spawn(move |scope| self.list_dir(scope, task));
             }
             EntryType::File if scanner.algo.is_some() => {
-                if let Some(prev) = scanner.previous.get(&entry.path_bytes) {
+                if let Some((prev, digest)) = scanner.previous.lookup(&entry.path_bytes) {
                     if prev.matches(&stat) {
-                        entry.digest = Some(prev.digest.clone());
+                        entry.digest = Some(digest.to_string());
                         self.count(None);
                         out.push(entry);
                         return;
@@ -519,8 +606,8 @@ impl<'a> Shared<'a> {
     fn hash_into(&self, entry: &mut Entry, stat: &Stat) {
         let Some(algo) = self.scanner.algo else { return };
         let path = path_of(&entry.path_bytes);
-        let mut file = match hash::open_regular_nonblocking(path, self.scanner.follow_symlinks) {
-            Ok(f) => f,
+        let (mut file, meta) = match hash::open_regular_nonblocking(path, self.scanner.follow_symlinks) {
+            Ok(opened) => opened,
             Err(e) => {
                 entry.error = Some(match e.raw_os_error() {
                     // Without follow, O_NOFOLLOW refuses a symlink put in the file's place.
@@ -531,21 +618,23 @@ impl<'a> Shared<'a> {
                 return;
             }
         };
-        match file.metadata() {
-            Ok(m) if m.ino() == stat.inode && m.dev() == stat.dev => {}
-            Ok(_) => {
-                entry.error = Some("replaced during scan".to_string());
-                return;
-            }
-            Err(e) => {
-                entry.error = Some(describe("stat of open file", &e));
-                return;
-            }
+        if meta.ino() != stat.inode || meta.dev() != stat.dev {
+            entry.error = Some("replaced during scan".to_string());
+            return;
         }
-        match hash::hash_open_file(&mut file, algo, stat.size) {
-            Ok(digest) => {
+        match hash::hash_open_file_sized(&mut file, algo, stat.size) {
+            Ok(SizedDigest::Digest(digest)) => {
                 entry.digest = Some(digest);
                 self.count(Some(stat.size));
+            }
+            Ok(SizedDigest::Shorter { read }) => {
+                entry.error = Some(format!("changed during scan: {read} bytes, not the {} of its stat", stat.size));
+            }
+            Ok(SizedDigest::Longer) => {
+                entry.error = Some(format!(
+                    "changed during scan: more than the {} bytes of its stat (growing, or a pseudo file)",
+                    stat.size
+                ));
             }
             Err(e) => entry.error = Some(describe("reading file", &e)),
         }
@@ -616,7 +705,7 @@ mod tests {
 
     fn find<'e>(rows: &'e [Entry], root: &TempDir, rel: &str) -> &'e Entry {
         let want = format!("{}/{rel}", root.0.display());
-        rows.iter().find(|e| e.path == want).unwrap_or_else(|| panic!("no row {want}"))
+        rows.iter().find(|e| e.path() == want).unwrap_or_else(|| panic!("no row {want}"))
     }
 
     #[test]
@@ -630,7 +719,7 @@ mod tests {
         let rows = scan(&t, |b| {
             b.algo(Some(Algorithm::Sha256));
         });
-        let paths: Vec<&str> = rows.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<String> = rows.iter().map(|e| e.path().into_owned()).collect();
         let mut sorted = paths.clone();
         sorted.sort();
         assert_eq!(paths, sorted);
@@ -676,7 +765,7 @@ mod tests {
         let rows = scan(&t, |b| {
             b.exclude("**/skip").exclude("*.log");
         });
-        let rel: Vec<String> = rows.iter().map(|e| e.path[t.0.as_os_str().len()..].to_string()).collect();
+        let rel: Vec<String> = rows.iter().map(|e| e.path()[t.0.as_os_str().len()..].to_string()).collect();
         assert_eq!(rel, vec!["", "/keep", "/keep/x.txt"]);
     }
 
@@ -690,20 +779,14 @@ mod tests {
         let f = find(&first, &t, "f").clone();
         let st = f.stat.unwrap();
         let fake = "0".repeat(32);
-        let prev = |size: u64| PreviousDigest {
-            size,
-            mtime_ns: st.mtime_ns,
-            ctime_ns: st.ctime_ns,
-            inode: st.inode,
-            mode: st.mode,
-            digest: fake.clone(),
-        };
+        let prev = |size: u64| PreviousStat { size, mtime_ns: st.mtime_ns, ctime_ns: st.ctime_ns, inode: st.inode, mode: st.mode };
         let reused = scan(&t, |b| {
-            b.algo(Some(Algorithm::Md5)).previous(f.path_bytes.clone(), prev(st.size));
+            b.algo(Some(Algorithm::Md5)).previous(b"/elsewhere", prev(st.size), &"1".repeat(32));
+            b.previous(&f.path_bytes, prev(st.size), &fake);
         });
         assert_eq!(find(&reused, &t, "f").digest.as_deref(), Some(fake.as_str()));
         let rehashed = scan(&t, |b| {
-            b.algo(Some(Algorithm::Md5)).previous(f.path_bytes.clone(), prev(st.size + 1));
+            b.algo(Some(Algorithm::Md5)).previous(&f.path_bytes, prev(st.size + 1), &fake);
         });
         assert_eq!(find(&rehashed, &t, "f").digest, f.digest);
     }
@@ -716,8 +799,9 @@ mod tests {
         assert!(err.contains("threads = 0"), "{err}");
         let mut b = TreeScanner::builder();
         b.algo(Some(Algorithm::Sha256)).previous(
-            b"/x".to_vec(),
-            PreviousDigest { size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0, mode: 0, digest: "abc".into() },
+            b"/x",
+            PreviousStat { size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0, mode: 0 },
+            "abc",
         );
         let err = b.build().unwrap_err().to_string();
         assert!(err.contains("/x") && err.contains("64"), "{err}");
@@ -740,6 +824,37 @@ mod tests {
         sub.extend_from_slice(b"/a/");
         let (rows, _) = TreeScanner::builder().build().unwrap().scan(&[t.bytes(), sub]).unwrap();
         assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn previous_scan_lookup_finds_every_path_and_no_other() {
+        let mut prev = PreviousScan::default();
+        let stat = |i: u64| PreviousStat { size: i, mtime_ns: 0, ctime_ns: 0, inode: i, mode: 0 };
+        let paths: Vec<Vec<u8>> = (0..2000u64).map(|i| format!("/p/{i}").into_bytes()).collect();
+        for (i, p) in paths.iter().enumerate() {
+            prev.push(p, stat(i as u64), &format!("{i:x}"));
+        }
+        prev.push(b"", stat(7), "empty");
+        prev.seal();
+        for (i, p) in paths.iter().enumerate() {
+            let (s, d) = prev.lookup(p).unwrap();
+            assert_eq!((s.size, d), (i as u64, format!("{i:x}").as_str()));
+        }
+        assert_eq!(prev.lookup(b"").map(|(_, d)| d), Some("empty"));
+        assert!(prev.lookup(b"/p/2000").is_none());
+        assert!(prev.lookup(b"/p/").is_none());
+    }
+
+    #[test]
+    fn cmp_path_orders_like_lossy_string_then_bytes() {
+        let names: [&[u8]; 9] = [b"/a", b"/a-b", b"/a/b", b"/\xff", b"/\xfe", "/\u{fffd}".as_bytes(), b"/\xc3", b"/z", "/é".as_bytes()];
+        let mut entries: Vec<Entry> = names.iter().map(|n| Entry::new(n.to_vec(), EntryType::File)).collect();
+        entries.sort_by(Entry::cmp_path);
+        let mut slow: Vec<(String, Vec<u8>)> =
+            names.iter().map(|n| (String::from_utf8_lossy(n).into_owned(), n.to_vec())).collect();
+        slow.sort();
+        let fast: Vec<Vec<u8>> = entries.into_iter().map(|e| e.path_bytes).collect();
+        assert_eq!(fast, slow.into_iter().map(|(_, b)| b).collect::<Vec<_>>());
     }
 
     #[test]
