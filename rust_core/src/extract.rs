@@ -54,6 +54,67 @@ struct Node {
     terminal: Option<u32>,
     /// Every slot whose walk reaches this node (ends here or continues below).
     slots: Vec<u32>,
+    /// Open-addressing table of child positions by key hash (`EMPTY` = free), for nodes with
+    /// many children (the top level holds every first component and every dotted key).
+    index: Vec<u32>,
+}
+
+const EMPTY: u32 = u32::MAX;
+/// Nodes with at most this many children are searched linearly.
+const LINEAR_CHILDREN: usize = 6;
+
+#[inline]
+fn key_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut buf = [0u8; 8];
+        buf[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
+    }
+    h ^ (h >> 32)
+}
+
+impl Node {
+    fn build_index(&mut self) {
+        if self.children.len() <= LINEAR_CHILDREN {
+            return;
+        }
+        let size = (self.children.len() * 4).next_power_of_two();
+        self.index = vec![EMPTY; size];
+        for (c, (key, _)) in self.children.iter().enumerate() {
+            let mut at = key_hash(key) as usize & (size - 1);
+            while self.index[at] != EMPTY {
+                at = (at + 1) & (size - 1);
+            }
+            self.index[at] = c as u32;
+        }
+    }
+
+    /// The position in `children` of the child under `key`.
+    #[inline]
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        if self.index.is_empty() {
+            return self.children.iter().position(|(k, _)| **k == *key);
+        }
+        let mask = self.index.len() - 1;
+        let mut at = key_hash(key) as usize & mask;
+        loop {
+            let c = self.index[at];
+            if c == EMPTY {
+                return None;
+            }
+            if *self.children[c as usize].0 == *key {
+                return Some(c as usize);
+            }
+            at = (at + 1) & mask;
+        }
+    }
 }
 
 /// A compiled set of attribute paths: columns in order, plus the trie that drives the parser.
@@ -102,6 +163,9 @@ impl FieldPaths {
                 nodes[lit].terminal = Some(n + p as u32);
                 nodes[lit].slots.push(n + p as u32);
             }
+        }
+        for node in &mut nodes {
+            node.build_index();
         }
         Ok(FieldPaths { names, nodes })
     }
@@ -777,22 +841,30 @@ fn lookup<'t, 'a>(doc: &'t Json<'a>, path: &str) -> Found<'t, 'a> {
 
 // --- columns -------------------------------------------------------------------------------------
 
-/// One output column while it is built: every row's items (0 or 1 for a scalar, any number for a
-/// list) in one byte buffer; whether the column is a list is decided when the batch is finished.
+/// One output column while it is built, sparse: only rows that hold a value cost anything (a
+/// rule pack asks for many paths and each log type fills a few). Items (one for a scalar, any
+/// number for a list) share one byte buffer; whether the column is a list is decided at the end.
 #[derive(Debug, Default, Clone)]
 pub struct ColumnBuilder {
     data: Vec<u8>,
     /// Byte offset of every item start, plus the end (len items + 1).
     item_offsets: Vec<i64>,
-    /// Index of each row's first item, plus the end (len rows + 1).
-    row_items: Vec<u32>,
-    valid: Vec<bool>,
+    /// The rows (local to this builder) holding a value, ascending.
+    present_rows: Vec<u32>,
+    /// Index of the first item of each present row.
+    present_items: Vec<u32>,
     any_list: bool,
 }
 
 impl ColumnBuilder {
     fn new() -> Self {
-        ColumnBuilder { item_offsets: vec![0], row_items: vec![0], ..Default::default() }
+        ColumnBuilder { item_offsets: vec![0], ..Default::default() }
+    }
+
+    /// The index the next item will get (pass it to `end_value`).
+    #[inline]
+    fn next_item(&self) -> u32 {
+        (self.item_offsets.len() - 1) as u32
     }
 
     #[inline]
@@ -800,51 +872,58 @@ impl ColumnBuilder {
         self.item_offsets.push(self.data.len() as i64);
     }
 
+    /// Row `row` holds the items from `first` on (a list when `list`).
     #[inline]
-    fn end_row(&mut self, valid: bool, list: bool) {
-        self.row_items.push((self.item_offsets.len() - 1) as u32);
-        self.valid.push(valid);
+    fn end_value(&mut self, row: u32, first: u32, list: bool) {
+        self.present_rows.push(row);
+        self.present_items.push(first);
         self.any_list |= list;
     }
 
-    fn append(&mut self, other: &ColumnBuilder) {
+    /// Appends `other`, whose rows follow this builder's first `rows` rows.
+    fn append(&mut self, other: &ColumnBuilder, rows: u32) {
         let byte_base = self.data.len() as i64;
-        let item_base = (self.item_offsets.len() - 1) as u32;
+        let item_base = self.next_item();
         self.data.extend_from_slice(&other.data);
         self.item_offsets.extend(other.item_offsets[1..].iter().map(|o| o + byte_base));
-        self.row_items.extend(other.row_items[1..].iter().map(|r| r + item_base));
-        self.valid.extend_from_slice(&other.valid);
+        self.present_rows.extend(other.present_rows.iter().map(|r| r + rows));
+        self.present_items.extend(other.present_items.iter().map(|i| i + item_base));
         self.any_list |= other.any_list;
     }
 
-    fn finish(self, name: String) -> Column {
-        let null_count = self.valid.iter().filter(|v| !**v).count();
-        let validity = if null_count == 0 { None } else { Some(pack_bits(&self.valid)) };
-        let rows = self.valid.len();
-        if self.any_list {
-            let list_offsets = self.row_items.iter().map(|&r| r as i32).collect();
-            Column {
-                name,
-                rows,
-                null_count,
-                validity,
-                values: ColumnValues::List { list_offsets, offsets: self.item_offsets, data: self.data },
-            }
-        } else {
-            let offsets = self.row_items.iter().map(|&r| self.item_offsets[r as usize]).collect();
-            Column { name, rows, null_count, validity, values: ColumnValues::Utf8 { offsets, data: self.data } }
+    fn finish(self, name: String, rows: usize) -> Column {
+        let mut validity = vec![0u8; rows.div_ceil(8)];
+        for &r in &self.present_rows {
+            validity[r as usize / 8] |= 1 << (r % 8);
         }
+        let null_count = rows - self.present_rows.len();
+        let validity = (null_count > 0).then_some(validity);
+        // Row r starts at its first item; a row without a value starts (and ends) where the next
+        // value does, so offsets are filled forward from each present row.
+        let values = if self.any_list {
+            let list_offsets = fill_offsets(rows, &self.present_rows, self.present_items.iter().map(|&i| i as i32), self.next_item() as i32);
+            ColumnValues::List { list_offsets, offsets: self.item_offsets, data: self.data }
+        } else if self.data.len() <= i32::MAX as usize {
+            let starts = self.present_items.iter().map(|&i| self.item_offsets[i as usize] as i32);
+            let offsets = fill_offsets(rows, &self.present_rows, starts, self.data.len() as i32);
+            ColumnValues::Utf8 { offsets, data: self.data }
+        } else {
+            let starts = self.present_items.iter().map(|&i| self.item_offsets[i as usize]);
+            let offsets = fill_offsets(rows, &self.present_rows, starts, self.data.len() as i64);
+            ColumnValues::LargeUtf8 { offsets, data: self.data }
+        };
+        Column { name, rows, null_count, validity, values }
     }
 }
 
-fn pack_bits(flags: &[bool]) -> Vec<u8> {
-    let mut bits = vec![0u8; flags.len().div_ceil(8)];
-    for (i, &f) in flags.iter().enumerate() {
-        if f {
-            bits[i / 8] |= 1 << (i % 8);
-        }
+/// Arrow offsets (rows + 1) for rows `present` starting at `starts`, other rows empty.
+fn fill_offsets<T: Copy>(rows: usize, present: &[u32], starts: impl Iterator<Item = T>, end: T) -> Vec<T> {
+    let mut offsets = Vec::with_capacity(rows + 1);
+    for (&r, start) in present.iter().zip(starts) {
+        offsets.resize(r as usize + 1, start);
     }
-    bits
+    offsets.resize(rows + 1, end);
+    offsets
 }
 
 /// A finished column in Arrow layout (the binding exports these buffers without copying).
@@ -860,8 +939,10 @@ pub struct Column {
 
 #[derive(Debug)]
 pub enum ColumnValues {
-    /// `LargeUtf8`: rows + 1 offsets into `data`.
-    Utf8 { offsets: Vec<i64>, data: Vec<u8> },
+    /// `Utf8`: rows + 1 offsets into `data`.
+    Utf8 { offsets: Vec<i32>, data: Vec<u8> },
+    /// `LargeUtf8`: the same past 2 GiB of text.
+    LargeUtf8 { offsets: Vec<i64>, data: Vec<u8> },
     /// `List(LargeUtf8)`: rows + 1 list offsets into items + 1 string offsets into `data`.
     List { list_offsets: Vec<i32>, offsets: Vec<i64>, data: Vec<u8> },
 }
@@ -878,7 +959,8 @@ impl Column {
             std::str::from_utf8(&data[a as usize..b as usize]).unwrap()
         }
         Some(match &self.values {
-            ColumnValues::Utf8 { offsets, data } => vec![text(data, offsets[i], offsets[i + 1])],
+            ColumnValues::Utf8 { offsets, data } => vec![text(data, offsets[i] as i64, offsets[i + 1] as i64)],
+            ColumnValues::LargeUtf8 { offsets, data } => vec![text(data, offsets[i], offsets[i + 1])],
             ColumnValues::List { list_offsets, offsets, data } => (list_offsets[i]..list_offsets[i + 1])
                 .map(|k| text(data, offsets[k as usize], offsets[k as usize + 1]))
                 .collect(),
@@ -907,42 +989,53 @@ enum Mode {
     Many,
 }
 
-/// Per-slot results of one line, reused from line to line.
+/// Per-slot results of one line, reused from line to line; only touched slots are reset.
 struct Slots {
     mode: Vec<Mode>,
     one: Vec<Span>,
     many: Vec<Vec<Span>>,
+    /// Slots that left `Missing` on this line, in the order they did.
+    touched: Vec<u32>,
 }
 
 impl Slots {
     fn new(n: usize) -> Self {
         let blank = Span { kind: Kind::Num, start: 0, end: 0 };
-        Slots { mode: vec![Mode::Missing; n], one: vec![blank; n], many: vec![Vec::new(); n] }
+        Slots { mode: vec![Mode::Missing; n], one: vec![blank; n], many: vec![Vec::new(); n], touched: Vec::new() }
     }
 
     fn reset(&mut self) {
-        for (slot, mode) in self.mode.iter_mut().enumerate() {
-            if *mode == Mode::Many {
+        for &slot in &self.touched {
+            let slot = slot as usize;
+            if self.mode[slot] == Mode::Many {
                 self.many[slot].clear();
             }
-            *mode = Mode::Missing;
+            self.mode[slot] = Mode::Missing;
         }
+        self.touched.clear();
     }
 
     #[inline]
     fn record(&mut self, slot: u32, span: Span) {
-        let slot = slot as usize;
-        if self.mode[slot] == Mode::Many {
-            self.many[slot].push(span);
-        } else {
-            self.mode[slot] = Mode::One;
-            self.one[slot] = span;
+        let s = slot as usize;
+        match self.mode[s] {
+            Mode::Many => self.many[s].push(span),
+            Mode::Missing => {
+                self.touched.push(slot);
+                self.mode[s] = Mode::One;
+                self.one[s] = span;
+            }
+            Mode::One => self.one[s] = span,
         }
     }
 
     fn to_list(&mut self, slots: &[u32]) {
         for &slot in slots {
-            self.mode[slot as usize] = Mode::Many;
+            let s = slot as usize;
+            if self.mode[s] == Mode::Missing {
+                self.touched.push(slot);
+            }
+            self.mode[s] = Mode::Many;
         }
     }
 }
@@ -1047,7 +1140,8 @@ impl Walker<'_, '_> {
             return Err(Fail::Malformed);
         }
         let nodes = self.nodes;
-        let children = &nodes[node].children;
+        let this = &nodes[node];
+        let children = &this.children;
         // Which children were seen in this object: a repeat means orjson's last-wins rule applies.
         let mut seen: u64 = 0;
         let mut seen_more: Vec<bool> = Vec::new();
@@ -1072,7 +1166,7 @@ impl Walker<'_, '_> {
             } else {
                 body
             };
-            let found = children.iter().position(|(k, _)| **k == *key_bytes);
+            let found = this.find(key_bytes);
             self.lx.skip_ws();
             self.lx.expect(b':')?;
             self.lx.skip_ws();
@@ -1165,9 +1259,11 @@ impl<'p> RowBuilder<'p> {
 
     fn null_row(&mut self, status: LineStatus) {
         self.status.push(status as u8);
-        for col in &mut self.columns {
-            col.end_row(false, false);
-        }
+    }
+
+    /// The local row number of the line being added (its `lines` entry is already pushed).
+    fn row(&self) -> u32 {
+        (self.lines.len() - 1) as u32
     }
 
     /// The single pass; `Ok` leaves the values in `self.slots`.
@@ -1191,21 +1287,30 @@ impl<'p> RowBuilder<'p> {
 
     fn emit_fast(&mut self, line: &[u8]) {
         let n = self.paths.len();
-        for (p, col) in self.columns.iter_mut().enumerate() {
-            let slot = if self.slots.mode[p] != Mode::Missing { p } else { n + p };
-            match self.slots.mode[slot] {
-                Mode::Missing => col.end_row(false, false),
+        let row = self.row();
+        let slots = &self.slots;
+        for &slot in &slots.touched {
+            let slot = slot as usize;
+            // The literal dotted key counts only when the nested walk found nothing.
+            let p = if slot < n { slot } else { slot - n };
+            if slot >= n && slots.mode[p] != Mode::Missing {
+                continue;
+            }
+            let col = &mut self.columns[p];
+            let first = col.next_item();
+            match slots.mode[slot] {
+                Mode::Missing => continue,
                 Mode::One => {
-                    push_span_text(line, self.slots.one[slot], &mut col.data);
+                    push_span_text(line, slots.one[slot], &mut col.data);
                     col.end_item();
-                    col.end_row(true, false);
+                    col.end_value(row, first, false);
                 }
                 Mode::Many => {
-                    for &span in &self.slots.many[slot] {
+                    for &span in &slots.many[slot] {
                         push_span_text(line, span, &mut col.data);
                         col.end_item();
                     }
-                    col.end_row(true, true);
+                    col.end_value(row, first, true);
                 }
             }
         }
@@ -1221,20 +1326,22 @@ impl<'p> RowBuilder<'p> {
             return self.null_row(LineStatus::NotObject);
         }
         self.status.push(ok_status as u8);
+        let row = self.row();
         for (name, col) in self.paths.names.iter().zip(&mut self.columns) {
+            let first = col.next_item();
             match lookup(&doc, name) {
-                Found::Missing => col.end_row(false, false),
+                Found::Missing => {}
                 Found::One(value) => {
                     push_tree_text(value, &mut col.data);
                     col.end_item();
-                    col.end_row(true, false);
+                    col.end_value(row, first, false);
                 }
                 Found::Many(values) => {
                     for value in values {
                         push_tree_text(value, &mut col.data);
                         col.end_item();
                     }
-                    col.end_row(true, true);
+                    col.end_value(row, first, true);
                 }
             }
         }
@@ -1342,9 +1449,12 @@ fn merge(paths: &FieldPaths, mut parts: Vec<RowBuilder<'_>>) -> Extracted {
     let mut first = parts.remove(0);
     if !parts.is_empty() {
         let rest = &parts;
+        let base_rows = first.lines.len() as u32;
         first.columns.par_iter_mut().enumerate().for_each(|(c, col)| {
+            let mut rows = base_rows;
             for part in rest {
-                col.append(&part.columns[c]);
+                col.append(&part.columns[c], rows);
+                rows += part.lines.len() as u32;
             }
         });
         for part in rest {
@@ -1352,7 +1462,13 @@ fn merge(paths: &FieldPaths, mut parts: Vec<RowBuilder<'_>>) -> Extracted {
             first.status.extend_from_slice(&part.status);
         }
     }
-    let columns = first.columns.into_iter().zip(paths.names.iter()).map(|(c, name)| c.finish(name.clone())).collect();
+    let rows = first.lines.len();
+    let columns = first
+        .columns
+        .into_par_iter()
+        .zip(paths.names.par_iter())
+        .map(|(c, name)| c.finish(name.clone(), rows))
+        .collect();
     Extracted { columns, lines: first.lines, status: first.status }
 }
 

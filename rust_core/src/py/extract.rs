@@ -170,7 +170,8 @@ fn field_of(batch: &Extracted, which: Which) -> Field {
             let col = &batch.columns[i];
             let string = |name: &str, nullable| Field { format: "U", name: name.into(), nullable, children: vec![] };
             match col.values {
-                ColumnValues::Utf8 { .. } => string(&col.name, true),
+                ColumnValues::Utf8 { .. } => Field { format: "u", name: col.name.clone(), nullable: true, children: vec![] },
+                ColumnValues::LargeUtf8 { .. } => string(&col.name, true),
                 ColumnValues::List { .. } => Field {
                     format: "+l",
                     name: col.name.clone(),
@@ -196,6 +197,9 @@ fn column_array(batch: &Arc<Extracted>, col: &Column) -> ArrowArray {
     let validity = col.validity.as_deref().map_or(null(), ptr);
     match &col.values {
         ColumnValues::Utf8 { offsets, data } => {
+            export_array(batch, col.rows, col.null_count, vec![validity, ptr(offsets), ptr(data)], vec![])
+        }
+        ColumnValues::LargeUtf8 { offsets, data } => {
             export_array(batch, col.rows, col.null_count, vec![validity, ptr(offsets), ptr(data)], vec![])
         }
         ColumnValues::List { list_offsets, offsets, data } => {
