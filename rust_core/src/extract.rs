@@ -898,32 +898,21 @@ impl ColumnBuilder {
         }
         let null_count = rows - self.present_rows.len();
         let validity = (null_count > 0).then_some(validity);
-        // Row r starts at its first item; a row without a value starts (and ends) where the next
-        // value does, so offsets are filled forward from each present row.
         let values = if self.any_list {
-            let list_offsets = fill_offsets(rows, &self.present_rows, self.present_items.iter().map(|&i| i as i32), self.next_item() as i32);
-            ColumnValues::List { list_offsets, offsets: self.item_offsets, data: self.data }
-        } else if self.data.len() <= i32::MAX as usize {
-            let starts = self.present_items.iter().map(|&i| self.item_offsets[i as usize] as i32);
-            let offsets = fill_offsets(rows, &self.present_rows, starts, self.data.len() as i32);
-            ColumnValues::Utf8 { offsets, data: self.data }
+            // Row r starts at its first item; a row without a value starts (and ends) where the
+            // next value does, so list offsets are filled forward from each present row.
+            let mut list_offsets = Vec::with_capacity(rows + 1);
+            for (&r, &first) in self.present_rows.iter().zip(&self.present_items) {
+                list_offsets.resize(r as usize + 1, first as i32);
+            }
+            list_offsets.resize(rows + 1, self.next_item() as i32);
+            ColumnValues::List { list_offsets, items: Strings::items(self.item_offsets, self.data) }
         } else {
             let starts = self.present_items.iter().map(|&i| self.item_offsets[i as usize]);
-            let offsets = fill_offsets(rows, &self.present_rows, starts, self.data.len() as i64);
-            ColumnValues::LargeUtf8 { offsets, data: self.data }
+            ColumnValues::Scalar(Strings::rows(rows, &self.present_rows, starts, self.data))
         };
         Column { name, rows, null_count, validity, values }
     }
-}
-
-/// Arrow offsets (rows + 1) for rows `present` starting at `starts`, other rows empty.
-fn fill_offsets<T: Copy>(rows: usize, present: &[u32], starts: impl Iterator<Item = T>, end: T) -> Vec<T> {
-    let mut offsets = Vec::with_capacity(rows + 1);
-    for (&r, start) in present.iter().zip(starts) {
-        offsets.resize(r as usize + 1, start);
-    }
-    offsets.resize(rows + 1, end);
-    offsets
 }
 
 /// A finished column in Arrow layout (the binding exports these buffers without copying).
@@ -939,12 +928,119 @@ pub struct Column {
 
 #[derive(Debug)]
 pub enum ColumnValues {
-    /// `Utf8`: rows + 1 offsets into `data`.
-    Utf8 { offsets: Vec<i32>, data: Vec<u8> },
-    /// `LargeUtf8`: the same past 2 GiB of text.
-    LargeUtf8 { offsets: Vec<i64>, data: Vec<u8> },
-    /// `List(LargeUtf8)`: rows + 1 list offsets into items + 1 string offsets into `data`.
-    List { list_offsets: Vec<i32>, offsets: Vec<i64>, data: Vec<u8> },
+    /// One string per row.
+    Scalar(Strings),
+    /// `List(string)`: rows + 1 offsets into the items.
+    List { list_offsets: Vec<i32>, items: Strings },
+}
+
+/// A string array without nulls of its own (the column's validity covers the rows).
+#[derive(Debug)]
+pub enum Strings {
+    /// `Utf8View`, Polars' own string layout (it imports these without a conversion pass): one
+    /// 16-byte view per string, inline up to 12 bytes, else (prefix, buffer 0, offset) into `data`.
+    /// `sizes` is the C interface's trailing buffer of data-buffer lengths.
+    View { views: Vec<u128>, data: Vec<u8>, sizes: Vec<i64> },
+    /// `LargeUtf8` (64-bit offsets): when the text passes the 2 GiB a view offset can address.
+    Large { offsets: Vec<i64>, data: Vec<u8> },
+}
+
+// Views are built with `u128::from_le_bytes` so their memory is Arrow's layout (length first).
+#[cfg(not(target_endian = "little"))]
+compile_error!("extract.rs builds Arrow string views for little-endian targets only");
+
+/// A view addresses its data buffer with an int32 offset.
+const VIEW_LIMIT: usize = i32::MAX as usize;
+
+#[inline]
+fn view_of(data: &[u8], start: usize, end: usize) -> u128 {
+    let len = end - start;
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    if len <= 12 {
+        bytes[4..4 + len].copy_from_slice(&data[start..end]);
+    } else {
+        bytes[4..8].copy_from_slice(&data[start..start + 4]);
+        // bytes 8..12: buffer index 0
+        bytes[12..16].copy_from_slice(&(start as u32).to_le_bytes());
+    }
+    u128::from_le_bytes(bytes)
+}
+
+impl Strings {
+    /// `rows` strings: row `present[k]` is the item starting at byte `starts[k]` (running to the
+    /// next item, or the end), every other row empty.
+    fn rows(rows: usize, present: &[u32], starts: impl Iterator<Item = i64>, data: Vec<u8>) -> Strings {
+        Self::rows_up_to(VIEW_LIMIT, rows, present, starts, data)
+    }
+
+    fn rows_up_to(limit: usize, rows: usize, present: &[u32], starts: impl Iterator<Item = i64>, data: Vec<u8>) -> Strings {
+        let starts: Vec<usize> = starts.map(|s| s as usize).collect();
+        let end_of = |k: usize| starts.get(k + 1).copied().unwrap_or(data.len());
+        if data.len() <= limit {
+            // Zeroed memory is an empty view: rows without a value cost no write.
+            let mut views = vec![0u128; rows];
+            for (k, &r) in present.iter().enumerate() {
+                views[r as usize] = view_of(&data, starts[k], end_of(k));
+            }
+            let sizes = vec![data.len() as i64];
+            Strings::View { views, data, sizes }
+        } else {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            for (k, &r) in present.iter().enumerate() {
+                offsets.resize(r as usize + 1, starts[k] as i64);
+            }
+            offsets.resize(rows + 1, data.len() as i64);
+            Strings::Large { offsets, data }
+        }
+    }
+
+    /// Every item of `offsets` (items + 1 byte offsets).
+    fn items(offsets: Vec<i64>, data: Vec<u8>) -> Strings {
+        Self::items_up_to(VIEW_LIMIT, offsets, data)
+    }
+
+    fn items_up_to(limit: usize, offsets: Vec<i64>, data: Vec<u8>) -> Strings {
+        if data.len() <= limit {
+            let views = offsets.windows(2).map(|w| view_of(&data, w[0] as usize, w[1] as usize)).collect();
+            let sizes = vec![data.len() as i64];
+            Strings::View { views, data, sizes }
+        } else {
+            Strings::Large { offsets, data }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Strings::View { views, .. } => views.len(),
+            Strings::Large { offsets, .. } => offsets.len() - 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// String `i`.
+    pub fn get(&self, i: usize) -> &str {
+        let bytes = match self {
+            Strings::View { views, data, .. } => {
+                let view = &views[i];
+                let len = *view as u32 as usize;
+                if len <= 12 {
+                    let start = (view as *const u128 as *const u8).wrapping_add(4);
+                    // SAFETY: the inline bytes are bytes 4..4+len of `views[i]` itself (the
+                    // target is little-endian, checked at compile time below).
+                    unsafe { std::slice::from_raw_parts(start, len) }
+                } else {
+                    let offset = (*view >> 96) as u32 as usize;
+                    &data[offset..offset + len]
+                }
+            }
+            Strings::Large { offsets, data } => &data[offsets[i] as usize..offsets[i + 1] as usize],
+        };
+        std::str::from_utf8(bytes).expect("extracted text is UTF-8")
+    }
 }
 
 impl Column {
@@ -955,15 +1051,11 @@ impl Column {
                 return None;
             }
         }
-        fn text(data: &[u8], a: i64, b: i64) -> &str {
-            std::str::from_utf8(&data[a as usize..b as usize]).unwrap()
-        }
         Some(match &self.values {
-            ColumnValues::Utf8 { offsets, data } => vec![text(data, offsets[i] as i64, offsets[i + 1] as i64)],
-            ColumnValues::LargeUtf8 { offsets, data } => vec![text(data, offsets[i], offsets[i + 1])],
-            ColumnValues::List { list_offsets, offsets, data } => (list_offsets[i]..list_offsets[i + 1])
-                .map(|k| text(data, offsets[k as usize], offsets[k as usize + 1]))
-                .collect(),
+            ColumnValues::Scalar(strings) => vec![strings.get(i)],
+            ColumnValues::List { list_offsets, items } => {
+                (list_offsets[i]..list_offsets[i + 1]).map(|k| items.get(k as usize)).collect()
+            }
         })
     }
 
@@ -1611,6 +1703,26 @@ mod tests {
         let out = extract_fields(bad, b'\n', &fp, None, Threads::Exactly(1)).unwrap();
         assert_eq!(out.status, vec![4, 1]);
         assert_eq!(out.columns[0].row(0), Some(vec!["x\u{fffd}"]));
+    }
+
+    #[test]
+    fn views_and_large_offsets_hold_the_same_strings() {
+        let data = b"shortexactly12bytesa much longer string than twelve".to_vec();
+        // Items: "short", "exactly12byt", "es", "a much longer string than twelve".
+        let offsets = vec![0i64, 5, 17, 19, data.len() as i64];
+        let present = [1u32, 3, 4, 6];
+        let starts = || offsets[..4].iter().copied();
+        let views = Strings::rows_up_to(usize::MAX, 7, &present, starts(), data.clone());
+        let large = Strings::rows_up_to(0, 7, &present, starts(), data.clone());
+        assert!(matches!(views, Strings::View { .. }) && matches!(large, Strings::Large { .. }));
+        for i in 0..7 {
+            assert_eq!(views.get(i), large.get(i), "row {i}");
+        }
+        assert_eq!(views.get(3), "exactly12byt");
+        assert_eq!(views.get(6), "a much longer string than twelve");
+        let items_v = Strings::items_up_to(usize::MAX, offsets.clone(), data.clone());
+        let items_l = Strings::items_up_to(0, offsets, data);
+        assert_eq!((0..4).map(|i| items_v.get(i)).collect::<Vec<_>>(), (0..4).map(|i| items_l.get(i)).collect::<Vec<_>>());
     }
 
     #[test]

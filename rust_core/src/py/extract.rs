@@ -1,8 +1,9 @@
 //! Bindings of [`crate::extract`]: `extract_fields` and the `ExtractedBatch` it returns, exported
 //! as Arrow through the PyCapsule interface (`pl.DataFrame(batch)`, `pl.Series(batch["path"])`).
 //!
-//! Export uses hand-written C Data Interface structs rather than arrow-rs: five fixed layouts
-//! (large string, list of large string, uint32, uint8, struct) need a few release callbacks, while
+//! Export uses hand-written C Data Interface structs rather than arrow-rs: a few fixed layouts
+//! (string view, large string, list of either, uint32, uint8, struct) need a few release
+//! callbacks, while
 //! `arrow-array`/`arrow-data` with `ffi` add dozens of crates and a long fat-LTO build on a machine
 //! shared by many builds. The buffers are the `Vec`s the extractor filled, shared through an `Arc`
 //! (no copy per value; each exported array keeps the batch alive until its consumer releases it).
@@ -17,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 
 use super::matcher::ByteView;
-use crate::extract::{self, Column, ColumnValues, Extracted, FieldPaths, Threads};
+use crate::extract::{self, Column, ColumnValues, Extracted, FieldPaths, Strings, Threads};
 
 // --- C Data Interface ----------------------------------------------------------------------------
 
@@ -168,15 +169,22 @@ fn field_of(batch: &Extracted, which: Which) -> Field {
     match which {
         Which::Path(i) => {
             let col = &batch.columns[i];
-            let string = |name: &str, nullable| Field { format: "U", name: name.into(), nullable, children: vec![] };
-            match col.values {
-                ColumnValues::Utf8 { .. } => Field { format: "u", name: col.name.clone(), nullable: true, children: vec![] },
-                ColumnValues::LargeUtf8 { .. } => string(&col.name, true),
-                ColumnValues::List { .. } => Field {
+            let string = |strings: &Strings, name: &str| Field {
+                format: match strings {
+                    Strings::View { .. } => "vu",
+                    Strings::Large { .. } => "U",
+                },
+                name: name.into(),
+                nullable: true,
+                children: vec![],
+            };
+            match &col.values {
+                ColumnValues::Scalar(strings) => string(strings, &col.name),
+                ColumnValues::List { items, .. } => Field {
                     format: "+l",
                     name: col.name.clone(),
                     nullable: true,
-                    children: vec![string("item", true)],
+                    children: vec![string(items, "item")],
                 },
             }
         }
@@ -193,17 +201,26 @@ fn array_of(batch: &Arc<Extracted>, which: Which) -> ArrowArray {
     }
 }
 
+/// Buffers of a string array after its validity: views, data, data sizes; or offsets, data.
+fn string_buffers(strings: &Strings) -> Vec<*const c_void> {
+    match strings {
+        Strings::View { views, data, sizes } => vec![ptr(views), ptr(data), ptr(sizes)],
+        Strings::Large { offsets, data } => vec![ptr(offsets), ptr(data)],
+    }
+}
+
 fn column_array(batch: &Arc<Extracted>, col: &Column) -> ArrowArray {
     let validity = col.validity.as_deref().map_or(null(), ptr);
     match &col.values {
-        ColumnValues::Utf8 { offsets, data } => {
-            export_array(batch, col.rows, col.null_count, vec![validity, ptr(offsets), ptr(data)], vec![])
+        ColumnValues::Scalar(strings) => {
+            let mut buffers = vec![validity];
+            buffers.extend(string_buffers(strings));
+            export_array(batch, col.rows, col.null_count, buffers, vec![])
         }
-        ColumnValues::LargeUtf8 { offsets, data } => {
-            export_array(batch, col.rows, col.null_count, vec![validity, ptr(offsets), ptr(data)], vec![])
-        }
-        ColumnValues::List { list_offsets, offsets, data } => {
-            let items = export_array(batch, offsets.len() - 1, 0, vec![null(), ptr(offsets), ptr(data)], vec![]);
+        ColumnValues::List { list_offsets, items } => {
+            let mut buffers = vec![null()];
+            buffers.extend(string_buffers(items));
+            let items = export_array(batch, items.len(), 0, buffers, vec![]);
             export_array(batch, col.rows, col.null_count, vec![validity, ptr(list_offsets)], vec![items])
         }
     }
