@@ -97,7 +97,8 @@ class ExtractedBatch:
     Columns, in order: one per path (``String``, or ``List(String)`` when some row's value is a
     list), ``__line: UInt32`` (the line index in the buffer) and ``__status: UInt8``
     (0 ok, 1 malformed JSON, 2 not a JSON object, 3 blank, 4 invalid UTF-8 replaced; rows with
-    status 1-3 are null in every path column)."""
+    status 1-3 are null in every path column). Strings are exported as Arrow ``Utf8View``
+    (``LargeUtf8`` when a column holds more than 2 GiB of text), Polars' own layout."""
 
     @property
     def names(self) -> list[str]:

@@ -880,39 +880,54 @@ impl ColumnBuilder {
         self.any_list |= list;
     }
 
-    /// Appends `other`, whose rows follow this builder's first `rows` rows.
-    fn append(&mut self, other: &ColumnBuilder, rows: u32) {
-        let byte_base = self.data.len() as i64;
-        let item_base = self.next_item();
-        self.data.extend_from_slice(&other.data);
-        self.item_offsets.extend(other.item_offsets[1..].iter().map(|o| o + byte_base));
-        self.present_rows.extend(other.present_rows.iter().map(|r| r + rows));
-        self.present_items.extend(other.present_items.iter().map(|i| i + item_base));
-        self.any_list |= other.any_list;
-    }
+}
 
-    fn finish(self, name: String, rows: usize) -> Column {
-        let mut validity = vec![0u8; rows.div_ceil(8)];
-        for &r in &self.present_rows {
-            validity[r as usize / 8] |= 1 << (r % 8);
+/// One column from the builders of consecutive runs of lines (`row_bases[k]`: the first row of
+/// run k). Text is not copied: each run's byte buffer becomes one data buffer of the views.
+fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], rows: usize) -> Column {
+    let mut validity = vec![0u8; rows.div_ceil(8)];
+    let mut present = 0usize;
+    for (part, &base) in parts.iter().zip(row_bases) {
+        for &r in &part.present_rows {
+            let r = base + r as usize;
+            validity[r / 8] |= 1 << (r % 8);
         }
-        let null_count = rows - self.present_rows.len();
-        let validity = (null_count > 0).then_some(validity);
-        let values = if self.any_list {
-            // Row r starts at its first item; a row without a value starts (and ends) where the
-            // next value does, so list offsets are filled forward from each present row.
-            let mut list_offsets = Vec::with_capacity(rows + 1);
-            for (&r, &first) in self.present_rows.iter().zip(&self.present_items) {
-                list_offsets.resize(r as usize + 1, first as i32);
-            }
-            list_offsets.resize(rows + 1, self.next_item() as i32);
-            ColumnValues::List { list_offsets, items: Strings::items(self.item_offsets, self.data) }
-        } else {
-            let starts = self.present_items.iter().map(|&i| self.item_offsets[i as usize]);
-            ColumnValues::Scalar(Strings::rows(rows, &self.present_rows, starts, self.data))
-        };
-        Column { name, rows, null_count, validity, values }
+        present += part.present_rows.len();
     }
+    let null_count = rows - present;
+    let validity = (null_count > 0).then_some(validity);
+    let values = if parts.iter().any(|p| p.any_list) {
+        // Row r starts at its first item; a row without a value starts (and ends) where the
+        // next value does, so list offsets are filled forward from each present row.
+        let mut list_offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+        let mut item_base = 0u32;
+        for (part, &base) in parts.iter().zip(row_bases) {
+            for (&r, &first) in part.present_rows.iter().zip(&part.present_items) {
+                list_offsets.resize(base + r as usize + 1, (item_base + first) as i32);
+            }
+            item_base += part.next_item();
+        }
+        list_offsets.resize(rows + 1, item_base as i32);
+        let items = parts.into_iter().map(|p| (p.item_offsets, p.data)).collect();
+        ColumnValues::List { list_offsets, items: Strings::items(items, VIEW_LIMIT) }
+    } else {
+        // Each present row holds exactly one item.
+        let rows_of = parts
+            .into_iter()
+            .zip(row_bases)
+            .map(|(p, &base)| {
+                let spans = p
+                    .present_rows
+                    .iter()
+                    .zip(&p.present_items)
+                    .map(|(&r, &i)| (base + r as usize, p.item_offsets[i as usize], p.item_offsets[i as usize + 1]))
+                    .collect();
+                (spans, p.data)
+            })
+            .collect();
+        ColumnValues::Scalar(Strings::rows(rows, rows_of, VIEW_LIMIT))
+    };
+    Column { name, rows, null_count, validity, values }
 }
 
 /// A finished column in Arrow layout (the binding exports these buffers without copying).
@@ -938,10 +953,11 @@ pub enum ColumnValues {
 #[derive(Debug)]
 pub enum Strings {
     /// `Utf8View`, Polars' own string layout (it imports these without a conversion pass): one
-    /// 16-byte view per string, inline up to 12 bytes, else (prefix, buffer 0, offset) into `data`.
-    /// `sizes` is the C interface's trailing buffer of data-buffer lengths.
-    View { views: Vec<u128>, data: Vec<u8>, sizes: Vec<i64> },
-    /// `LargeUtf8` (64-bit offsets): when the text passes the 2 GiB a view offset can address.
+    /// 16-byte view per string, inline up to 12 bytes, else (prefix, buffer, offset) into one of
+    /// `buffers` (one per run of lines, so parallel runs are never concatenated). `sizes` is the
+    /// C interface's trailing buffer of data-buffer lengths.
+    View { views: Vec<u128>, buffers: Vec<Vec<u8>>, sizes: Vec<i64> },
+    /// `LargeUtf8` (64-bit offsets): when one run holds more text than a view offset addresses.
     Large { offsets: Vec<i64>, data: Vec<u8> },
 }
 
@@ -953,7 +969,7 @@ compile_error!("extract.rs builds Arrow string views for little-endian targets o
 const VIEW_LIMIT: usize = i32::MAX as usize;
 
 #[inline]
-fn view_of(data: &[u8], start: usize, end: usize) -> u128 {
+fn view_of(data: &[u8], start: usize, end: usize, buffer: u32) -> u128 {
     let len = end - start;
     let mut bytes = [0u8; 16];
     bytes[..4].copy_from_slice(&(len as u32).to_le_bytes());
@@ -961,52 +977,71 @@ fn view_of(data: &[u8], start: usize, end: usize) -> u128 {
         bytes[4..4 + len].copy_from_slice(&data[start..end]);
     } else {
         bytes[4..8].copy_from_slice(&data[start..start + 4]);
-        // bytes 8..12: buffer index 0
+        bytes[8..12].copy_from_slice(&buffer.to_le_bytes());
         bytes[12..16].copy_from_slice(&(start as u32).to_le_bytes());
     }
     u128::from_le_bytes(bytes)
 }
 
-impl Strings {
-    /// `rows` strings: row `present[k]` is the item starting at byte `starts[k]` (running to the
-    /// next item, or the end), every other row empty.
-    fn rows(rows: usize, present: &[u32], starts: impl Iterator<Item = i64>, data: Vec<u8>) -> Strings {
-        Self::rows_up_to(VIEW_LIMIT, rows, present, starts, data)
-    }
+/// (global row, start, end) of each present string of one run, and the run's text.
+type RunRows = (Vec<(usize, i64, i64)>, Vec<u8>);
 
-    fn rows_up_to(limit: usize, rows: usize, present: &[u32], starts: impl Iterator<Item = i64>, data: Vec<u8>) -> Strings {
-        let starts: Vec<usize> = starts.map(|s| s as usize).collect();
-        let end_of = |k: usize| starts.get(k + 1).copied().unwrap_or(data.len());
-        if data.len() <= limit {
+impl Strings {
+    /// `rows` strings, every row not listed empty; views while each run's text fits `limit`.
+    fn rows(rows: usize, runs: Vec<RunRows>, limit: usize) -> Strings {
+        if runs.iter().all(|(_, data)| data.len() <= limit) {
             // Zeroed memory is an empty view: rows without a value cost no write.
             let mut views = vec![0u128; rows];
-            for (k, &r) in present.iter().enumerate() {
-                views[r as usize] = view_of(&data, starts[k], end_of(k));
+            let mut buffers = Vec::new();
+            for (spans, data) in runs {
+                if data.is_empty() {
+                    continue; // only inline (empty) strings, no buffer needed
+                }
+                let buffer = buffers.len() as u32;
+                for (r, a, b) in spans {
+                    views[r] = view_of(&data, a as usize, b as usize, buffer);
+                }
+                buffers.push(data);
             }
-            let sizes = vec![data.len() as i64];
-            Strings::View { views, data, sizes }
+            let sizes = buffers.iter().map(|b| b.len() as i64).collect();
+            Strings::View { views, buffers, sizes }
         } else {
             let mut offsets = Vec::with_capacity(rows + 1);
-            for (k, &r) in present.iter().enumerate() {
-                offsets.resize(r as usize + 1, starts[k] as i64);
+            let mut data = Vec::new();
+            for (spans, run) in runs {
+                for (r, a, b) in spans {
+                    offsets.resize(r + 1, data.len() as i64);
+                    data.extend_from_slice(&run[a as usize..b as usize]);
+                }
             }
             offsets.resize(rows + 1, data.len() as i64);
             Strings::Large { offsets, data }
         }
     }
 
-    /// Every item of `offsets` (items + 1 byte offsets).
-    fn items(offsets: Vec<i64>, data: Vec<u8>) -> Strings {
-        Self::items_up_to(VIEW_LIMIT, offsets, data)
-    }
-
-    fn items_up_to(limit: usize, offsets: Vec<i64>, data: Vec<u8>) -> Strings {
-        if data.len() <= limit {
-            let views = offsets.windows(2).map(|w| view_of(&data, w[0] as usize, w[1] as usize)).collect();
-            let sizes = vec![data.len() as i64];
-            Strings::View { views, data, sizes }
+    /// Every item of every run ((items + 1 byte offsets, text) each), in order.
+    fn items(runs: Vec<(Vec<i64>, Vec<u8>)>, limit: usize) -> Strings {
+        if runs.iter().all(|(_, data)| data.len() <= limit) {
+            let mut views = Vec::with_capacity(runs.iter().map(|(o, _)| o.len() - 1).sum());
+            let mut buffers = Vec::new();
+            for (offsets, data) in runs {
+                let buffer = buffers.len() as u32;
+                views.extend(offsets.windows(2).map(|w| view_of(&data, w[0] as usize, w[1] as usize, buffer)));
+                if !data.is_empty() {
+                    buffers.push(data);
+                }
+            }
+            let sizes = buffers.iter().map(|b| b.len() as i64).collect();
+            Strings::View { views, buffers, sizes }
         } else {
-            Strings::Large { offsets, data }
+            let mut offsets = vec![0i64];
+            let mut all = Vec::new();
+            for (run_offsets, data) in runs {
+                let base = all.len() as i64;
+                offsets.extend(run_offsets[1..].iter().map(|o| o + base));
+                all.extend_from_slice(&data);
+            }
+            Strings::Large { offsets, data: all }
         }
     }
 
@@ -1024,17 +1059,18 @@ impl Strings {
     /// String `i`.
     pub fn get(&self, i: usize) -> &str {
         let bytes = match self {
-            Strings::View { views, data, .. } => {
+            Strings::View { views, buffers, .. } => {
                 let view = &views[i];
                 let len = *view as u32 as usize;
                 if len <= 12 {
                     let start = (view as *const u128 as *const u8).wrapping_add(4);
                     // SAFETY: the inline bytes are bytes 4..4+len of `views[i]` itself (the
-                    // target is little-endian, checked at compile time below).
+                    // target is little-endian, checked at compile time above).
                     unsafe { std::slice::from_raw_parts(start, len) }
                 } else {
+                    let buffer = (*view >> 64) as u32 as usize;
                     let offset = (*view >> 96) as u32 as usize;
-                    &data[offset..offset + len]
+                    &buffers[buffer][offset..offset + len]
                 }
             }
             Strings::Large { offsets, data } => &data[offsets[i] as usize..offsets[i + 1] as usize],
@@ -1506,10 +1542,11 @@ pub fn extract_fields(
         }
         rows
     };
+    // Runs of lines even on one thread: each run's text stays a small buffer of its own.
     let parts: Vec<RowBuilder<'_>> = match threads {
         Threads::Exactly(0) => return Err(CoreError::invalid("threads must be at least 1, got 0")),
-        Threads::Exactly(1) => vec![run(&lines)],
-        _ if selected_bytes < PARALLEL_MIN_BYTES => vec![run(&lines)],
+        Threads::Exactly(1) => lines.chunks(LINES_PER_TASK).map(run).collect(),
+        _ if selected_bytes < PARALLEL_MIN_BYTES => lines.chunks(LINES_PER_TASK).map(run).collect(),
         Threads::Default => lines.par_chunks(LINES_PER_TASK).map(run).collect(),
         Threads::Exactly(n) => {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -1519,7 +1556,7 @@ pub fn extract_fields(
             pool.install(|| lines.par_chunks(LINES_PER_TASK).map(run).collect())
         }
     };
-    Ok(merge(paths, parts))
+    Ok(assemble(paths, parts))
 }
 
 fn all_lines(hay: &[u8], sep: u8) -> Result<Vec<(u32, usize, usize)>> {
@@ -1537,31 +1574,27 @@ fn all_lines(hay: &[u8], sep: u8) -> Result<Vec<(u32, usize, usize)>> {
     Ok(out)
 }
 
-fn merge(paths: &FieldPaths, mut parts: Vec<RowBuilder<'_>>) -> Extracted {
-    let mut first = parts.remove(0);
-    if !parts.is_empty() {
-        let rest = &parts;
-        let base_rows = first.lines.len() as u32;
-        first.columns.par_iter_mut().enumerate().for_each(|(c, col)| {
-            let mut rows = base_rows;
-            for part in rest {
-                col.append(&part.columns[c], rows);
-                rows += part.lines.len() as u32;
-            }
-        });
-        for part in rest {
-            first.lines.extend_from_slice(&part.lines);
-            first.status.extend_from_slice(&part.status);
+/// The batch from the runs of lines, in order (columns finished in parallel, text not copied).
+fn assemble(paths: &FieldPaths, parts: Vec<RowBuilder<'_>>) -> Extracted {
+    let mut row_bases = Vec::with_capacity(parts.len());
+    let mut lines = Vec::new();
+    let mut status = Vec::new();
+    let mut by_column: Vec<Vec<ColumnBuilder>> = (0..paths.len()).map(|_| Vec::with_capacity(parts.len())).collect();
+    for part in parts {
+        row_bases.push(lines.len());
+        lines.extend_from_slice(&part.lines);
+        status.extend_from_slice(&part.status);
+        for (c, col) in part.columns.into_iter().enumerate() {
+            by_column[c].push(col);
         }
     }
-    let rows = first.lines.len();
-    let columns = first
-        .columns
+    let rows = lines.len();
+    let columns = by_column
         .into_par_iter()
         .zip(paths.names.par_iter())
-        .map(|(c, name)| c.finish(name.clone(), rows))
+        .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows))
         .collect();
-    Extracted { columns, lines: first.lines, status: first.status }
+    Extracted { columns, lines, status }
 }
 
 #[cfg(test)]
@@ -1707,22 +1740,26 @@ mod tests {
 
     #[test]
     fn views_and_large_offsets_hold_the_same_strings() {
-        let data = b"shortexactly12bytesa much longer string than twelve".to_vec();
-        // Items: "short", "exactly12byt", "es", "a much longer string than twelve".
-        let offsets = vec![0i64, 5, 17, 19, data.len() as i64];
-        let present = [1u32, 3, 4, 6];
-        let starts = || offsets[..4].iter().copied();
-        let views = Strings::rows_up_to(usize::MAX, 7, &present, starts(), data.clone());
-        let large = Strings::rows_up_to(0, 7, &present, starts(), data.clone());
+        // Two runs; strings inline (<= 12 bytes) and in buffers, rows without values between.
+        let run_a = b"shortexactly12bytesa much longer string than twelve".to_vec();
+        let run_b = b"second run, long enough".to_vec();
+        let rows_of = || {
+            vec![
+                (vec![(1, 0, 5), (3, 5, 17), (4, 17, 19)], run_a.clone()),
+                (vec![(6, 0, run_b.len() as i64)], run_b.clone()),
+                (vec![], Vec::new()),
+            ]
+        };
+        let views = Strings::rows(8, rows_of(), usize::MAX);
+        let large = Strings::rows(8, rows_of(), 0);
         assert!(matches!(views, Strings::View { .. }) && matches!(large, Strings::Large { .. }));
-        for i in 0..7 {
-            assert_eq!(views.get(i), large.get(i), "row {i}");
-        }
-        assert_eq!(views.get(3), "exactly12byt");
-        assert_eq!(views.get(6), "a much longer string than twelve");
-        let items_v = Strings::items_up_to(usize::MAX, offsets.clone(), data.clone());
-        let items_l = Strings::items_up_to(0, offsets, data);
-        assert_eq!((0..4).map(|i| items_v.get(i)).collect::<Vec<_>>(), (0..4).map(|i| items_l.get(i)).collect::<Vec<_>>());
+        let all = |s: &Strings| (0..s.len()).map(|i| s.get(i).to_string()).collect::<Vec<_>>();
+        assert_eq!(all(&views), all(&large));
+        assert_eq!(all(&views), ["", "short", "", "exactly12byt", "es", "", "second run, long enough", ""]);
+        let items_of = || vec![(vec![0i64, 5, 17, 19, run_a.len() as i64], run_a.clone()), (vec![0, 6], b"second".to_vec())];
+        let (iv, il) = (Strings::items(items_of(), usize::MAX), Strings::items(items_of(), 0));
+        assert_eq!(all(&iv), all(&il));
+        assert_eq!(all(&iv), ["short", "exactly12byt", "es", "a much longer string than twelve", "second"]);
     }
 
     #[test]

@@ -444,3 +444,11 @@ def test_extracted_batch_type() -> None:
     assert pl.DataFrame(extract_fields(b"", ["a"])).schema == pl.Schema(
         {"a": pl.String, "__line": pl.UInt32, "__status": pl.UInt8}
     )
+
+
+@pytest.mark.slow
+@settings(max_examples=5_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(lines(), max_size=20), st.lists(st.sampled_from(PATHS), min_size=1, max_size=8))
+def test_random_documents_match_the_twin_long(docs: list[bytes], paths: list[str]) -> None:
+    buffer = b"\n".join(docs)
+    assert_frame_equal(native_frame(buffer, paths, threads=1), twin_frame(buffer, paths))

@@ -204,7 +204,12 @@ fn array_of(batch: &Arc<Extracted>, which: Which) -> ArrowArray {
 /// Buffers of a string array after its validity: views, data, data sizes; or offsets, data.
 fn string_buffers(strings: &Strings) -> Vec<*const c_void> {
     match strings {
-        Strings::View { views, data, sizes } => vec![ptr(views), ptr(data), ptr(sizes)],
+        Strings::View { views, buffers, sizes } => {
+            let mut out = vec![ptr(views)];
+            out.extend(buffers.iter().map(|b| ptr(b)));
+            out.push(ptr(sizes));
+            out
+        }
         Strings::Large { offsets, data } => vec![ptr(offsets), ptr(data)],
     }
 }
