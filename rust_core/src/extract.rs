@@ -1507,6 +1507,8 @@ pub enum Threads {
 
 /// Lines per parallel task: large enough to amortize a task, small enough to balance two cores.
 const LINES_PER_TASK: usize = 4096;
+/// More threads than this is a mistake, not a configuration (each is an OS thread).
+const MAX_THREADS: usize = 256;
 /// Below this many selected bytes one thread does it all.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
@@ -1545,6 +1547,9 @@ pub fn extract_fields(
     // Runs of lines even on one thread: each run's text stays a small buffer of its own.
     let parts: Vec<RowBuilder<'_>> = match threads {
         Threads::Exactly(0) => return Err(CoreError::invalid("threads must be at least 1, got 0")),
+        Threads::Exactly(n) if n > MAX_THREADS => {
+            return Err(CoreError::invalid(format!("threads must be at most {MAX_THREADS}, got {n}")))
+        }
         Threads::Exactly(1) => lines.chunks(LINES_PER_TASK).map(run).collect(),
         _ if selected_bytes < PARALLEL_MIN_BYTES => lines.chunks(LINES_PER_TASK).map(run).collect(),
         Threads::Default => lines.par_chunks(LINES_PER_TASK).map(run).collect(),

@@ -262,6 +262,7 @@ def test_columns_export_one_by_one() -> None:
         ({"line_idx": [-1]}, ValueError, "out of range"),
         ({"sep": b"ab"}, ValueError, "one byte"),
         ({"threads": 0}, ValueError, "at least 1"),
+        ({"threads": 100_000}, ValueError, "at most 256"),
         ({"paths": "a"}, TypeError, "not one str"),
         ({"paths": ["__line"]}, ValueError, "collides"),
         ({"buffer": "text"}, TypeError, "bytes-like"),
