@@ -86,8 +86,8 @@ class ExtractedColumn:
     def name(self) -> str: ...
     def __len__(self) -> int: ...
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
-        """(schema capsule, array capsule) of the Arrow C data interface; ``requested_schema``
-        must be None (the column has one layout)."""
+        """(schema capsule, array capsule) of the Arrow C data interface; a
+        ``requested_schema`` is ignored (the column has one layout), as the protocol allows."""
     def __arrow_c_schema__(self) -> object: ...
 
 class ExtractedBatch:
@@ -114,7 +114,7 @@ class ExtractedBatch:
         """One column by name (``KeyError`` listing the names when there is none)."""
     def __getitem__(self, name: str) -> ExtractedColumn: ...
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """An Arrow C stream capsule of one struct batch; ``requested_schema`` must be None."""
+        """An Arrow C stream capsule of one struct batch; a ``requested_schema`` is ignored."""
     def __arrow_c_schema__(self) -> object: ...
 
 def extract_fields(

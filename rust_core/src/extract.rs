@@ -1374,13 +1374,18 @@ impl<'p> RowBuilder<'p> {
                     self.null_row(status);
                 }
             }
-            Err(Fail::DuplicateKey) => self.slow(line, LineStatus::Ok),
-            Err(Fail::Malformed) => {
+            Err(fail) => {
+                // A repeated key can sit on a line that is also malformed or invalid UTF-8.
+                if fail == Fail::DuplicateKey && self.slow(line, LineStatus::Ok) {
+                    return;
+                }
                 if std::str::from_utf8(line).is_ok() {
                     return self.null_row(LineStatus::Malformed);
                 }
                 let repaired = String::from_utf8_lossy(line).into_owned();
-                self.slow(repaired.as_bytes(), LineStatus::Repaired)
+                if !self.slow(repaired.as_bytes(), LineStatus::Repaired) {
+                    self.null_row(LineStatus::Malformed);
+                }
             }
         }
     }
@@ -1445,13 +1450,12 @@ impl<'p> RowBuilder<'p> {
     }
 
     /// The document-tree path: duplicate requested keys, or a line repaired from invalid UTF-8.
-    fn slow(&mut self, line: &[u8], ok_status: LineStatus) {
-        let doc = match parse_tree(line) {
-            Ok(doc) => doc,
-            Err(_) => return self.null_row(LineStatus::Malformed),
-        };
+    /// Returns false (and adds nothing) when the line does not parse.
+    fn slow(&mut self, line: &[u8], ok_status: LineStatus) -> bool {
+        let Ok(doc) = parse_tree(line) else { return false };
         if !matches!(doc, Json::Obj(_)) {
-            return self.null_row(LineStatus::NotObject);
+            self.null_row(LineStatus::NotObject);
+            return true;
         }
         self.status.push(ok_status as u8);
         let row = self.row();
@@ -1473,6 +1477,7 @@ impl<'p> RowBuilder<'p> {
                 }
             }
         }
+        true
     }
 }
 
@@ -1740,6 +1745,11 @@ mod tests {
         let bad = b"{\"a\":\"x\xff\"}\n{\"a\":\xff}\n";
         let out = extract_fields(bad, b'\n', &fp, None, Threads::Exactly(1)).unwrap();
         assert_eq!(out.status, vec![4, 1]);
+        // Regression: a repeated key on a line with invalid UTF-8 was reported malformed.
+        let dup = b"{\"a\":null,\"a\":[1,2],\"b\":\"\xff\"}\n{\"a\":1,\"a\":2,}\n[1]\n";
+        let again = extract_fields(dup, b'\n', &fp, None, Threads::Exactly(1)).unwrap();
+        assert_eq!(again.status, vec![4, 1, 2]);
+        assert_eq!(again.columns[0].row(0), Some(vec!["1", "2"]));
         assert_eq!(out.columns[0].row(0), Some(vec!["x\u{fffd}"]));
     }
 

@@ -202,6 +202,9 @@ STATUS_CASES: list[tuple[bytes, int]] = [
     (b'{"a":"x\xff"}', REPAIRED),
     (b'{"a":"\xed\xa0\x80"}', REPAIRED),
     (b'{"a":\xff}', MALFORMED),
+    # Regression: a repeated key on a line with invalid UTF-8 was reported malformed.
+    (b'{"b":null,"b":[1,2],"c":"\xff"}', REPAIRED),
+    (b'{"b":1,"b":2,}', MALFORMED),
     (b"[" * 1024 + b"]" * 1024, NOT_OBJECT),
     (b"[" * 1025 + b"]" * 1025, MALFORMED),
     (b'{"a":' * 1024 + b"1" + b"}" * 1024, OK),
@@ -453,3 +456,14 @@ def test_extracted_batch_type() -> None:
 def test_random_documents_match_the_twin_long(docs: list[bytes], paths: list[str]) -> None:
     buffer = b"\n".join(docs)
     assert_frame_equal(native_frame(buffer, paths, threads=1), twin_frame(buffer, paths))
+
+
+def test_schema_capsules_and_requested_schema() -> None:
+    batch = extract_fields(b'{"a":1}\n', ["a"])
+    for exporter in (batch, batch["a"]):
+        assert type(exporter.__arrow_c_schema__()).__name__ == "PyCapsule"
+    # A requested schema is ignored (allowed by the protocol): the export is the native one.
+    stream = batch.__arrow_c_stream__(batch.__arrow_c_schema__())
+    assert type(stream).__name__ == "PyCapsule"
+    schema, array = batch["a"].__arrow_c_array__(batch["a"].__arrow_c_schema__())
+    assert type(schema).__name__ == type(array).__name__ == "PyCapsule"

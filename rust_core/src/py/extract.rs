@@ -354,14 +354,6 @@ fn stream_capsule<'py>(py: Python<'py>, batch: &Arc<Extracted>) -> PyResult<Boun
     unsafe { PyCapsule::new_with_pointer_and_destructor(py, p, c"arrow_array_stream", Some(drop_stream_capsule)) }
 }
 
-fn reject_requested_schema(requested_schema: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    match requested_schema {
-        Some(obj) if !obj.is_none() => Err(PyValueError::new_err(
-            "ExtractedBatch exports its own schema only; requested_schema must be None",
-        )),
-        _ => Ok(()),
-    }
-}
 
 // --- Python classes ------------------------------------------------------------------------------
 
@@ -434,7 +426,8 @@ impl PyExtractedBatch {
         py: Python<'py>,
         requested_schema: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
-        reject_requested_schema(requested_schema)?;
+        // The PyCapsule protocol lets a producer ignore a requested schema it does not cast to.
+        let _ = requested_schema;
         stream_capsule(py, &self.inner)
     }
 
@@ -464,7 +457,7 @@ impl PyExtractedColumn {
         py: Python<'py>,
         requested_schema: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        reject_requested_schema(requested_schema)?;
+        let _ = requested_schema; // exported as is (see __arrow_c_stream__)
         let schema = schema_capsule(py, export_schema(field_of(&self.batch, self.which)))?;
         let array = array_capsule(py, array_of(&self.batch, self.which))?;
         PyTuple::new(py, [schema.into_any(), array.into_any()])
