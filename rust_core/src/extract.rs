@@ -1157,7 +1157,7 @@ impl Slots {
         }
     }
 
-    fn to_list(&mut self, slots: &[u32]) {
+    fn mark_lists(&mut self, slots: &[u32]) {
         for &slot in slots {
             let s = slot as usize;
             if self.mode[s] == Mode::Missing {
@@ -1186,7 +1186,7 @@ impl Walker<'_, '_> {
                 Kind::Object
             }
             b'[' => {
-                self.slots.to_list(&n.slots);
+                self.slots.mark_lists(&n.slots);
                 self.array(node, depth, true)?;
                 return Ok(());
             }
