@@ -15,6 +15,7 @@ import time
 # name -> module with run(smoke) -> list[Table]
 CASES: dict[str, str] = {
     "compliance": "benchmarks.bench_compliance",
+    "extract": "benchmarks.bench_extract",
     "fim": "benchmarks.bench_fim",
     "ingest": "benchmarks.ingest",
     "scan": "benchmarks.bench_scan",

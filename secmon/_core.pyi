@@ -201,8 +201,8 @@ class ExtractedColumn:
     def name(self) -> str: ...
     def __len__(self) -> int: ...
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
-        """(schema capsule, array capsule) of the Arrow C data interface; ``requested_schema``
-        must be None (the column has one layout)."""
+        """(schema capsule, array capsule) of the Arrow C data interface; a
+        ``requested_schema`` is ignored (the column has one layout), as the protocol allows."""
     def __arrow_c_schema__(self) -> object: ...
 
 class ExtractedBatch:
@@ -212,7 +212,8 @@ class ExtractedBatch:
     Columns, in order: one per path (``String``, or ``List(String)`` when some row's value is a
     list), ``__line: UInt32`` (the line index in the buffer) and ``__status: UInt8``
     (0 ok, 1 malformed JSON, 2 not a JSON object, 3 blank, 4 invalid UTF-8 replaced; rows with
-    status 1-3 are null in every path column)."""
+    status 1-3 are null in every path column). Strings are exported as Arrow ``Utf8View``
+    (``LargeUtf8`` when a column holds more than 2 GiB of text), Polars' own layout."""
 
     @property
     def names(self) -> list[str]:
@@ -228,7 +229,7 @@ class ExtractedBatch:
         """One column by name (``KeyError`` listing the names when there is none)."""
     def __getitem__(self, name: str) -> ExtractedColumn: ...
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """An Arrow C stream capsule of one struct batch; ``requested_schema`` must be None."""
+        """An Arrow C stream capsule of one struct batch; a ``requested_schema`` is ignored."""
     def __arrow_c_schema__(self) -> object: ...
 
 def extract_fields(

@@ -54,6 +54,67 @@ struct Node {
     terminal: Option<u32>,
     /// Every slot whose walk reaches this node (ends here or continues below).
     slots: Vec<u32>,
+    /// Open-addressing table of child positions by key hash (`EMPTY` = free), for nodes with
+    /// many children (the top level holds every first component and every dotted key).
+    index: Vec<u32>,
+}
+
+const EMPTY: u32 = u32::MAX;
+/// Nodes with at most this many children are searched linearly.
+const LINEAR_CHILDREN: usize = 6;
+
+#[inline]
+fn key_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut buf = [0u8; 8];
+        buf[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
+    }
+    h ^ (h >> 32)
+}
+
+impl Node {
+    fn build_index(&mut self) {
+        if self.children.len() <= LINEAR_CHILDREN {
+            return;
+        }
+        let size = (self.children.len() * 4).next_power_of_two();
+        self.index = vec![EMPTY; size];
+        for (c, (key, _)) in self.children.iter().enumerate() {
+            let mut at = key_hash(key) as usize & (size - 1);
+            while self.index[at] != EMPTY {
+                at = (at + 1) & (size - 1);
+            }
+            self.index[at] = c as u32;
+        }
+    }
+
+    /// The position in `children` of the child under `key`.
+    #[inline]
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        if self.index.is_empty() {
+            return self.children.iter().position(|(k, _)| **k == *key);
+        }
+        let mask = self.index.len() - 1;
+        let mut at = key_hash(key) as usize & mask;
+        loop {
+            let c = self.index[at];
+            if c == EMPTY {
+                return None;
+            }
+            if *self.children[c as usize].0 == *key {
+                return Some(c as usize);
+            }
+            at = (at + 1) & mask;
+        }
+    }
 }
 
 /// A compiled set of attribute paths: columns in order, plus the trie that drives the parser.
@@ -102,6 +163,9 @@ impl FieldPaths {
                 nodes[lit].terminal = Some(n + p as u32);
                 nodes[lit].slots.push(n + p as u32);
             }
+        }
+        for node in &mut nodes {
+            node.build_index();
         }
         Ok(FieldPaths { names, nodes })
     }
@@ -777,22 +841,30 @@ fn lookup<'t, 'a>(doc: &'t Json<'a>, path: &str) -> Found<'t, 'a> {
 
 // --- columns -------------------------------------------------------------------------------------
 
-/// One output column while it is built: every row's items (0 or 1 for a scalar, any number for a
-/// list) in one byte buffer; whether the column is a list is decided when the batch is finished.
+/// One output column while it is built, sparse: only rows that hold a value cost anything (a
+/// rule pack asks for many paths and each log type fills a few). Items (one for a scalar, any
+/// number for a list) share one byte buffer; whether the column is a list is decided at the end.
 #[derive(Debug, Default, Clone)]
 pub struct ColumnBuilder {
     data: Vec<u8>,
     /// Byte offset of every item start, plus the end (len items + 1).
     item_offsets: Vec<i64>,
-    /// Index of each row's first item, plus the end (len rows + 1).
-    row_items: Vec<u32>,
-    valid: Vec<bool>,
+    /// The rows (local to this builder) holding a value, ascending.
+    present_rows: Vec<u32>,
+    /// Index of the first item of each present row.
+    present_items: Vec<u32>,
     any_list: bool,
 }
 
 impl ColumnBuilder {
     fn new() -> Self {
-        ColumnBuilder { item_offsets: vec![0], row_items: vec![0], ..Default::default() }
+        ColumnBuilder { item_offsets: vec![0], ..Default::default() }
+    }
+
+    /// The index the next item will get (pass it to `end_value`).
+    #[inline]
+    fn next_item(&self) -> u32 {
+        (self.item_offsets.len() - 1) as u32
     }
 
     #[inline]
@@ -800,51 +872,62 @@ impl ColumnBuilder {
         self.item_offsets.push(self.data.len() as i64);
     }
 
+    /// Row `row` holds the items from `first` on (a list when `list`).
     #[inline]
-    fn end_row(&mut self, valid: bool, list: bool) {
-        self.row_items.push((self.item_offsets.len() - 1) as u32);
-        self.valid.push(valid);
+    fn end_value(&mut self, row: u32, first: u32, list: bool) {
+        self.present_rows.push(row);
+        self.present_items.push(first);
         self.any_list |= list;
     }
 
-    fn append(&mut self, other: &ColumnBuilder) {
-        let byte_base = self.data.len() as i64;
-        let item_base = (self.item_offsets.len() - 1) as u32;
-        self.data.extend_from_slice(&other.data);
-        self.item_offsets.extend(other.item_offsets[1..].iter().map(|o| o + byte_base));
-        self.row_items.extend(other.row_items[1..].iter().map(|r| r + item_base));
-        self.valid.extend_from_slice(&other.valid);
-        self.any_list |= other.any_list;
-    }
-
-    fn finish(self, name: String) -> Column {
-        let null_count = self.valid.iter().filter(|v| !**v).count();
-        let validity = if null_count == 0 { None } else { Some(pack_bits(&self.valid)) };
-        let rows = self.valid.len();
-        if self.any_list {
-            let list_offsets = self.row_items.iter().map(|&r| r as i32).collect();
-            Column {
-                name,
-                rows,
-                null_count,
-                validity,
-                values: ColumnValues::List { list_offsets, offsets: self.item_offsets, data: self.data },
-            }
-        } else {
-            let offsets = self.row_items.iter().map(|&r| self.item_offsets[r as usize]).collect();
-            Column { name, rows, null_count, validity, values: ColumnValues::Utf8 { offsets, data: self.data } }
-        }
-    }
 }
 
-fn pack_bits(flags: &[bool]) -> Vec<u8> {
-    let mut bits = vec![0u8; flags.len().div_ceil(8)];
-    for (i, &f) in flags.iter().enumerate() {
-        if f {
-            bits[i / 8] |= 1 << (i % 8);
+/// One column from the builders of consecutive runs of lines (`row_bases[k]`: the first row of
+/// run k). Text is not copied: each run's byte buffer becomes one data buffer of the views.
+fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], rows: usize) -> Column {
+    let mut validity = vec![0u8; rows.div_ceil(8)];
+    let mut present = 0usize;
+    for (part, &base) in parts.iter().zip(row_bases) {
+        for &r in &part.present_rows {
+            let r = base + r as usize;
+            validity[r / 8] |= 1 << (r % 8);
         }
+        present += part.present_rows.len();
     }
-    bits
+    let null_count = rows - present;
+    let validity = (null_count > 0).then_some(validity);
+    let values = if parts.iter().any(|p| p.any_list) {
+        // Row r starts at its first item; a row without a value starts (and ends) where the
+        // next value does, so list offsets are filled forward from each present row.
+        let mut list_offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+        let mut item_base = 0u32;
+        for (part, &base) in parts.iter().zip(row_bases) {
+            for (&r, &first) in part.present_rows.iter().zip(&part.present_items) {
+                list_offsets.resize(base + r as usize + 1, (item_base + first) as i32);
+            }
+            item_base += part.next_item();
+        }
+        list_offsets.resize(rows + 1, item_base as i32);
+        let items = parts.into_iter().map(|p| (p.item_offsets, p.data)).collect();
+        ColumnValues::List { list_offsets, items: Strings::items(items, VIEW_LIMIT) }
+    } else {
+        // Each present row holds exactly one item.
+        let rows_of = parts
+            .into_iter()
+            .zip(row_bases)
+            .map(|(p, &base)| {
+                let spans = p
+                    .present_rows
+                    .iter()
+                    .zip(&p.present_items)
+                    .map(|(&r, &i)| (base + r as usize, p.item_offsets[i as usize], p.item_offsets[i as usize + 1]))
+                    .collect();
+                (spans, p.data)
+            })
+            .collect();
+        ColumnValues::Scalar(Strings::rows(rows, rows_of, VIEW_LIMIT))
+    };
+    Column { name, rows, null_count, validity, values }
 }
 
 /// A finished column in Arrow layout (the binding exports these buffers without copying).
@@ -860,10 +943,140 @@ pub struct Column {
 
 #[derive(Debug)]
 pub enum ColumnValues {
-    /// `LargeUtf8`: rows + 1 offsets into `data`.
-    Utf8 { offsets: Vec<i64>, data: Vec<u8> },
-    /// `List(LargeUtf8)`: rows + 1 list offsets into items + 1 string offsets into `data`.
-    List { list_offsets: Vec<i32>, offsets: Vec<i64>, data: Vec<u8> },
+    /// One string per row.
+    Scalar(Strings),
+    /// `List(string)`: rows + 1 offsets into the items.
+    List { list_offsets: Vec<i32>, items: Strings },
+}
+
+/// A string array without nulls of its own (the column's validity covers the rows).
+#[derive(Debug)]
+pub enum Strings {
+    /// `Utf8View`, Polars' own string layout (it imports these without a conversion pass): one
+    /// 16-byte view per string, inline up to 12 bytes, else (prefix, buffer, offset) into one of
+    /// `buffers` (one per run of lines, so parallel runs are never concatenated). `sizes` is the
+    /// C interface's trailing buffer of data-buffer lengths.
+    View { views: Vec<u128>, buffers: Vec<Vec<u8>>, sizes: Vec<i64> },
+    /// `LargeUtf8` (64-bit offsets): when one run holds more text than a view offset addresses.
+    Large { offsets: Vec<i64>, data: Vec<u8> },
+}
+
+// Views are built with `u128::from_le_bytes` so their memory is Arrow's layout (length first).
+#[cfg(not(target_endian = "little"))]
+compile_error!("extract.rs builds Arrow string views for little-endian targets only");
+
+/// A view addresses its data buffer with an int32 offset.
+const VIEW_LIMIT: usize = i32::MAX as usize;
+
+#[inline]
+fn view_of(data: &[u8], start: usize, end: usize, buffer: u32) -> u128 {
+    let len = end - start;
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    if len <= 12 {
+        bytes[4..4 + len].copy_from_slice(&data[start..end]);
+    } else {
+        bytes[4..8].copy_from_slice(&data[start..start + 4]);
+        bytes[8..12].copy_from_slice(&buffer.to_le_bytes());
+        bytes[12..16].copy_from_slice(&(start as u32).to_le_bytes());
+    }
+    u128::from_le_bytes(bytes)
+}
+
+/// (global row, start, end) of each present string of one run, and the run's text.
+type RunRows = (Vec<(usize, i64, i64)>, Vec<u8>);
+
+impl Strings {
+    /// `rows` strings, every row not listed empty; views while each run's text fits `limit`.
+    fn rows(rows: usize, runs: Vec<RunRows>, limit: usize) -> Strings {
+        if runs.iter().all(|(_, data)| data.len() <= limit) {
+            // Zeroed memory is an empty view: rows without a value cost no write.
+            let mut views = vec![0u128; rows];
+            let mut buffers = Vec::new();
+            for (spans, data) in runs {
+                if data.is_empty() {
+                    continue; // only inline (empty) strings, no buffer needed
+                }
+                let buffer = buffers.len() as u32;
+                for (r, a, b) in spans {
+                    views[r] = view_of(&data, a as usize, b as usize, buffer);
+                }
+                buffers.push(data);
+            }
+            let sizes = buffers.iter().map(|b| b.len() as i64).collect();
+            Strings::View { views, buffers, sizes }
+        } else {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            let mut data = Vec::new();
+            for (spans, run) in runs {
+                for (r, a, b) in spans {
+                    offsets.resize(r + 1, data.len() as i64);
+                    data.extend_from_slice(&run[a as usize..b as usize]);
+                }
+            }
+            offsets.resize(rows + 1, data.len() as i64);
+            Strings::Large { offsets, data }
+        }
+    }
+
+    /// Every item of every run ((items + 1 byte offsets, text) each), in order.
+    fn items(runs: Vec<(Vec<i64>, Vec<u8>)>, limit: usize) -> Strings {
+        if runs.iter().all(|(_, data)| data.len() <= limit) {
+            let mut views = Vec::with_capacity(runs.iter().map(|(o, _)| o.len() - 1).sum());
+            let mut buffers = Vec::new();
+            for (offsets, data) in runs {
+                let buffer = buffers.len() as u32;
+                views.extend(offsets.windows(2).map(|w| view_of(&data, w[0] as usize, w[1] as usize, buffer)));
+                if !data.is_empty() {
+                    buffers.push(data);
+                }
+            }
+            let sizes = buffers.iter().map(|b| b.len() as i64).collect();
+            Strings::View { views, buffers, sizes }
+        } else {
+            let mut offsets = vec![0i64];
+            let mut all = Vec::new();
+            for (run_offsets, data) in runs {
+                let base = all.len() as i64;
+                offsets.extend(run_offsets[1..].iter().map(|o| o + base));
+                all.extend_from_slice(&data);
+            }
+            Strings::Large { offsets, data: all }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Strings::View { views, .. } => views.len(),
+            Strings::Large { offsets, .. } => offsets.len() - 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// String `i`.
+    pub fn get(&self, i: usize) -> &str {
+        let bytes = match self {
+            Strings::View { views, buffers, .. } => {
+                let view = &views[i];
+                let len = *view as u32 as usize;
+                if len <= 12 {
+                    let start = (view as *const u128 as *const u8).wrapping_add(4);
+                    // SAFETY: the inline bytes are bytes 4..4+len of `views[i]` itself (the
+                    // target is little-endian, checked at compile time above).
+                    unsafe { std::slice::from_raw_parts(start, len) }
+                } else {
+                    let buffer = (*view >> 64) as u32 as usize;
+                    let offset = (*view >> 96) as u32 as usize;
+                    &buffers[buffer][offset..offset + len]
+                }
+            }
+            Strings::Large { offsets, data } => &data[offsets[i] as usize..offsets[i + 1] as usize],
+        };
+        std::str::from_utf8(bytes).expect("extracted text is UTF-8")
+    }
 }
 
 impl Column {
@@ -874,14 +1087,11 @@ impl Column {
                 return None;
             }
         }
-        fn text(data: &[u8], a: i64, b: i64) -> &str {
-            std::str::from_utf8(&data[a as usize..b as usize]).unwrap()
-        }
         Some(match &self.values {
-            ColumnValues::Utf8 { offsets, data } => vec![text(data, offsets[i], offsets[i + 1])],
-            ColumnValues::List { list_offsets, offsets, data } => (list_offsets[i]..list_offsets[i + 1])
-                .map(|k| text(data, offsets[k as usize], offsets[k as usize + 1]))
-                .collect(),
+            ColumnValues::Scalar(strings) => vec![strings.get(i)],
+            ColumnValues::List { list_offsets, items } => {
+                (list_offsets[i]..list_offsets[i + 1]).map(|k| items.get(k as usize)).collect()
+            }
         })
     }
 
@@ -907,42 +1117,53 @@ enum Mode {
     Many,
 }
 
-/// Per-slot results of one line, reused from line to line.
+/// Per-slot results of one line, reused from line to line; only touched slots are reset.
 struct Slots {
     mode: Vec<Mode>,
     one: Vec<Span>,
     many: Vec<Vec<Span>>,
+    /// Slots that left `Missing` on this line, in the order they did.
+    touched: Vec<u32>,
 }
 
 impl Slots {
     fn new(n: usize) -> Self {
         let blank = Span { kind: Kind::Num, start: 0, end: 0 };
-        Slots { mode: vec![Mode::Missing; n], one: vec![blank; n], many: vec![Vec::new(); n] }
+        Slots { mode: vec![Mode::Missing; n], one: vec![blank; n], many: vec![Vec::new(); n], touched: Vec::new() }
     }
 
     fn reset(&mut self) {
-        for (slot, mode) in self.mode.iter_mut().enumerate() {
-            if *mode == Mode::Many {
+        for &slot in &self.touched {
+            let slot = slot as usize;
+            if self.mode[slot] == Mode::Many {
                 self.many[slot].clear();
             }
-            *mode = Mode::Missing;
+            self.mode[slot] = Mode::Missing;
         }
+        self.touched.clear();
     }
 
     #[inline]
     fn record(&mut self, slot: u32, span: Span) {
-        let slot = slot as usize;
-        if self.mode[slot] == Mode::Many {
-            self.many[slot].push(span);
-        } else {
-            self.mode[slot] = Mode::One;
-            self.one[slot] = span;
+        let s = slot as usize;
+        match self.mode[s] {
+            Mode::Many => self.many[s].push(span),
+            Mode::Missing => {
+                self.touched.push(slot);
+                self.mode[s] = Mode::One;
+                self.one[s] = span;
+            }
+            Mode::One => self.one[s] = span,
         }
     }
 
-    fn to_list(&mut self, slots: &[u32]) {
+    fn mark_lists(&mut self, slots: &[u32]) {
         for &slot in slots {
-            self.mode[slot as usize] = Mode::Many;
+            let s = slot as usize;
+            if self.mode[s] == Mode::Missing {
+                self.touched.push(slot);
+            }
+            self.mode[s] = Mode::Many;
         }
     }
 }
@@ -965,7 +1186,7 @@ impl Walker<'_, '_> {
                 Kind::Object
             }
             b'[' => {
-                self.slots.to_list(&n.slots);
+                self.slots.mark_lists(&n.slots);
                 self.array(node, depth, true)?;
                 return Ok(());
             }
@@ -1047,7 +1268,8 @@ impl Walker<'_, '_> {
             return Err(Fail::Malformed);
         }
         let nodes = self.nodes;
-        let children = &nodes[node].children;
+        let this = &nodes[node];
+        let children = &this.children;
         // Which children were seen in this object: a repeat means orjson's last-wins rule applies.
         let mut seen: u64 = 0;
         let mut seen_more: Vec<bool> = Vec::new();
@@ -1072,7 +1294,7 @@ impl Walker<'_, '_> {
             } else {
                 body
             };
-            let found = children.iter().position(|(k, _)| **k == *key_bytes);
+            let found = this.find(key_bytes);
             self.lx.skip_ws();
             self.lx.expect(b':')?;
             self.lx.skip_ws();
@@ -1152,22 +1374,29 @@ impl<'p> RowBuilder<'p> {
                     self.null_row(status);
                 }
             }
-            Err(Fail::DuplicateKey) => self.slow(line, LineStatus::Ok),
-            Err(Fail::Malformed) => {
+            Err(fail) => {
+                // A repeated key can sit on a line that is also malformed or invalid UTF-8.
+                if fail == Fail::DuplicateKey && self.slow(line, LineStatus::Ok) {
+                    return;
+                }
                 if std::str::from_utf8(line).is_ok() {
                     return self.null_row(LineStatus::Malformed);
                 }
                 let repaired = String::from_utf8_lossy(line).into_owned();
-                self.slow(repaired.as_bytes(), LineStatus::Repaired)
+                if !self.slow(repaired.as_bytes(), LineStatus::Repaired) {
+                    self.null_row(LineStatus::Malformed);
+                }
             }
         }
     }
 
     fn null_row(&mut self, status: LineStatus) {
         self.status.push(status as u8);
-        for col in &mut self.columns {
-            col.end_row(false, false);
-        }
+    }
+
+    /// The local row number of the line being added (its `lines` entry is already pushed).
+    fn row(&self) -> u32 {
+        (self.lines.len() - 1) as u32
     }
 
     /// The single pass; `Ok` leaves the values in `self.slots`.
@@ -1191,53 +1420,64 @@ impl<'p> RowBuilder<'p> {
 
     fn emit_fast(&mut self, line: &[u8]) {
         let n = self.paths.len();
-        for (p, col) in self.columns.iter_mut().enumerate() {
-            let slot = if self.slots.mode[p] != Mode::Missing { p } else { n + p };
-            match self.slots.mode[slot] {
-                Mode::Missing => col.end_row(false, false),
+        let row = self.row();
+        let slots = &self.slots;
+        for &slot in &slots.touched {
+            let slot = slot as usize;
+            // The literal dotted key counts only when the nested walk found nothing.
+            let p = if slot < n { slot } else { slot - n };
+            if slot >= n && slots.mode[p] != Mode::Missing {
+                continue;
+            }
+            let col = &mut self.columns[p];
+            let first = col.next_item();
+            match slots.mode[slot] {
+                Mode::Missing => continue,
                 Mode::One => {
-                    push_span_text(line, self.slots.one[slot], &mut col.data);
+                    push_span_text(line, slots.one[slot], &mut col.data);
                     col.end_item();
-                    col.end_row(true, false);
+                    col.end_value(row, first, false);
                 }
                 Mode::Many => {
-                    for &span in &self.slots.many[slot] {
+                    for &span in &slots.many[slot] {
                         push_span_text(line, span, &mut col.data);
                         col.end_item();
                     }
-                    col.end_row(true, true);
+                    col.end_value(row, first, true);
                 }
             }
         }
     }
 
     /// The document-tree path: duplicate requested keys, or a line repaired from invalid UTF-8.
-    fn slow(&mut self, line: &[u8], ok_status: LineStatus) {
-        let doc = match parse_tree(line) {
-            Ok(doc) => doc,
-            Err(_) => return self.null_row(LineStatus::Malformed),
-        };
+    /// Returns false (and adds nothing) when the line does not parse.
+    fn slow(&mut self, line: &[u8], ok_status: LineStatus) -> bool {
+        let Ok(doc) = parse_tree(line) else { return false };
         if !matches!(doc, Json::Obj(_)) {
-            return self.null_row(LineStatus::NotObject);
+            self.null_row(LineStatus::NotObject);
+            return true;
         }
         self.status.push(ok_status as u8);
+        let row = self.row();
         for (name, col) in self.paths.names.iter().zip(&mut self.columns) {
+            let first = col.next_item();
             match lookup(&doc, name) {
-                Found::Missing => col.end_row(false, false),
+                Found::Missing => {}
                 Found::One(value) => {
                     push_tree_text(value, &mut col.data);
                     col.end_item();
-                    col.end_row(true, false);
+                    col.end_value(row, first, false);
                 }
                 Found::Many(values) => {
                     for value in values {
                         push_tree_text(value, &mut col.data);
                         col.end_item();
                     }
-                    col.end_row(true, true);
+                    col.end_value(row, first, true);
                 }
             }
         }
+        true
     }
 }
 
@@ -1272,6 +1512,8 @@ pub enum Threads {
 
 /// Lines per parallel task: large enough to amortize a task, small enough to balance two cores.
 const LINES_PER_TASK: usize = 4096;
+/// More threads than this is a mistake, not a configuration (each is an OS thread).
+const MAX_THREADS: usize = 256;
 /// Below this many selected bytes one thread does it all.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
@@ -1307,10 +1549,14 @@ pub fn extract_fields(
         }
         rows
     };
+    // Runs of lines even on one thread: each run's text stays a small buffer of its own.
     let parts: Vec<RowBuilder<'_>> = match threads {
         Threads::Exactly(0) => return Err(CoreError::invalid("threads must be at least 1, got 0")),
-        Threads::Exactly(1) => vec![run(&lines)],
-        _ if selected_bytes < PARALLEL_MIN_BYTES => vec![run(&lines)],
+        Threads::Exactly(n) if n > MAX_THREADS => {
+            return Err(CoreError::invalid(format!("threads must be at most {MAX_THREADS}, got {n}")))
+        }
+        Threads::Exactly(1) => lines.chunks(LINES_PER_TASK).map(run).collect(),
+        _ if selected_bytes < PARALLEL_MIN_BYTES => lines.chunks(LINES_PER_TASK).map(run).collect(),
         Threads::Default => lines.par_chunks(LINES_PER_TASK).map(run).collect(),
         Threads::Exactly(n) => {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -1320,7 +1566,7 @@ pub fn extract_fields(
             pool.install(|| lines.par_chunks(LINES_PER_TASK).map(run).collect())
         }
     };
-    Ok(merge(paths, parts))
+    Ok(assemble(paths, parts))
 }
 
 fn all_lines(hay: &[u8], sep: u8) -> Result<Vec<(u32, usize, usize)>> {
@@ -1338,22 +1584,27 @@ fn all_lines(hay: &[u8], sep: u8) -> Result<Vec<(u32, usize, usize)>> {
     Ok(out)
 }
 
-fn merge(paths: &FieldPaths, mut parts: Vec<RowBuilder<'_>>) -> Extracted {
-    let mut first = parts.remove(0);
-    if !parts.is_empty() {
-        let rest = &parts;
-        first.columns.par_iter_mut().enumerate().for_each(|(c, col)| {
-            for part in rest {
-                col.append(&part.columns[c]);
-            }
-        });
-        for part in rest {
-            first.lines.extend_from_slice(&part.lines);
-            first.status.extend_from_slice(&part.status);
+/// The batch from the runs of lines, in order (columns finished in parallel, text not copied).
+fn assemble(paths: &FieldPaths, parts: Vec<RowBuilder<'_>>) -> Extracted {
+    let mut row_bases = Vec::with_capacity(parts.len());
+    let mut lines = Vec::new();
+    let mut status = Vec::new();
+    let mut by_column: Vec<Vec<ColumnBuilder>> = (0..paths.len()).map(|_| Vec::with_capacity(parts.len())).collect();
+    for part in parts {
+        row_bases.push(lines.len());
+        lines.extend_from_slice(&part.lines);
+        status.extend_from_slice(&part.status);
+        for (c, col) in part.columns.into_iter().enumerate() {
+            by_column[c].push(col);
         }
     }
-    let columns = first.columns.into_iter().zip(paths.names.iter()).map(|(c, name)| c.finish(name.clone())).collect();
-    Extracted { columns, lines: first.lines, status: first.status }
+    let rows = lines.len();
+    let columns = by_column
+        .into_par_iter()
+        .zip(paths.names.par_iter())
+        .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows))
+        .collect();
+    Extracted { columns, lines, status }
 }
 
 #[cfg(test)]
@@ -1494,7 +1745,36 @@ mod tests {
         let bad = b"{\"a\":\"x\xff\"}\n{\"a\":\xff}\n";
         let out = extract_fields(bad, b'\n', &fp, None, Threads::Exactly(1)).unwrap();
         assert_eq!(out.status, vec![4, 1]);
+        // Regression: a repeated key on a line with invalid UTF-8 was reported malformed.
+        let dup = b"{\"a\":null,\"a\":[1,2],\"b\":\"\xff\"}\n{\"a\":1,\"a\":2,}\n[1]\n";
+        let again = extract_fields(dup, b'\n', &fp, None, Threads::Exactly(1)).unwrap();
+        assert_eq!(again.status, vec![4, 1, 2]);
+        assert_eq!(again.columns[0].row(0), Some(vec!["1", "2"]));
         assert_eq!(out.columns[0].row(0), Some(vec!["x\u{fffd}"]));
+    }
+
+    #[test]
+    fn views_and_large_offsets_hold_the_same_strings() {
+        // Two runs; strings inline (<= 12 bytes) and in buffers, rows without values between.
+        let run_a = b"shortexactly12bytesa much longer string than twelve".to_vec();
+        let run_b = b"second run, long enough".to_vec();
+        let rows_of = || {
+            vec![
+                (vec![(1, 0, 5), (3, 5, 17), (4, 17, 19)], run_a.clone()),
+                (vec![(6, 0, run_b.len() as i64)], run_b.clone()),
+                (vec![], Vec::new()),
+            ]
+        };
+        let views = Strings::rows(8, rows_of(), usize::MAX);
+        let large = Strings::rows(8, rows_of(), 0);
+        assert!(matches!(views, Strings::View { .. }) && matches!(large, Strings::Large { .. }));
+        let all = |s: &Strings| (0..s.len()).map(|i| s.get(i).to_string()).collect::<Vec<_>>();
+        assert_eq!(all(&views), all(&large));
+        assert_eq!(all(&views), ["", "short", "", "exactly12byt", "es", "", "second run, long enough", ""]);
+        let items_of = || vec![(vec![0i64, 5, 17, 19, run_a.len() as i64], run_a.clone()), (vec![0, 6], b"second".to_vec())];
+        let (iv, il) = (Strings::items(items_of(), usize::MAX), Strings::items(items_of(), 0));
+        assert_eq!(all(&iv), all(&il));
+        assert_eq!(all(&iv), ["short", "exactly12byt", "es", "a much longer string than twelve", "second"]);
     }
 
     #[test]

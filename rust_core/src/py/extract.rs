@@ -1,8 +1,9 @@
 //! Bindings of [`crate::extract`]: `extract_fields` and the `ExtractedBatch` it returns, exported
 //! as Arrow through the PyCapsule interface (`pl.DataFrame(batch)`, `pl.Series(batch["path"])`).
 //!
-//! Export uses hand-written C Data Interface structs rather than arrow-rs: five fixed layouts
-//! (large string, list of large string, uint32, uint8, struct) need a few release callbacks, while
+//! Export uses hand-written C Data Interface structs rather than arrow-rs: a few fixed layouts
+//! (string view, large string, list of either, uint32, uint8, struct) need a few release
+//! callbacks, while
 //! `arrow-array`/`arrow-data` with `ffi` add dozens of crates and a long fat-LTO build on a machine
 //! shared by many builds. The buffers are the `Vec`s the extractor filled, shared through an `Arc`
 //! (no copy per value; each exported array keeps the batch alive until its consumer releases it).
@@ -17,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 
 use super::matcher::ByteView;
-use crate::extract::{self, Column, ColumnValues, Extracted, FieldPaths, Threads};
+use crate::extract::{self, Column, ColumnValues, Extracted, FieldPaths, Strings, Threads};
 
 // --- C Data Interface ----------------------------------------------------------------------------
 
@@ -168,14 +169,22 @@ fn field_of(batch: &Extracted, which: Which) -> Field {
     match which {
         Which::Path(i) => {
             let col = &batch.columns[i];
-            let string = |name: &str, nullable| Field { format: "U", name: name.into(), nullable, children: vec![] };
-            match col.values {
-                ColumnValues::Utf8 { .. } => string(&col.name, true),
-                ColumnValues::List { .. } => Field {
+            let string = |strings: &Strings, name: &str| Field {
+                format: match strings {
+                    Strings::View { .. } => "vu",
+                    Strings::Large { .. } => "U",
+                },
+                name: name.into(),
+                nullable: true,
+                children: vec![],
+            };
+            match &col.values {
+                ColumnValues::Scalar(strings) => string(strings, &col.name),
+                ColumnValues::List { items, .. } => Field {
                     format: "+l",
                     name: col.name.clone(),
                     nullable: true,
-                    children: vec![string("item", true)],
+                    children: vec![string(items, "item")],
                 },
             }
         }
@@ -192,14 +201,31 @@ fn array_of(batch: &Arc<Extracted>, which: Which) -> ArrowArray {
     }
 }
 
+/// Buffers of a string array after its validity: views, data, data sizes; or offsets, data.
+fn string_buffers(strings: &Strings) -> Vec<*const c_void> {
+    match strings {
+        Strings::View { views, buffers, sizes } => {
+            let mut out = vec![ptr(views)];
+            out.extend(buffers.iter().map(|b| ptr(b)));
+            out.push(ptr(sizes));
+            out
+        }
+        Strings::Large { offsets, data } => vec![ptr(offsets), ptr(data)],
+    }
+}
+
 fn column_array(batch: &Arc<Extracted>, col: &Column) -> ArrowArray {
     let validity = col.validity.as_deref().map_or(null(), ptr);
     match &col.values {
-        ColumnValues::Utf8 { offsets, data } => {
-            export_array(batch, col.rows, col.null_count, vec![validity, ptr(offsets), ptr(data)], vec![])
+        ColumnValues::Scalar(strings) => {
+            let mut buffers = vec![validity];
+            buffers.extend(string_buffers(strings));
+            export_array(batch, col.rows, col.null_count, buffers, vec![])
         }
-        ColumnValues::List { list_offsets, offsets, data } => {
-            let items = export_array(batch, offsets.len() - 1, 0, vec![null(), ptr(offsets), ptr(data)], vec![]);
+        ColumnValues::List { list_offsets, items } => {
+            let mut buffers = vec![null()];
+            buffers.extend(string_buffers(items));
+            let items = export_array(batch, items.len(), 0, buffers, vec![]);
             export_array(batch, col.rows, col.null_count, vec![validity, ptr(list_offsets)], vec![items])
         }
     }
@@ -328,14 +354,6 @@ fn stream_capsule<'py>(py: Python<'py>, batch: &Arc<Extracted>) -> PyResult<Boun
     unsafe { PyCapsule::new_with_pointer_and_destructor(py, p, c"arrow_array_stream", Some(drop_stream_capsule)) }
 }
 
-fn reject_requested_schema(requested_schema: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    match requested_schema {
-        Some(obj) if !obj.is_none() => Err(PyValueError::new_err(
-            "ExtractedBatch exports its own schema only; requested_schema must be None",
-        )),
-        _ => Ok(()),
-    }
-}
 
 // --- Python classes ------------------------------------------------------------------------------
 
@@ -408,7 +426,8 @@ impl PyExtractedBatch {
         py: Python<'py>,
         requested_schema: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
-        reject_requested_schema(requested_schema)?;
+        // The PyCapsule protocol lets a producer ignore a requested schema it does not cast to.
+        let _ = requested_schema;
         stream_capsule(py, &self.inner)
     }
 
@@ -438,7 +457,7 @@ impl PyExtractedColumn {
         py: Python<'py>,
         requested_schema: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        reject_requested_schema(requested_schema)?;
+        let _ = requested_schema; // exported as is (see __arrow_c_stream__)
         let schema = schema_capsule(py, export_schema(field_of(&self.batch, self.which)))?;
         let array = array_capsule(py, array_of(&self.batch, self.which))?;
         PyTuple::new(py, [schema.into_any(), array.into_any()])
