@@ -193,18 +193,21 @@ class IpSet:
 # --- extract (rust_core/src/extract.rs, py/extract.rs) ---
 
 
+@final
 class ExtractedColumn:
     """One column of an :class:`ExtractedBatch`; ``pl.Series(col)`` imports it through
     ``__arrow_c_array__`` without copying values."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The path this column holds (without a leading ``@``)."""
     def __len__(self) -> int: ...
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
         """(schema capsule, array capsule) of the Arrow C data interface; a
         ``requested_schema`` is ignored (the column has one layout), as the protocol allows."""
     def __arrow_c_schema__(self) -> object: ...
 
+@final
 class ExtractedBatch:
     """The event table of some NDJSON lines, held natively; ``pl.DataFrame(batch)`` imports it
     through ``__arrow_c_stream__`` (one record batch) without copying values.
@@ -219,7 +222,8 @@ class ExtractedBatch:
     def names(self) -> list[str]:
         """Column names in frame order: the paths, then ``__line`` and ``__status``."""
     @property
-    def num_rows(self) -> int: ...
+    def num_rows(self) -> int:
+        """Number of rows: one per selected line, blank and malformed ones included."""
     def __len__(self) -> int: ...
     def line_numbers(self) -> NDArray[np.uint32]:
         """The ``__line`` column as a new numpy array."""
@@ -227,7 +231,7 @@ class ExtractedBatch:
         """The ``__status`` column as a new numpy array."""
     def column(self, name: str) -> ExtractedColumn:
         """One column by name (``KeyError`` listing the names when there is none)."""
-    def __getitem__(self, name: str) -> ExtractedColumn: ...
+    def __getitem__(self, key: str, /) -> ExtractedColumn: ...
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         """An Arrow C stream capsule of one struct batch; a ``requested_schema`` is ignored."""
     def __arrow_c_schema__(self) -> object: ...
@@ -237,7 +241,7 @@ def extract_fields(
     paths: Sequence[str],
     line_idx: NDArray[np.uint32] | Sequence[int] | None = None,
     *,
-    sep: bytes = b"\n",
+    sep: bytes = ...,
     threads: int | None = None,
 ) -> ExtractedBatch:
     """The event table of NDJSON lines, straight from bytes (GIL released, parallel over lines).
