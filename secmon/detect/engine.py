@@ -119,6 +119,23 @@ class Engine:
                 signals.extend(detect_rule(compiled, table))
         return ScanResult(sort_signals(signals), self.stats, self.skipped_lines)
 
+    def detect_table(self, table: pl.DataFrame) -> list[Signal]:
+        """Signals over an event table that is already built (one column per attribute path, as
+        :func:`secmon.ingest.events.to_frame` makes it, ``timestamp`` in epoch ms). Samples are the
+        table's own rows as JSON."""
+        self._next_eid = 0
+
+        def rows_as_json(idx: np.ndarray) -> list[str]:
+            picked = table[idx]
+            return picked.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
+
+        kept = self._keep(table, rows_as_json)
+        signals: list[Signal] = []
+        if kept.height:
+            for compiled in self.compiled:
+                signals.extend(detect_rule(compiled, kept))
+        return sort_signals(signals)
+
     def scan_events(self, events: Iterable[Mapping[str, Any]]) -> list[Signal]:
         """Signals over event dicts already in Datadog's attribute form."""
         return self.detect(list(events)).signals
