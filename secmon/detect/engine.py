@@ -35,6 +35,8 @@ from secmon.rules.model import Rule
 from secmon.signals.model import Signal, signals_to_frame
 
 DEFAULT_CHUNK_BYTES = 16 << 20
+# Formats whose events hold only JSON-safe values (user-defined parsers may cast "nan" to a float).
+BUILTIN_FORMATS = frozenset({"ndjson", "json", "syslog", "access_log", "nginx", "apache", "apache_error", "text"})
 RulesLike = RuleSet | Iterable[Rule] | str | Path | Sequence[str | Path] | None
 Source = str | Path | Sequence[str | Path] | pl.DataFrame | Sequence[Mapping[str, Any]]
 
@@ -163,7 +165,8 @@ class Engine:
                 if native:
                     yield from self._native_chunk(src, chunk, line_idx)
                 else:
-                    yield self._kept_rows(log_format.parse(chunk, line_idx, self.stats))
+                    events = log_format.parse(chunk, line_idx, self.stats)
+                    yield self._kept_rows(events, json_safe=getattr(log_format, "name", None) in BUILTIN_FORMATS)
                 if self.progress is not None:
                     self.progress(len(chunk.data))
 
@@ -177,7 +180,7 @@ class Engine:
         if self._extract_paths is None:
             self._extract_paths = extraction_paths(self._paths)
         batch = split_native(chunk.data, line_idx, self._paths, self._extract_paths, src.max_line_bytes)
-        yield self._kept_rows(src.format.parse(chunk, batch.python_lines, self.stats))
+        yield self._kept_rows(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
         if batch.table.height:
             self.stats.count_events(src.name, batch.table.height)
             lines = batch.table["__line"].to_numpy()
@@ -217,15 +220,33 @@ class Engine:
             self._flag_cache[key] = exprs
         return self._flag_cache[key]
 
-    def _kept_rows(self, events: list[dict[str, Any]]) -> pl.DataFrame:
-        """The rows of ``events`` some rule query matched, with the columns detection reads."""
+    def _kept_rows(self, events: list[dict[str, Any]], *, json_safe: bool = False) -> pl.DataFrame:
+        """The rows of ``events`` some rule query matched, with the columns detection reads.
+        ``json_safe``: the events come from a built-in format, so every value survives a JSON
+        round trip (no NaN, no integer past 64 bits) and the native table builder may be used."""
         if not self.compiled or not events:
             self._next_eid += len(events)
             return pl.DataFrame()
-        table = to_frame(events, self._paths)
+        table = self._event_table(events) if json_safe else to_frame(events, self._paths)
         return self._keep(
             table, lambda idx: [orjson.dumps(events[i], option=orjson.OPT_SORT_KEYS).decode() for i in idx.tolist()]
         )
+
+    def _event_table(self, events: list[dict[str, Any]]) -> pl.DataFrame:
+        """The event table of parsed events. Natively: each event is written back as one JSON line
+        and ``extract_fields`` builds the columns (its contract is ``to_frame`` of the parsed line,
+        and a JSON round trip gives the same dict); ``native_json=False`` keeps ``to_frame``."""
+        if not self.native_json:
+            return to_frame(events, self._paths)
+        from secmon._core import extract_fields
+
+        dumps = orjson.dumps
+        try:
+            lines = b"\n".join([dumps(event) for event in events])
+        except TypeError:  # a value JSON cannot hold (user parsers may produce one): the twin copes
+            return to_frame(events, self._paths)
+        batch = pl.DataFrame(extract_fields(lines, self._paths))
+        return batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
 
     def _keep(self, table: pl.DataFrame, canonical: Callable[[np.ndarray], list[str]]) -> pl.DataFrame:
         """Rows of an event table that some rule query matched: the timestamp, the values detection

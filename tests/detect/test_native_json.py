@@ -123,3 +123,25 @@ def test_long_lines_are_rejected_the_same_way(tmp_path: Path) -> None:
     python = outcome(Engine(RULES, native_json=False), log)
     assert native == python
     assert "line_too_long=1" in native[2]
+
+
+DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+
+
+def test_text_formats_and_cloudtrail_documents_build_the_same_table_natively() -> None:
+    """Parsed syslog, access-log and CloudTrail ``Records`` events go through ``extract_fields``
+    after a JSON round trip; the signals and samples must equal the ``to_frame`` path."""
+    import pytest
+
+    from secmon import default_rules
+
+    inputs = [DATASETS / "loghub" / "OpenSSH" / "OpenSSH_2k.log", DATASETS / "loghub" / "Linux" / "Linux_2k.log",
+              DATASETS / "cloudtrail-invictus" / "CloudTrail"]
+    if not all(p.exists() for p in inputs):
+        pytest.skip("datasets absent")
+    samples = Path(__file__).resolve().parents[2] / "secmon" / "samples"
+    for source in [*inputs, samples / "access.log.gz", samples / "auth.log"]:
+        native = outcome(Engine(default_rules(), native_json=True, year=2015), source)
+        python = outcome(Engine(default_rules(), native_json=False, year=2015), source)
+        assert native == python, source
+        assert native[0], f"{source}: no signal at all, the comparison would be empty"
