@@ -15,6 +15,7 @@ import os
 import queue as queue_module
 import resource
 import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -30,6 +31,19 @@ class Measurement:
     answer: Any = None
 
 
+def _own_peak_rss() -> int:
+    """This process's peak RSS since its exec (VmHWM belongs to the address space; ru_maxrss would
+    include the peak of the process it was forked from)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _run_in_child(target: str, args: tuple[Any, ...], queue: Any) -> None:
     try:
         module_name, _, func_name = target.partition(":")
@@ -37,8 +51,7 @@ def _run_in_child(target: str, args: tuple[Any, ...], queue: Any) -> None:
         start = time.perf_counter()
         answer = func(*args)
         seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-        queue.put(("ok", (seconds, peak, answer)))
+        queue.put(("ok", (seconds, _own_peak_rss(), answer)))
     except BaseException:  # report the failure to the parent instead of leaving it waiting
         queue.put(("error", traceback.format_exc()))
 
@@ -79,23 +92,32 @@ def measure_command(
     cwd: str | None = None,
     check: bool = True,
 ) -> Measurement:
-    """Run an external command. Peak memory is its own process tree's: ``wait4`` reports the
-    largest resident set among the command and the descendants it waited for."""
+    """Run an external command, timed and measured by a small launcher process (see
+    ``benchmarks/launch.py``: a command forked from this big process would inherit its peak RSS)."""
     import tempfile
 
-    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, shell=shell, stdout=out_file, stderr=err_file, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file, \
+            tempfile.NamedTemporaryFile("r") as report:
+        launcher = [sys.executable, "-m", "benchmarks.launch", report.name, "--"]
+        child_env = dict(os.environ if env is None else env)
+        child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, child_env.get("PYTHONPATH")]))
+        if shell:
+            child_env["SECMON_LAUNCH_SHELL"] = "1"
+        argv_list = [argv] if isinstance(argv, str) else list(argv)
+        proc = subprocess.Popen([*launcher, *argv_list], stdout=out_file, stderr=err_file, env=child_env, cwd=cwd)
+        proc.wait()
+        seconds_text, peak_text, code_text = report.read().split()
         out_file.seek(0)
         err_file.seek(0)
         out, err = out_file.read(), err_file.read()
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"contender {name!r} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    returncode = int(code_text)
+    if check and returncode != 0:
+        raise RuntimeError(f"contender {name!r} failed ({returncode}): {err.decode(errors='replace')[-2000:]}")
     answer = answer_from(out) if answer_from else None
-    return Measurement(name, seconds, usage.ru_maxrss * 1024, answer)
+    return Measurement(name, float(seconds_text), int(peak_text), answer)
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _human_bytes(n: float) -> str:

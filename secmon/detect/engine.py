@@ -60,9 +60,9 @@ class Engine:
 
     ``Engine()`` uses the bundled default rules; ``Engine(rules)`` takes a :class:`RuleSet`, rules,
     or rule files/directories. ``intel`` adds threat-intel IP lists (paths or an
-    :class:`secmon.intel.IndicatorSet`). ``native_json=False`` parses NDJSON in Python only (the
-    twin the native extractor is tested against). ``prefilter=False`` parses every line (the slow, obvious path the
-    prefilter is tested against).
+    :class:`secmon.intel.IndicatorSet`). ``prefilter=False`` parses every line and
+    ``native_json=False`` builds event tables in Python only: the slow, obvious paths the
+    prefilter and the native extractor are tested against.
     """
 
     def __init__(
@@ -114,12 +114,8 @@ class Engine:
         self.skipped_lines = 0
         self._next_eid = 0
         tables = [t for t in self._tables(source) if t.height]
-        signals: list[Signal] = []
-        if tables:
-            table = pl.concat(tables, how="diagonal_relaxed")
-            for compiled in self.compiled:
-                signals.extend(detect_rule(compiled, table))
-        return ScanResult(sort_signals(signals), self.stats, self.skipped_lines)
+        kept = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
+        return ScanResult(self._detect_kept(kept), self.stats, self.skipped_lines)
 
     def detect_table(self, table: pl.DataFrame) -> list[Signal]:
         """Signals over an event table that is already built (one column per attribute path, as
@@ -131,7 +127,10 @@ class Engine:
             picked = table[idx]
             return picked.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
 
-        kept = self._keep(table, rows_as_json)
+        return self._detect_kept(self._keep(table, rows_as_json))
+
+    def _detect_kept(self, kept: pl.DataFrame) -> list[Signal]:
+        """Every rule over the kept rows of a whole scan, in event time."""
         signals: list[Signal] = []
         if kept.height:
             for compiled in self.compiled:
