@@ -228,6 +228,6 @@ def blake3_table(root: str, smoke: bool) -> Table:
     for i, row in enumerate(table.rows):
         table.rows[i] = Measurement(row.name, row.seconds, row.peak_rss_bytes, {lossy(p): d for p, d in row.answer.items()})
     assert_same_files(table, {lossy(p) for p in unreadable})
-    table.notes.append(f"{cpu_note()}, best of {repeats} run(s) each, {load_note()}. Peak memory of command rows is the largest child so far (harness: RUSAGE_CHILDREN).")
+    table.notes.append(f"{cpu_note()}, best of {repeats} run(s) each, {load_note()}.")
     table.notes.append(f"Target: secmon blake3 no slower than b3sum ({table.ratio('find + xargs -0 -P2 b3sum'):.1f}x).")
     return table

@@ -87,7 +87,7 @@ def print_table(signals: list[Signal], out: Any, summary: str = "") -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=out, width=max(120, Console(file=out).width))
+    console = Console(file=out, width=max(170, Console(file=out).width))
     table = Table(show_lines=False, title_justify="left")
     for column, kwargs in (("severity", {}), ("rule", {"overflow": "fold"}), ("group by", {"overflow": "fold"}),
                            ("events", {"justify": "right"}), ("first seen", {}), ("last seen", {})):
