@@ -7,6 +7,7 @@ CloudTrail, Kubernetes audit) with the default rule pack and prints the signals.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     result = engine.detect(paths)
     elapsed = time.perf_counter() - started
     if args.format == "table":
-        print(f"secmon demo: {len(engine.compiled)} default rules over {len(paths)} sample logs in {SAMPLES_DIR}\n")
+        shown = os.path.relpath(SAMPLES_DIR) if SAMPLES_DIR.is_relative_to(Path.cwd()) else SAMPLES_DIR
+        print(f"secmon demo: {len(engine.compiled)} default rules over {len(paths)} sample logs in {shown}\n")
     write_signals(result.signals, args.format, sys.stdout, summary=result.summary())
     if args.format == "table":
         print(f"scanned {result.stats.bytes_read / 1e6:.1f} MB in {elapsed:.2f} s")
