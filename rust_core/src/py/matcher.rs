@@ -413,80 +413,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// three string layouts (and their binary twins), the structs are a fixed ABI of a few lines, and
 /// arrow-rs would add tens of crates and minutes of build time on a machine shared by many builds.
 pub(crate) mod arrow {
-    use std::ffi::{c_char, c_void, CStr};
+    use std::ffi::CStr;
+
+    use crate::py::arrow_ffi::{ArrowArray, ArrowArrayStream, ArrowSchema};
 
     use pyo3::exceptions::{PyTypeError, PyValueError};
     use pyo3::prelude::*;
     use pyo3::types::{PyCapsule, PyTuple};
-
-    #[repr(C)]
-    struct ArrowSchema {
-        format: *const c_char,
-        name: *const c_char,
-        metadata: *const c_char,
-        flags: i64,
-        n_children: i64,
-        children: *mut *mut ArrowSchema,
-        dictionary: *mut ArrowSchema,
-        release: Option<unsafe extern "C" fn(*mut ArrowSchema)>,
-        private_data: *mut c_void,
-    }
-
-    #[repr(C)]
-    struct ArrowArray {
-        length: i64,
-        null_count: i64,
-        offset: i64,
-        n_buffers: i64,
-        n_children: i64,
-        buffers: *mut *const c_void,
-        children: *mut *mut ArrowArray,
-        dictionary: *mut ArrowArray,
-        release: Option<unsafe extern "C" fn(*mut ArrowArray)>,
-        private_data: *mut c_void,
-    }
-
-    #[repr(C)]
-    struct ArrowArrayStream {
-        get_schema: Option<unsafe extern "C" fn(*mut ArrowArrayStream, *mut ArrowSchema) -> i32>,
-        get_next: Option<unsafe extern "C" fn(*mut ArrowArrayStream, *mut ArrowArray) -> i32>,
-        get_last_error: Option<unsafe extern "C" fn(*mut ArrowArrayStream) -> *const c_char>,
-        release: Option<unsafe extern "C" fn(*mut ArrowArrayStream)>,
-        private_data: *mut c_void,
-    }
-
-    impl ArrowSchema {
-        fn empty() -> Self {
-            ArrowSchema {
-                format: std::ptr::null(),
-                name: std::ptr::null(),
-                metadata: std::ptr::null(),
-                flags: 0,
-                n_children: 0,
-                children: std::ptr::null_mut(),
-                dictionary: std::ptr::null_mut(),
-                release: None,
-                private_data: std::ptr::null_mut(),
-            }
-        }
-    }
-
-    impl ArrowArray {
-        fn empty() -> Self {
-            ArrowArray {
-                length: 0,
-                null_count: 0,
-                offset: 0,
-                n_buffers: 0,
-                n_children: 0,
-                buffers: std::ptr::null_mut(),
-                children: std::ptr::null_mut(),
-                dictionary: std::ptr::null_mut(),
-                release: None,
-                private_data: std::ptr::null_mut(),
-            }
-        }
-    }
 
     /// An owned schema: released on drop.
     struct OwnedSchema(ArrowSchema);

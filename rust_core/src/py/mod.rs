@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod arrow_ffi;
 mod error;
 mod extract;
 mod hash;

@@ -259,32 +259,7 @@ mod arrow {
 
     // ---- the C structs of the Arrow C data interface ----
 
-    #[repr(C)]
-    pub struct ArrowSchema {
-        format: *const c_char,
-        name: *const c_char,
-        metadata: *const c_char,
-        flags: i64,
-        n_children: i64,
-        children: *mut *mut ArrowSchema,
-        dictionary: *mut ArrowSchema,
-        release: Option<unsafe extern "C" fn(*mut ArrowSchema)>,
-        private_data: *mut c_void,
-    }
-
-    #[repr(C)]
-    pub struct ArrowArray {
-        length: i64,
-        null_count: i64,
-        offset: i64,
-        n_buffers: i64,
-        n_children: i64,
-        buffers: *mut *const c_void,
-        children: *mut *mut ArrowArray,
-        dictionary: *mut ArrowArray,
-        release: Option<unsafe extern "C" fn(*mut ArrowArray)>,
-        private_data: *mut c_void,
-    }
+    pub(crate) use crate::py::arrow_ffi::{ArrowArray, ArrowSchema};
 
     const ARROW_FLAG_NULLABLE: i64 = 2;
 
