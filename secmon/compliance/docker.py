@@ -17,7 +17,7 @@ from typing import Any
 from secmon.compliance.dockerfile import DockerfileError, dockerfile_facts
 from secmon.compliance.facts import PATH_KEY, Resource
 from secmon.compliance.files import file_resources
-from secmon.compliance.flags import parse_env_file, parse_flags, systemd_exec_start
+from secmon.compliance.flags import parse_flags, systemd_exec_start, systemd_service_under
 from secmon.compliance.k8s import InputIssue
 from secmon.errors import InputError
 
@@ -206,23 +206,7 @@ def audit_resource(root: Path) -> Resource | None:
 
 
 def dockerd_argv_from_root(root: Path) -> tuple[list[str], str]:
-    env: dict[str, str] = {}
-    for name in ("etc/default/docker", "etc/sysconfig/docker"):
-        p = root / name
-        if p.is_file():
-            env.update(parse_env_file(p.read_text(errors="replace")))
-    text = ""
-    used: list[str] = []
-    for unit in ("lib/systemd/system/docker.service", "usr/lib/systemd/system/docker.service", "etc/systemd/system/docker.service"):
-        p = root / unit
-        if p.is_file():
-            text += p.read_text(errors="replace") + "\n"
-            used.append(str(p))
-    dropins = root / "etc/systemd/system/docker.service.d"
-    if dropins.is_dir():
-        for p in sorted(dropins.glob("*.conf")):
-            text += p.read_text(errors="replace") + "\n"
-            used.append(str(p))
+    env, text, used = systemd_service_under(root, "docker", ("etc/default/docker", "etc/sysconfig/docker"))
     if not text:
         return [], ""
     argv = systemd_exec_start(text, env)

@@ -10,6 +10,8 @@ is the list ``[Node, RBAC]``, never a string searched for a substring.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -118,3 +120,25 @@ def systemd_exec_start(unit_text: str, env: dict[str, str]) -> list[str]:
             exec_start = stripped[len("ExecStart="):].lstrip("-@+!:")
     expanded = _VAR.sub(lambda m: merged.get(m.group(1), ""), exec_start)
     return split_command(expanded)
+
+
+def systemd_service_under(root: Path, service: str, env_files: tuple[str, ...]) -> tuple[dict[str, str], str, list[str]]:
+    """What systemd would read for ``service`` in a root filesystem: the variables of its env files,
+    the unit text (packaged units, then /etc, then drop-ins in order) and the files used."""
+    env: dict[str, str] = {}
+    for name in env_files:
+        path = root / name
+        if path.is_file():
+            env.update(parse_env_file(path.read_text(errors="replace")))
+    text = ""
+    used: list[str] = []
+    units = [root / f"{base}/{service}.service" for base in ("lib/systemd/system", "usr/lib/systemd/system", "etc/systemd/system")]
+    dropins = root / f"etc/systemd/system/{service}.service.d"
+    if dropins.is_dir():
+        units += sorted(dropins.glob("*.conf"))
+    for path in units:
+        if path.is_file():
+            text += path.read_text(errors="replace") + "\n"
+            used.append(str(path))
+    return env, text, used
+

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from secmon.compliance.facts import PATH_KEY, Resource
-from secmon.compliance.flags import parse_env_file, parse_flags, split_command, systemd_exec_start
+from secmon.compliance.flags import parse_flags, split_command, systemd_exec_start, systemd_service_under
 from secmon.errors import InputError
 
 try:  # libyaml is ~10x faster; the pure-Python loader gives the same documents.
@@ -522,23 +522,9 @@ def load_kubelet_config(path: str) -> dict[str, Any]:
 
 def kubelet_flags_from_node(root: Path) -> tuple[list[str], str]:
     """kubelet argv from the systemd unit and kubeadm's env files under ``root``."""
-    env: dict[str, str] = {}
-    for env_file in ("var/lib/kubelet/kubeadm-flags.env", "etc/default/kubelet", "etc/sysconfig/kubelet"):
-        p = root / env_file
-        if p.is_file():
-            env.update(parse_env_file(p.read_text(errors="replace")))
-    unit_text = ""
-    used: list[str] = []
-    for unit in ("lib/systemd/system/kubelet.service", "usr/lib/systemd/system/kubelet.service", "etc/systemd/system/kubelet.service"):
-        p = root / unit
-        if p.is_file():
-            unit_text += p.read_text(errors="replace") + "\n"
-            used.append(str(p))
-    dropins = root / "etc/systemd/system/kubelet.service.d"
-    if dropins.is_dir():
-        for p in sorted(dropins.glob("*.conf")):
-            unit_text += p.read_text(errors="replace") + "\n"
-            used.append(str(p))
+    env, unit_text, used = systemd_service_under(
+        root, "kubelet", ("var/lib/kubelet/kubeadm-flags.env", "etc/default/kubelet", "etc/sysconfig/kubelet")
+    )
     argv = systemd_exec_start(unit_text, env) if unit_text else split_command(
         " ".join(env.get(k, "") for k in ("KUBELET_KUBEADM_ARGS", "KUBELET_EXTRA_ARGS"))
     )

@@ -28,7 +28,7 @@ from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.rule_frame import EID, EVENT, TS, as_number, as_text
 from secmon.errors import InputError
-from secmon.ingest import IngestStats, open_sources
+from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
 from secmon.rules.loader import RuleSet, load_rules
 from secmon.rules.model import Rule
@@ -148,7 +148,8 @@ class Engine:
             yield self._kept_rows(_events_from_frame(source))
             return
         if isinstance(source, Sequence) and not isinstance(source, (str, bytes)) and source and isinstance(source[0], Mapping):
-            yield self._kept_rows(_normalized_events(source, self.stats))
+            records = [event if isinstance(event, dict) else dict(event) for event in source]
+            yield self._kept_rows(normalize_events(records, self.stats))
             return
         paths = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
         for src in open_sources(paths, format=self.input_format, year=self.year):
@@ -302,23 +303,6 @@ def _as_rule_set(rules: RulesLike) -> RuleSet:
     return load_rules(items)  # type: ignore[arg-type]
 
 
-def _normalized_events(events: Sequence[Mapping[str, Any]], stats: IngestStats) -> list[dict[str, Any]]:
-    """Event dicts as the ingest layer would make them (timestamps to epoch ms, CloudTrail and
-    Kubernetes audit records mapped onto standard attributes); bad ones are counted, not raised."""
-    import copy
-
-    from secmon.ingest.json_events import normalize_record
-
-    out: list[dict[str, Any]] = []
-    for index, event in enumerate(events):
-        try:
-            out.append(normalize_record(copy.deepcopy(dict(event))))
-        except ValueError as exc:  # MissingTimestamp, TimestampError
-            stats.reject("missing_timestamp" if "missing" in str(exc).lower() else "bad_timestamp", "<events>", index + 1, str(exc))
-    stats.count_events("<events>", len(out))
-    return out
-
-
 def _events_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Rows of a user's DataFrame as events: dotted column names become nested attributes."""
     if "timestamp" not in frame.columns:
@@ -338,4 +322,4 @@ def _events_from_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
                 node = node.setdefault(part, {})
             node[parts[-1]] = value
         events.append(event)
-    return _normalized_events(events, IngestStats())
+    return normalize_events(events)

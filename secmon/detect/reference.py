@@ -17,23 +17,18 @@ import orjson
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import sort_signals
 from secmon.detect.new_value import DAY_MS
+from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
 from secmon.signals.model import MAX_SAMPLES, Signal, lookup_path, render_message
 
 
 def value_text(value: Any) -> str | None:
-    """An attribute value as the event table holds it (JSON spelling for numbers and booleans)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return orjson.dumps(value).decode()
+    """An attribute value as detection reads it: a scalar as the event table writes it
+    (``secmon.ingest.events.scalar_text``), a list of values joined with ", " as
+    ``rule_frame.as_text`` joins a list column."""
     if isinstance(value, list):
-        return ", ".join(t for t in (value_text(v) for v in value) if t is not None)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        return ", ".join(t for t in (scalar_text(v) for v in value) if t is not None)
+    return scalar_text(value)
 
 
 def _number(value: Any) -> float | None:

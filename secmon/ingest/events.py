@@ -23,9 +23,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from secmon.ingest.paths import _MISSING as _PATHS_MISSING
-from secmon.ingest.paths import Values, resolve
-from secmon.ingest.paths import _walk as _paths_walk
+from secmon.ingest.paths import Values, resolve, walk
 
 Event = dict[str, Any]
 
@@ -33,7 +31,7 @@ _NONE = type(None)
 _STRING_TYPES = frozenset({str, _NONE})
 
 
-def _scalar_text(value: Any) -> str | None:
+def scalar_text(value: Any) -> str | None:
     """One value as event-table text (see the module docstring)."""
     kind = type(value)
     if kind is str:
@@ -112,12 +110,6 @@ def _fill(node: dict[str, Any], trie: dict[Any, Any], columns: list[list[Any]], 
             _fill(value, sub, columns, row)
 
 
-def walk(node: Any, parts: list[str]) -> Any:
-    """``secmon.ingest.paths`` semantics below one node; None when nothing is found."""
-    found = _paths_walk(node, parts, 0)
-    return None if found is _PATHS_MISSING else found
-
-
 def _column(values: list[Any], path: str) -> pl.Series:
     if path == "timestamp":
         return pl.Series(path, values, dtype=pl.Int64)
@@ -126,11 +118,11 @@ def _column(values: list[Any], path: str) -> pl.Series:
         return pl.Series(path, values, dtype=pl.String)
     if Values in kinds:
         lists = [
-            None if v is None else [_scalar_text(x) for x in v] if type(v) is Values else [_scalar_text(v)]
+            None if v is None else [scalar_text(x) for x in v] if type(v) is Values else [scalar_text(v)]
             for v in values
         ]
         return pl.Series(path, lists, dtype=pl.List(pl.String))
-    return pl.Series(path, [_scalar_text(v) for v in values], dtype=pl.String)
+    return pl.Series(path, [scalar_text(v) for v in values], dtype=pl.String)
 
 
 def _unique_paths(paths: Iterable[str]) -> list[str]:

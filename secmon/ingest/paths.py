@@ -50,6 +50,12 @@ def _walk(node: Any, parts: list[str], start: int) -> Any:
     return _MISSING
 
 
+def walk(node: Any, parts: list[str]) -> Any:
+    """The value at ``parts`` below one node (this module's rules), None when nothing is found."""
+    found = _walk(node, parts, 0)
+    return None if found is _MISSING else found
+
+
 def resolve(event: dict[str, Any], path: str) -> Any:
     """The value at ``path`` (``@`` optional): None when missing, a :class:`Values` list when the
     path ends on or passes through arrays, else the value itself."""

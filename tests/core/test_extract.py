@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from secmon._core import ExtractedBatch, extract_fields
-from secmon.ingest.events import _scalar_text, _unique_paths, to_frame
+from secmon.ingest.events import scalar_text, _unique_paths, to_frame
 
 DATASETS = Path(__file__).parents[2] / ".." / "shared" / "datasets"
 CLOUDTRAIL = DATASETS / "cloudtrail-invictus" / "events.jsonl"
@@ -110,12 +110,12 @@ def twin_frame(buffer: bytes, paths: Sequence[str], line_idx: Sequence[int] | No
         values = [MISSING if doc is None else lookup(doc, name) for doc in docs]
         if any(type(v) in (list, _Many) for v in values):
             rows = [
-                None if v is MISSING else [_scalar_text(x) for x in v] if type(v) is _Many else [_scalar_text(v)]
+                None if v is MISSING else [scalar_text(x) for x in v] if type(v) is _Many else [scalar_text(v)]
                 for v in values
             ]
             columns.append(pl.Series(name, rows, dtype=pl.List(pl.String)))
         else:
-            columns.append(pl.Series(name, [None if v is MISSING else _scalar_text(v) for v in values], dtype=pl.String))
+            columns.append(pl.Series(name, [None if v is MISSING else scalar_text(v) for v in values], dtype=pl.String))
     columns.append(pl.Series("__line", list(chosen), dtype=pl.UInt32))
     columns.append(pl.Series("__status", statuses, dtype=pl.UInt8))
     # A dict keeps a column named "" (a list of Series would rename it to column_0).

@@ -127,3 +127,18 @@ def test_order_chunking_and_prefilter_do_not_change_signals(tmp_path: Path, even
     for prefilter in (True, False):
         engine = Engine(rules, prefilter=prefilter, chunk_bytes=chunk_bytes)
         assert keys(engine.detect([log]).signals) == expected, f"prefilter={prefilter} chunk_bytes={chunk_bytes}"
+
+
+def test_float_group_values_are_written_like_the_event_table() -> None:
+    """Regression: the reference wrote 1e-05 as "0.00001" (orjson) while the event table writes
+    "1e-05" (json), so the two engines disagreed on small float group-by values."""
+    rule = rule_from_dict({
+        "id": "by-size", "name": "by size",
+        "queries": [{"query": "@evt.outcome:failure", "groupByFields": ["@size"], "aggregation": "count"}],
+        "cases": [{"status": "low", "condition": "a > 0"}],
+        "options": {"evaluationWindow": 0, "keepAlive": 0, "maxSignalDuration": 0},
+    })
+    events = [{"timestamp": BASE_MS, "evt": {"outcome": "failure"}, "size": value} for value in (1e-05, 1e-07, 0.0001, 1.5, 7)]
+    fast = Engine([rule]).scan_events(events)
+    assert keys(fast) == keys(reference_detect([rule], events))
+    assert sorted(s.group_by["@size"] for s in fast) == ["0.0001", "1.5", "1e-05", "1e-07", "7"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from secmon.ingest import FORMATS, IngestStats, Source, split_lines
-from secmon.ingest.events import _scalar_text
+from secmon.ingest.events import scalar_text
 
 ESCAPED_IN_JSON = set('"\\/') | {chr(c) for c in range(0x20)}
 
@@ -36,7 +36,7 @@ def check_source(source: Source) -> int:
                 for path, value in leaves(event):
                     if not fmt.verbatim(path) or isinstance(value, (list, float)) or value is None:
                         continue
-                    shown = _scalar_text(value)
+                    shown = scalar_text(value)
                     assert shown is not None
                     if fmt.name in ("ndjson", "json") and (ESCAPED_IN_JSON & set(shown) or not shown.isascii()):
                         continue  # may be escaped in raw JSON: documented as unusable for prefiltering
@@ -90,7 +90,7 @@ def check_implied(source: Source) -> int:
                 for path, value in leaves(event):
                     if isinstance(value, list) or value is None:
                         continue
-                    shown = _scalar_text(value)
+                    shown = scalar_text(value)
                     assert shown is not None
                     literals = fmt.implied_literals(path, shown)
                     if literals is None:
