@@ -12,16 +12,18 @@ import polars as pl
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.lifecycle import GroupEvents, build_signals
 from secmon.detect.new_value import new_value_triggers
-from secmon.detect.rule_frame import EID, EVENT, TS, build_rule_frame, group_columns
+from secmon.detect.event_store import EventStore
+from secmon.detect.rule_frame import EID, EVENT, LEN, REF, TS, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
 from secmon.signals.model import Signal
 
 GROUP_ID = "__gid"
 
 
-def detect_rule(compiled: CompiledRule, table: pl.DataFrame) -> list[Signal]:
-    """Every signal ``compiled`` raises over ``table`` (an event table with flag columns)."""
-    frame = build_rule_frame(compiled, table)
+def detect_rule(compiled: CompiledRule, table: pl.DataFrame, store: EventStore) -> list[Signal]:
+    """Every signal ``compiled`` raises over ``table`` (kept rows with flag columns); samples
+    come from ``store``."""
+    frame = build_rule_frame(compiled, table, store)
     if frame.height == 0:
         return []
     groups = group_columns(compiled)
@@ -50,7 +52,8 @@ def detect_rule(compiled: CompiledRule, table: pl.DataFrame) -> list[Signal]:
     ev_gid = events[GROUP_ID].to_numpy()
     ev_ts = events[TS].to_numpy()
     ev_eid = events[EID].to_numpy()
-    ev_json = events[EVENT].to_list()
+    ev_ref = events[REF].to_numpy()
+    ev_len = events[LEN].to_numpy()
     tr_gid = triggers[GROUP_ID].to_numpy()
     tr_ts = triggers[TS].to_numpy()
     tr_case = triggers["__case"].to_numpy()
@@ -64,7 +67,8 @@ def detect_rule(compiled: CompiledRule, table: pl.DataFrame) -> list[Signal]:
         t_lo, t_hi = tr_bounds[gid], tr_bounds[gid + 1]
         if t_lo == t_hi:
             continue
-        group = GroupEvents(ts=ev_ts[lo:hi], event_ids=ev_eid[lo:hi], events=ev_json[lo:hi])
+        group = GroupEvents(ts=ev_ts[lo:hi], event_ids=ev_eid[lo:hi], refs=ev_ref[lo:hi], lengths=ev_len[lo:hi],
+                            store=store)
         values = tuple(key) if groups else ()
         signals.extend(build_signals(compiled, values, group, tr_ts[t_lo:t_hi], tr_case[t_lo:t_hi], window_ms))
     return signals

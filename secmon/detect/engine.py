@@ -8,14 +8,17 @@ Pipeline per input chunk (whole lines of one file, 16 MiB by default):
 3. every rule query (with its filters) is evaluated as a Polars expression over the chunk's event
    table; rows no query matched are dropped, the rest keep only the columns detection reads.
 
-After the last chunk the kept rows of all inputs are detected rule by rule (threshold, new value)
-in event time. Memory grows with matching events, not with input size, and neither input order,
-chunking nor the prefilter changes the signals (tests compare all three).
+Kept rows go to disk as they come (:mod:`secmon.detect.kept`), the events they came from to an
+event store (:mod:`secmon.detect.event_store`) that turns them into JSON only for samples and
+ties. After the last chunk the kept rows are detected rule by rule (threshold, new value) in
+event time, each rule reading only its own rows and columns. Neither input order, chunking nor the
+prefilter changes the signals (tests compare all three).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,9 @@ import polars as pl
 
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
-from secmon.detect.rule_frame import EID, EVENT, TS, as_number, as_text
+from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
+from secmon.detect.kept import KeptRows
+from secmon.detect.rule_frame import EID, LEN, REF, TS, as_number, as_text
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
@@ -62,7 +67,8 @@ class Engine:
     or rule files/directories. ``intel`` adds threat-intel IP lists (paths or an
     :class:`secmon.intel.IndicatorSet`). ``prefilter=False`` parses every line and
     ``native_json=False`` builds event tables in Python only: the slow, obvious paths the
-    prefilter and the native extractor are tested against.
+    prefilter and the native extractor are tested against. ``temp_dir`` is where a scan spills
+    its kept rows and events (the system's temporary directory by default).
     """
 
     def __init__(
@@ -76,6 +82,7 @@ class Engine:
         progress: Callable[[int], None] | None = None,
         intel: Any = None,
         native_json: bool = True,
+        temp_dir: str | None = None,
     ) -> None:
         self.rules = _as_rule_set(rules)
         self.compiled: tuple[CompiledRule, ...] = compile_rules(self.rules)
@@ -91,6 +98,8 @@ class Engine:
         self.input_format = input_format
         self.year = year
         self.progress = progress
+        # Where a scan spills its kept rows and events (None: the system's temporary directory).
+        self.temp_dir = temp_dir
         self.stats = IngestStats()
         self.skipped_lines = 0
         self._paths = sorted(set().union(*(c.attribute_paths for c in self.compiled)) | {TS})
@@ -112,29 +121,53 @@ class Engine:
         """Signals as :class:`Signal` objects, with the ingestion statistics of this scan."""
         self.stats = IngestStats()
         self.skipped_lines = 0
-        self._next_eid = 0
-        tables = [t for t in self._tables(source) if t.height]
-        kept = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
-        return ScanResult(self._detect_kept(kept), self.stats, self.skipped_lines)
+        with self._scan_state():
+            self._ingest(source)
+            signals = self._detect_kept()
+        return ScanResult(signals, self.stats, self.skipped_lines)
 
     def detect_table(self, table: pl.DataFrame) -> list[Signal]:
         """Signals over an event table that is already built (one column per attribute path, as
         :func:`secmon.ingest.events.to_frame` makes it, ``timestamp`` in epoch ms). Samples are the
         table's own rows as JSON."""
+
+        def rows_as_json(idx: np.ndarray) -> tuple[list[bytes], int]:
+            picked = table[idx].select(pl.struct(pl.all()).struct.json_encode()).to_series()
+            return [text.encode() for text in picked.to_list()], CANONICAL
+
+        with self._scan_state():
+            self._keep(table, rows_as_json)
+            return self._detect_kept()
+
+    @contextmanager
+    def _scan_state(self) -> Iterator[None]:
+        """The event store and the kept rows of one scan, removed when it ends."""
         self._next_eid = 0
+        self._store = EventStore(self.temp_dir)
+        self._kept = KeptRows(self._kept_schema(), self.temp_dir)
+        try:
+            yield
+        finally:
+            self._store.close()
+            self._kept.close()
 
-        def rows_as_json(idx: np.ndarray) -> list[str]:
-            picked = table[idx]
-            return picked.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
+    def _kept_schema(self) -> dict[str, pl.DataType]:
+        schema: dict[str, pl.DataType] = {TS: pl.Int64()}
+        for path in self._value_paths:
+            schema[path] = pl.Float64() if path in self._numeric_paths else pl.String()
+        for compiled in self.compiled:
+            schema.update({flag: pl.Boolean() for flag in compiled.flag_columns})
+        schema.update({EID: pl.Int64(), REF: pl.Int64(), LEN: pl.Int32()})
+        return schema
 
-        return self._detect_kept(self._keep(table, rows_as_json))
-
-    def _detect_kept(self, kept: pl.DataFrame) -> list[Signal]:
+    def _detect_kept(self) -> list[Signal]:
         """Every rule over the kept rows of a whole scan, in event time."""
         signals: list[Signal] = []
-        if kept.height:
-            for compiled in self.compiled:
-                signals.extend(detect_rule(compiled, kept))
+        for compiled in self.compiled:
+            rows = self._kept.for_rule(compiled)
+            if rows.height:
+                signals.extend(detect_rule(compiled, rows, self._store))
+                self._store.forget_cached()
         return sort_signals(signals)
 
     def scan_events(self, events: Iterable[Mapping[str, Any]]) -> list[Signal]:
@@ -143,13 +176,14 @@ class Engine:
 
     # --- ingestion to kept rows -------------------------------------------------------------
 
-    def _tables(self, source: Source) -> Iterator[pl.DataFrame]:
+    def _ingest(self, source: Source) -> None:
+        """Every chunk of ``source`` to kept rows (on disk) and stored events."""
         if isinstance(source, pl.DataFrame):
-            yield self._kept_rows(_events_from_frame(source))
+            self._keep_events(_events_from_frame(source))
             return
         if isinstance(source, Sequence) and not isinstance(source, (str, bytes)) and source and isinstance(source[0], Mapping):
             records = [event if isinstance(event, dict) else dict(event) for event in source]
-            yield self._kept_rows(normalize_events(records, self.stats))
+            self._keep_events(normalize_events(records, self.stats))
             return
         paths = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
         for src in open_sources(paths, format=self.input_format, year=self.year):
@@ -163,30 +197,29 @@ class Engine:
                     line_idx = np.flatnonzero(candidates).astype(np.uint32)
                     self.skipped_lines += len(candidates) - len(line_idx)
                 if native:
-                    yield from self._native_chunk(src, chunk, line_idx)
+                    self._native_chunk(src, chunk, line_idx)
                 else:
                     events = log_format.parse(chunk, line_idx, self.stats)
-                    yield self._kept_rows(events, json_safe=getattr(log_format, "name", None) in BUILTIN_FORMATS)
+                    self._keep_events(events, json_safe=getattr(log_format, "name", None) in BUILTIN_FORMATS)
                 if self.progress is not None:
                     self.progress(len(chunk.data))
 
-    def _native_chunk(self, src: Any, chunk: Any, line_idx: np.ndarray | None) -> Iterator[pl.DataFrame]:
-        """NDJSON: Datadog-form lines go through the native extractor, the rest through Python."""
-        from secmon._core import count_lines
-        from secmon.detect.native_json import canonical_events, extraction_paths, split_native
+    def _native_chunk(self, src: Any, chunk: Any, line_idx: np.ndarray | None) -> None:
+        """NDJSON: lines the native extractor reproduces exactly go through it (their raw line is
+        the stored event), the rest through the Python parser."""
+        from secmon._core import count_lines, select_lines
+        from secmon.detect.native_json import extraction_paths, split_native
 
         if line_idx is None:
             line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
         if self._extract_paths is None:
             self._extract_paths = extraction_paths(self._paths)
         batch = split_native(chunk.data, line_idx, self._paths, self._extract_paths, src.max_line_bytes)
-        yield self._kept_rows(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
+        self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
         if batch.table.height:
             self.stats.count_events(src.name, batch.table.height)
-            lines = batch.table["__line"].to_numpy()
-            stamps = batch.table["timestamp"].to_numpy()
-            yield self._keep(batch.table.drop("__line"),
-                             lambda idx: canonical_events(chunk.data, lines[idx], stamps[idx]))
+            lines = batch.table["__line"].to_numpy().astype(np.uint32)
+            self._keep(batch.table.drop("__line"), lambda idx: (select_lines(chunk.data, lines[idx]), RAW_NDJSON))
 
     def _matcher_for(self, log_format: Any) -> Any:
         """The prefilter for one input format, or None when some rule cannot be prefiltered."""
@@ -220,18 +253,15 @@ class Engine:
             self._flag_cache[key] = exprs
         return self._flag_cache[key]
 
-    def _kept_rows(self, events: list[dict[str, Any]], *, json_safe: bool = False) -> pl.DataFrame:
-        """The rows of ``events`` some rule query matched, with the columns detection reads.
-        ``json_safe``: the events come from a built-in format, so every value survives a JSON
-        round trip (no NaN, no integer past 64 bits) and the native table builder may be used."""
+    def _keep_events(self, events: list[dict[str, Any]], *, json_safe: bool = False) -> None:
+        """Keep the rows of ``events`` some rule query matched. ``json_safe``: the events come from
+        a built-in format, so every value survives a JSON round trip (no NaN, no integer past 64
+        bits) and the native table builder may be used."""
         if not self.compiled or not events:
             self._next_eid += len(events)
-            return pl.DataFrame()
+            return
         table = self._event_table(events) if json_safe else to_frame(events, self._paths)
-        return self._keep(
-            table, lambda idx: [orjson.dumps(events[i], option=orjson.OPT_SORT_KEYS).decode() for i in idx.tolist()]
-        )
-
+        self._keep(table, lambda idx: ([canonical_json(events[i]).encode() for i in idx.tolist()], CANONICAL))
     def _event_table(self, events: list[dict[str, Any]]) -> pl.DataFrame:
         """The event table of parsed events. Natively: each event is written back as one JSON line
         and ``extract_fields`` builds the columns (its contract is ``to_frame`` of the parsed line,
@@ -248,44 +278,31 @@ class Engine:
         batch = pl.DataFrame(extract_fields(lines, self._paths))
         return batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
 
-    def _keep(self, table: pl.DataFrame, canonical: Callable[[np.ndarray], list[str]]) -> pl.DataFrame:
-        """Rows of an event table that some rule query matched: the timestamp, the values detection
-        reads, one flag per query, the canonical JSON of the event and a scan-wide event id."""
+    def _keep(self, table: pl.DataFrame, records: Callable[[np.ndarray], tuple[list[bytes], int]]) -> None:
+        """Keep the rows of an event table some rule query matched: the timestamp, the values
+        detection reads, one flag per query, a scan-wide event id and the event's place in the
+        store (``records(rows)`` gives the stored form of those rows and its kind)."""
         first_eid = self._next_eid
         self._next_eid += table.height
         if not self.compiled or table.height == 0:
-            return pl.DataFrame()
+            return
         flags = self.flag_expressions(table.schema)
         flagged = table.with_columns(flags)
         flag_names = [c for compiled in self.compiled for c in compiled.flag_columns]
         mask = flagged.select(pl.any_horizontal(flag_names)).to_series().to_numpy()
         kept_idx = np.flatnonzero(mask)
         if kept_idx.size == 0:
-            return pl.DataFrame()
+            return
         kept = flagged[kept_idx]
         values = [
             (as_number(kept, p) if p in self._numeric_paths else as_text(kept, p)).alias(p) for p in self._value_paths
         ]
-        rows = kept.select(
-            [pl.col(TS).cast(pl.Int64), *values, *[pl.col(f) for f in flag_names]]
-        ).with_columns(
-            pl.Series(EVENT, canonical(kept_idx), dtype=pl.String),
+        refs, lengths = self._store.append(*records(kept_idx))
+        self._kept.add(kept.select([pl.col(TS).cast(pl.Int64), *values, *[pl.col(f) for f in flag_names]]).with_columns(
             pl.Series(EID, kept_idx + first_eid, dtype=pl.Int64),
-        )
-        return _compact(rows)
-
-
-def _compact(frame: pl.DataFrame) -> pl.DataFrame:
-    """A copy that owns only its own bytes. Polars string columns are views into shared buffers,
-    so the kept rows of a chunk would otherwise keep every string of the whole chunk alive until
-    the end of the scan (measured: peak memory 4.1 GB -> 2.3 GB on a 1 GB input). An in-memory IPC
-    round trip in the oldest layout rewrites the strings into fresh buffers."""
-    import io
-
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compat_level=pl.CompatLevel.oldest())
-    buffer.seek(0)
-    return pl.read_ipc(buffer)
+            pl.Series(REF, refs, dtype=pl.Int64),
+            pl.Series(LEN, lengths, dtype=pl.Int32),
+        ))
 
 
 def _as_rule_set(rules: RulesLike) -> RuleSet:

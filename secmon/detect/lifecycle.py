@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 
 from secmon.detect.compiled import CompiledRule
+from secmon.detect.event_store import EventStore
 from secmon.signals.model import MAX_SAMPLES, Signal, render_message
 
 
@@ -25,7 +25,9 @@ class GroupEvents:
 
     ts: np.ndarray  # int64 epoch ms, ascending
     event_ids: np.ndarray  # int64: the same event may appear once per query it matched
-    events: list[str]  # canonical JSON per row
+    refs: np.ndarray  # int64: each row's event in the store
+    lengths: np.ndarray  # int32
+    store: EventStore
 
 
 @dataclass
@@ -86,7 +88,7 @@ def _finish(compiled: CompiledRule, group_values: tuple, events: GroupEvents, si
     _, first_of_each = np.unique(events.event_ids[covered], return_index=True)
     distinct_rows = np.sort(covered[first_of_each])
     sample_rows = distinct_rows[:MAX_SAMPLES].tolist()
-    samples = [orjson.loads(events.events[i]) for i in sample_rows]
+    samples = events.store.events(events.refs[sample_rows], events.lengths[sample_rows])
     rule = compiled.rule
     group_by = dict(zip(rule.group_by_fields, group_values))
     case = compiled.cases[sig.case_index]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import TS, group_columns
+from secmon.detect.rule_frame import EID, EVENT, LEN, REF, TS, group_columns
 
 DAY_MS = 86_400_000
 
@@ -31,11 +31,11 @@ def new_value_triggers(compiled: CompiledRule, frame: pl.DataFrame) -> pl.DataFr
             continue
         rows = keyed.filter(pl.col(f"__q{i}") & pl.col(value).is_not_null())
         group_start = pl.col(TS).min().over(by)
-        previous_seen = pl.col(TS).shift(1).over([*by, value], order_by=[TS, "__event", "__eid"])
+        previous_seen = pl.col(TS).shift(1).over([*by, value], order_by=[TS, EVENT, EID])
         is_new = previous_seen.is_null() | ((pl.col(TS) - previous_seen) > forget_ms)
         learned = pl.col(TS) <= group_start + learning_ms
-        parts.append(rows.filter(is_new & ~learned).select([*by, TS, "__eid", "__event"]))
+        parts.append(rows.filter(is_new & ~learned).select([*by, TS, EID, REF, LEN, EVENT]))
     if not parts:
         return pl.DataFrame()
     triggers = pl.concat(parts).with_columns(pl.lit(0, dtype=pl.Int32).alias("__case"))
-    return triggers.sort([*by, TS, "__event", "__eid"])
+    return triggers.sort([*by, TS, EVENT, EID], nulls_last=True)

@@ -7,13 +7,19 @@ each query contributes its own rows with its own group-by values in the shared c
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
+from secmon.detect.event_store import EventStore
 
 TS = "timestamp"
-EVENT = "__event"  # canonical JSON of the event (sorted keys)
 EID = "__eid"  # unique per event across the whole scan
+REF = "__ref"  # the event's place in the scan's EventStore
+LEN = "__len"  # its stored length
+# Canonical JSON of the event (sorted keys), filled in only where two rows of one group share a
+# millisecond: the tie-breaker that makes order and chunking irrelevant. Null elsewhere.
+EVENT = "__event"
 
 
 def group_columns(compiled: CompiledRule) -> list[str]:
@@ -43,8 +49,9 @@ def as_number(table: pl.DataFrame, path: str) -> pl.Expr:
     return pl.col(path).cast(pl.Float64, strict=False)
 
 
-def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame) -> pl.DataFrame:
-    """Rows of ``table`` (event table with flag columns) this rule's queries matched."""
+def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame, store: EventStore) -> pl.DataFrame:
+    """Rows of ``table`` (kept rows with flag columns) this rule's queries matched, sorted by
+    group, time and (for ties only) the event itself."""
     groups = group_columns(compiled)
     flags = query_columns(compiled)
     parts: list[pl.DataFrame] = []
@@ -55,7 +62,7 @@ def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame) -> pl.DataFram
         rows = table.filter(pl.col(flag))
         if rows.height == 0:
             continue
-        columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(EVENT)]
+        columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(REF), pl.col(LEN)]
         columns += [as_text(rows, path).alias(name) for name, path in zip(groups, cq.group_by)]
         columns += [pl.lit(j == i).alias(name) for j, name in enumerate(flags)]
         if cq.distinct:
@@ -84,4 +91,18 @@ def build_rule_frame(compiled: CompiledRule, table: pl.DataFrame) -> pl.DataFram
             missing.append(pl.lit(None, dtype=pl.String).alias(f"__v{i}"))
     if missing:
         frame = frame.with_columns(missing)
-    return frame.sort([*groups, TS, EVENT, EID], nulls_last=True)
+    return with_tie_events(frame, [*groups, TS], store).sort([*groups, TS, EVENT, EID], nulls_last=True)
+
+
+def with_tie_events(frame: pl.DataFrame, key: list[str], store: EventStore) -> pl.DataFrame:
+    """``frame`` with the ``EVENT`` column: the canonical JSON of rows that share ``key`` with
+    another row, null for the others (nothing to break there, and fetching every event's JSON
+    is what made kept rows expensive)."""
+    tied = frame.select(pl.len().over(key) > 1).to_series().to_numpy()  # null group values tie too
+    rows = np.flatnonzero(tied)
+    events: list[str | None] = [None] * frame.height
+    if rows.size:
+        texts = store.canonical(frame[REF].to_numpy()[rows], frame[LEN].to_numpy()[rows])
+        for row, text in zip(rows.tolist(), texts):
+            events[row] = text
+    return frame.with_columns(pl.Series(EVENT, events, dtype=pl.String))
