@@ -14,6 +14,7 @@ from functools import cached_property
 import polars as pl
 
 from secmon import query as q
+from secmon.query.literals import names_a_source as names_a_source
 from secmon.rules.condition import Condition, parse_condition
 from secmon.rules.model import SEVERITY_RANK, Rule
 
@@ -161,8 +162,11 @@ def _literal_set(
         found = [_literal_set(child, verbatim, implied) for child in node.children]
         if any(f is _IMPOSSIBLE for f in found):
             return _IMPOSSIBLE
-        options = [f for f in found if f]
-        return min(options, key=_selectivity) if options else None
+        # Any child's set will do; a source/service/host term's literals are in every line of that
+        # source (measured on the default pack: picking "kubernetes.audit" over "pods" let every
+        # Kubernetes line through), so they are the last resort whatever their length.
+        options = [(names_a_source(child), f) for child, f in zip(node.children, found) if f]
+        return min(options, key=lambda o: (o[0], _selectivity(o[1])))[1] if options else None
     if isinstance(node, q.Or):
         found = [_literal_set(child, verbatim, implied) for child in node.children]
         possible = [f for f in found if f is not _IMPOSSIBLE]

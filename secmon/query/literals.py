@@ -77,6 +77,18 @@ def _literals(node: Query, verbatim: Callable[[str], bool]) -> set[str] | None:
     return None
 
 
+#: Reserved attributes whose value is shared by every line of a log source.
+_SOURCE_COLUMNS = frozenset({"source", "service", "host"})
+
+
+def names_a_source(node: Query) -> bool:
+    """A term (or an OR of terms) on the source, service or host of an event: its literals are
+    in every line of that source, so they filter by source and nothing more."""
+    if isinstance(node, Or):
+        return all(names_a_source(child) for child in node.children)
+    return isinstance(node, Term) and node.field is not None and not node.field.tag and node.field.column in _SOURCE_COLUMNS
+
+
 def _term_literal(term: Term, verbatim: Callable[[str], bool]) -> str | None:
     if term.field is None:
         if not verbatim("message"):

@@ -220,3 +220,20 @@ def test_non_verbatim_attributes_are_never_relied_on(query: Query, rows: list[di
         if evaluate(query, row):
             line = json.dumps({k: v for k, v in row.items() if k not in derived}, ensure_ascii=False)
             assert any(lit in line.encode().lower() for lit in literals), f"{query}: {line!r} lacks {literals}"
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("source:kubernetes.audit @objectRef.resource:pods", [b"pods"]),
+    ("source:(nginx OR apache) @http.status_code:404", [b"404"]),
+    ("service:web host:web-01 @evt.name:ConsoleLogin", [b"consolelogin"]),
+    ("source:cloudtrail @evt.outcome:*", [b"cloudtrail", b"eventsource"]),  # nothing better: the source
+])
+def test_a_rule_prefilters_on_its_selective_term_before_its_source(query: str, expected: list[bytes]) -> None:
+    from secmon.detect.compiled import CompiledRule
+    from secmon.ingest.formats import get_format
+    from secmon.rules.loader import rule_from_dict
+
+    rule = rule_from_dict({"id": "r", "name": "r", "queries": [{"query": query}],
+                           "cases": [{"status": "low", "condition": "a > 0"}]}, file="<t>")
+    ndjson = get_format("ndjson")
+    assert CompiledRule.compile(rule, 0).prefilter_literals(ndjson.verbatim, ndjson.implied_literals) == expected
