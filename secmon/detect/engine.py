@@ -18,6 +18,7 @@ prefilter changes the signals (tests compare all three).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
+from secmon.detect.native_json import extraction_paths, split_native
 from secmon.detect.rule_frame import EID, LEN, REF, TS, as_number, as_text
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
@@ -44,6 +46,16 @@ DEFAULT_CHUNK_BYTES = 16 << 20
 BUILTIN_FORMATS = frozenset({"ndjson", "json", "syslog", "access_log", "nginx", "apache", "apache_error", "text"})
 RulesLike = RuleSet | Iterable[Rule] | str | Path | Sequence[str | Path] | None
 Source = str | Path | Sequence[str | Path] | pl.DataFrame | Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Prefiltered:
+    """A chunk after the first stage: candidate lines and, for NDJSON, the native split."""
+
+    chunk: Any
+    line_idx: np.ndarray | None  # None: every line
+    skipped: int
+    native: Any  # secmon.detect.native_json.NativeBatch, or None for the Python parsers
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,6 @@ class Engine:
             self.compiled += (IntelRule.build(indicators, len(self.compiled)),)
         self.prefilter = prefilter
         self.native_json = native_json
-        self._extract_paths: list[str] | None = None
         self.chunk_bytes = chunk_bytes
         self.input_format = input_format
         self.year = year
@@ -106,6 +117,7 @@ class Engine:
         self._value_paths = sorted(
             {p for c in self.compiled for cq in c.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
         )
+        self._native_paths = extraction_paths(self._paths)
         self._numeric_paths = {p for c in self.compiled for cq in c.queries for p in cq.metrics if cq.aggregation in ("sum", "max")}
         self._matchers: dict[str, Any] = {}
         self._flag_cache: dict[tuple[tuple[str, str], ...], list[pl.Expr]] = {}
@@ -186,40 +198,59 @@ class Engine:
             self._keep_events(normalize_events(records, self.stats))
             return
         paths = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
-        for src in open_sources(paths, format=self.input_format, year=self.year):
-            log_format = src.format
-            matcher = self._matcher_for(log_format) if self.prefilter and log_format.line_oriented else None
-            native = self.native_json and getattr(log_format, "name", None) == "ndjson"
-            for chunk in src.chunks(self.chunk_bytes):
-                line_idx = None
-                if matcher is not None:
-                    candidates = matcher.any_lines(chunk.data)
-                    line_idx = np.flatnonzero(candidates).astype(np.uint32)
-                    self.skipped_lines += len(candidates) - len(line_idx)
-                if native:
-                    self._native_chunk(src, chunk, line_idx)
-                else:
-                    events = log_format.parse(chunk, line_idx, self.stats)
-                    self._keep_events(events, json_safe=getattr(log_format, "name", None) in BUILTIN_FORMATS)
-                if self.progress is not None:
-                    self.progress(len(chunk.data))
+        # Two stages, one chunk apart: a worker thread runs the native work of chunk n+1 (prefilter,
+        # extraction: Rust and Polars, without the GIL) while this thread parses the fallback lines
+        # of chunk n in Python and keeps its rows, so both cores work. Chunks are still finished in
+        # input order, so event ids and signals do not change.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-prefilter") as ahead:
+            for src in open_sources(paths, format=self.input_format, year=self.year):
+                matcher = self._matcher_for(src.format) if self.prefilter and src.format.line_oriented else None
+                native = self.native_json and getattr(src.format, "name", None) == "ndjson"
+                pending: Future[_Prefiltered] | None = None
+                for chunk in src.chunks(self.chunk_bytes):
+                    submitted = ahead.submit(self._prefilter_chunk, src, chunk, matcher, native)
+                    if pending is not None:
+                        self._finish_chunk(src, pending.result())
+                    pending = submitted
+                if pending is not None:
+                    self._finish_chunk(src, pending.result())
 
-    def _native_chunk(self, src: Any, chunk: Any, line_idx: np.ndarray | None) -> None:
-        """NDJSON: lines the native extractor reproduces exactly go through it (their raw line is
-        the stored event), the rest through the Python parser."""
-        from secmon._core import count_lines, select_lines
-        from secmon.detect.native_json import extraction_paths, split_native
+    def _prefilter_chunk(self, src: Any, chunk: Any, matcher: Any, native: bool) -> _Prefiltered:
+        """The thread-safe first stage: which lines can match, and for NDJSON the native table of
+        the lines the extractor reproduces exactly (the rest go to the Python parser)."""
+        from secmon._core import count_lines
 
-        if line_idx is None:
-            line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
-        if self._extract_paths is None:
-            self._extract_paths = extraction_paths(self._paths)
-        batch = split_native(chunk.data, line_idx, self._paths, self._extract_paths, src.max_line_bytes)
-        self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
-        if batch.table.height:
-            self.stats.count_events(src.name, batch.table.height)
-            lines = batch.table["__line"].to_numpy().astype(np.uint32)
-            self._keep(batch.table.drop("__line"), lambda idx: (select_lines(chunk.data, lines[idx]), RAW_NDJSON))
+        line_idx = None
+        skipped = 0
+        if matcher is not None:
+            candidates = matcher.any_lines(chunk.data)
+            line_idx = np.flatnonzero(candidates).astype(np.uint32)
+            skipped = len(candidates) - len(line_idx)
+        batch = None
+        if native:
+            if line_idx is None:
+                line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
+            batch = split_native(chunk.data, line_idx, self._paths, self._native_paths, src.max_line_bytes)
+        return _Prefiltered(chunk, line_idx, skipped, batch)
+
+    def _finish_chunk(self, src: Any, done: _Prefiltered) -> None:
+        """The second stage, in input order: parse in Python what needs it, keep matching rows."""
+        from secmon._core import select_lines
+
+        chunk = done.chunk
+        self.skipped_lines += done.skipped
+        if done.native is None:
+            events = src.format.parse(chunk, done.line_idx, self.stats)
+            self._keep_events(events, json_safe=getattr(src.format, "name", None) in BUILTIN_FORMATS)
+        else:
+            batch = done.native
+            self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
+            if batch.table.height:
+                self.stats.count_events(src.name, batch.table.height)
+                lines = batch.table["__line"].to_numpy().astype(np.uint32)
+                self._keep(batch.table.drop("__line"), lambda idx: (select_lines(chunk.data, lines[idx]), RAW_NDJSON))
+        if self.progress is not None:
+            self.progress(len(chunk.data))
 
     def _matcher_for(self, log_format: Any) -> Any:
         """The prefilter for one input format, or None when some rule cannot be prefiltered."""
