@@ -131,12 +131,19 @@ class Engine:
 
     def detect(self, source: Source) -> ScanResult:
         """Signals as :class:`Signal` objects, with the ingestion statistics of this scan."""
+        signals = sort_signals(list(self.signals(source)))
+        return ScanResult(signals, self.stats, self.skipped_lines)
+
+    def signals(self, source: Source) -> Iterator[Signal]:
+        """Signals rule by rule as the scan finds them, for inputs whose signals are too many to
+        hold (every signal carries its sample events): memory then holds one rule's signals at a
+        time. ``self.stats`` and ``self.skipped_lines`` describe the input once the first signal
+        comes (or the iterator ends)."""
         self.stats = IngestStats()
         self.skipped_lines = 0
         with self._scan_state():
             self._ingest(source)
-            signals = self._detect_kept()
-        return ScanResult(signals, self.stats, self.skipped_lines)
+            yield from self._kept_signals()
 
     def detect_table(self, table: pl.DataFrame) -> list[Signal]:
         """Signals over an event table that is already built (one column per attribute path, as
@@ -149,7 +156,7 @@ class Engine:
 
         with self._scan_state():
             self._keep(table, rows_as_json)
-            return self._detect_kept()
+            return sort_signals(list(self._kept_signals()))
 
     @contextmanager
     def _scan_state(self) -> Iterator[None]:
@@ -172,15 +179,13 @@ class Engine:
         schema.update({EID: pl.Int64(), REF: pl.Int64(), LEN: pl.Int32()})
         return schema
 
-    def _detect_kept(self) -> list[Signal]:
-        """Every rule over the kept rows of a whole scan, in event time."""
-        signals: list[Signal] = []
+    def _kept_signals(self) -> Iterator[Signal]:
+        """Every rule over the kept rows of the scan, in event time, one rule at a time."""
         for compiled in self.compiled:
             rows = self._kept.for_rule(compiled)
             if rows.height:
-                signals.extend(detect_rule(compiled, rows, self._store))
+                yield from detect_rule(compiled, rows, self._store)
                 self._store.forget_cached()
-        return sort_signals(signals)
 
     def scan_events(self, events: Iterable[Mapping[str, Any]]) -> list[Signal]:
         """Signals over event dicts already in Datadog's attribute form."""

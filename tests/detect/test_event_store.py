@@ -103,3 +103,19 @@ def test_samples_of_tied_events_do_not_depend_on_order_chunking_or_path(
     for native in (True, False):
         engine = Engine([rule], chunk_bytes=chunk_bytes, native_json=native)
         assert outcome(engine.detect([log]).signals) == expected, f"native_json={native}"
+
+
+def test_streamed_signals_are_the_detected_signals(tmp_path: Path) -> None:
+    events = _tie_events(60, 3) + [{**e, "timestamp": e["timestamp"] + 10**6, "source": "nginx"} for e in _tie_events(20, 4)]
+    log = tmp_path / "events.ndjson"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules = [rule_from_dict({
+        "id": f"r{i}", "name": f"r{i}", "queries": [{"query": query, "groupByFields": ["@network.client.ip"]}],
+        "cases": [{"status": "low", "condition": "a > 2"}],
+        "options": {"evaluationWindow": 60, "keepAlive": 60, "maxSignalDuration": 600},
+    }, file="<t>") for i, query in enumerate(["source:sshd", "source:nginx", "Failed"])]
+    engine = Engine(rules, temp_dir=str(tmp_path))
+    streamed = list(engine.signals([log]))
+    assert streamed and engine.stats.lines_read == len(events)
+    assert sorted(s.key() for s in streamed) == sorted(s.key() for s in engine.detect([log]).signals)
+    assert [p.name for p in tmp_path.iterdir()] == ["events.ndjson"], "the scan's spill files are gone"
