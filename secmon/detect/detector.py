@@ -56,9 +56,8 @@ def detect_rule(compiled: CompiledRule, table: pl.DataFrame, *, spans: SpansFunc
     )
     if len(found) == 0:
         return []
-    frame_gid = frame[GROUP_ID].to_numpy()
     if groups:
-        first_rows = np.searchsorted(frame_gid, found.group, side="left")
+        first_rows = np.searchsorted(frame[GROUP_ID].to_numpy(), found.group, side="left")
         group_values = frame.select(groups)[first_rows].rows()
     else:
         group_values = [()] * len(found)

@@ -45,11 +45,16 @@ def new_value_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence
         if value not in keyed.columns:
             continue
         rows = keyed.filter(pl.col(f"__q{i}") & pl.col(value).is_not_null())
-        group_start = pl.col(TS).min().over(by)
+        learned = pl.col(TS) <= pl.col(TS).min().over(by) + learning_ms
+        rows = rows.with_columns(learned.alias("__learned"))
+        if rows["__learned"].all():
+            # Nothing after any group's learning period: no trigger, and the value partitions
+            # (a hash of every value string, the costly part) are not needed. Common when the
+            # logs span less than the learning duration (measured 0.04 s of 0.08 s per rule).
+            continue
         previous_seen = pl.col(TS).shift(1).over([*by, value])
         is_new = previous_seen.is_null() | ((pl.col(TS) - previous_seen) > forget_ms)
-        learned = pl.col(TS) <= group_start + learning_ms
-        parts.append(rows.filter(is_new & ~learned).select([*by, TS, "__eid", ROW]))
+        parts.append(rows.filter(is_new & ~pl.col("__learned")).select([*by, TS, "__eid", ROW]))
     if not parts:
         return pl.DataFrame()
     triggers = pl.concat(parts) if len(parts) > 1 else parts[0]
