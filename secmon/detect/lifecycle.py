@@ -168,18 +168,16 @@ def _check_sorted(what: str, group: np.ndarray, ts: np.ndarray) -> None:
 
 def _finish(options: LifecycleOptions, group: int, ts: np.ndarray, ids: np.ndarray, rows: np.ndarray,
             sig: _OpenSignal, out: dict[str, list[int]], sample_rows: list[int], sample_offsets: list[int]) -> None:
-    covered_parts: list[np.ndarray] = []
-    merged_start, merged_end = sig.intervals[0]
-    for start, end in [*sig.intervals[1:], (None, None)]:
-        if start is not None and start <= merged_end:
-            merged_end = max(merged_end, end)
-            continue
-        lo = np.searchsorted(ts, merged_start, side="left")
-        hi = np.searchsorted(ts, merged_end, side="right")
-        covered_parts.append(np.arange(lo, hi))
-        if start is not None:
-            merged_start, merged_end = start, end
-    covered = np.concatenate(covered_parts)
+    merged: list[list[int]] = []
+    for start, end in sig.intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    covered = np.concatenate([
+        np.arange(np.searchsorted(ts, start, side="left"), np.searchsorted(ts, end, side="right"))
+        for start, end in merged
+    ])
     _, first_of_each = np.unique(ids[covered], return_index=True)
     distinct = np.sort(covered[first_of_each])
     out["group"].append(group)

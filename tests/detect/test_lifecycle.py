@@ -238,6 +238,7 @@ def detector_rules(draw: st.DrawFn) -> dict[str, Any]:
        detector_rules())
 def test_detector_gives_the_same_signals_with_either_walk(events: list[dict[str, Any]], raw_rule: dict[str, Any]) -> None:
     rule = rule_from_dict(raw_rule, file="<random>")
+    assert rule is not None
     fast = Engine([rule]).scan_events(events)
     with patch.object(detector, "signal_spans", signal_spans_reference):
         slow = Engine([rule]).scan_events(events)
