@@ -261,3 +261,36 @@ def extract_fields(
     for an index out of range or not ascending, a ``sep`` that is not one byte, ``threads < 1``,
     or a path named ``__line``/``__status``.
     """
+
+# --- lifecycle (rust_core/src/lifecycle.rs, py/lifecycle.rs) ---
+
+def signal_spans(
+    event_group: NDArray[np.int64],
+    event_ts: NDArray[np.int64],
+    event_id: NDArray[np.int64],
+    trigger_group: NDArray[np.int64],
+    trigger_ts: NDArray[np.int64],
+    trigger_case: NDArray[np.int64],
+    case_rank: NDArray[np.int64],
+    *,
+    window_ms: int,
+    keep_alive_ms: int,
+    max_duration_ms: int,
+    max_samples: int,
+) -> dict[str, NDArray[np.int64]]:
+    """The signals of one rule over all of its groups in one pass (GIL released).
+
+    Events and triggers are parallel int64 columns sorted by (group, time); trigger ties are
+    walked in the order given. Each trigger covers its group's events in ``[t - window_ms, t]``;
+    it joins the open signal of its group when within ``keep_alive_ms`` of the previous trigger
+    and (unless ``max_duration_ms`` is 0) within ``max_duration_ms`` of the signal's first
+    event, else it starts a new one. A signal counts distinct ``event_id`` s once, takes the case
+    of highest ``case_rank`` (the earlier on ties) and keeps its first ``max_samples`` distinct
+    rows. Returns int64 arrays keyed ``group, case, first_seen, last_seen, event_count`` (one
+    per signal), ``sample_offsets`` (signals + 1) and ``sample_rows`` (rows of the events).
+    ``secmon.detect.lifecycle.signal_spans_reference`` is the Python twin.
+
+    ``TypeError`` for an argument that is not a 1-d int64 array; ``ValueError`` for columns of
+    different lengths, unsorted input, a case out of range, a negative duration or
+    ``max_samples``, or a trigger whose window holds no event of its group.
+    """

@@ -8,12 +8,14 @@
 //! - [`walk`]: parallel file-tree walker producing column batches, reusing earlier digests.
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
 //! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
+//! - [`lifecycle`]: a rule's triggers to signal spans (keepAlive, maxSignalDuration, samples).
 //! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
 
 pub mod cidr;
 pub mod error;
 pub mod extract;
 pub mod hash;
+pub mod lifecycle;
 pub mod matcher;
 pub mod walk;
 

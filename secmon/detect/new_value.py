@@ -8,34 +8,56 @@ are learned silently; with a learning duration of 0 only the first moment's valu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import EID, EVENT, LEN, REF, TS, group_columns
+from secmon.detect.rule_frame import TS, group_columns
 
 DAY_MS = 86_400_000
 
 
-def new_value_triggers(compiled: CompiledRule, frame: pl.DataFrame) -> pl.DataFrame:
-    """The rows of ``frame`` that carry a new value: (group columns..., timestamp, __eid, __case)."""
-    groups = group_columns(compiled)
+ROW = "__row"  # row of the trigger in the rule frame
+
+
+def new_value_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[str] | None = None) -> pl.DataFrame:
+    """The rows of ``frame`` that carry a new value: (``by`` columns..., timestamp, __eid, __row,
+    __case), in frame order. ``by`` defaults to the group-by columns (the detector passes its
+    integer group id).
+
+    ``frame`` is the rule frame, sorted by (group-by values, time, event order): "the previous
+    row with this value" is then the previous row of its partition in frame order, so the
+    window functions need no ``order_by`` (which sorted each partition again) and the triggers
+    of several queries come back in frame order by sorting on their row number alone."""
     options = compiled.rule.options.new_value_options
     learning_ms = int((options.learning_duration if options else 0) * DAY_MS)
     forget_ms = int((options.forget_after if options else 28) * DAY_MS)
-    by = groups or ["__all"]
-    keyed = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")) if not groups else frame
+    if by is None:
+        by = group_columns(compiled)
+    keyed = frame.with_row_index(ROW)
+    if not by:
+        keyed, by = keyed.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
+    by = list(by)
     parts = []
     for i in range(len(compiled.queries)):
         value = f"__v{i}"
         if value not in keyed.columns:
             continue
         rows = keyed.filter(pl.col(f"__q{i}") & pl.col(value).is_not_null())
-        group_start = pl.col(TS).min().over(by)
-        previous_seen = pl.col(TS).shift(1).over([*by, value], order_by=[TS, EVENT, EID])
+        learned = pl.col(TS) <= pl.col(TS).min().over(by) + learning_ms
+        rows = rows.with_columns(learned.alias("__learned"))
+        if rows["__learned"].all():
+            # Nothing after any group's learning period: no trigger, and the value partitions
+            # (a hash of every value string, the costly part) are not needed. Common when the
+            # logs span less than the learning duration (measured 0.04 s of 0.08 s per rule).
+            continue
+        previous_seen = pl.col(TS).shift(1).over([*by, value])
         is_new = previous_seen.is_null() | ((pl.col(TS) - previous_seen) > forget_ms)
-        learned = pl.col(TS) <= group_start + learning_ms
-        parts.append(rows.filter(is_new & ~learned).select([*by, TS, EID, REF, LEN, EVENT]))
+        parts.append(rows.filter(is_new & ~pl.col("__learned")).select([*by, TS, "__eid", ROW]))
     if not parts:
         return pl.DataFrame()
-    triggers = pl.concat(parts).with_columns(pl.lit(0, dtype=pl.Int32).alias("__case"))
-    return triggers.sort([*by, TS, EVENT, EID], nulls_last=True)
+    triggers = pl.concat(parts) if len(parts) > 1 else parts[0]
+    if len(parts) > 1:
+        triggers = triggers.sort(ROW)
+    return triggers.with_columns(pl.lit(0, dtype=pl.Int32).alias("__case"))

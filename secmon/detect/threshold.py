@@ -8,6 +8,8 @@ so every matching event triggers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
@@ -28,12 +30,18 @@ def _aggregate(compiled: CompiledRule, i: int) -> pl.Expr:
     return expr.cast(pl.Float64).alias(cq.name)
 
 
-def threshold_triggers(compiled: CompiledRule, frame: pl.DataFrame) -> pl.DataFrame:
-    """(group columns..., timestamp, __case) for every moment a case holds."""
-    groups = group_columns(compiled)
+def threshold_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[str] | None = None) -> pl.DataFrame:
+    """(``by`` columns..., timestamp, __case) for every moment a case holds, once per moment.
+
+    ``by`` defaults to the group-by columns; the detector passes its one integer group id
+    instead, which makes the rolling group-by hash one int rather than several strings."""
     window_ms = compiled.rule.options.evaluation_window * 1000
-    keyed = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")) if not groups else frame
-    by = groups or ["__all"]
+    if by is None:
+        by = group_columns(compiled)
+    keyed = frame
+    if not by:
+        keyed, by = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
+    by = list(by)
     rolled = keyed.rolling(
         index_column=TS, period=f"{window_ms + 1}i", closed="right", group_by=by
     ).agg([_aggregate(compiled, i) for i in range(len(compiled.queries))])

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod hash;
 mod ipset;
+mod lifecycle;
 mod matcher;
 mod walk;
 
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     matcher::register(m)?;
     ipset::register(m)?;
     extract::register(m)?;
+    lifecycle::register(m)?;
     Ok(())
 }
