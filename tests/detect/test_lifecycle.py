@@ -166,8 +166,13 @@ def test_native_walk_names_a_wrong_argument() -> None:
 GROUP_KEYS = ["@usr.name", "usr.name", "@network.client.ip", "host"]
 VARIABLES = ["@usr.name", "usr.name", " @usr.name ", "network.client.ip", "@network.client.ip", "host", "tags",
              "evt", "missing.path", "@@usr.name", "#is_match", "a b"]
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=4),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+
+
+def _containers_of(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=4), _containers_of,
                            max_leaves=6)
 
 
