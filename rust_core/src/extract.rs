@@ -534,7 +534,8 @@ pub fn push_py_float(x: f64, out: &mut Vec<u8>) {
         Some((b'-', rest)) => (true, rest),
         _ => (false, mantissa),
     };
-    let digits: Vec<u8> = mantissa.iter().copied().filter(|&b| b != b'.').collect();
+    let mut digits: Vec<u8> = mantissa.iter().copied().filter(|&b| b != b'.').collect();
+    even_on_tie(x.abs(), &mut digits, exp);
     if negative {
         out.push(b'-');
     }
@@ -562,6 +563,36 @@ pub fn push_py_float(x: f64, out: &mut Vec<u8>) {
             out.extend_from_slice(&digits[1..]);
         }
         write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()).unwrap();
+    }
+}
+
+/// When two shortest digit strings both read back as `x` and `x` lies exactly halfway between
+/// them, Python's `repr` (David Gay's dtoa) takes the one with the even last digit while Rust's
+/// `{:e}` takes the upper one: 562949953421312.25 prints as `...312.2` in Python, `...312.3` in
+/// Rust. Only in that case are the digits moved down to the even neighbour.
+fn even_on_tie(x: f64, digits: &mut Vec<u8>, exp: i32) {
+    let last = *digits.last().expect("at least one digit");
+    if (last - b'0') % 2 == 0 {
+        return;
+    }
+    let mut lower = digits.clone();
+    *lower.last_mut().unwrap() -= 1;
+    let as_text = |d: &[u8]| format!("{}.{}e{exp}", d[0] as char, std::str::from_utf8(&d[1..]).unwrap_or("0"));
+    if as_text(&lower).parse::<f64>() != Ok(x) {
+        return; // the lower neighbour does not round-trip: no choice to make (the common case)
+    }
+    // A double's exact decimal expansion has at most 767 significant digits.
+    let exact = format!("{x:.800e}");
+    let e = exact.find('e').unwrap();
+    let exact_exp: i32 = exact[e + 1..].parse().unwrap();
+    let exact_digits: Vec<u8> = exact[..e].bytes().filter(|&b| b != b'.').collect();
+    let mut midpoint = lower.clone();
+    midpoint.push(b'5');
+    let is_tie = exact_exp == exp
+        && exact_digits.starts_with(&midpoint)
+        && exact_digits[midpoint.len()..].iter().all(|&b| b == b'0');
+    if is_tie {
+        *digits = lower;
     }
 }
 
