@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod arrow_ffi;
 mod error;
 mod extract;
+mod fim;
 mod hash;
 mod ipset;
 mod matcher;
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     matcher::register(m)?;
     ipset::register(m)?;
     extract::register(m)?;
+    fim::register(m)?;
     Ok(())
 }
