@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from secmon.fim import store
@@ -40,8 +39,7 @@ def enabled(args: argparse.Namespace) -> bool:
     return chosen == "auto" and not getattr(args, "image_tar", None)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The effective settings of a ``fim baseline`` run (a validated config plus the arguments)."""
 
     paths: list[str]

@@ -25,12 +25,11 @@ import hashlib
 import hmac
 import json
 import os
-import socket
-import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+import time
+from typing import Any, NamedTuple
+
+# Imports here are kept to what a check needs: tempfile, socket, pathlib and datetime together
+# cost more start-up time than verifying a 50k-entry baseline.
 
 from secmon.fim.errors import BaselineIntegrityError, FimError
 
@@ -42,18 +41,21 @@ MAX_HEADER_BYTES = 16 << 20
 
 def read_key_file(path: str | os.PathLike[str]) -> bytes:
     """The HMAC key: the file's bytes without a trailing newline; an empty key is refused."""
-    key = Path(path).read_bytes().rstrip(b"\r\n")
+    with open(path, "rb") as fh:
+        key = fh.read().rstrip(b"\r\n")
     if not key:
         raise FimError(f"key file {os.fspath(path)} is empty; an HMAC key must have at least one byte")
     return key
 
 
 def utc_created() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """Now, as ``2026-11-28T16:35:00Z`` (what ``datetime.isoformat(timespec="seconds")`` spells)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def hostname() -> str:
-    return socket.gethostname()
+    """``socket.gethostname()`` without importing socket: on Linux both are uname's nodename."""
+    return os.uname().nodename
 
 
 def header_dict(
@@ -104,26 +106,28 @@ def write(path: str | os.PathLike[str], header: dict[str, Any], payload: bytes, 
     mac.update(payload)
     token = (b"hmac-sha256=" if key is not None else b"sha256=") + mac.hexdigest().encode()
     first = MAGIC + b" " + str(version).encode() + b" " + token + b"\n"
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    target = os.fspath(path)
+    directory = os.path.dirname(target) or "."
+    os.makedirs(directory, exist_ok=True)
+    # What tempfile.mkstemp does (O_EXCL, 0600), without importing tempfile.
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(first)
             fh.write(head)
             fh.write(payload)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o600)
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
 
 
-@dataclass(frozen=True)
-class VerifiedBaseline:
+class VerifiedBaseline(NamedTuple):
     """A baseline file whose digest/HMAC matched: its format version, header and payload bytes."""
 
     version: int
@@ -135,7 +139,8 @@ def verify(path: str | os.PathLike[str], key: bytes | None = None) -> VerifiedBa
     """Read and verify a baseline; any mismatch raises :class:`BaselineIntegrityError`."""
     name = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise FimError(f"baseline {name} does not exist; create it with `secmon fim baseline PATH... --db {name}`") from None
     newline = data.find(b"\n", 0, 4096)
