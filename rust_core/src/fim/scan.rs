@@ -4,6 +4,7 @@
 //! the xattrs of every entry, read on all cores and reused from the previous scan when the
 //! entry's inode and ctime are unchanged (setting or removing an xattr moves the ctime).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
@@ -44,16 +45,16 @@ pub struct Previous<'a> {
     pub xattrs: bool,
 }
 
-fn host_path(prefix: Option<&[u8]>, shown: &[u8]) -> Vec<u8> {
+fn host_path<'a>(prefix: Option<&[u8]>, shown: &'a [u8]) -> Cow<'a, [u8]> {
     match prefix {
         Some(prefix) if !prefix.is_empty() => {
             let mut out = prefix.to_vec();
             if shown != b"/" {
                 out.extend_from_slice(shown);
             }
-            out
+            Cow::Owned(out)
         }
-        _ => shown.to_vec(),
+        _ => Cow::Borrowed(shown),
     }
 }
 
@@ -136,13 +137,40 @@ pub fn scan(spec: &FimScanSpec, previous: Option<Previous<'_>>) -> Result<Vec<Fi
     Ok(rows)
 }
 
+/// For each row, the index of the previous row with the same path. Both sides are normally
+/// sorted by path bytes (scans and payloads are), so one merge pass does it; a previous tree in
+/// another order falls back to a hash map.
+fn match_previous(rows: &[FimRow], previous: &[FimRow]) -> Vec<Option<usize>> {
+    if previous.windows(2).all(|w| w[0].path_bytes <= w[1].path_bytes) {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut j = 0;
+        for row in rows {
+            while j < previous.len() && previous[j].path_bytes < row.path_bytes {
+                j += 1;
+            }
+            // The last of equal paths, as a later duplicate wins in a hash map built in order.
+            let mut found = None;
+            let mut k = j;
+            while k < previous.len() && previous[k].path_bytes == row.path_bytes {
+                found = Some(k);
+                k += 1;
+            }
+            out.push(found);
+        }
+        return out;
+    }
+    let index: HashMap<&[u8], usize> = previous.iter().enumerate().map(|(i, r)| (r.path_bytes.as_slice(), i)).collect();
+    rows.iter().map(|r| index.get(r.path_bytes.as_slice()).copied()).collect()
+}
+
 fn add_xattrs(rows: &mut [FimRow], prefix: Option<&[u8]>, previous: Option<&[FimRow]>) {
-    let index: HashMap<&[u8], &FimRow> = previous.unwrap_or(&[]).iter().map(|r| (r.path_bytes.as_slice(), r)).collect();
-    rows.par_iter_mut().with_min_len(64).for_each(|row| {
+    let previous = previous.unwrap_or(&[]);
+    let matches = if previous.is_empty() { vec![None; rows.len()] } else { match_previous(rows, previous) };
+    rows.par_iter_mut().zip(matches).with_min_len(64).for_each(|(row, old)| {
         if row.mode.is_none() {
             return;
         }
-        if let Some(old) = index.get(row.path_bytes.as_slice()) {
+        if let Some(old) = old.map(|i| &previous[i]) {
             if old.inode.is_some() && old.ctime_ns.is_some() && old.inode == row.inode && old.ctime_ns == row.ctime_ns {
                 row.xattrs = old.xattrs.clone();
                 row.capabilities = old.capabilities.clone();
