@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from secmon.fim import store
 from secmon.fim.attributes import IMAGE_ATTRIBUTES
-from secmon.fim.change import SNAPSHOT_COLUMNS, Change, snapshot
 from secmon.fim.errors import BaselineIntegrityError, FimError
 from secmon.fim.globs import glob_to_regex
 from secmon.fim.paths import ScanSpec, exclude_regex, resolve_paths, walker_exclude_globs
@@ -30,6 +29,7 @@ from secmon.fim.policy import AttributePolicy
 
 if TYPE_CHECKING:
     from secmon._core import FimTree
+    from secmon.fim.change import Change
     from secmon.fim.config import FimConfig
 
 
@@ -138,6 +138,11 @@ def diff(before: FimTree, after: FimTree, policy: AttributePolicy, root_dir: str
         root_prefix=os.fsencode(root_dir.rstrip("/")) if root_dir else None,
         algo=algo,
     )
+    if not raw:
+        return []
+    # Only a check that found changes pays for importing the report code (dataclasses, datetime).
+    from secmon.fim.change import SNAPSHOT_COLUMNS, Change, snapshot
+
     return [
         Change(
             path, path_bytes, kind, tuple(attributes),

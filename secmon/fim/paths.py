@@ -9,15 +9,17 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from secmon.fim.errors import FimError
 from secmon.fim.globs import glob_to_regex, matches_whole_path
 
 
-@dataclass(frozen=True)
-class ScanSpec:
-    """What to scan and how. ``paths`` are as reported (inside ``root_dir`` when it is set)."""
+class ScanSpec(NamedTuple):
+    """What to scan and how. ``paths`` are as reported (inside ``root_dir`` when it is set).
+
+    A NamedTuple, not a dataclass: importing dataclasses (and inspect) was a visible share of a
+    `secmon fim check` start-up."""
 
     paths: tuple[str, ...]
     algo: str | None = "sha256"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from secmon.fim.attributes import ATTRIBUTES, PRESETS, parse_attribute_set
 from secmon.fim.globs import glob_to_regex, matches_whole_path
@@ -26,8 +25,9 @@ class RuleLike(Protocol):
     def types(self) -> list[str] | None: ...
 
 
-@dataclass(frozen=True)
-class CompiledRule:
+# NamedTuples rather than frozen dataclasses: the same immutable records, without importing
+# dataclasses (and inspect behind it) on the start-up path of `secmon fim check`.
+class CompiledRule(NamedTuple):
     pattern: str
     regex: str  # over the whole path (basename patterns become "any directory, then this name")
     types: frozenset[str] | None
@@ -42,8 +42,7 @@ def _rule_regex(pattern: str) -> str:
     return "^(?:.*/)?" + anchored[1:]
 
 
-@dataclass(frozen=True)
-class AttributePolicy:
+class AttributePolicy(NamedTuple):
     """Which attributes are compared for which path: first matching rule, else the default."""
 
     rules: tuple[CompiledRule, ...]

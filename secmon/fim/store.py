@@ -21,15 +21,15 @@ rewrites them as version 2.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import time
+from _operator import _compare_digest as compare_digest  # what hmac.compare_digest is
 from typing import Any, NamedTuple
 
-# Imports here are kept to what a check needs: tempfile, socket, pathlib and datetime together
-# cost more start-up time than verifying a 50k-entry baseline.
+# Imports here are kept to what a check needs: tempfile, socket, pathlib, datetime and hashlib
+# (OpenSSL) together cost more start-up time than verifying a 50k-entry baseline. The plain sha256
+# goes through the Rust core (SHA-NI when the CPU has it); hmac is imported only with a key.
 
 from secmon.fim.errors import BaselineIntegrityError, FimError
 
@@ -100,11 +100,7 @@ def write(path: str | os.PathLike[str], header: dict[str, Any], payload: bytes, 
     """Write atomically: a crash mid-write leaves the old baseline, never a half file."""
     header = {**header, "payload_bytes": len(payload)}
     head = json.dumps(header, sort_keys=True).encode() + b"\n"
-    # Digest the two parts in turn: no copy of the payload just to hash it.
-    mac = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
-    mac.update(head)
-    mac.update(payload)
-    token = (b"hmac-sha256=" if key is not None else b"sha256=") + mac.hexdigest().encode()
+    token = (b"hmac-sha256=" if key is not None else b"sha256=") + _mac(key, head + payload).encode()
     first = MAGIC + b" " + str(version).encode() + b" " + token + b"\n"
     target = os.fspath(path)
     directory = os.path.dirname(target) or "."
@@ -125,6 +121,18 @@ def write(path: str | os.PathLike[str], header: dict[str, Any], payload: bytes, 
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _mac(key: bytes | None, data: bytes | memoryview) -> str:
+    """Hex HMAC-SHA256 of ``data`` under ``key``, or its plain SHA-256 without one."""
+    if key is not None:
+        import hashlib
+        import hmac
+
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    from secmon._core import hash_bytes
+
+    return hash_bytes(data, "sha256")
 
 
 class VerifiedBaseline(NamedTuple):
@@ -158,13 +166,13 @@ def verify(path: str | os.PathLike[str], key: bytes | None = None) -> VerifiedBa
     if kind == b"hmac-sha256":
         if key is None:
             raise BaselineIntegrityError(name, "it is signed with HMAC-SHA256; pass the same --key-file to verify it")
-        actual = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+        actual = _mac(key, body).encode()
     elif kind == b"sha256":
         if key is not None:
             raise BaselineIntegrityError(
                 name, "a key file was given but this baseline carries no HMAC, so anyone could have rewritten it"
             )
-        actual = hashlib.sha256(body).hexdigest().encode()
+        actual = _mac(None, body).encode()
     else:
         raise BaselineIntegrityError(name, f"unknown integrity method {kind!r}")
     header_end = data.find(b"\n", newline + 1, newline + 1 + MAX_HEADER_BYTES)
@@ -175,7 +183,7 @@ def verify(path: str | os.PathLike[str], key: bytes | None = None) -> VerifiedBa
         except ValueError:
             header = None
         header_end -= newline + 1
-    if not hmac.compare_digest(actual, recorded):
+    if not compare_digest(actual, recorded):
         if header is not None and isinstance(header.get("payload_bytes"), int):
             have = len(body) - header_end - 1
             if have < header["payload_bytes"]:
