@@ -233,7 +233,8 @@ impl FimTree {
 /// inside `root_prefix`, secmon's excludes applied, one row per path sorted by bytes.
 #[pyfunction]
 #[pyo3(signature = (roots, *, root_prefix = None, algo = None, walker_excludes = Vec::new(), exclude_regex = None, xattrs = true,
-                    follow_symlinks = false, one_file_system = false, threads = None, previous = None, reuse_digests = true, reuse_xattrs = true))]
+                    follow_symlinks = false, one_file_system = false, threads = None, previous = None, reuse_digests = true, reuse_xattrs = true),
+       text_signature = "(roots, *, root_prefix=None, algo=None, walker_excludes=(), exclude_regex=None, xattrs=True, follow_symlinks=False, one_file_system=False, threads=None, previous=None, reuse_digests=True, reuse_xattrs=True)")]
 #[allow(clippy::too_many_arguments)]
 pub fn fim_scan(
     py: Python<'_>,
