@@ -2,7 +2,8 @@
 
 Tables:
 - baseline: ``secmon fim baseline`` vs ``aide --init`` vs a sequential os.walk + lstat + hashlib loop
-  (targets: >= 15x AIDE, >= 3x the loop). Answer: entry count and a digest over the sorted file
+  (targets: >= 15x AIDE, >= 3x the loop), and the Polars pipeline (``--walker native``, the fast
+  path's slow twin) in the same run (full run only). Answer: entry count and a digest over the sorted file
   sha256 values, read back from each tool's own output (secmon's baseline file, AIDE's database).
 - check, nothing changed: ``secmon fim check`` vs ``aide --check`` (target >= 50x). Answer: the set
   of changed paths (empty).
@@ -276,6 +277,11 @@ def _run(smoke: bool, work: Path) -> list[Table]:
     base = Table(f"FIM baseline of {tree} ({files:,} files, {total_bytes / 1e6:,.0f} MB), sha256 + all attributes",
                  bytes_processed=total_bytes, items_processed=files, item_unit="files")  # fmt: skip
     base.add(_with_answer(measure_command("secmon", secmon_baseline), secmon_answer(db)))
+    if not smoke:
+        # The Polars pipeline (the fast path's slow twin, what `fim baseline` ran before) in the same run.
+        twin_db = work / "secmon-twin.fim"
+        twin_baseline = [*SECMON, "fim", "baseline", tree, "--db", str(twin_db), "--hash", "sha256", "--walker", "native"]
+        base.add(_with_answer(measure_command("secmon, Polars pipeline (--walker native)", twin_baseline), secmon_answer(twin_db)))
     if aide:
         conf = write_aide_conf(work, tree)
         m = measure_command("aide --init", ["aide", "--config", str(conf), "--init"], check=False)
@@ -291,6 +297,9 @@ def _run(smoke: bool, work: Path) -> list[Table]:
 
     check = Table(f"FIM check of {tree}, nothing changed", items_processed=files, item_unit="files")
     check.add(measure_command("secmon", [*SECMON, "fim", "check", "--db", str(db), "--format", "json"], answer_from=changed_paths_from_json))
+    if not smoke:
+        check.add(measure_command("secmon, Polars pipeline (--walker native)", [*SECMON, "fim", "check", "--db", str(db), "--format", "json", "--walker", "native"],
+                                  answer_from=changed_paths_from_json))  # fmt: skip
     if aide:
         check.add(measure_command("aide --check", ["aide", "--config", str(conf), "--check"], check=False, answer_from=aide_changed_paths))
     if not smoke:

@@ -294,3 +294,80 @@ def signal_spans(
     different lengths, unsorted input, a case out of range, a negative duration or
     ``max_samples``, or a trigger whose window holds no event of its group.
     """
+# --- fim (rust_core/src/fim/, py/fim.rs) ---
+
+# (regex over the reported path, entry types or None, attribute names, growing-log semantics)
+_PolicyRule: TypeAlias = tuple[str, Sequence[str] | None, Sequence[str], bool]
+# type, size, mode, uid, gid, inode, nlink, mtime_ns, ctime_ns, target, digest, xattrs, capabilities
+_Snapshot: TypeAlias = tuple[
+    str | None, int | None, int | None, int | None, int | None, int | None, int | None,
+    int | None, int | None, str | None, str | None, str | None, str | None,
+]  # fmt: skip
+
+@final
+class FimTree:
+    """The rows of one FIM tree (a scan, or a decoded baseline payload), kept in Rust.
+
+    The rows are the columns of ``secmon.fim.scan.FRAME_SCHEMA``; they cross into Python only as
+    one payload (``payload()``), as columns on request, or as the changes of ``diff``.
+    """
+
+    @staticmethod
+    def decode(payload: bytes) -> FimTree:
+        """Parse a baseline format 2 payload; ``ValueError`` naming the row and byte when malformed."""
+    @staticmethod
+    def from_columns(columns: dict[str, list[Any]]) -> FimTree:
+        """Rows from frame columns (``DataFrame.to_dict(as_series=False)``): every column of
+        ``FRAME_SCHEMA``, equal lengths; ``ValueError`` for a missing column, a wrong value type,
+        a null path or an unknown entry type (each named)."""
+    def payload(self) -> bytes:
+        """The baseline format 2 payload of these rows (layout in rust_core/src/fim/payload.rs)."""
+    def __len__(self) -> int: ...
+    def type_counts(self) -> list[tuple[str | None, int]]:
+        """(type or None, number of rows), sorted by type with None first."""
+    def errors(self) -> list[tuple[str, str]]:
+        """(path, error) of every row with an error, in row order."""
+    def columns(self) -> dict[str, list[Any]]:
+        """The rows as a dict of lists, one per ``FRAME_SCHEMA`` column, for ``polars.DataFrame``."""
+    def diff(
+        self,
+        after: FimTree,
+        *,
+        rules: Sequence[_PolicyRule],
+        default_attributes: Sequence[str],
+        default_growing: bool,
+        root_prefix: bytes | None = None,
+        algo: str | None = None,
+    ) -> list[tuple[Literal["added", "removed", "modified"], str, bytes, tuple[str, ...], _Snapshot | None, _Snapshot | None]]:
+        """Changes from this tree to ``after`` (GIL released), sorted by path bytes, each path once:
+        (change, path, path_bytes, changed attributes, before, after). The first rule whose types
+        (if any) include the entry's and whose regex matches its path picks the compared
+        attributes, else the default. Entries without a mode on either side, or under a
+        directory that side could not list, are neither added nor removed. For growing rules,
+        ``content`` is dropped when the first ``size`` bytes the baseline saw (read now at
+        ``root_prefix`` + path and hashed with ``algo``) still have the recorded digest.
+        ``ValueError`` for an unknown attribute or type name or a regex that does not compile."""
+
+def fim_scan(
+    roots: Sequence[bytes],
+    *,
+    root_prefix: bytes | None = None,
+    algo: str | None = None,
+    walker_excludes: Sequence[str] = (),
+    exclude_regex: str | None = None,
+    xattrs: bool = True,
+    follow_symlinks: bool = False,
+    one_file_system: bool = False,
+    threads: int | None = None,
+    previous: FimTree | None = None,
+    reuse_digests: bool = True,
+    reuse_xattrs: bool = True,
+) -> FimTree:
+    """One FIM scan (GIL released): ``scan_tree`` over the host paths ``roots`` with
+    ``walker_excludes``, then paths reported inside ``root_prefix``, rows whose reported path
+    matches ``exclude_regex`` dropped, one row per path sorted by bytes, and (with ``xattrs``) the
+    xattrs and decoded file capabilities of every stat-ed entry read on all cores. ``previous``
+    (an earlier tree of the same paths) lets unchanged regular files keep their digests
+    (``reuse_digests``: size, mtime, ctime, inode and mode equal) and entries keep their xattrs
+    (``reuse_xattrs``: inode and ctime equal). ``FileNotFoundError`` for a missing root;
+    ``ValueError`` for an unknown ``algo``, a bad glob or regex, or ``threads`` of 0."""

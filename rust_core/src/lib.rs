@@ -6,6 +6,7 @@
 //! - [`matcher`]: one automaton over many literals, every (line, pattern) pair over raw bytes.
 //! - [`hash`]: streaming digests (sha256, blake3, xxh3_128, sha1, md5) with fixed memory.
 //! - [`walk`]: parallel file-tree walker producing column batches, reusing earlier digests.
+//! - [`fim`]: FIM whole commands: scan + xattrs, baseline payload, diff under a policy.
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
 //! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
 //! - [`lifecycle`]: a rule's triggers to signal spans (keepAlive, maxSignalDuration, samples).
@@ -14,6 +15,7 @@
 pub mod cidr;
 pub mod error;
 pub mod extract;
+pub mod fim;
 pub mod hash;
 pub mod lifecycle;
 pub mod matcher;

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from secmon.fim.diff import Change
 
 # Building the parser must stay cheap (every `secmon` invocation builds all command groups), so
-# Polars, pydantic and the scan code are imported by the handlers that need them.
+# Polars, pydantic and the scan code are imported by the handlers that need them. `baseline` and
+# `check` run on the fast path (secmon.fim.fast: the Rust core, no Polars) unless --walker or
+# SECMON_FIM_WALKER picks the Polars pipeline, their slow twin.
 
 EXIT_OK = 0
 EXIT_CHANGES = 1
@@ -91,7 +93,7 @@ def _config_from_args(args: argparse.Namespace) -> tuple[FimConfig, bool]:
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
-    from secmon.fim.baseline import read_key_file
+    from secmon.fim.store import read_key_file
 
     return read_key_file(args.key_file) if args.key_file else None
 
@@ -104,6 +106,10 @@ def _print_notes(notes: list[str], limit: int = 50) -> None:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    from secmon.fim import fast
+
+    if fast.enabled(args):
+        return fast.run_baseline(args)
     from secmon.fim.baseline import Baseline
     from secmon.fim.check import create_baseline
 
@@ -143,11 +149,15 @@ def _table(changes: list[Change]) -> str:
 
 
 def emit_changes(changes: list[Change], fmt: str) -> None:
+    out = sys.stdout
+    if not changes and fmt == "json":
+        out.write("[]\n")  # what orjson writes for no changes, without importing it
+        out.flush()
+        return
     import orjson
 
     from secmon.fim.events import to_events
 
-    out = sys.stdout
     if fmt == "json":
         out.write(orjson.dumps([c.to_json() for c in changes], option=orjson.OPT_INDENT_2).decode() + "\n")
     elif fmt == "events":
@@ -159,6 +169,12 @@ def emit_changes(changes: list[Change], fmt: str) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from secmon.fim import fast
+
+    if fast.enabled(args):
+        handled = fast.run_check(args)
+        if handled is not None:
+            return handled
     from secmon.fim.baseline import Baseline
     from secmon.fim.check import check_baseline
     from secmon.fim.diff import diff_frames

@@ -18,19 +18,17 @@ Validation errors name the file, the field path, the bad value and the reason.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from secmon.fim.attributes import ATTRIBUTES, PRESETS, parse_attribute_set
+from secmon.fim.attributes import HASH_ALGORITHMS, parse_attribute_set
 from secmon.fim.errors import FimConfigError
-from secmon.fim.globs import glob_to_regex, matches_whole_path
-from secmon.fim.pywalk import HASH_ALGORITHMS
+from secmon.fim.globs import glob_to_regex
+from secmon.fim.defaults import DEFAULT_CONFIG
+from secmon.fim.policy import AttributePolicy, CompiledRule
 
 FILE_TYPES: tuple[str, ...] = ("file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "unknown")
 
@@ -143,139 +141,8 @@ def load_config(path: str | Path) -> FimConfig:
     return parse_config(data, file)
 
 
-# The default watch list, in the spirit of AIDE's and Wazuh's defaults: credentials, privilege
-# configuration, persistence points (cron, systemd, ssh keys, preload) and system binaries.
-DEFAULT_CONFIG: dict[str, Any] = {
-    "hash": "sha256",
-    "paths": [
-        "/etc/passwd",
-        "/etc/shadow",
-        "/etc/group",
-        "/etc/gshadow",
-        "/etc/sudoers",
-        "/etc/sudoers.d",
-        "/etc/ssh/sshd_config",
-        "/etc/ssh/sshd_config.d",
-        "/etc/pam.d",
-        "/etc/hosts",
-        "/etc/ld.so.preload",
-        "/etc/ld.so.conf",
-        "/etc/ld.so.conf.d",
-        "/etc/crontab",
-        "/etc/cron.d",
-        "/etc/cron.hourly",
-        "/etc/cron.daily",
-        "/etc/cron.weekly",
-        "/etc/cron.monthly",
-        "/var/spool/cron",
-        "/etc/systemd/system",
-        "/lib/systemd/system",
-        "/usr/lib/systemd",
-        "/etc/init.d",
-        "/root/.ssh",
-        "/home/*/.ssh",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/local/bin",
-        "/usr/local/sbin",
-    ],
-    "exclude": ["*.swp", "*~"],
-    "default_attributes": "full",
-    "rules": [
-        {"match": "/usr/bin/**", "attributes": "binaries"},
-        {"match": "/usr/sbin/**", "attributes": "binaries"},
-        {"match": "/usr/local/bin/**", "attributes": "binaries"},
-        {"match": "/usr/local/sbin/**", "attributes": "binaries"},
-        {"match": "/usr/lib/systemd/**", "attributes": "binaries"},
-        {"match": "/var/log/**", "attributes": "growing_log"},
-        {"match": "/**", "types": ["dir"], "attributes": "directories"},
-    ],
-}
-
-
 def default_config() -> FimConfig:
     return parse_config(DEFAULT_CONFIG, "<built-in default config>")
 
 
-@dataclass(frozen=True)
-class CompiledRule:
-    pattern: str
-    regex: str  # over the whole path (basename patterns become "any directory, then this name")
-    types: frozenset[str] | None
-    attributes: frozenset[str]
-    growing: bool
-
-
-def _rule_regex(pattern: str) -> str:
-    anchored = glob_to_regex(pattern)
-    if matches_whole_path(pattern):
-        return anchored
-    return "^(?:.*/)?" + anchored[1:]
-
-
-@dataclass(frozen=True)
-class AttributePolicy:
-    """Which attributes are compared for which path: first matching rule, else the default."""
-
-    rules: tuple[CompiledRule, ...]
-    default_attributes: frozenset[str]
-    default_growing: bool
-
-    @classmethod
-    def from_specs(cls, rules: Sequence[RuleSpec], default: str | list[str] = "full") -> AttributePolicy:
-        compiled = []
-        for rule in rules:
-            attrs, growing = parse_attribute_set(rule.attributes)
-            types = frozenset(rule.types) if rule.types else None
-            compiled.append(CompiledRule(rule.match, _rule_regex(rule.match), types, attrs, growing))
-        attrs, growing = parse_attribute_set(default)
-        return cls(tuple(compiled), attrs, growing)
-
-    @classmethod
-    def everything(cls) -> AttributePolicy:
-        return cls((), PRESETS["full"], False)
-
-    def restricted_to(self, allowed: frozenset[str]) -> AttributePolicy:
-        """The same selection, comparing only attributes both sides can know (e.g. an image)."""
-        rules = tuple(
-            CompiledRule(r.pattern, r.regex, r.types, r.attributes & allowed, r.growing) for r in self.rules
-        )
-        return AttributePolicy(rules, self.default_attributes & allowed, self.default_growing)
-
-    def select(self, path: str, file_type: str | None) -> tuple[frozenset[str], bool]:
-        """The attribute set and growing flag for one path (the slow, obvious lookup)."""
-        for rule in self.rules:
-            if rule.types is not None and file_type not in rule.types:
-                continue
-            if re.match(rule.regex, path, re.DOTALL):
-                return rule.attributes, rule.growing
-        return self.default_attributes, self.default_growing
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rules": [
-                {
-                    "match": r.pattern,
-                    "types": sorted(r.types) if r.types else None,
-                    "attributes": [a for a in ATTRIBUTES if a in r.attributes],
-                    "growing": r.growing,
-                }
-                for r in self.rules
-            ],
-            "default_attributes": [a for a in ATTRIBUTES if a in self.default_attributes],
-            "default_growing": self.default_growing,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AttributePolicy:
-        rules = tuple(
-            CompiledRule(
-                r["match"],
-                _rule_regex(r["match"]),
-                frozenset(r["types"]) if r["types"] else None,
-                frozenset(r["attributes"]),
-                bool(r["growing"]),
-            )
-            for r in data["rules"]
-        )
-        return cls(rules, frozenset(data["default_attributes"]), bool(data["default_growing"]))
+__all__ = ["DEFAULT_CONFIG", "FILE_TYPES", "AttributePolicy", "CompiledRule", "FimConfig", "RuleSpec", "default_config", "load_config", "parse_config"]

@@ -11,18 +11,15 @@ for it is reported instead.
 
 from __future__ import annotations
 
-import json
-import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import polars as pl
 
 from secmon.fim.attributes import ATTRIBUTES
-from secmon.fim.config import AttributePolicy
+from secmon.fim.change import SNAPSHOT_COLUMNS, Change, snapshot
+from secmon.fim.policy import AttributePolicy
 
 # attribute name -> scan column it compares
 ATTRIBUTE_COLUMNS: dict[str, str] = {
@@ -39,67 +36,9 @@ ATTRIBUTE_COLUMNS: dict[str, str] = {
     "nlink": "nlink",
     "xattrs": "xattrs",
 }
-SNAPSHOT_COLUMNS: tuple[str, ...] = (
-    "type", "size", "mode", "uid", "gid", "inode", "nlink", "mtime_ns", "ctime_ns", "target", "digest", "xattrs", "capabilities",
-)  # fmt: skip
-
 # Reads the first ``size`` bytes of the file at a reported path and returns their digest, or None
 # when the file cannot be read; used for growing-log semantics.
 PrefixDigest = Callable[[bytes, int], str | None]
-
-
-@lru_cache(maxsize=4096)
-def _iso_seconds(seconds: int) -> str:
-    # Cached: the files of one change burst share a handful of seconds, and strftime is slow.
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _iso_ns(ns: int) -> str:
-    seconds, rem = divmod(ns, 1_000_000_000)
-    return f"{_iso_seconds(seconds)}.{rem:09d}Z"
-
-
-def snapshot(row: dict[str, Any]) -> dict[str, Any]:
-    """The JSON view of one entry: present fields only, mode also as octal permissions."""
-    # Written out rather than looped: the real-time watcher builds two of these per change.
-    get = row.get
-    out = {name: value for name in SNAPSHOT_COLUMNS if (value := get(name)) is not None}
-    xattrs = out.get("xattrs")
-    if xattrs is not None:
-        out["xattrs"] = json.loads(xattrs)
-    mode = out.get("mode")
-    if mode is not None:
-        out["permissions"] = f"{mode & 0o7777:04o}"
-        out["suid"] = bool(mode & stat.S_ISUID)
-        out["sgid"] = bool(mode & stat.S_ISGID)
-    mtime = out.get("mtime_ns")
-    if mtime is not None:
-        out["mtime"] = _iso_ns(mtime)
-    ctime = out.get("ctime_ns")
-    if ctime is not None:
-        out["ctime"] = _iso_ns(ctime)
-    return out
-
-
-@dataclass(frozen=True)
-class Change:
-    """One changed path. ``attributes`` is empty for added/removed entries."""
-
-    path: str
-    path_bytes: bytes
-    change: str  # added | removed | modified
-    attributes: tuple[str, ...]
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "change": self.change,
-            "attributes": list(self.attributes),
-            "before": self.before,
-            "after": self.after,
-        }
 
 
 def _unknown_paths(frame: pl.DataFrame) -> tuple[set[bytes], list[bytes]]:
@@ -292,3 +231,6 @@ def diff_frames(
 
 def changes_to_json(changes: Iterable[Change]) -> list[dict[str, Any]]:
     return [c.to_json() for c in changes]
+
+
+__all__ = ["ATTRIBUTE_COLUMNS", "SNAPSHOT_COLUMNS", "Change", "PrefixDigest", "changes_to_json", "compare_entry", "diff_frames", "diff_frames_slow", "snapshot"]

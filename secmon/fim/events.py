@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from secmon.fim.diff import Change
+from secmon.fim.change import Change
 
 SOURCE = "fim"
 SERVICE = "secmon-fim"

@@ -7,7 +7,6 @@ so a baseline taken on one copy of a root filesystem can be checked against anot
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import polars as pl
 
 from secmon.fim import pywalk
 from secmon.fim.errors import FimError
-from secmon.fim.globs import glob_to_regex, matches_whole_path
+from secmon.fim.paths import ScanSpec, exclude_regex, resolve_paths, walker_exclude_globs
 from secmon.fim.xattrs import read_xattrs
 
 WalkerChoice = Literal["auto", "native", "python"]
@@ -51,20 +50,6 @@ def pick_walker(choice: WalkerChoice = "auto") -> Any:
     return native
 
 
-@dataclass(frozen=True)
-class ScanSpec:
-    """What to scan and how. ``paths`` are as reported (inside ``root_dir`` when it is set)."""
-
-    paths: tuple[str, ...]
-    algo: str | None = "sha256"
-    excludes: tuple[str, ...] = ()
-    root_dir: str | None = None
-    xattrs: bool = True
-    follow_symlinks: bool = False
-    one_file_system: bool = False
-    missing_ok: bool = False  # the built-in default list names paths many hosts do not have
-
-
 @dataclass
 class ScanResult:
     frame: pl.DataFrame
@@ -73,43 +58,6 @@ class ScanResult:
     @property
     def errors(self) -> pl.DataFrame:
         return self.frame.filter(pl.col("error").is_not_null()).select("path", "type", "error")
-
-
-def _host(root_dir: str | None, display: str) -> str:
-    if root_dir is None:
-        return display
-    return os.path.join(root_dir, display.lstrip("/")).rstrip("/") or "/"
-
-
-def _escape_glob(text: str) -> str:
-    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
-
-
-def resolve_paths(spec: ScanSpec) -> tuple[list[tuple[str, str]], list[str]]:
-    """(display path, host path) pairs, globs expanded; and notes about default paths that are absent."""
-    pairs: list[tuple[str, str]] = []
-    notes: list[str] = []
-    for display in spec.paths:
-        if not display.startswith("/"):
-            raise FimError(f"path {display!r} must be absolute (inside the root filesystem when --root is set)")
-        host = _host(spec.root_dir, display)
-        if any(ch in display for ch in "*?["):
-            root_prefix = _escape_glob(spec.root_dir.rstrip("/")) if spec.root_dir else ""
-            found = sorted(glob.glob(root_prefix + display))
-            if not found:
-                notes.append(f"{display}: no match")
-            for match in found:
-                shown = match[len(spec.root_dir.rstrip("/")) :] if spec.root_dir else match
-                pairs.append((shown or "/", match))
-            continue
-        if not os.path.lexists(host):
-            if spec.missing_ok:
-                notes.append(f"{display}: not present, skipped")
-                continue
-            where = f" (as {host})" if spec.root_dir else ""
-            raise FimError(f"path {display}{where} does not exist")
-        pairs.append((display.rstrip("/") or "/", host))
-    return pairs, notes
 
 
 def _to_host(frame: pl.DataFrame, root_dir: str) -> pl.DataFrame:
@@ -128,40 +76,11 @@ def _to_display(frame: pl.DataFrame, root_dir: str) -> pl.DataFrame:
     )
 
 
-def walker_exclude_globs(excludes: Sequence[str], root_dir: str | None = None) -> list[str]:
-    """The excludes the walker can apply itself, rewritten to its full-path glob dialect.
-
-    The core matches globs against the whole path with ``*`` crossing ``/``. Only patterns whose
-    meaning is the same there are handed down (so excluded trees are never walked); every pattern
-    is applied again by :func:`prune_excluded` in secmon's own dialect, which is what counts.
-    """
-    out: list[str] = []
-    prefix = _escape_glob(root_dir.rstrip("/")) if root_dir else ""
-    for pattern in excludes:
-        wild = any(ch in pattern for ch in "?[]{}\\")
-        if matches_whole_path(pattern):
-            single_star = pattern.replace("**", "").count("*") > 0
-            if not wild and not single_star:
-                out.append(prefix + pattern)
-        elif not wild and "*" not in pattern:
-            out.append("**/" + pattern)
-        elif not wild and pattern.startswith("*") and "*" not in pattern[1:]:
-            out.append(pattern)  # "*.swp": a path ends in .swp exactly when its last component does
-    return out
-
-
 def prune_excluded(frame: pl.DataFrame, excludes: Sequence[str]) -> pl.DataFrame:
     """Drop excluded entries and everything under an excluded directory (vectorized in Polars)."""
-    if not excludes:
+    regex = exclude_regex(excludes)
+    if regex is None:
         return frame
-    parts = []
-    for pattern in excludes:
-        body = glob_to_regex(pattern)[1:-1]
-        if matches_whole_path(pattern):
-            parts.append(f"^(?:{body})(?:/.*)?$")
-        else:
-            parts.append(f"(?:^|/)(?:{body})(?:/|$)")
-    regex = "(?s)" + "|".join(f"(?:{p})" for p in parts)
     return frame.filter(~pl.col("path").str.contains(regex))
 
 

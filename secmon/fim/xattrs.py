@@ -1,7 +1,7 @@
 """Extended attributes and file capabilities.
 
 Xattrs are read without following symlinks and stored as one canonical JSON object per entry
-(names sorted; values as text when they are printable UTF-8, else ``hex:...``) so two scans compare
+(names sorted; values as text when they are UTF-8 without control characters, else ``hex:...``) so two scans compare
 with one string equality. ``security.capability`` is also decoded to the ``getcap`` notation
 (``cap_net_raw,cap_setuid=ep``), because a capability added to a binary is a privilege change an
 admin must see by name.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import struct
 
 # Linux capability numbers (include/uapi/linux/capability.h).
@@ -74,12 +75,20 @@ def decode_capability(value: bytes) -> str:
     return text
 
 
+# Unicode category Cc, spelled out so the Rust twin (char::is_control) means exactly the same.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _show(value: bytes) -> str:
+    """Text when the value is UTF-8 without control characters (and not our own ``hex:`` marker),
+    else ``hex:`` and its bytes. (Before baseline format 2 the rule was ``str.isprintable``; the two
+    agree on every ASCII value, and a rule both languages compute exactly keeps the Rust reader and
+    this one equal on any value.)"""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         return "hex:" + value.hex()
-    if text.isprintable() and not text.startswith("hex:"):
+    if not text.startswith("hex:") and _CONTROL.search(text) is None:
         return text
     return "hex:" + value.hex()
 

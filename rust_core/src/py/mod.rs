@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod arrow_ffi;
 mod error;
 mod extract;
+mod fim;
 mod hash;
 mod ipset;
 mod lifecycle;
@@ -21,5 +22,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ipset::register(m)?;
     extract::register(m)?;
     lifecycle::register(m)?;
+    fim::register(m)?;
     Ok(())
 }
