@@ -58,6 +58,7 @@ pub struct MatcherBuilder {
     engine: Engine,
     simd: bool,
     narrow: NarrowChoice,
+    piece_bytes: usize,
 }
 
 /// Which engine `match_lines` and `any_lines` use. Both give the same answers; `find_all` and the
@@ -98,6 +99,7 @@ impl MatcherBuilder {
             engine: Engine::Auto,
             simd: true,
             narrow: NarrowChoice::Auto,
+            piece_bytes: DEFAULT_PIECE_BYTES,
         }
     }
 
@@ -128,6 +130,13 @@ impl MatcherBuilder {
     /// when it applies (the default), or always the per-byte gate (its twin, for tests).
     pub fn narrow(&mut self, choice: NarrowChoice) -> &mut Self {
         self.narrow = choice;
+        self
+    }
+
+    /// Size of the pieces the hashed engine scans a run of lines in (whole lines, at least one).
+    /// The default suits the caches; tests make it tiny so pieces end everywhere.
+    pub fn piece_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.piece_bytes = bytes;
         self
     }
 
@@ -215,6 +224,7 @@ impl MatcherBuilder {
                     self.ascii_case_insensitive,
                     self.simd,
                     self.narrow,
+                    self.piece_bytes,
                 ))
             }
             Engine::Auto => {
@@ -222,7 +232,13 @@ impl MatcherBuilder {
                     && unique.len() <= HASHED_MAX_PATTERNS
                     && unique.iter().all(|p| p.len() >= WINDOW);
                 fits.then(|| {
-                    HashedEngine::new(&unique, self.ascii_case_insensitive, self.simd, self.narrow)
+                    HashedEngine::new(
+                        &unique,
+                        self.ascii_case_insensitive,
+                        self.simd,
+                        self.narrow,
+                        self.piece_bytes,
+                    )
                 })
             }
         };
@@ -623,6 +639,9 @@ pub const HASHED_MIN_PATTERNS: usize = 64;
 /// ... and for very many: the bucket table grows with the pattern count and leaves the caches.
 pub const HASHED_MAX_PATTERNS: usize = 200_000;
 
+/// The hashed engine scans a run of lines in pieces of about this size: both of its scans read
+/// a piece while it is in L2, and the short patterns' matches buffered for the merge stay few.
+pub const DEFAULT_PIECE_BYTES: usize = 128 << 10;
 /// Width of the wide filter's windows.
 const WIDE_WIDTH: usize = 8;
 /// Distance between the starts of two windows the wide filter looks at.
@@ -657,6 +676,8 @@ struct HashedEngine {
     case_insensitive: bool,
     wide: Option<WideFilter>,
     narrow: Option<Narrow>,
+    /// Size of the pieces a run of lines is scanned in (see `line_pairs`).
+    piece_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -675,7 +696,13 @@ pub enum NarrowChoice {
 }
 
 impl HashedEngine {
-    fn new(unique: &[&[u8]], case_insensitive: bool, simd: bool, narrow_choice: NarrowChoice) -> Self {
+    fn new(
+        unique: &[&[u8]],
+        case_insensitive: bool,
+        simd: bool,
+        narrow_choice: NarrowChoice,
+        piece_bytes: usize,
+    ) -> Self {
         let patterns: Vec<Vec<u8>> = unique
             .iter()
             .map(|p| {
@@ -713,70 +740,89 @@ impl HashedEngine {
             case_insensitive,
             wide,
             narrow,
+            piece_bytes: piece_bytes.max(1),
         }
     }
 
     /// Every (line, unique pattern) pair of one run of whole lines, sorted by line (patterns of a
     /// line unsorted, each once), and the number of lines of the run.
+    ///
+    /// The run is taken in pieces of about `piece_bytes` whole lines: the shorter patterns' scan
+    /// collects its matches of the piece, then the wide scan runs over the same bytes (still in
+    /// L2) and both streams of matches, each in order of position, are merged into one walk over
+    /// the lines (one `memchr` pass for both). The piece bounds the buffered matches.
     fn line_pairs(&self, hay: &[u8], sep: u8, seen: &mut Seen) -> (Vec<(u32, u32)>, u32) {
-        let ci = self.case_insensitive;
-        let pats = self.patterns.as_slice();
-        let mut wide_pairs = Vec::new();
-        let mut narrow_pairs = Vec::new();
-        let mut n_lines = None;
-        if let Some(w) = &self.wide {
-            let mut t = PairCollector::new(hay, sep, seen, &mut wide_pairs);
-            if ci {
-                w.scan::<true>(hay, pats, |pos, s, e, u| t.push(pos, s, e, u));
-            } else {
-                w.scan::<false>(hay, pats, |pos, s, e, u| t.push(pos, s, e, u));
+        let mut pairs = Vec::new();
+        let mut narrow_hits: Vec<Hit> = Vec::new();
+        let mut n_lines = 0u32;
+        let mut piece_start = 0;
+        while piece_start < hay.len() {
+            let piece_end = match hay.get(piece_start + self.piece_bytes..) {
+                None => hay.len(),
+                Some(rest) => match memchr::memchr(sep, rest) {
+                    Some(i) => piece_start + self.piece_bytes + i + 1,
+                    None => hay.len(),
+                },
+            };
+            let piece = &hay[piece_start..piece_end];
+            narrow_hits.clear();
+            if let Some(n) = &self.narrow {
+                self.scan_narrow(n, piece, |pos, start, end, unique| {
+                    narrow_hits.push(Hit {
+                        pos,
+                        start,
+                        end,
+                        unique,
+                    })
+                });
             }
-            n_lines = Some(t.finish());
-        }
-        if let Some(n) = &self.narrow {
-            let mut t = PairCollector::new(hay, sep, seen, &mut narrow_pairs);
-            match n {
-                Narrow::Teddy(td) => td.scan(hay, pats, |pos, s, e, u| t.push(pos, s, e, u)),
-                Narrow::Gate(g) if ci => {
-                    g.scan::<true>(hay, pats, |pos, s, e, u| t.push(pos, s, e, u))
+            let mut lines = PairCollector::new(piece, sep, seen, &mut pairs, n_lines);
+            let mut next = 0;
+            if let Some(w) = &self.wide {
+                let mut on_match = |pos: usize, start: usize, end: usize, unique: u32| {
+                    while let Some(h) = narrow_hits.get(next).filter(|h| h.pos <= pos) {
+                        lines.push(h.pos, h.start, h.end, h.unique);
+                        next += 1;
+                    }
+                    lines.push(pos, start, end, unique);
+                };
+                if self.case_insensitive {
+                    w.scan::<true>(piece, &self.patterns, &mut on_match);
+                } else {
+                    w.scan::<false>(piece, &self.patterns, &mut on_match);
                 }
-                Narrow::Gate(g) => g.scan::<false>(hay, pats, |pos, s, e, u| t.push(pos, s, e, u)),
             }
-            n_lines = Some(t.finish());
+            for h in &narrow_hits[next..] {
+                lines.push(h.pos, h.start, h.end, h.unique);
+            }
+            n_lines += lines.finish();
+            piece_start = piece_end;
         }
-        let n_lines = n_lines.unwrap_or_else(|| count_lines(hay, sep) as u32);
-        let pairs = if narrow_pairs.is_empty() {
-            wide_pairs
-        } else if wide_pairs.is_empty() {
-            narrow_pairs
-        } else {
-            merge_by_line(&wide_pairs, &narrow_pairs)
-        };
         (pairs, n_lines)
+    }
+
+    fn scan_narrow(&self, narrow: &Narrow, hay: &[u8], on_match: impl FnMut(usize, usize, usize, u32)) {
+        let pats = self.patterns.as_slice();
+        match narrow {
+            Narrow::Teddy(t) => t.scan(hay, pats, on_match),
+            Narrow::Gate(g) if self.case_insensitive => g.scan::<true>(hay, pats, on_match),
+            Narrow::Gate(g) => g.scan::<false>(hay, pats, on_match),
+        }
     }
 }
 
-/// Merge two lists of pairs sorted by line into one sorted by line (a stable merge).
-fn merge_by_line(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if b[j].0 < a[i].0 {
-            out.push(b[j]);
-            j += 1;
-        } else {
-            out.push(a[i]);
-            i += 1;
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
+/// A verified match: `pos` is where the scan found it (inside the match), `start..end` the match.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    pos: usize,
+    start: usize,
+    end: usize,
+    unique: u32,
 }
 
 /// Follows lines while matches arrive in order of a position inside them (`pos`), keeping each
 /// (line, pattern) pair once. A match that does not lie inside the line of `pos` holds a
-/// separator and is in no line.
+/// separator and is in no line. Line numbers start at `first_line`.
 struct PairCollector<'a> {
     seps: memchr::Memchr<'a>,
     hay_len: usize,
@@ -787,23 +833,31 @@ struct PairCollector<'a> {
     out: &'a mut Vec<(u32, u32)>,
     hay: &'a [u8],
     sep: u8,
+    first_line: u32,
 }
 
 impl<'a> PairCollector<'a> {
-    fn new(hay: &'a [u8], sep: u8, seen: &'a mut Seen, out: &'a mut Vec<(u32, u32)>) -> Self {
+    fn new(
+        hay: &'a [u8],
+        sep: u8,
+        seen: &'a mut Seen,
+        out: &'a mut Vec<(u32, u32)>,
+        first_line: u32,
+    ) -> Self {
         let mut seps = memchr::memchr_iter(sep, hay);
         let line_end = seps.next().unwrap_or(hay.len());
         seen.next_line();
         PairCollector {
             seps,
             hay_len: hay.len(),
-            line: 0,
+            line: first_line,
             line_start: 0,
             line_end,
             seen,
             out,
             hay,
             sep,
+            first_line,
         }
     }
 
@@ -824,7 +878,7 @@ impl<'a> PairCollector<'a> {
 
     /// The number of lines of the run.
     fn finish(self) -> u32 {
-        self.line + count_lines(&self.hay[self.line_start..], self.sep) as u32
+        self.line - self.first_line + count_lines(&self.hay[self.line_start..], self.sep) as u32
     }
 }
 
@@ -1779,25 +1833,29 @@ mod tests {
         engine: Engine,
         simd: bool,
         narrow: NarrowChoice,
+        piece_bytes: usize,
         opts: ScanOptions,
     }
 
     fn configs() -> Vec<Config> {
         let mut out = Vec::new();
-        for (choice, engine, simd, narrow) in [
-            (AutomatonChoice::Auto, Engine::Auto, true, NarrowChoice::Auto),
-            (AutomatonChoice::Dfa, Engine::Automaton, true, NarrowChoice::Auto),
-            (AutomatonChoice::Nfa, Engine::Automaton, true, NarrowChoice::Auto),
-            (AutomatonChoice::Auto, Engine::Hashed, true, NarrowChoice::Auto),
-            (AutomatonChoice::Nfa, Engine::Hashed, true, NarrowChoice::Gate),
-            (AutomatonChoice::Auto, Engine::Hashed, false, NarrowChoice::Auto),
-            (AutomatonChoice::Auto, Engine::Hashed, false, NarrowChoice::Gate),
+        let big = DEFAULT_PIECE_BYTES;
+        for (choice, engine, simd, narrow, piece_bytes) in [
+            (AutomatonChoice::Auto, Engine::Auto, true, NarrowChoice::Auto, big),
+            (AutomatonChoice::Dfa, Engine::Automaton, true, NarrowChoice::Auto, big),
+            (AutomatonChoice::Nfa, Engine::Automaton, true, NarrowChoice::Auto, big),
+            (AutomatonChoice::Auto, Engine::Hashed, true, NarrowChoice::Auto, big),
+            (AutomatonChoice::Auto, Engine::Hashed, true, NarrowChoice::Auto, 5),
+            (AutomatonChoice::Nfa, Engine::Hashed, true, NarrowChoice::Gate, big),
+            (AutomatonChoice::Auto, Engine::Hashed, false, NarrowChoice::Auto, big),
+            (AutomatonChoice::Auto, Engine::Hashed, false, NarrowChoice::Gate, 17),
         ] {
             let config = |opts| Config {
                 choice,
                 engine,
                 simd,
                 narrow,
+                piece_bytes,
                 opts,
             };
             out.push(config(ScanOptions::sequential()));
@@ -1818,6 +1876,7 @@ mod tests {
             engine,
             simd,
             narrow,
+            piece_bytes,
             ..
         } = config;
         let built = MatcherBuilder::new()
@@ -1826,6 +1885,7 @@ mod tests {
             .engine(engine)
             .simd(simd)
             .narrow(narrow)
+            .piece_bytes(piece_bytes)
             .build(pats);
         if engine == Engine::Hashed && pats.iter().any(|p| p.len() < WINDOW) {
             let err = built.unwrap_err().to_string();
