@@ -988,10 +988,13 @@ impl WideFilter {
                 ));
             }
         }
+        // At most 2^24 bits (2 MB): beyond, the bitmap leaves L2 and every gather waits on L3.
         let bits = (usize::BITS - (keyed.len().max(1) * WIDE_BITS_PER_KEY - 1).leading_zeros())
-            .clamp(12, 26);
+            .clamp(12, 24);
         let shift = 32 - bits;
-        let bucket_bits = bits - BITS_PER_BUCKET_LOG2;
+        // About one key per bucket: the bucket table stays a few bytes per key (32 KB for 2,000
+        // patterns), so a verification seldom misses the caches twice.
+        let bucket_bits = (usize::BITS - (keyed.len().max(1) - 1).leading_zeros()).clamp(4, bits);
         let bucket_shift = 32 - bucket_bits;
         // Within a bucket, by (unique, offset): the scan's order of checks is then fixed.
         keyed.sort_unstable_by_key(|&(h, c)| (h >> bucket_shift, c.unique, c.offset));
