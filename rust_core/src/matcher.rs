@@ -21,10 +21,11 @@
 //! rule literals) are found through the 8-byte windows starting at every 4th byte only (four keys
 //! per pattern, one per start phase; 8 windows hashed and tested per AVX2 step), shorter ones
 //! with Teddy (few, case-sensitive) or a per-byte gate on hashed 4-byte windows; every candidate
-//! is verified against the pattern. Measured on 250 MB of NDJSON logs and 2,000 patterns
-//! (`benchmarks/bench_matcher.py`), one thread: automaton ~450 MB/s, the per-byte gate alone
-//! ~860 MB/s, this split ~1.5 GB/s of CPU time. Tests run every case against every engine, with
-//! and without SIMD, and with each path for the shorter patterns.
+//! is verified against the pattern. Measured with `benchmarks/bench_matcher.py` (250 MB of
+//! NDJSON logs, 2,000 patterns, one thread, CPU time of a mmapped scan, shared machine): the
+//! automaton ~410 MB/s, the former per-byte gate for every pattern ~720 MB/s, this split
+//! ~1,350 MB/s. Tests run every case against every engine, with and without SIMD, and with
+//! each path for the shorter patterns.
 
 use std::collections::HashMap;
 
@@ -564,7 +565,10 @@ impl Matcher {
         }
         let parts: Vec<Vec<bool>> = chunks
             .par_iter()
-            .map_init(|| Seen::new(n_unique), |seen, &(a, b)| scan(&hay[a..b], seen))
+            .map_init(
+                || Seen::new(n_unique),
+                |seen, &(a, b)| scan(&hay[a..b], seen),
+            )
             .collect();
         Ok(parts.concat())
     }
@@ -652,7 +656,8 @@ pub const WIDE_MIN_LEN: usize = WIDE_WIDTH + WIDE_STRIDE - 1;
 /// At most this many shorter patterns are searched with Teddy (the limit of the aho-corasick
 /// crate's packed searcher); more go to the per-byte gate.
 pub const TEDDY_MAX_PATTERNS: usize = 64;
-/// Bitmap bits per wide key: a random window passes with probability about 1/64.
+/// Bitmap bits per wide key: a random window passes with probability about 1/128 (64 and 256
+/// measured the same on the benchmark: most windows that pass are real key windows).
 const WIDE_BITS_PER_KEY: usize = 128;
 /// Multipliers of the wide filter's hash of a window's two 32-bit halves (golden ratio and
 /// xxHash's PRIME32_2; any two odd constants with well-mixed high bits do).
@@ -801,7 +806,12 @@ impl HashedEngine {
         (pairs, n_lines)
     }
 
-    fn scan_narrow(&self, narrow: &Narrow, hay: &[u8], on_match: impl FnMut(usize, usize, usize, u32)) {
+    fn scan_narrow(
+        &self,
+        narrow: &Narrow,
+        hay: &[u8],
+        on_match: impl FnMut(usize, usize, usize, u32),
+    ) {
         let pats = self.patterns.as_slice();
         match narrow {
             Narrow::Teddy(t) => t.scan(hay, pats, on_match),
@@ -971,13 +981,21 @@ impl WideFilter {
         for &(unique, p) in members {
             for phase in 0..WIDE_STRIDE {
                 // Rarest window of this phase; on ties the later one (pattern ends are specific).
-                let offsets: Vec<usize> = (phase..p.len() - WIDE_WIDTH + 1).step_by(WIDE_STRIDE).collect();
+                let offsets: Vec<usize> = (phase..p.len() - WIDE_WIDTH + 1)
+                    .step_by(WIDE_STRIDE)
+                    .collect();
                 let offset = offsets
                     .into_iter()
                     .rev()
-                    .min_by_key(|&o| p[o..o + WIDE_WIDTH].iter().map(|&b| commonness(b)).sum::<u32>())
+                    .min_by_key(|&o| {
+                        p[o..o + WIDE_WIDTH]
+                            .iter()
+                            .map(|&b| commonness(b))
+                            .sum::<u32>()
+                    })
                     .expect("pattern of at least WIDE_MIN_LEN bytes");
-                let key = u64::from_le_bytes(p[offset..offset + WIDE_WIDTH].try_into().expect("8 bytes"));
+                let key =
+                    u64::from_le_bytes(p[offset..offset + WIDE_WIDTH].try_into().expect("8 bytes"));
                 keyed.push((
                     wide_hash(key),
                     WideCandidate {
@@ -1148,7 +1166,8 @@ impl WideFilter {
         on_match: &mut impl FnMut(usize, usize, usize, u32),
     ) {
         let b = (h >> self.bucket_shift) as usize;
-        let bucket = &self.candidates[self.bucket_start[b] as usize..self.bucket_start[b + 1] as usize];
+        let bucket =
+            &self.candidates[self.bucket_start[b] as usize..self.bucket_start[b + 1] as usize];
         for c in bucket {
             if c.key != window {
                 continue;
@@ -1844,14 +1863,62 @@ mod tests {
         let mut out = Vec::new();
         let big = DEFAULT_PIECE_BYTES;
         for (choice, engine, simd, narrow, piece_bytes) in [
-            (AutomatonChoice::Auto, Engine::Auto, true, NarrowChoice::Auto, big),
-            (AutomatonChoice::Dfa, Engine::Automaton, true, NarrowChoice::Auto, big),
-            (AutomatonChoice::Nfa, Engine::Automaton, true, NarrowChoice::Auto, big),
-            (AutomatonChoice::Auto, Engine::Hashed, true, NarrowChoice::Auto, big),
-            (AutomatonChoice::Auto, Engine::Hashed, true, NarrowChoice::Auto, 5),
-            (AutomatonChoice::Nfa, Engine::Hashed, true, NarrowChoice::Gate, big),
-            (AutomatonChoice::Auto, Engine::Hashed, false, NarrowChoice::Auto, big),
-            (AutomatonChoice::Auto, Engine::Hashed, false, NarrowChoice::Gate, 17),
+            (
+                AutomatonChoice::Auto,
+                Engine::Auto,
+                true,
+                NarrowChoice::Auto,
+                big,
+            ),
+            (
+                AutomatonChoice::Dfa,
+                Engine::Automaton,
+                true,
+                NarrowChoice::Auto,
+                big,
+            ),
+            (
+                AutomatonChoice::Nfa,
+                Engine::Automaton,
+                true,
+                NarrowChoice::Auto,
+                big,
+            ),
+            (
+                AutomatonChoice::Auto,
+                Engine::Hashed,
+                true,
+                NarrowChoice::Auto,
+                big,
+            ),
+            (
+                AutomatonChoice::Auto,
+                Engine::Hashed,
+                true,
+                NarrowChoice::Auto,
+                5,
+            ),
+            (
+                AutomatonChoice::Nfa,
+                Engine::Hashed,
+                true,
+                NarrowChoice::Gate,
+                big,
+            ),
+            (
+                AutomatonChoice::Auto,
+                Engine::Hashed,
+                false,
+                NarrowChoice::Auto,
+                big,
+            ),
+            (
+                AutomatonChoice::Auto,
+                Engine::Hashed,
+                false,
+                NarrowChoice::Gate,
+                17,
+            ),
         ] {
             let config = |opts| Config {
                 choice,
@@ -2071,7 +2138,11 @@ mod tests {
     }
 
     fn pairs_of(got: &LineMatches) -> Vec<(u32, u32)> {
-        got.lines.iter().copied().zip(got.patterns.iter().copied()).collect()
+        got.lines
+            .iter()
+            .copied()
+            .zip(got.patterns.iter().copied())
+            .collect()
     }
 
     /// Every configuration agrees with the naive twin on `match_lines` and `any_lines`.
@@ -2086,7 +2157,11 @@ mod tests {
                 continue;
             };
             let got = m.match_lines(hay, sep, config.opts).unwrap();
-            assert_eq!(pairs_of(&got), expected, "{what}: {pats:?} in {hay:?} icase {icase} {config:?}");
+            assert_eq!(
+                pairs_of(&got),
+                expected,
+                "{what}: {pats:?} in {hay:?} icase {icase} {config:?}"
+            );
             assert_eq!(
                 m.any_lines(hay, sep, config.opts).unwrap(),
                 any,
@@ -2103,7 +2178,11 @@ mod tests {
                 let mut bytes = rng.next().to_le_bytes();
                 bytes[at] = b;
                 let expected = u64::from_le_bytes(bytes.map(|x| x.to_ascii_lowercase()));
-                assert_eq!(fold_word(u64::from_le_bytes(bytes)), expected, "byte {b:#x} at {at}");
+                assert_eq!(
+                    fold_word(u64::from_le_bytes(bytes)),
+                    expected,
+                    "byte {b:#x} at {at}"
+                );
             }
         }
     }
@@ -2128,7 +2207,13 @@ mod tests {
                 hay.extend_from_slice(&line[..at + len]); // the pattern ends the buffer
                 let pats: [&[u8]; 2] = [pat, other];
                 check_every_configuration(&pats, &hay, b'\n', false, "offset");
-                check_every_configuration(&pats, &hay.to_ascii_lowercase(), b'\n', true, "offset ci");
+                check_every_configuration(
+                    &pats,
+                    &hay.to_ascii_lowercase(),
+                    b'\n',
+                    true,
+                    "offset ci",
+                );
                 // A separator inside the occurrence: no match there.
                 let mut cut = hay.clone();
                 cut[at + len / 2] = b'\n';
@@ -2161,7 +2246,15 @@ mod tests {
             .collect();
         let refs: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
         let hay: Vec<u8> = (0..400)
-            .flat_map(|i| format!("x k{:03} long-pattern-{:03}k{:03}\n", i % 97, i % 83, i % 71).into_bytes())
+            .flat_map(|i| {
+                format!(
+                    "x k{:03} long-pattern-{:03}k{:03}\n",
+                    i % 97,
+                    i % 83,
+                    i % 71
+                )
+                .into_bytes()
+            })
             .collect();
         check_every_configuration(&refs, &hay, b'\n', false, "many short");
         check_every_configuration(&refs, &hay, b'\n', true, "many short ci");
