@@ -61,10 +61,12 @@ class Matcher:
         """Whether ASCII letters match regardless of case."""
     @property
     def engine(self) -> Literal["automaton", "hashed"]:
-        """The engine of ``match_lines``: "automaton" (Aho-Corasick over the whole buffer) or
-        "hashed" (a filter on hashed 4/8-byte windows, candidates verified). "auto" picks
-        "hashed" for more than 64 patterns of 4+ bytes each (up to 200,000). ``any_lines``,
-        ``find_all`` and the column methods always use the automaton."""
+        """The engine of ``match_lines`` and ``any_lines``: "automaton" (Aho-Corasick over the
+        whole buffer) or "hashed" (patterns of 11+ bytes through hashed 8-byte windows at every
+        4th byte; shorter ones through Teddy when at most 64 and case-sensitive, else a hashed
+        4-byte window at every byte; candidates verified). "auto" picks "hashed" for more than 64
+        patterns of 4+ bytes each (up to 200,000). ``find_all`` and the column methods always
+        use the automaton."""
     def pattern(self, pattern_id: int) -> bytes | str:
         """Pattern number ``pattern_id``, as given; ``IndexError`` when out of range."""
     def match_lines(

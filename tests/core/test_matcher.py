@@ -126,11 +126,12 @@ def test_random_input_agrees_with_both_twins(patterns: list[bytes], data: bytes,
 
 @st.composite
 def long_patterns_and_text(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
-    """Patterns of 4..12 bytes (the hashed engine's range), half of them cut from the text."""
+    """Patterns of 4..24 bytes (the hashed engine's range: Teddy or the gate below 11 bytes, the
+    wide filter from 11), half of them cut from the text."""
     data = draw(st.binary(max_size=400).map(lambda b: bytes(b"aAb\n;\xff"[x % 6] for x in b)))
     patterns = []
     for _ in range(draw(st.integers(0, 8))):
-        size = draw(st.integers(4, 12))
+        size = draw(st.integers(4, 24))
         if data and len(data) >= size and draw(st.booleans()):
             at = draw(st.integers(0, len(data) - size))
             patterns.append(data[at : at + size])
@@ -170,6 +171,46 @@ def test_match_column_agrees_with_a_per_row_twin(words: list[str], rows: list[st
     assert pairs_of(m.match_column(series)) == expected
     flags = [row is not None and any(w in row for w in words) for row in rows]
     assert m.any_column(series).tolist() == flags
+
+
+# Bytes around the ASCII upper-case range and >= 0x80 with and without the 0x20 bit: a wrong
+# case fold (in the SIMD or the word-at-a-time path) turns one into the other.
+FOLD_ALPHABET = b"aAzZ@[`{\xc1\xe1\n"
+
+
+@st.composite
+def many_patterns_and_text(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
+    """Up to 100 patterns of 4..20 bytes, most cut from the text: more short ones than Teddy takes
+    (the per-byte gate then handles them) beside long ones (the wide filter)."""
+    data = draw(st.binary(min_size=40, max_size=600).map(lambda b: bytes(FOLD_ALPHABET[x % len(FOLD_ALPHABET)] for x in b)))
+    patterns = []
+    for _ in range(draw(st.integers(1, 100))):
+        size = draw(st.integers(4, 20))
+        if len(data) >= size and draw(st.integers(0, 3)):
+            at = draw(st.integers(0, len(data) - size))
+            patterns.append(data[at : at + size])
+        else:
+            patterns.append(bytes(FOLD_ALPHABET[x % len(FOLD_ALPHABET)] for x in draw(st.binary(min_size=size, max_size=size))))
+    return patterns, data
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=many_patterns_and_text(), icase=st.booleans())
+def test_many_patterns_of_both_length_classes_agree_with_both_twins(case: tuple[list[bytes], bytes], icase: bool) -> None:
+    patterns, data = case
+    check_all_ways(patterns, data, b"\n", icase)
+
+
+def test_patterns_at_every_offset_of_a_line_and_at_the_buffer_end() -> None:
+    """The wide filter reads 8-byte windows at every 4th byte, 8 of them per SIMD step."""
+    source = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    for size in (4, 7, 10, 11, 12, 15, 19):
+        pattern = source[:size]
+        for at in range(0, 70, 3):
+            line = b"." * at + pattern
+            data = line + b"..\nab\n\n" + line  # the last occurrence ends the buffer
+            check_all_ways([pattern, source[size - 4 : size + 7]], data)
+            check_all_ways([pattern.lower()], data.lower(), icase=True)
 
 
 # --- named cases ---------------------------------------------------------------------------------
@@ -213,6 +254,7 @@ def test_empty_pattern_is_rejected_with_its_index() -> None:
 def test_engine_choice_and_its_errors() -> None:
     many = [f"keyword-{i}".encode() for i in range(100)]
     assert Matcher(many).engine == "hashed"
+    assert Matcher([*many, b"root"], ascii_case_insensitive=True).engine == "hashed"
     assert Matcher(many[:10]).engine == "automaton", "few patterns: the automaton's own prefilters win"
     assert Matcher([*many, b"ab"]).engine == "automaton", "a pattern shorter than 4 bytes"
     assert Matcher(many, engine="automaton").engine == "automaton"
