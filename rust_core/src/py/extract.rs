@@ -369,7 +369,8 @@ impl PyExtractedBatch {
         PyArray1::from_slice(py, &self.inner.lines)
     }
 
-    /// The status of every row (0 ok, 1 malformed, 2 not an object, 3 blank, 4 repaired UTF-8).
+    /// The status of every row (0 ok, 1 malformed, 2 not an object, 3 blank, 4 repaired UTF-8,
+    /// 5 needs Python's normalization).
     fn statuses<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
         PyArray1::from_slice(py, &self.inner.status)
     }
@@ -466,7 +467,7 @@ fn line_indices(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
 
 /// The event table of the NDJSON lines of `buffer` (see `secmon/_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (buffer, paths, line_idx = None, *, sep = b"\n".as_slice(), threads = None))]
+#[pyo3(signature = (buffer, paths, line_idx = None, *, sep = b"\n".as_slice(), threads = None, normalize = false))]
 fn extract_fields(
     py: Python<'_>,
     buffer: &Bound<'_, PyAny>,
@@ -474,6 +475,7 @@ fn extract_fields(
     line_idx: Option<&Bound<'_, PyAny>>,
     sep: &[u8],
     threads: Option<i64>,
+    normalize: bool,
 ) -> PyResult<PyExtractedBatch> {
     let sep = match sep {
         [b] => *b,
@@ -496,7 +498,7 @@ fn extract_fields(
         Some(obj) if !obj.is_none() => Some(line_indices(obj)?),
         _ => None,
     };
-    let field_paths = FieldPaths::new(&paths)?;
+    let field_paths = if normalize { FieldPaths::normalizing(&paths)? } else { FieldPaths::new(&paths)? };
     let view = ByteView::new(buffer, "buffer")?;
     let bytes = view.bytes();
     // SAFETY: `view` holds the buffer until after `detach` returns.
