@@ -270,3 +270,16 @@ def extract_fields(
     nested attribute, repeated or escaped keys, possible IPv6 addresses, record lists, invalid
     UTF-8, a record ingest would reject) gets status 5 and null columns: parse it in Python.
     """
+
+def normalized_events(
+    buffer: bytes | bytearray | memoryview,
+    line_idx: NDArray[np.uint32] | Sequence[int],
+    *,
+    sep: bytes = ...,
+) -> list[bytes | None]:
+    """The normalized record of each selected NDJSON line as JSON text (GIL released):
+    ``orjson.loads`` of it equals ``normalize_record(orjson.loads(line))`` (the line with the
+    members normalization adds or replaces written in; a JSON reader keeps the last of repeated
+    keys). None where ``extract_fields(..., normalize=True)`` gives status 5 or the line is not
+    a JSON object. ``ValueError`` for an index out of range or a ``sep`` that is not one byte.
+    """

@@ -28,6 +28,8 @@ use crate::matcher;
 
 mod normalize;
 
+pub use normalize::normalized_json;
+
 /// How a line ended up in the table (the `__status` column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -1494,27 +1496,9 @@ impl<'p> RowBuilder<'p> {
 
     /// The single pass; `Ok` leaves the values in `self.slots`.
     fn fast(&mut self, line: &[u8]) -> Lex<LineStatus> {
-        self.slots.reset();
-        let mut w = Walker {
-            lx: Lexer { s: line, i: 0 },
-            nodes: &self.paths.nodes,
-            slots: &mut self.slots,
-            escaped_key: false,
-        };
-        w.lx.skip_ws();
-        let status = if w.lx.peek()? == b'{' {
-            w.object(0, 0)?;
-            LineStatus::Ok
-        } else {
-            w.lx.skip_value(0)?;
-            LineStatus::NotObject
-        };
-        w.lx.skip_ws();
-        if w.lx.i != line.len() {
-            return Err(Fail::Malformed);
-        }
-        self.escaped_key = w.escaped_key;
-        Ok(status)
+        let (is_object, escaped_key) = walk_line(self.paths, &mut self.slots, line)?;
+        self.escaped_key = escaped_key;
+        Ok(if is_object { LineStatus::Ok } else { LineStatus::NotObject })
     }
 
     fn emit_fast(&mut self, line: &[u8]) {
@@ -1586,6 +1570,26 @@ impl<'p> RowBuilder<'p> {
         }
         true
     }
+}
+
+/// The single pass over one line: (whether it is an object, whether an escaped key was met);
+/// the values are left in `slots`.
+fn walk_line(paths: &FieldPaths, slots: &mut Slots, line: &[u8]) -> Lex<(bool, bool)> {
+    slots.reset();
+    let mut w = Walker { lx: Lexer { s: line, i: 0 }, nodes: &paths.nodes, slots, escaped_key: false };
+    w.lx.skip_ws();
+    let is_object = if w.lx.peek()? == b'{' {
+        w.object(0, 0)?;
+        true
+    } else {
+        w.lx.skip_value(0)?;
+        false
+    };
+    w.lx.skip_ws();
+    if w.lx.i != line.len() {
+        return Err(Fail::Malformed);
+    }
+    Ok((is_object, w.escaped_key))
 }
 
 /// A recorded value as event-table text.

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from secmon._core import ExtractedBatch, extract_fields
+from secmon._core import ExtractedBatch, extract_fields, normalized_events
 from secmon.ingest.events import scalar_text, _unique_paths, to_frame
 
 DATASETS = Path(__file__).parents[2] / ".." / "shared" / "datasets"
@@ -528,6 +528,13 @@ def check_normalized(buffer: bytes, paths: Sequence[str], threads: int | None = 
     want = normalized_twin(lines, kept, paths)
     if kept:
         assert_frame_equal(got, want)
+        # The normalized record as JSON text (what the engine keeps for samples) equals the
+        # twin's dict.
+        texts = normalized_events(buffer, np.asarray(kept, dtype=np.uint32))
+        for i, text in zip(kept, texts):
+            assert text is not None, lines[i]
+            twin = normalize_record(orjson.loads(lines[i]))
+            assert orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS) == orjson.dumps(twin, option=orjson.OPT_SORT_KEYS), (lines[i], text)
     return frame
 
 
@@ -679,7 +686,7 @@ def generic_records(draw: st.DrawFn) -> dict[str, Any]:
         elif key == "ddtags":
             record[key] = _maybe(draw, draw(st.sampled_from(["env:prod, team:sec", " , a:b,,", "", "x", "é:1"])))
         else:
-            record[key] = _maybe(draw, draw(st.sampled_from(["web-1", "app", "Failed password for root"])))
+            record[key] = _maybe(draw, draw(st.sampled_from(["web-1", "app", "Failed password for root"])), 0.6)
     for key in draw(st.lists(st.sampled_from(["status", "severity", "level"]), max_size=2, unique=True)):
         record[key] = draw(st.one_of(
             st.sampled_from(["info", "INFO", " Warn ", "err", "E", "fatal", "ok", "success", "Metadata", "", " ", "007", "8", "12", "x", "²", "ǅ"]),
@@ -820,3 +827,20 @@ def test_real_records_normalize_like_ingest(path: Path, field: str | None, kind:
     ok_share = (frame["__status"] == OK).sum() / readable
     assert ok_share >= native_share, f"only {ok_share:.0%} of {path.name}'s readable records normalized natively"
     assert_frame_equal(check_normalized(buffer, paths, threads=2), frame)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"eventTime": "2023-11-14T22:13:21Z", "eventSource": "s", "eventName": "E", "evt": None, "network": {"client": None},
+         "sourceIPAddress": "10.0.0.1", "userIdentity": {"arn": "a", "userName": 7}, "usr": {}},
+        {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "timestamp": 1700000000123, "http": {"method": "GET"},
+         "responseStatus": {"code": 404}, "sourceIPs": ["10.0.0.2"], "evt": {"name": "kept"}, "verb": "get"},
+        {"timestamp": "1700000000", "status": 12, "level": "x", "ddtags": "a:b, c", "msg": {"a": 1}.get("a"), "ddsource": None},
+    ],
+)
+def test_normalized_events_write_the_normalized_record(record: dict[str, Any]) -> None:
+    line = json.dumps(record, indent=None, separators=(" , ", " : ")).encode()
+    (text,) = normalized_events(b"  " + line + b"  \n", [0])
+    assert text is not None
+    assert orjson.loads(text) == normalize_record(json.loads(line))

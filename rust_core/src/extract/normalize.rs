@@ -80,6 +80,21 @@ const NESTED_TARGETS: &[(R, &[R])] = &[
     (R::UsrId, &[R::Usr]),
     (R::UsrName, &[R::Usr]),
 ];
+/// The components of each nested target (in `NESTED_TARGETS` order).
+const TARGET_COMPONENTS: &[&[&str]] = &[
+    &["evt", "name"],
+    &["evt", "outcome"],
+    &["network", "client", "ip"],
+    &["http", "useragent"],
+    &["http", "status_code"],
+    &["usr", "id"],
+    &["usr", "name"],
+];
+
+fn target_index(target: R) -> usize {
+    NESTED_TARGETS.iter().position(|(t, _)| *t == target).expect("a nested target")
+}
+
 const TOP_TARGETS: &[R] = &[R::Timestamp, R::Message, R::Status, R::Host, R::Service, R::Source, R::Tags];
 
 const SYSLOG_SEVERITIES: [&[u8]; 8] =
@@ -272,6 +287,9 @@ impl Row<'_> {
         if self.plan.blocked[target as usize] {
             return Err(NeedsPython);
         }
+        if out.patching {
+            out.patches.push(Patch { into: None, path: &RAW_PATHS[target as usize..=target as usize], leaf: 0, value: value.clone() });
+        }
         if let Some(col) = self.plan.column[target as usize] {
             out.set(col, value);
         }
@@ -303,6 +321,18 @@ impl Row<'_> {
         }
         if self.plan.blocked[target as usize] {
             return Err(NeedsPython);
+        }
+        if out.patching {
+            // Into the deepest object that is there; the missing (or null) ones are made.
+            let made = above.iter().position(|&node| !matches!(self.get(node), Val::One(_))).unwrap_or(above.len());
+            let into = match made {
+                0 => None,
+                k => match self.get(above[k - 1]) {
+                    Val::One(span) => Some(span),
+                    _ => unreachable!("objects above `made` are there"),
+                },
+            };
+            out.patches.push(Patch { into, path: TARGET_COMPONENTS[target_index(target)], leaf: made, value: value.clone() });
         }
         // Filled nested, the target now hides a literal dotted key of the same name (the event
         // table looks nested first): the derived value replaces what the walk found.
@@ -489,7 +519,9 @@ impl Row<'_> {
             match self.get(R::Ddsource) {
                 Val::One(span) => self.set_top(out, R::Source, Value::Span(self.scalar(span)?))?,
                 Val::List => return Err(NeedsPython),
-                Val::Missing | Val::Null => {} // source = None: the column stays null
+                // source = None: the column stays null, the event holds "source": null.
+                Val::Null => self.set_top(out, R::Source, Value::Null)?,
+                Val::Missing => {}
             }
         }
         if !self.present(R::Tags) {
@@ -531,7 +563,9 @@ impl Row<'_> {
                     return Some(Value::Static(SYSLOG_SEVERITIES[v as usize]));
                 }
                 // str(v): digits (and '-'), which start no status word: the text itself.
-                Some(Value::Span(span))
+                let mut text = Vec::new();
+                super::push_number(token, &mut text);
+                Some(Value::Owned(text))
             }
             Kind::Str { .. } => {
                 let raw = self.text(span)?;
@@ -783,6 +817,19 @@ pub(super) enum Value {
     Int(i64),
     /// Byte ranges of the line: the items of a list (ingest's `tags` from `ddtags`).
     Pieces(Vec<(u32, u32)>),
+    /// JSON null (missing in the table).
+    Null,
+}
+
+/// One change normalization makes to the record, for writing the normalized event as JSON.
+#[derive(Debug, Clone)]
+struct Patch {
+    /// The object the members go into (None: the record itself).
+    into: Option<Span>,
+    /// The target's components; `path[leaf..]` are written (objects made on the way).
+    path: &'static [&'static str],
+    leaf: usize,
+    value: Value,
 }
 
 /// The derived values of the current row, by column.
@@ -790,17 +837,21 @@ pub(super) enum Value {
 pub(super) struct Derived {
     replaced: Vec<bool>,
     values: Vec<(u32, Value)>,
+    /// Whether `patches` are kept (only [`normalized_json`] writes events).
+    patching: bool,
+    patches: Vec<Patch>,
 }
 
 impl Derived {
     pub(super) fn new(columns: usize) -> Derived {
-        Derived { replaced: vec![false; columns], values: Vec::new() }
+        Derived { replaced: vec![false; columns], values: Vec::new(), patching: false, patches: Vec::new() }
     }
 
     fn clear(&mut self) {
         for (col, _) in self.values.drain(..) {
             self.replaced[col as usize] = false;
         }
+        self.patches.clear();
     }
 
     fn set(&mut self, col: u32, value: Value) {
@@ -821,6 +872,9 @@ impl Derived {
     /// Writes the derived values of row `row` into their columns.
     pub(super) fn emit(&self, line: &[u8], row: u32, columns: &mut [ColumnBuilder]) {
         for (col, value) in &self.values {
+            if let Value::Null = value {
+                continue;
+            }
             let col = &mut columns[*col as usize];
             let first = col.next_item();
             let mut list = false;
@@ -832,6 +886,7 @@ impl Derived {
                     use std::io::Write;
                     write!(col.data, "{ms}").expect("writing to a Vec");
                 }
+                Value::Null => unreachable!("skipped above"),
                 Value::Pieces(pieces) => {
                     list = true;
                     for &(a, b) in pieces {
@@ -903,4 +958,137 @@ mod tests {
             assert!(!is_ipv4(bad.as_bytes()), "{bad}");
         }
     }
+}
+
+// --- the normalized event as JSON ----------------------------------------------------------------
+
+/// The normalized record of a line as JSON text: the line itself with the members normalization
+/// adds written into their objects (before each object's closing brace) and the ones it replaces
+/// (`timestamp`, `status`, a null object made an object) written again after the old ones, which
+/// a JSON reader's last-wins rule then drops. `orjson.loads` of it is the dict
+/// `normalize_record(orjson.loads(line))` is, so `orjson.dumps(..., OPT_SORT_KEYS)` of both are
+/// equal; the Python side only pays for that re-serialization.
+pub(super) fn write_normalized(line: &[u8], derived: &Derived, out: &mut Vec<u8>) {
+    // (position of the closing brace, whether the object has members, patches going there)
+    let mut targets: Vec<(usize, bool, Vec<&Patch>)> = Vec::new();
+    for patch in &derived.patches {
+        let (open, close) = match patch.into {
+            Some(span) => (span.start as usize, span.end as usize - 1),
+            None => {
+                let open = line.iter().position(|&b| b == b'{').expect("a record is an object");
+                (open, line.iter().rposition(|&b| b == b'}').expect("a record is an object"))
+            }
+        };
+        match targets.iter_mut().find(|(c, _, _)| *c == close) {
+            Some((_, _, patches)) => patches.push(patch),
+            None => {
+                let inner = &line[open + 1..close];
+                let has_members = inner.iter().any(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+                targets.push((close, has_members, vec![patch]));
+            }
+        }
+    }
+    targets.sort_by_key(|(close, _, _)| *close);
+    let mut at = 0;
+    for (close, has_members, patches) in &targets {
+        out.extend_from_slice(&line[at..*close]);
+        if *has_members {
+            out.push(b',');
+        }
+        let members: Vec<(&[&str], &Value)> = patches.iter().map(|p| (&p.path[p.leaf..], &p.value)).collect();
+        write_members(line, &members, out);
+        at = *close;
+    }
+    out.extend_from_slice(&line[at..]);
+}
+
+/// Members `"a":{"b":v1,"c":v2}` from (components, value) pairs, grouped by first component in
+/// order of appearance (the last value wins where a path repeats, as in the dict).
+fn write_members(line: &[u8], members: &[(&[&str], &Value)], out: &mut Vec<u8>) {
+    let mut done: Vec<&str> = Vec::new();
+    for (path, _) in members {
+        let head = path[0];
+        if done.contains(&head) {
+            continue;
+        }
+        if !done.is_empty() {
+            out.push(b',');
+        }
+        done.push(head);
+        write_json_string(head.as_bytes(), out);
+        out.push(b':');
+        let same: Vec<(&[&str], &Value)> = members.iter().filter(|(p, _)| p[0] == head).map(|(p, v)| (&p[1..], *v)).collect();
+        if let Some((_, value)) = same.iter().rev().find(|(rest, _)| rest.is_empty()) {
+            write_value(line, value, out);
+        } else {
+            out.push(b'{');
+            write_members(line, &same, out);
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_value(line: &[u8], value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Span(span) => {
+            let token = &line[span.start as usize..span.end as usize];
+            if let Kind::Str { .. } = span.kind {
+                out.push(b'"'); // the body as it is in the line: valid JSON string text
+                out.extend_from_slice(token);
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(token);
+            }
+        }
+        Value::Static(text) => write_json_string(text, out),
+        Value::Owned(text) => write_json_string(text, out),
+        Value::Int(ms) => {
+            use std::io::Write;
+            write!(out, "{ms}").expect("writing to a Vec");
+        }
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Pieces(pieces) => {
+            out.push(b'[');
+            for (k, &(a, b)) in pieces.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write_json_string(&line[a as usize..b as usize], out);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+fn write_json_string(text: &[u8], out: &mut Vec<u8>) {
+    super::push_quoted(text, out);
+}
+
+/// The normalized records of the selected lines as JSON (see [`write_normalized`]); None for a
+/// line whose normalization only Python reproduces (or that is not a JSON object).
+pub fn normalized_json(hay: &[u8], sep: u8, line_idx: &[u32]) -> crate::error::Result<Vec<Option<Vec<u8>>>> {
+    // No columns: nothing blocks a derivation, and the changes to the record do not depend on
+    // which columns a table has.
+    let paths = super::FieldPaths::normalizing(std::iter::empty::<&str>())?;
+    let plan = paths.plan.as_ref().expect("normalizing paths have a plan");
+    let ranges = crate::matcher::select_lines(hay, sep, line_idx)?;
+    let mut slots = Slots::new(2 * paths.walked());
+    let mut derived = Derived::new(0);
+    derived.patching = true;
+    let mut out = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        let line = &hay[a..b];
+        let Ok((true, escaped_key)) = super::walk_line(&paths, &mut slots, line) else {
+            out.push(None);
+            continue;
+        };
+        if escaped_key || !plan.derive(line, &slots, &mut derived) {
+            out.push(None);
+            continue;
+        }
+        let mut text = Vec::with_capacity(line.len() + 128);
+        write_normalized(line, &derived, &mut text);
+        out.push(Some(text));
+    }
+    Ok(out)
 }

@@ -509,9 +509,34 @@ fn extract_fields(
     Ok(PyExtractedBatch { inner: Arc::new(out) })
 }
 
+/// The normalized records of NDJSON lines as JSON text (see `secmon/_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (buffer, line_idx, *, sep = b"\n".as_slice()))]
+fn normalized_events<'py>(
+    py: Python<'py>,
+    buffer: &Bound<'py, PyAny>,
+    line_idx: &Bound<'py, PyAny>,
+    sep: &[u8],
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let sep = match sep {
+        [b] => *b,
+        _ => return Err(PyValueError::new_err(format!("sep must be exactly one byte, got {} bytes ({sep:?})", sep.len()))),
+    };
+    let wanted = line_indices(line_idx)?;
+    let view = ByteView::new(buffer, "buffer")?;
+    let bytes = view.bytes();
+    // SAFETY: `view` holds the buffer until after `detach` returns.
+    let texts = py.detach(|| extract::normalized_json(unsafe { bytes.get() }, sep, &wanted))?;
+    drop(view);
+    let items: Vec<Option<Bound<'py, pyo3::types::PyBytes>>> =
+        texts.iter().map(|t| t.as_deref().map(|t| pyo3::types::PyBytes::new(py, t))).collect();
+    pyo3::types::PyList::new(py, items)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyExtractedBatch>()?;
     m.add_class::<PyExtractedColumn>()?;
     m.add_function(wrap_pyfunction!(extract_fields, m)?)?;
+    m.add_function(wrap_pyfunction!(normalized_events, m)?)?;
     Ok(())
 }
