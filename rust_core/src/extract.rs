@@ -18,6 +18,10 @@
 //!   objects (and arrays inside lists) as compact JSON the way `json.dumps` writes them.
 //!
 //! Lines are split as [`crate::matcher`] splits them: a trailing separator starts no line.
+//!
+//! With [`FieldPaths::normalizing`] each row is instead the event ingest's `normalize_record`
+//! makes of the line (CloudTrail, Kubernetes audit and generic records; see `extract/normalize.rs`), or
+//! [`LineStatus::NeedsPython`] where that is not reproduced exactly.
 
 use std::borrow::Cow;
 
