@@ -707,7 +707,7 @@ fn is_decimal_number(text: &[u8]) -> bool {
     };
     !int.is_empty()
         && int.iter().all(u8::is_ascii_digit)
-        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+        && frac.map_or(true, |f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
 }
 
 /// `timestamps._ISO` in full on stripped ASCII text, then `parse_iso8601`'s arithmetic:
