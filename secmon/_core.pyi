@@ -216,8 +216,9 @@ class ExtractedBatch:
 
     Columns, in order: one per path (``String``, or ``List(String)`` when some row's value is a
     list), ``__line: UInt32`` (the line index in the buffer) and ``__status: UInt8``
-    (0 ok, 1 malformed JSON, 2 not a JSON object, 3 blank, 4 invalid UTF-8 replaced; rows with
-    status 1-3 are null in every path column). Strings are exported as Arrow ``Utf8View``
+    (0 ok, 1 malformed JSON, 2 not a JSON object, 3 blank, 4 invalid UTF-8 replaced, 5 needs
+    Python's normalization (``normalize=True`` only); rows with status 1-3 and 5 are null in
+    every path column). Strings are exported as Arrow ``Utf8View``
     (``LargeUtf8`` when a column holds more than 2 GiB of text), Polars' own layout."""
 
     @property
@@ -245,6 +246,7 @@ def extract_fields(
     *,
     sep: bytes = ...,
     threads: int | None = None,
+    normalize: bool = False,
 ) -> ExtractedBatch:
     """The event table of NDJSON lines, straight from bytes (GIL released, parallel over lines).
 
@@ -262,6 +264,26 @@ def extract_fields(
     caps the worker threads (default: rayon's pool when the input is over 1 MiB). ``ValueError``
     for an index out of range or not ascending, a ``sep`` that is not one byte, ``threads < 1``,
     or a path named ``__line``/``__status``.
+
+    ``normalize=True``: each row is ``to_frame([normalize_record(orjson.loads(line))], paths)``
+    instead (``secmon.ingest.json_events``: CloudTrail, Kubernetes audit and generic records get
+    their standard attributes; ``timestamp`` holds epoch milliseconds in decimal). A JSON object
+    whose normalization is not reproduced exactly (odd timestamp formats, a scalar in the way of a
+    nested attribute, repeated or escaped keys, possible IPv6 addresses, record lists, invalid
+    UTF-8, a record ingest would reject) gets status 5 and null columns: parse it in Python.
+    """
+
+def normalized_events(
+    buffer: bytes | bytearray | memoryview,
+    line_idx: NDArray[np.uint32] | Sequence[int],
+    *,
+    sep: bytes = ...,
+) -> list[bytes | None]:
+    """The normalized record of each selected NDJSON line as JSON text (GIL released):
+    ``orjson.loads`` of it equals ``normalize_record(orjson.loads(line))`` (the line with the
+    members normalization adds or replaces written in; a JSON reader keeps the last of repeated
+    keys). None where ``extract_fields(..., normalize=True)`` gives status 5 or the line is not
+    a JSON object. ``ValueError`` for an index out of range or a ``sep`` that is not one byte.
     """
 
 # --- lifecycle (rust_core/src/lifecycle.rs, py/lifecycle.rs) ---

@@ -18,6 +18,10 @@
 //!   objects (and arrays inside lists) as compact JSON the way `json.dumps` writes them.
 //!
 //! Lines are split as [`crate::matcher`] splits them: a trailing separator starts no line.
+//!
+//! With [`FieldPaths::normalizing`] each row is instead the event ingest's `normalize_record`
+//! makes of the line (CloudTrail, Kubernetes audit and generic records; see `extract/normalize.rs`), or
+//! [`LineStatus::NeedsPython`] where that is not reproduced exactly.
 
 use std::borrow::Cow;
 
@@ -25,6 +29,10 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
 use crate::matcher;
+
+mod normalize;
+
+pub use normalize::normalized_json;
 
 /// How a line ended up in the table (the `__status` column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +47,10 @@ pub enum LineStatus {
     Blank = 3,
     /// Invalid UTF-8 replaced by U+FFFD, then parsed: the row's values are good.
     Repaired = 4,
+    /// A JSON object whose normalization (ingest's `normalize_record`) the extractor does not
+    /// reproduce exactly (odd timestamp, scalar in the way of a nested attribute, repeated or
+    /// escaped keys, ...): its path columns are null, the caller parses it in Python.
+    NeedsPython = 5,
 }
 
 /// orjson refuses documents nested deeper than this.
@@ -118,10 +130,15 @@ impl Node {
 }
 
 /// A compiled set of attribute paths: columns in order, plus the trie that drives the parser.
+/// Names past `columns` are hidden: walked and recorded like the others (the normalization
+/// reads them) but never turned into columns.
 #[derive(Debug, Clone)]
 pub struct FieldPaths {
     names: Vec<String>,
+    columns: usize,
     nodes: Vec<Node>,
+    /// Set by [`FieldPaths::normalizing`]: rows get ingest's record normalization.
+    plan: Option<normalize::Plan>,
 }
 
 impl FieldPaths {
@@ -138,6 +155,35 @@ impl FieldPaths {
             let name = path.strip_prefix('@').unwrap_or(path);
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_owned());
+            }
+        }
+        Self::build(names, Vec::new())
+    }
+
+    /// Paths as [`FieldPaths::new`] takes them, for rows that get ingest's record normalization
+    /// (`secmon.ingest.json_events.normalize_record`): the raw attributes it reads are walked as
+    /// hidden paths, and a row the normalization cannot reproduce exactly gets
+    /// [`LineStatus::NeedsPython`].
+    pub fn normalizing<I, S>(paths: I) -> Result<FieldPaths>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let plain = Self::new(paths)?;
+        let hidden = normalize::RAW_PATHS.iter().map(|s| s.to_string()).collect();
+        let mut out = Self::build(plain.names, hidden)?;
+        out.plan = Some(normalize::Plan::new(&out.names, out.columns));
+        Ok(out)
+    }
+
+    /// The trie over `columns` (column names) then `hidden` (walked, not output; each kept once
+    /// and never stripped of `@`, so `@timestamp` is the key itself).
+    fn build(columns: Vec<String>, hidden: Vec<String>) -> Result<FieldPaths> {
+        let mut names = columns;
+        let n_columns = names.len();
+        for name in hidden {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
         for reserved in ["__line", "__status"] {
@@ -167,20 +213,26 @@ impl FieldPaths {
         for node in &mut nodes {
             node.build_index();
         }
-        Ok(FieldPaths { names, nodes })
+        Ok(FieldPaths { names, columns: n_columns, nodes, plan: None })
     }
 
     /// Column names (paths without `@`, each once).
     pub fn names(&self) -> &[String] {
-        &self.names
+        &self.names[..self.columns]
     }
 
+    /// The number of columns.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.columns
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.columns == 0
+    }
+
+    /// Paths walked, hidden ones included (slot `p` and, for its literal dotted key, `walked + p`).
+    fn walked(&self) -> usize {
+        self.names.len()
     }
 }
 
@@ -1155,12 +1207,23 @@ struct Slots {
     many: Vec<Vec<Span>>,
     /// Slots that left `Missing` on this line, in the order they did.
     touched: Vec<u32>,
+    /// Slots whose walk met a JSON null (the key is there: ingest's `in`/`setdefault` see it),
+    /// or, for a path ending on an array, a null element.
+    null: Vec<bool>,
+    null_touched: Vec<u32>,
 }
 
 impl Slots {
     fn new(n: usize) -> Self {
         let blank = Span { kind: Kind::Num, start: 0, end: 0 };
-        Slots { mode: vec![Mode::Missing; n], one: vec![blank; n], many: vec![Vec::new(); n], touched: Vec::new() }
+        Slots {
+            mode: vec![Mode::Missing; n],
+            one: vec![blank; n],
+            many: vec![Vec::new(); n],
+            touched: Vec::new(),
+            null: vec![false; n],
+            null_touched: Vec::new(),
+        }
     }
 
     fn reset(&mut self) {
@@ -1172,6 +1235,17 @@ impl Slots {
             self.mode[slot] = Mode::Missing;
         }
         self.touched.clear();
+        for &slot in &self.null_touched {
+            self.null[slot as usize] = false;
+        }
+        self.null_touched.clear();
+    }
+
+    #[inline]
+    fn record_null(&mut self, slot: u32) {
+        if !std::mem::replace(&mut self.null[slot as usize], true) {
+            self.null_touched.push(slot);
+        }
     }
 
     #[inline]
@@ -1203,6 +1277,8 @@ struct Walker<'p, 'a> {
     lx: Lexer<'a>,
     nodes: &'p [Node],
     slots: &'p mut Slots,
+    /// A key spelled with an escape was met in an object the walk entered.
+    escaped_key: bool,
 }
 
 impl Walker<'_, '_> {
@@ -1230,10 +1306,12 @@ impl Walker<'_, '_> {
             }
             _ => self.lx.skip_value(depth)?,
         };
-        if kind != Kind::Null {
-            if let Some(slot) = n.terminal {
+        if let Some(slot) = n.terminal {
+            if kind != Kind::Null {
                 let span = Span { kind, start: start as u32, end: self.lx.i as u32 };
                 self.slots.record(slot, span);
+            } else {
+                self.slots.record_null(slot);
             }
         }
         Ok(())
@@ -1276,6 +1354,8 @@ impl Walker<'_, '_> {
                         _ => Span { kind, start: start as u32, end: self.lx.i as u32 },
                     };
                     self.slots.record(slot, span);
+                } else {
+                    self.slots.record_null(slot);
                 }
             }
             self.lx.skip_ws();
@@ -1319,6 +1399,7 @@ impl Walker<'_, '_> {
             let s = self.lx.s;
             let body = &s[key.start as usize..key.end as usize];
             let key_bytes: &[u8] = if let Kind::Str { escaped: true } = key.kind {
+                self.escaped_key = true;
                 key_buf.clear();
                 push_unescaped(body, &mut key_buf);
                 &key_buf
@@ -1378,16 +1459,21 @@ struct RowBuilder<'p> {
     columns: Vec<ColumnBuilder>,
     lines: Vec<u32>,
     status: Vec<u8>,
+    /// The values normalization gives the current row, by column (normalizing paths only).
+    derived: normalize::Derived,
+    escaped_key: bool,
 }
 
 impl<'p> RowBuilder<'p> {
     fn new(paths: &'p FieldPaths) -> Self {
         RowBuilder {
             paths,
-            slots: Slots::new(2 * paths.len()),
+            slots: Slots::new(2 * paths.walked()),
             columns: (0..paths.len()).map(|_| ColumnBuilder::new()).collect(),
             lines: Vec::new(),
             status: Vec::new(),
+            derived: normalize::Derived::new(paths.len()),
+            escaped_key: false,
         }
     }
 
@@ -1398,12 +1484,25 @@ impl<'p> RowBuilder<'p> {
         }
         match self.fast(line) {
             Ok(status) => {
-                if status == LineStatus::Ok {
-                    self.emit_fast(line);
-                    self.status.push(LineStatus::Ok as u8);
-                } else {
-                    self.null_row(status);
+                if status != LineStatus::Ok {
+                    return self.null_row(status);
                 }
+                if let Some(plan) = &self.paths.plan {
+                    // Escaped keys: ingest sees the decoded key, which the walk also looks up;
+                    // still, such records are rare enough to leave to the Python twin.
+                    let normalized = !self.escaped_key && plan.derive(line, &self.slots, &mut self.derived);
+                    if !normalized {
+                        return self.null_row(LineStatus::NeedsPython);
+                    }
+                }
+                self.emit_fast(line);
+                self.status.push(LineStatus::Ok as u8);
+            }
+            Err(_) if self.paths.plan.is_some() => {
+                // Repeated keys and repaired UTF-8 take the document tree here; with
+                // normalization such a line goes to the Python twin (malformed stays malformed).
+                let malformed = std::str::from_utf8(line).is_ok() && parse_tree(line).is_err();
+                self.null_row(if malformed { LineStatus::Malformed } else { LineStatus::NeedsPython });
             }
             Err(fail) => {
                 // A repeated key can sit on a line that is also malformed or invalid UTF-8.
@@ -1432,33 +1531,26 @@ impl<'p> RowBuilder<'p> {
 
     /// The single pass; `Ok` leaves the values in `self.slots`.
     fn fast(&mut self, line: &[u8]) -> Lex<LineStatus> {
-        self.slots.reset();
-        let mut w = Walker { lx: Lexer { s: line, i: 0 }, nodes: &self.paths.nodes, slots: &mut self.slots };
-        w.lx.skip_ws();
-        let status = if w.lx.peek()? == b'{' {
-            w.object(0, 0)?;
-            LineStatus::Ok
-        } else {
-            w.lx.skip_value(0)?;
-            LineStatus::NotObject
-        };
-        w.lx.skip_ws();
-        if w.lx.i != line.len() {
-            return Err(Fail::Malformed);
-        }
-        Ok(status)
+        let (is_object, escaped_key) = walk_line(self.paths, &mut self.slots, line)?;
+        self.escaped_key = escaped_key;
+        Ok(if is_object { LineStatus::Ok } else { LineStatus::NotObject })
     }
 
     fn emit_fast(&mut self, line: &[u8]) {
-        let n = self.paths.len();
+        let n = self.paths.walked();
+        let columns = self.paths.len();
         let row = self.row();
         let slots = &self.slots;
+        let derived = &self.derived;
         for &slot in &slots.touched {
             let slot = slot as usize;
             // The literal dotted key counts only when the nested walk found nothing.
             let p = if slot < n { slot } else { slot - n };
             if slot >= n && slots.mode[p] != Mode::Missing {
                 continue;
+            }
+            if p >= columns || derived.replaces(p) {
+                continue; // a hidden path, or a column the normalization gives a value
             }
             let col = &mut self.columns[p];
             let first = col.next_item();
@@ -1477,6 +1569,9 @@ impl<'p> RowBuilder<'p> {
                     col.end_value(row, first, true);
                 }
             }
+        }
+        if self.paths.plan.is_some() {
+            self.derived.emit(line, row, &mut self.columns);
         }
     }
 
@@ -1510,6 +1605,26 @@ impl<'p> RowBuilder<'p> {
         }
         true
     }
+}
+
+/// The single pass over one line: (whether it is an object, whether an escaped key was met);
+/// the values are left in `slots`.
+fn walk_line(paths: &FieldPaths, slots: &mut Slots, line: &[u8]) -> Lex<(bool, bool)> {
+    slots.reset();
+    let mut w = Walker { lx: Lexer { s: line, i: 0 }, nodes: &paths.nodes, slots, escaped_key: false };
+    w.lx.skip_ws();
+    let is_object = if w.lx.peek()? == b'{' {
+        w.object(0, 0)?;
+        true
+    } else {
+        w.lx.skip_value(0)?;
+        false
+    };
+    w.lx.skip_ws();
+    if w.lx.i != line.len() {
+        return Err(Fail::Malformed);
+    }
+    Ok((is_object, w.escaped_key))
 }
 
 /// A recorded value as event-table text.

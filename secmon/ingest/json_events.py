@@ -154,7 +154,9 @@ def normalize_cloudtrail(record: Event) -> Event:
             _set_nested(record, ("usr", "id"), arn)
         name = identity.get("userName")
         if name is None:
-            issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+            # Only objects are looked into (a string sessionContext raised AttributeError).
+            context = identity.get("sessionContext")
+            issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
             name = issuer.get("userName") if isinstance(issuer, dict) else None
         if name is not None:
             _set_nested(record, ("usr", "name"), name)

@@ -4,6 +4,7 @@ of secmon.ingest.events (nested lookup, literal dotted key, array traversal), ro
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from secmon._core import ExtractedBatch, extract_fields
+from secmon._core import ExtractedBatch, extract_fields, normalized_events
 from secmon.ingest.events import scalar_text, _unique_paths, to_frame
 
 DATASETS = Path(__file__).parents[2] / ".." / "shared" / "datasets"
@@ -467,3 +468,379 @@ def test_schema_capsules_and_requested_schema() -> None:
     assert type(stream).__name__ == "PyCapsule"
     schema, array = batch["a"].__arrow_c_array__(batch["a"].__arrow_c_schema__())
     assert type(schema).__name__ == type(array).__name__ == "PyCapsule"
+
+
+# --- normalize=True: ingest's normalize_record, natively -----------------------------------------
+#
+# The twin: orjson.loads + secmon.ingest.json_events.normalize_record + to_frame. A row the native
+# side keeps (status 0) must equal the twin's row; a row the twin cannot normalize (it raises) must
+# not be kept; rows the native side hands back (status 5) are the twin's to parse.
+
+from secmon.ingest.json_events import normalize_record  # noqa: E402
+from secmon.ingest.timestamps import TimestampError, parse_any  # noqa: E402
+
+NEEDS_PYTHON = 5
+NORMALIZED_PATHS = [
+    "timestamp", "message", "status", "host", "service", "source", "tags", "evt.name", "evt.outcome",
+    "network.client.ip", "http.useragent", "http.status_code", "usr.id", "usr.name",
+]
+# Path sets: the targets, raw fields beside them, objects above targets and paths below them.
+PATH_SETS = [
+    NORMALIZED_PATHS,
+    [*NORMALIZED_PATHS, "eventName", "userIdentity.arn", "sourceIPs", "responseStatus.code", "level", "kind"],
+    ["@timestamp", "@evt.name", "@usr.name", "source", "msg"],
+    [*NORMALIZED_PATHS, "evt", "network.client", "tags.x"],
+]
+
+
+def normalized_twin(lines: list[bytes], kept: list[int], paths: Sequence[str]) -> pl.DataFrame:
+    events = []
+    for i in kept:
+        status, doc = load(lines[i])
+        assert status == OK, f"line {i} kept natively but the twin reads status {status}: {lines[i]!r}"
+        events.append(normalize_record(doc))
+    return to_frame(events, paths)
+
+
+def check_normalized(buffer: bytes, paths: Sequence[str], threads: int | None = None) -> pl.DataFrame:
+    """Native normalized rows against the twin; returns the native frame (all rows)."""
+    lines = split_lines(buffer, b"\n")
+    frame = native_frame(buffer, paths, normalize=True, threads=threads)
+    statuses = frame["__status"].to_list()
+    for i, (raw, status) in enumerate(zip(lines, statuses)):
+        want_status, doc = load(raw)
+        if status == OK:
+            assert want_status == OK, raw
+        elif status in (MALFORMED, NOT_OBJECT, BLANK):
+            assert want_status == status, raw
+        else:
+            assert status == NEEDS_PYTHON, status
+        if want_status == OK and status == OK:
+            try:
+                normalize_record(doc)
+            except (TimestampError, ValueError, TypeError, OverflowError) as exc:
+                raise AssertionError(f"kept natively but ingest rejects it ({exc}): {raw!r}") from None
+    kept = [i for i, s in enumerate(statuses) if s == OK]
+    names = _unique_paths(paths)
+    got = frame.filter(pl.col("__status") == OK).select(names)
+    if "timestamp" in names:
+        got = got.with_columns(pl.col("timestamp").cast(pl.Int64))
+    want = normalized_twin(lines, kept, paths)
+    if kept:
+        assert_frame_equal(got, want)
+        # The normalized record as JSON text (what the engine keeps for samples) equals the
+        # twin's dict.
+        texts = normalized_events(buffer, np.asarray(kept, dtype=np.uint32))
+        for i, text in zip(kept, texts):
+            assert text is not None, lines[i]
+            twin = normalize_record(orjson.loads(lines[i]))
+            assert orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS) == orjson.dumps(twin, option=orjson.OPT_SORT_KEYS), (lines[i], text)
+    return frame
+
+
+DAY = st.integers(0, 32)
+ISO_PARTS = st.fixed_dictionaries({
+    "year": st.one_of(st.integers(1, 9999), st.sampled_from([0, 1900, 2000, 2023, 2024, 2100])),
+    "month": st.integers(0, 13),
+    "day": DAY,
+    "sep": st.sampled_from(["T", " ", "t", "", "TT"]),
+    "time": st.one_of(st.none(), st.tuples(st.integers(0, 25), st.integers(0, 61), st.one_of(st.none(), st.integers(0, 61)))),
+    "fraction": st.one_of(st.none(), st.tuples(st.sampled_from([".", ","]), st.text("0123456789", max_size=12))),
+    "space": st.sampled_from(["", "", " ", "\t"]),
+    "zone": st.one_of(st.none(), st.sampled_from(["Z", "z"]),
+                      st.tuples(st.sampled_from("+-"), st.integers(0, 99), st.sampled_from([":", "", None]), st.integers(0, 99))),
+    "pad": st.sampled_from(["", " ", "\n"]),
+})
+
+
+def iso_text(p: dict[str, Any]) -> str:
+    text = f"{p['year']:04d}-{p['month']:02d}-{p['day']:02d}"
+    if p["time"] is not None:
+        hour, minute, second = p["time"]
+        text += f"{p['sep']}{hour:02d}:{minute:02d}"
+        if second is not None:
+            text += f":{second:02d}"
+            if p["fraction"] is not None:
+                text += p["fraction"][0] + p["fraction"][1]
+    text += p["space"]
+    zone = p["zone"]
+    if isinstance(zone, str):
+        text += zone
+    elif zone is not None:
+        sign, hours, colon, minutes = zone
+        text += f"{sign}{hours:02d}" + ("" if colon is None else f"{colon}{minutes:02d}")
+    return p["pad"] + text + p["pad"]
+
+
+TIMESTAMP_TEXT = st.one_of(
+    ISO_PARTS.map(iso_text),
+    st.text("0123456789-:TZz+., \t", max_size=32),
+    st.from_regex(r"\A-?[0-9]{1,20}(\.[0-9]{1,8})?\Z"),
+    st.sampled_from(["", " 1700000000 ", "1e9", "١٧٠٠٠٠٠٠٠٠", "2023-07-10T12:00:00\u00a0Z", "Monday", "2023-07-10T12:00:00.123Z"]),
+)
+
+
+def twin_timestamp(value: Any) -> int | None:
+    try:
+        return parse_any(value)
+    except (TimestampError, ValueError, OverflowError):
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(TIMESTAMP_TEXT, st.integers(-(10**20), 10**20), st.floats(allow_nan=False, allow_infinity=False, width=64)), min_size=1, max_size=30))
+def test_timestamps_parse_like_parse_any(values: list[Any]) -> None:
+    """ISO 8601 and epoch values in ``timestamp``: what the native side keeps equals parse_any."""
+    buffer = b"".join(json.dumps({"timestamp": v}).encode() + b"\n" for v in values)
+    frame = pl.DataFrame(extract_fields(buffer, ["timestamp"], normalize=True))
+    for value, status, got in zip(values, frame["__status"].to_list(), frame["timestamp"].to_list()):
+        want = twin_timestamp(value)
+        if status == OK:
+            assert want is not None and int(got) == want, (value, got, want)
+        else:
+            assert status == NEEDS_PYTHON
+
+
+@settings(max_examples=300, deadline=None)
+@given(ISO_PARTS.filter(lambda p: p["sep"] in ("T", " ") and p["time"] is not None))
+def test_valid_iso_dates_stay_native(parts: dict[str, Any]) -> None:
+    """Coverage, not only safety: every ISO date parse_any reads (ASCII) is read natively."""
+    text = iso_text(parts)
+    want = twin_timestamp(text)
+    frame = pl.DataFrame(extract_fields(json.dumps({"timestamp": text}).encode(), ["timestamp"], normalize=True))
+    if want is None:
+        assert frame["__status"][0] == NEEDS_PYTHON
+    else:
+        assert frame["__status"][0] == OK and int(frame["timestamp"][0]) == want, text
+
+
+def _maybe(draw: st.DrawFn, value: Any, p: float = 0.8) -> Any:
+    return value if draw(st.floats(0, 1)) < p else draw(AWKWARD)
+
+
+MISSING_KEY = object()
+AWKWARD = st.sampled_from([MISSING_KEY, None, "", "x", 0, 1, 404, 1.5, True, False, [], ["a"], [None, "b"], {}, {"name": "n"}])
+TIMESTAMP_VALUES = st.one_of(
+    ISO_PARTS.map(iso_text), st.sampled_from(["2023-11-14T22:13:21Z", "2022-11-29 00:09:04.38", "2023-11-14T22:13:21.645+01:00"]),
+    st.integers(10**9, 2 * 10**12), st.floats(1e9, 2e9), AWKWARD,
+)
+IPS = st.sampled_from(["10.0.0.1", "203.0.113.7", "01.2.3.4", "256.1.1.1", "AWS Internal", "ec2.amazonaws.com",
+                       "2001:db8::1", "::ffff:1.2.3.4", "1.2.3.4 ", "١.٢.٣.٤"])
+
+
+def _put(record: dict[str, Any], key: str, value: Any) -> None:
+    if value is not MISSING_KEY:
+        record[key] = value
+
+
+@st.composite
+def cloudtrail_records(draw: st.DrawFn) -> dict[str, Any]:
+    record: dict[str, Any] = {"eventVersion": "1.08"}
+    _put(record, "eventTime", draw(TIMESTAMP_VALUES) if draw(st.booleans()) else "2023-11-14T22:13:21Z")
+    _put(record, "eventSource", _maybe(draw, draw(st.sampled_from(["signin.amazonaws.com", "iam.amazonaws.com"])), 0.95))
+    _put(record, "eventName", _maybe(draw, draw(st.sampled_from(["ConsoleLogin", "GetObject", "CreateAccessKey"]))))
+    _put(record, "errorCode", _maybe(draw, MISSING_KEY if draw(st.booleans()) else "AccessDenied", 0.7))
+    _put(record, "sourceIPAddress", _maybe(draw, draw(IPS)))
+    _put(record, "userAgent", _maybe(draw, "aws-cli/2.14.0"))
+    identity: dict[str, Any] = {"type": draw(st.sampled_from(["IAMUser", "AssumedRole", "Root"]))}
+    _put(identity, "arn", _maybe(draw, "arn:aws:iam::123456789012:user/alice"))
+    _put(identity, "userName", _maybe(draw, draw(st.sampled_from(["alice", "bob"])), 0.5))
+    if draw(st.booleans()):
+        issuer = _maybe(draw, {"type": "Role", "userName": _maybe(draw, "admin-role")})
+        identity["sessionContext"] = _maybe(draw, {"sessionIssuer": issuer, "attributes": {"mfaAuthenticated": "false"}})
+    _put(record, "userIdentity", _maybe(draw, identity, 0.9))
+    add_existing_targets(draw, record)
+    return record
+
+
+@st.composite
+def k8s_records(draw: st.DrawFn) -> dict[str, Any]:
+    record: dict[str, Any] = {"kind": _maybe(draw, "Event", 0.9), "apiVersion": _maybe(draw, draw(st.sampled_from(["audit.k8s.io/v1", "audit.k8s.io/v1beta1", "v1"])), 0.9),
+                              "level": draw(st.sampled_from(["Metadata", "Request", "RequestResponse"])), "stage": "ResponseComplete"}
+    for key in ("requestReceivedTimestamp", "stageTimestamp", "timestamp"):
+        if draw(st.booleans()):
+            record[key] = draw(TIMESTAMP_VALUES)
+    _put(record, "verb", _maybe(draw, draw(st.sampled_from(["get", "create", "delete"]))))
+    _put(record, "user", _maybe(draw, {"username": _maybe(draw, draw(st.sampled_from(["system:anonymous", "alice"]))), "groups": ["g"]}))
+    _put(record, "sourceIPs", _maybe(draw, draw(st.lists(IPS, max_size=3))))
+    _put(record, "userAgent", _maybe(draw, "kubectl/v1.29.0"))
+    code = draw(st.one_of(st.sampled_from([200, 201, 399, 400, 403, 404, 500, 0, -1, 10**19, 2.0, "403", True]), AWKWARD))
+    _put(record, "responseStatus", _maybe(draw, {"code": code} if code is not MISSING_KEY else {}))
+    _put(record, "objectRef", {"resource": "pods", "namespace": "default", "subresource": "exec"})
+    add_existing_targets(draw, record)
+    return record
+
+
+@st.composite
+def generic_records(draw: st.DrawFn) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key in draw(st.lists(st.sampled_from(["timestamp", "_timestamp", "Timestamp", "eventTime", "date", "published_date", "@timestamp"]), max_size=2, unique=True)):
+        record[key] = draw(TIMESTAMP_VALUES)
+    if draw(st.integers(0, 5)) == 0:
+        record["syslog"] = _maybe(draw, {"timestamp": draw(TIMESTAMP_VALUES), "severity": draw(st.sampled_from(["err", 3, "Warning"])), "hostname": "h1", "appname": "cron"})
+    if draw(st.integers(0, 7)) == 0:
+        record["syslog.timestamp"] = draw(TIMESTAMP_VALUES)
+    for key in draw(st.lists(st.sampled_from(["message", "msg", "log", "host", "hostname", "service", "dd", "source", "ddsource", "tags", "ddtags"]), max_size=4, unique=True)):
+        if key == "dd":
+            record[key] = _maybe(draw, {"service": "svc"})
+        elif key == "ddtags":
+            record[key] = _maybe(draw, draw(st.sampled_from(["env:prod, team:sec", " , a:b,,", "", "x", "é:1"])))
+        else:
+            record[key] = _maybe(draw, draw(st.sampled_from(["web-1", "app", "Failed password for root"])), 0.6)
+    for key in draw(st.lists(st.sampled_from(["status", "severity", "level"]), max_size=2, unique=True)):
+        record[key] = draw(st.one_of(
+            st.sampled_from(["info", "INFO", " Warn ", "err", "E", "fatal", "ok", "success", "Metadata", "", " ", "007", "8", "12", "x", "²", "ǅ"]),
+            st.integers(-3, 12), st.sampled_from([3.0, True, False, None, [], {"a": 1}])))
+    add_existing_targets(draw, record)
+    return record
+
+
+def add_existing_targets(draw: st.DrawFn, record: dict[str, Any]) -> None:
+    """Values already where normalization writes: kept, in the way, null, or literal dotted."""
+    for key in draw(st.lists(st.sampled_from(["evt", "network", "usr", "http", "source", "service", "evt.name", "usr.name", "network.client.ip"]), max_size=2, unique=True)):
+        record[key] = draw(st.sampled_from([None, "x", 7, [], [{"name": "n"}], {}, {"name": "pre", "outcome": None},
+                                            {"client": {"ip": "10.9.9.9"}}, {"client": None}, {"client": "c"}, {"useragent": None}]))
+
+
+RECORDS = st.one_of(cloudtrail_records(), k8s_records(), generic_records())
+
+
+def _drop_missing(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_missing(v) for k, v in value.items() if v is not MISSING_KEY}
+    if isinstance(value, list):
+        return [_drop_missing(v) for v in value if v is not MISSING_KEY]
+    return value
+
+
+@st.composite
+def record_lines(draw: st.DrawFn) -> bytes:
+    record = _drop_missing(draw(RECORDS))
+    text = json.dumps(record, ensure_ascii=draw(st.booleans()))
+    how = draw(st.integers(0, 12))
+    if how == 0 and len(record) > 0:  # a repeated key (orjson keeps the last value)
+        key = draw(st.sampled_from(sorted(record)))
+        text = text[:-1] + (", " if record else "") + json.dumps(key) + ": " + json.dumps(draw(AWKWARD.filter(lambda v: v is not MISSING_KEY))) + "}"
+    elif how == 1:  # an escaped key
+        text = text.replace('"eventName"', '"event\\u004eame"').replace('"kind"', '"\\u006bind"').replace('"level"', '"lev\\u0065l"')
+    elif how == 2:
+        text = json.dumps({"Records": [record]})
+    return text.encode()
+
+
+@settings(max_examples=int(os.environ.get("SECMON_FUZZ", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(record_lines(), min_size=1, max_size=25), st.sampled_from(PATH_SETS))
+def test_random_records_normalize_like_ingest(lines: list[bytes], paths: list[str]) -> None:
+    check_normalized(b"\n".join(lines) + b"\n", paths)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(lines(), max_size=15), st.sampled_from(PATH_SETS + [PATHS]))
+def test_random_documents_normalize_like_ingest(docs: list[bytes], paths: list[str]) -> None:
+    """Arbitrary JSON (and broken lines) through normalize=True: never a wrong row."""
+    check_normalized(b"\n".join(docs) + b"\n", paths)
+
+
+def test_normalized_cases_stay_native() -> None:
+    """The common shapes are normalized natively (the fast path is not an empty promise)."""
+    lines = [
+        {"eventTime": "2023-11-14T22:13:21Z", "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+         "sourceIPAddress": "10.0.0.1", "userAgent": "aws-cli", "errorCode": "Denied",
+         "userIdentity": {"type": "AssumedRole", "arn": "arn:x", "sessionContext": {"sessionIssuer": {"userName": "role"}}}},
+        {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "verb": "get", "user": {"username": "bob"},
+         "sourceIPs": ["10.0.0.2", "10.0.0.3"], "requestReceivedTimestamp": "2022-11-29 00:09:04.38", "responseStatus": {"code": 403}},
+        {"timestamp": "2023-11-14T22:13:21.5+01:00", "msg": "hello", "level": " WARN ", "hostname": "h", "ddsource": "app",
+         "ddtags": "env:prod, team:sec,,", "syslog": {"appname": "cron"}},
+        {"timestamp": 1700000000, "status": 3, "message": "m", "evt": {"name": "already"}},
+        {"date": "1700000000.25", "severity": "Emerg"},
+    ]
+    buffer = b"\n".join(json.dumps(x).encode() for x in lines) + b"\n"
+    frame = check_normalized(buffer, [*NORMALIZED_PATHS, "tags"])
+    assert frame["__status"].to_list() == [OK] * len(lines)
+    assert frame["evt.outcome"].to_list()[:2] == ["failure", "failure"]
+    assert frame["usr.name"].to_list()[:2] == ["role", "bob"]
+    assert frame["network.client.ip"].to_list()[:2] == ["10.0.0.1", "10.0.0.2"]
+    assert frame["status"].to_list()[2:] == ["warning", "error", "emergency"]
+    assert frame["tags"].to_list()[2] == ["env:prod", "team:sec"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"eventTime": "2023-11-14T22:13:21Z", "eventSource": "s", "eventName": "E", "evt": "x"},  # scalar in the way
+        {"eventTime": "2023-11-14T22:13:21Z", "eventSource": "s", "eventName": "E", "sourceIPAddress": "2001:db8::1"},
+        {"eventTime": "Monday", "eventSource": "s", "eventName": "E"},
+        {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "sourceIPs": [None, "1.2.3.4"], "timestamp": 1700000000},
+        {"timestamp": "2023-11-14T22:13:21Z", "status": "²"},
+        {"Records": {"a": 1}, "timestamp": 1700000000},
+    ],
+)
+def test_awkward_records_go_to_python(record: dict[str, Any]) -> None:
+    frame = check_normalized(json.dumps(record).encode(), NORMALIZED_PATHS)
+    assert frame["__status"].to_list() == [NEEDS_PYTHON]
+
+
+def test_repeated_and_escaped_keys_go_to_python() -> None:
+    lines = [b'{"timestamp":1700000000,"msg":"a","msg":"b"}', b'{"timestamp":1700000000,"\\u006dsg":"a"}',
+             b'{"timestamp":1700000000,"msg":"\xff"}']
+    frame = check_normalized(b"\n".join(lines), NORMALIZED_PATHS)
+    assert frame["__status"].to_list() == [NEEDS_PYTHON] * 3
+
+
+def _dataset_lines(path: Path, field: str | None = None, kind: str | None = None) -> list[bytes]:
+    if not path.exists():
+        pytest.skip(f"dataset {path} is absent (see ../shared/datasets/README.md)")
+    out = []
+    for raw in path.read_bytes().splitlines():
+        doc = orjson.loads(raw)
+        if field is not None:
+            doc = doc.get(field)
+            if not isinstance(doc, dict) or (kind is not None and kind not in orjson.dumps(doc).decode()):
+                continue
+        out.append(orjson.dumps(doc))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "kind", "native_share"),
+    [
+        (CLOUDTRAIL, None, None, 0.99),
+        (DATASETS / "cloudtrail-stratus" / "events.jsonl", None, None, 0.9),
+        (DATASETS / "panther-tests" / "rule_tests.jsonl", "log", "audit.k8s.io", 0.8),
+        (DATASETS / "panther-tests" / "rule_tests.jsonl", "log", "eventSource", 0.8),
+    ],
+    ids=["cloudtrail-invictus", "cloudtrail-stratus", "panther-k8s-audit", "panther-cloudtrail"],
+)
+def test_real_records_normalize_like_ingest(path: Path, field: str | None, kind: str | None, native_share: float) -> None:
+    lines = _dataset_lines(path, field, kind)
+    buffer = b"\n".join(lines) + b"\n"
+    paths = [*NORMALIZED_PATHS, "eventName", "userIdentity.arn", "objectRef.resource", "requestParameters.bucketName"]
+    frame = check_normalized(buffer, paths)
+    readable = 0  # records ingest normalizes (the others, e.g. without a timestamp, it rejects)
+    for raw in lines:
+        try:
+            normalize_record(orjson.loads(raw))
+            readable += 1
+        except (TimestampError, ValueError):
+            pass
+    assert readable >= 10, f"{path.name}: too few records to compare"
+    ok_share = (frame["__status"] == OK).sum() / readable
+    assert ok_share >= native_share, f"only {ok_share:.0%} of {path.name}'s readable records normalized natively"
+    assert_frame_equal(check_normalized(buffer, paths, threads=2), frame)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"eventTime": "2023-11-14T22:13:21Z", "eventSource": "s", "eventName": "E", "evt": None, "network": {"client": None},
+         "sourceIPAddress": "10.0.0.1", "userIdentity": {"arn": "a", "userName": 7}, "usr": {}},
+        {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "timestamp": 1700000000123, "http": {"method": "GET"},
+         "responseStatus": {"code": 404}, "sourceIPs": ["10.0.0.2"], "evt": {"name": "kept"}, "verb": "get"},
+        {"timestamp": "1700000000", "status": 12, "level": "x", "ddtags": "a:b, c", "msg": {"a": 1}.get("a"), "ddsource": None},
+    ],
+)
+def test_normalized_events_write_the_normalized_record(record: dict[str, Any]) -> None:
+    line = json.dumps(record, indent=None, separators=(" , ", " : ")).encode()
+    (text,) = normalized_events(b"  " + line + b"  \n", [0])
+    assert text is not None
+    assert orjson.loads(text) == normalize_record(json.loads(line))

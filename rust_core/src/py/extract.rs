@@ -369,7 +369,8 @@ impl PyExtractedBatch {
         PyArray1::from_slice(py, &self.inner.lines)
     }
 
-    /// The status of every row (0 ok, 1 malformed, 2 not an object, 3 blank, 4 repaired UTF-8).
+    /// The status of every row (0 ok, 1 malformed, 2 not an object, 3 blank, 4 repaired UTF-8,
+    /// 5 needs Python's normalization).
     fn statuses<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
         PyArray1::from_slice(py, &self.inner.status)
     }
@@ -466,7 +467,7 @@ fn line_indices(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
 
 /// The event table of the NDJSON lines of `buffer` (see `secmon/_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (buffer, paths, line_idx = None, *, sep = b"\n".as_slice(), threads = None))]
+#[pyo3(signature = (buffer, paths, line_idx = None, *, sep = b"\n".as_slice(), threads = None, normalize = false))]
 fn extract_fields(
     py: Python<'_>,
     buffer: &Bound<'_, PyAny>,
@@ -474,6 +475,7 @@ fn extract_fields(
     line_idx: Option<&Bound<'_, PyAny>>,
     sep: &[u8],
     threads: Option<i64>,
+    normalize: bool,
 ) -> PyResult<PyExtractedBatch> {
     let sep = match sep {
         [b] => *b,
@@ -496,7 +498,7 @@ fn extract_fields(
         Some(obj) if !obj.is_none() => Some(line_indices(obj)?),
         _ => None,
     };
-    let field_paths = FieldPaths::new(&paths)?;
+    let field_paths = if normalize { FieldPaths::normalizing(&paths)? } else { FieldPaths::new(&paths)? };
     let view = ByteView::new(buffer, "buffer")?;
     let bytes = view.bytes();
     // SAFETY: `view` holds the buffer until after `detach` returns.
@@ -507,9 +509,34 @@ fn extract_fields(
     Ok(PyExtractedBatch { inner: Arc::new(out) })
 }
 
+/// The normalized records of NDJSON lines as JSON text (see `secmon/_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (buffer, line_idx, *, sep = b"\n".as_slice()))]
+fn normalized_events<'py>(
+    py: Python<'py>,
+    buffer: &Bound<'py, PyAny>,
+    line_idx: &Bound<'py, PyAny>,
+    sep: &[u8],
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let sep = match sep {
+        [b] => *b,
+        _ => return Err(PyValueError::new_err(format!("sep must be exactly one byte, got {} bytes ({sep:?})", sep.len()))),
+    };
+    let wanted = line_indices(line_idx)?;
+    let view = ByteView::new(buffer, "buffer")?;
+    let bytes = view.bytes();
+    // SAFETY: `view` holds the buffer until after `detach` returns.
+    let texts = py.detach(|| extract::normalized_json(unsafe { bytes.get() }, sep, &wanted))?;
+    drop(view);
+    let items: Vec<Option<Bound<'py, pyo3::types::PyBytes>>> =
+        texts.iter().map(|t| t.as_deref().map(|t| pyo3::types::PyBytes::new(py, t))).collect();
+    pyo3::types::PyList::new(py, items)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyExtractedBatch>()?;
     m.add_class::<PyExtractedColumn>()?;
     m.add_function(wrap_pyfunction!(extract_fields, m)?)?;
+    m.add_function(wrap_pyfunction!(normalized_events, m)?)?;
     Ok(())
 }
