@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
+from secmon._core import normalized_events
 from secmon.ingest.json_events import normalize_record
 
 CANONICAL = 0
@@ -31,6 +32,19 @@ RAW_NDJSON = 1
 
 def canonical_json(event: dict) -> str:
     return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _canonical_of_lines(lines: list[bytes]) -> list[str]:
+    """Canonical JSON of raw NDJSON lines the native extractor kept: ``normalized_events`` writes
+    each normalized record natively (the line plus what normalization adds), so only the key
+    sort is left to orjson; a line it declines goes through ``normalize_record``."""
+    buffer = b"\n".join(lines)  # lines of a chunk: none holds a newline
+    texts = normalized_events(buffer, np.arange(len(lines), dtype=np.uint32))
+    loads = orjson.loads
+    return [
+        canonical_json(loads(text) if text is not None else normalize_record(loads(line)))
+        for text, line in zip(texts, lines)
+    ]
 
 
 class EventStore:
@@ -74,15 +88,21 @@ class EventStore:
         """The canonical JSON of each referenced event, in the order asked."""
         self._file.flush()
         fd = self._file.fileno()
-        out: list[str] = []
-        for ref, length in zip(np.asarray(refs).tolist(), np.asarray(lengths).tolist()):
-            text = self._cache.get(ref)
-            if text is None:
-                raw = os.pread(fd, length, ref >> 1)
-                text = raw.decode() if ref & 1 == CANONICAL else canonical_json(normalize_record(orjson.loads(raw)))
+        refs_list = np.asarray(refs).tolist()
+        missing = {ref: length for ref, length in zip(refs_list, np.asarray(lengths).tolist()) if ref not in self._cache}
+        raw_refs: list[int] = []
+        raw_lines: list[bytes] = []
+        for ref, length in missing.items():
+            data = os.pread(fd, length, ref >> 1)
+            if ref & 1 == CANONICAL:
+                self._cache[ref] = data.decode()
+            else:
+                raw_refs.append(ref)
+                raw_lines.append(data)
+        if raw_lines:
+            for ref, text in zip(raw_refs, _canonical_of_lines(raw_lines)):
                 self._cache[ref] = text
-            out.append(text)
-        return out
+        return [self._cache[ref] for ref in refs_list]
 
     def events(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[dict]:
         return [orjson.loads(text) for text in self.canonical(refs, lengths)]

@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 import polars as pl
 
-from secmon._core import extract_fields, normalized_events, select_lines
-from secmon.ingest.json_events import normalize_record
+from secmon._core import extract_fields
 
 # ``__status`` of rows the native table keeps; every other status is parsed in Python.
 STATUS_OK = 0
@@ -74,22 +72,3 @@ def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], extrac
     columns = [pl.col("timestamp").cast(pl.Int64).alias("timestamp")]
     columns += [pl.col(p) for p in paths if p != "timestamp"]
     return NativeBatch(keep.select(*columns, pl.col("__line")), python_lines)
-
-
-def canonical_events(data: bytes, lines: np.ndarray, timestamps: np.ndarray) -> list[str]:
-    """The normalized events of native rows, as the engine keeps them (sorted-key JSON): equal to
-    ``orjson.dumps(normalize_record(orjson.loads(line)), option=OPT_SORT_KEYS)``.
-
-    ``normalized_events`` writes each normalized record natively as JSON text (the line with the
-    members normalization adds), so Python only re-serializes it with sorted keys; measured on
-    the 200k-event scan corpus, where half the rows are kept, running ``normalize_record`` here
-    instead costs more than the whole native extraction. ``timestamps`` (the table's) are not
-    needed: the text holds them."""
-    del timestamps
-    lines = lines.astype(np.uint32)
-    loads, dumps, sort_keys = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
-    events: list[bytes | None] = normalized_events(data, lines)
-    if None in events:  # not for rows the native table kept; the twin stays exact regardless
-        originals = select_lines(data, lines)
-        events = [e if e is not None else dumps(normalize_record(loads(raw))) for e, raw in zip(events, originals)]
-    return [dumps(loads(event), option=sort_keys).decode() for event in events]  # type: ignore[arg-type]
