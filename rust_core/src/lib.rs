@@ -8,9 +8,11 @@
 //! - [`walk`]: parallel file-tree walker producing column batches, reusing earlier digests.
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
 //! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
+//! - [`compliance`]: Kubernetes workload manifests to typed fact columns (compliance fast path).
 //! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
 
 pub mod cidr;
+pub mod compliance;
 pub mod error;
 pub mod extract;
 pub mod hash;

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod arrow_ffi;
+mod compliance;
 mod error;
 mod extract;
 mod hash;
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     matcher::register(m)?;
     ipset::register(m)?;
     extract::register(m)?;
+    compliance::register(m)?;
     Ok(())
 }
