@@ -121,6 +121,13 @@ def test_plain_generated_manifests_are_read_natively(tmp_path: Path) -> None:
     _same_report(tmp_path)
 
 
+def test_trivy_fixtures_give_the_same_report(dataset: Path) -> None:
+    """The shared Trivy good/bad manifests: most read natively, all with the Python path's answers."""
+    native, _ = native_file_count([str(dataset / "k8s")], CHECKS)
+    assert native > 0
+    _same_report(dataset / "k8s")
+
+
 def test_odd_and_bad_files_give_the_same_report(tmp_path: Path) -> None:
     _write(tmp_path, ODD_FILES)
     _same_report(tmp_path)
