@@ -13,8 +13,9 @@ The answer compared is, for every file and for each control both tools implement
 filesystem, NET_RAW drop, SYS_ADMIN add, CPU and memory limits, image tag, docker.sock hostPath.
 Two tables, each with every contender on the same files in the same run: the first 1,000 files,
 then all 10,000 files. The full run times Checkov on all 10,000 files as one whole process (its
-wall time and peak memory), which takes minutes (the issue measured ~11.5 min and 7 GB; ``make
-bench`` accepts that). ``SECMON_BENCH_CHECKOV_SCALED=1`` is the cheaper mode for iterating: the
+wall time and peak memory), which takes long: the issue measured ~11.5 min and 7 GB; here, on 2
+cores shared with other jobs (load average ~11), 2,413 s wall, 389 s CPU and 2.8 GB. ``make
+bench`` accepts that. ``SECMON_BENCH_CHECKOV_SCALED=1`` is the cheaper mode for iterating: the
 10,000-file table then shows Checkov's 1,000-file time multiplied by 10, labelled as such, and
 asserts agreement on the 1,000 files only. Without it, the verdicts are asserted equal resource
 by resource on all 10,000 files.

@@ -1109,6 +1109,14 @@ mod tests {
     }
 
     #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Batch>();
+        check::<ScopeSpec>();
+        check::<Value>();
+    }
+
+    #[test]
     fn python_number_syntax() {
         for (t, ok) in [("1", true), ("1.", true), (".5", true), ("-1e5", true), ("1e", false), ("e5", false), (".", false), ("", false)] {
             assert_eq!(is_python_number(t), ok, "{t}");
