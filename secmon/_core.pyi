@@ -395,3 +395,23 @@ def fim_scan(
     (``reuse_digests``: size, mtime, ctime, inode and mode equal) and entries keep their xattrs
     (``reuse_xattrs``: inode and ctime equal). ``FileNotFoundError`` for a missing root;
     ``ValueError`` for an unknown ``algo``, a bad glob or regex, or ``threads`` of 0."""
+# --- compliance (rust_core/src/compliance.rs) -------------------------------------------------
+
+# A fact spec: ([(fact path, dtype)], [(scope path, nested spec)]), dtype one of
+# "bool" | "num" | "int" | "str" | "strlist" (``secmon.compliance.fast.native_spec`` builds it).
+_FactSpec: TypeAlias = tuple[Sequence[tuple[Sequence[str], str]], Sequence[tuple[Sequence[str], Any]]]
+
+def k8s_workload_facts(paths: Sequence[bytes], spec: _FactSpec) -> dict[str, Any]:
+    """Read, parse and normalize Kubernetes workload manifests on all cores (GIL released) and
+    return the typed facts ``spec`` asks for, as ``secmon.compliance.k8s.normalize_workload`` and
+    ``secmon.compliance.facts.build_scope`` would compute them.
+
+    Returns ``{"facts": scope, "file_index", "names", "lines", "locations", "fallback"}``: one
+    entry per workload row (index of its file in ``paths``, ``Kind/ns/name``, document start line,
+    pod spec path), and the indexes of the files handed back to the Python path (anything this
+    reader does not reproduce exactly: JSON, Helm templates, YAML 1.1-ambiguous scalars, tags,
+    aliases, non-workload kinds, odd values, unreadable files). A scope is ``{"columns",
+    "parents", "paths", "children"}``: one list per fact (a ``strlist`` fact as ``(flat values,
+    lengths)`` with -1 for absent), parent row and source path per row, nested scopes in spec
+    order. ``ValueError`` for an unknown dtype.
+    """

@@ -10,9 +10,11 @@
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
 //! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
 //! - [`lifecycle`]: a rule's triggers to signal spans (keepAlive, maxSignalDuration, samples).
+//! - [`compliance`]: Kubernetes workload manifests to typed fact columns (compliance fast path).
 //! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
 
 pub mod cidr;
+pub mod compliance;
 pub mod error;
 pub mod extract;
 pub mod fim;

@@ -13,7 +13,7 @@ check's ``when`` does not hold) or ``manual``; ``evidence`` shows the observed v
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -194,30 +194,49 @@ def _eval_quantified_fast(cond: Quantified, sf: ScopeFrame) -> tuple[pl.Series, 
     return res, evidence
 
 
-def evaluate(checks: Sequence[Check], resources: Sequence[Resource]) -> pl.DataFrame:
-    """One row per (check, selected resource), ordered by check then resource."""
+def kind_schema(checks: Sequence[Check], kind: str) -> Schema:
+    """Every fact and scope the checks of one resource kind read."""
+    schema = Schema.empty()
+    for check in checks:
+        if check.resource == kind:
+            for cond in (check.select, check.when, check.condition):
+                if cond is not None:
+                    schema.add(cond)
+    return schema
+
+
+def resource_meta(kind: str, names: list[str], files: list[str], lines: list[int | None], locations: list[str]) -> pl.DataFrame:
+    """The descriptive columns of result rows, one row per resource."""
+    return pl.DataFrame(
+        {
+            "resource_kind": pl.Series([kind] * len(names), dtype=pl.String),
+            "resource": pl.Series(names, dtype=pl.String),
+            "file": pl.Series(files, dtype=pl.String),
+            "line": pl.Series(lines, dtype=pl.Int64),
+            "location": pl.Series(locations, dtype=pl.String),
+        }
+    )
+
+
+def evaluate(
+    checks: Sequence[Check], resources: Sequence[Resource], prebuilt: Mapping[str, tuple[ScopeFrame, pl.DataFrame]] | None = None
+) -> pl.DataFrame:
+    """One row per (check, selected resource), ordered by check then resource.
+
+    ``prebuilt`` holds kinds whose fact frames (built from ``kind_schema``) and result metadata
+    were made elsewhere (the native manifest reader); ``resources`` must not repeat them.
+    """
     by_kind: dict[str, list[Resource]] = {}
     for resource in resources:
         by_kind.setdefault(resource.kind, []).append(resource)
     frames: list[pl.DataFrame] = []
-    scopes: dict[str, tuple[ScopeFrame, pl.DataFrame]] = {}
+    scopes: dict[str, tuple[ScopeFrame, pl.DataFrame]] = dict(prebuilt or {})
     for kind, members in by_kind.items():
-        schema = Schema.empty()
-        for check in checks:
-            if check.resource == kind:
-                for cond in (check.select, check.when, check.condition):
-                    if cond is not None:
-                        schema.add(cond)
-        sf = build_scope([r.doc for r in members], [""] * len(members), schema)
-        meta = pl.DataFrame(
-            {
-                "resource_kind": [kind] * len(members),
-                "resource": [r.name for r in members],
-                "file": [r.file for r in members],
-                "line": pl.Series([r.line for r in members], dtype=pl.Int64),
-                "location": [r.location for r in members],
-            }
-        )
+        if kind in scopes:
+            raise ValueError(f"resources of kind {kind!r} given both prebuilt and as documents")
+        sf = build_scope([r.doc for r in members], [""] * len(members), kind_schema(checks, kind))
+        meta = resource_meta(kind, [r.name for r in members], [r.file for r in members], [r.line for r in members],
+                             [r.location for r in members])
         scopes[kind] = (sf, meta)
     for check in checks:
         if check.resource not in scopes:

@@ -126,14 +126,21 @@ _ALREADY_TYPED: dict[str, type] = {"bool": bool, "str": str, "num": int}
 def _list_series(name: str, values: list[list[str] | None]) -> pl.Series:
     """A List(String) column built from flat values and owners in bulk: Polars' constructor
     makes one Series per row for nested lists, which dominates frame building otherwise."""
-    n = len(values)
+    lengths = [-1 if v is None else len(v) for v in values]
+    return list_series_from_flat(name, list(chain.from_iterable(v for v in values if v)), lengths)
+
+
+def list_series_from_flat(name: str, flat: list[str], lengths: list[int]) -> pl.Series:
+    """A List(String) column from every row's items end to end and each row's length (-1 for a
+    null row): the layout the native fact extractor returns."""
+    n = len(lengths)
     if n == 0:
         return pl.Series(name, [], dtype=pl.List(pl.String))
-    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=n)
-    flat = pl.Series("v", list(chain.from_iterable(v for v in values if v)), dtype=pl.String)
-    owners = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    grouped = pl.DataFrame({"i": owners, "v": flat}).group_by("i").agg(pl.col("v"))
-    rows = pl.DataFrame({"i": np.arange(n, dtype=np.int64), "null": pl.Series([v is None for v in values], dtype=pl.Boolean)})
+    sizes = np.asarray(lengths, dtype=np.int64)
+    null = sizes < 0
+    owners = np.repeat(np.arange(n, dtype=np.int64), np.where(null, 0, sizes))
+    grouped = pl.DataFrame({"i": owners, "v": pl.Series("v", flat, dtype=pl.String)}).group_by("i").agg(pl.col("v"))
+    rows = pl.DataFrame({"i": np.arange(n, dtype=np.int64), "null": pl.Series(null, dtype=pl.Boolean)})
     joined = rows.join(grouped, on="i", how="left", maintain_order="left")
     return joined.select(
         pl.when(pl.col("null")).then(None).otherwise(pl.col("v").fill_null(pl.lit([], dtype=pl.List(pl.String)))).alias(name)

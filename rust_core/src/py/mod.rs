@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod arrow_ffi;
+mod compliance;
 mod error;
 mod extract;
 mod fim;
@@ -23,5 +24,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     extract::register(m)?;
     lifecycle::register(m)?;
     fim::register(m)?;
+    compliance::register(m)?;
     Ok(())
 }
