@@ -17,6 +17,8 @@ use sha2::Digest;
 
 use crate::error::{CoreError, Result};
 
+pub mod sha256_lanes;
+
 /// Size of the read buffer for streaming files: large enough that syscalls are a small share of
 /// the time, small enough to stay in L2 and to give each worker thread its own.
 pub const BUFFER_SIZE: usize = 256 * 1024;

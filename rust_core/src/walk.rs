@@ -1,10 +1,17 @@
 //! Parallel file-tree walker: one [`Entry`] per filesystem entry (the roots included), with the
 //! lstat fields, symlink targets, optional digests and a per-entry error instead of a failed walk.
 //!
-//! Directories fan out as rayon tasks; files larger than [`INLINE_HASH_MAX`] are hashed in tasks
-//! of their own so a big file never holds up the walk of its directory. With previous digests
-//! (path -> size, mtime, ctime, inode, mode, digest) an unchanged regular file keeps its old digest
-//! without being opened.
+//! Two phases. The walk: directories fan out as rayon tasks, each listing its directory and
+//! stat-ing the children relative to it. Then the hashing of every regular file that needs a
+//! digest, largest first, pulled by every worker from one shared queue: with the big files at
+//! the front, the last seconds are small files and both cores stay busy to the end (the walk
+//! used to hash big files as tasks of their own, in whatever order the walk met them). sha256
+//! goes through [`hash::sha256_lanes`]: each worker keeps four files in flight and interleaves
+//! their SHA-NI rounds, ~1.9x the throughput of one file at a time. Hard links (same dev, inode,
+//! size, mtime and ctime) are read once, the other names get the same digest.
+//!
+//! With previous digests (path -> size, mtime, ctime, inode, mode, digest) an unchanged regular
+//! file keeps its old digest without being opened.
 //!
 //! Nothing on the way is fatal except a root that cannot be stat-ed: permission denied, files
 //! vanishing mid-walk, symlink loops and special files become rows with a `type` and an `error`.
@@ -17,16 +24,20 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
+use crate::hash::sha256_lanes::LaneHasher;
 use crate::hash::{self, Algorithm, SizedDigest};
 
-/// Regular files up to this size are hashed inline by the task that lists their directory;
-/// larger ones get a task of their own.
+/// Kept for callers of the earlier API: regular files up to this size used to be hashed inline by
+/// the task listing their directory. Every file now goes through the hashing phase.
 pub const INLINE_HASH_MAX: u64 = 256 * 1024;
 
 /// What kind of filesystem object an entry is (from the `S_IFMT` bits of its mode).
@@ -270,6 +281,9 @@ pub struct ScanStats {
     pub files_hashed: u64,
     pub digests_reused: u64,
     pub bytes_hashed: u64,
+    /// Names of hard-linked files that took the digest of another name of the same inode
+    /// (same size, mtime and ctime) instead of reading it again.
+    pub digests_shared: u64,
 }
 
 /// Builds a [`TreeScanner`]: setters, then a fallible [`build`](ScanBuilder::build) that checks
@@ -407,6 +421,8 @@ struct DirTask {
 struct Shared<'a> {
     scanner: &'a TreeScanner,
     rows: Mutex<Vec<Entry>>,
+    /// Regular files to hash after the walk (no reusable previous digest).
+    pending: Mutex<Vec<Entry>>,
     stats: Mutex<ScanStats>,
 }
 
@@ -417,15 +433,14 @@ impl Shared<'_> {
         }
     }
 
-    fn count(&self, hashed_bytes: Option<u64>) {
-        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        match hashed_bytes {
-            Some(n) => {
-                stats.files_hashed += 1;
-                stats.bytes_hashed += n;
-            }
-            None => stats.digests_reused += 1,
+    fn push_pending(&self, mut files: Vec<Entry>) {
+        if !files.is_empty() {
+            self.pending.lock().unwrap_or_else(|p| p.into_inner()).append(&mut files);
         }
+    }
+
+    fn count_reused(&self) {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).digests_reused += 1;
     }
 }
 
@@ -490,21 +505,31 @@ impl TreeScanner {
             .thread_name(|i| format!("secmon-walk-{i}"))
             .build()
             .map_err(|e| CoreError::invalid(format!("cannot start {} walker threads: {e}", self.threads)))?;
-        let shared = Shared { scanner: self, rows: Mutex::new(Vec::new()), stats: Mutex::new(ScanStats::default()) };
+        let shared = Shared {
+            scanner: self,
+            rows: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
+            stats: Mutex::new(ScanStats::default()),
+        };
         pool.install(|| {
             rayon::scope(|scope| {
                 for (root, lmeta) in checked {
                     if self.is_excluded(&root) {
                         continue;
                     }
-                    let mut local = Vec::new();
+                    let mut local = Listing::default();
                     shared.examine(scope, root, Ok(lmeta), None, None, &mut local);
-                    shared.push_rows(local);
+                    shared.push_rows(local.rows);
+                    shared.push_pending(local.pending);
                 }
             });
         });
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
-        let stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
+        let pending = shared.pending.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(algo) = self.algo {
+            rows.extend(self.hash_pending(&pool, algo, pending, &mut stats));
+        }
         pool.install(|| {
             rows.par_sort_unstable_by(Entry::cmp_path)
         });
@@ -514,6 +539,160 @@ impl TreeScanner {
 
     fn is_excluded(&self, path: &[u8]) -> bool {
         !self.excludes.is_empty() && self.excludes.is_match(path_of(path))
+    }
+}
+
+/// What one directory task produced: finished rows, and regular files still to hash.
+#[derive(Default)]
+struct Listing {
+    rows: Vec<Entry>,
+    pending: Vec<Entry>,
+}
+
+/// How hashing one file ended: its digest and byte count, the digest of another name of the
+/// same inode, or the row's error text.
+enum Outcome {
+    Digest(String, u64),
+    Shared(String),
+    Error(String),
+}
+
+/// Hard-linked names of one inode read once: the same inode with the same size, mtime and ctime
+/// has the same bytes under every name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct InodeKey {
+    dev: u64,
+    inode: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl TreeScanner {
+    /// Hash every pending file (phase two of a scan) and return them as rows.
+    fn hash_pending(&self, pool: &rayon::ThreadPool, algo: Algorithm, mut files: Vec<Entry>, stats: &mut ScanStats) -> Vec<Entry> {
+        // Largest first (longest-processing-time-first): the queue ends with small files, so no
+        // worker is left alone with a big file while the others idle.
+        files.sort_unstable_by_key(|e| std::cmp::Reverse(e.stat.map_or(0, |s| s.size)));
+        // The first name of each multiply-linked inode is hashed; the others wait for its digest.
+        let mut leader_of: HashMap<InodeKey, usize> = HashMap::new();
+        let mut jobs: Vec<usize> = Vec::with_capacity(files.len());
+        let mut followers: Vec<(usize, usize)> = Vec::new();
+        for (i, entry) in files.iter().enumerate() {
+            let stat = entry.stat.expect("pending files were stat-ed");
+            if stat.nlink > 1 {
+                let key = InodeKey { dev: stat.dev, inode: stat.inode, size: stat.size, mtime_ns: stat.mtime_ns, ctime_ns: stat.ctime_ns };
+                if let Some(&leader) = leader_of.get(&key) {
+                    followers.push((i, leader));
+                    continue;
+                }
+                leader_of.insert(key, i);
+            }
+            jobs.push(i);
+        }
+        let mut outcomes: Vec<Option<Outcome>> = (0..files.len()).map(|_| None).collect();
+        for (i, outcome) in self.hash_jobs(pool, algo, &files, &jobs) {
+            outcomes[i] = Some(outcome);
+        }
+        // A name whose leader got no digest (it vanished, was replaced, ...) is read on its own.
+        let mut retry = Vec::new();
+        for &(follower, leader) in &followers {
+            match &outcomes[leader] {
+                Some(Outcome::Digest(digest, _)) => {
+                    outcomes[follower] = Some(Outcome::Shared(digest.clone()));
+                    stats.digests_shared += 1;
+                }
+                _ => retry.push(follower),
+            }
+        }
+        for (i, outcome) in self.hash_jobs(pool, algo, &files, &retry) {
+            outcomes[i] = Some(outcome);
+        }
+        for (entry, outcome) in files.iter_mut().zip(outcomes) {
+            match outcome {
+                Some(Outcome::Digest(digest, bytes)) => {
+                    stats.files_hashed += 1;
+                    stats.bytes_hashed += bytes;
+                    entry.digest = Some(digest);
+                }
+                Some(Outcome::Shared(digest)) => entry.digest = Some(digest),
+                Some(Outcome::Error(error)) => entry.error = Some(error),
+                None => unreachable!("every pending file is a job or follows one"),
+            }
+        }
+        files
+    }
+
+    /// Hash `files[jobs[..]]` on every worker of `pool`, each pulling the next job from one
+    /// shared counter (jobs are in size order, largest first).
+    fn hash_jobs(&self, pool: &rayon::ThreadPool, algo: Algorithm, files: &[Entry], jobs: &[usize]) -> Vec<(usize, Outcome)> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let cursor = AtomicUsize::new(0);
+        let per_worker = pool.broadcast(|_| {
+            let mut out: Vec<(usize, Outcome)> = Vec::new();
+            let take = || {
+                let k = cursor.fetch_add(1, Ordering::Relaxed);
+                jobs.get(k).copied()
+            };
+            if algo == Algorithm::Sha256 {
+                let mut lanes = LaneHasher::new();
+                // The queue hands the lanes opened files; a file that cannot be opened is
+                // answered here and the next one taken.
+                let mut failed: Vec<(usize, Outcome)> = Vec::new();
+                lanes.run(
+                    || loop {
+                        let i = take()?;
+                        match self.open_for_hash(&files[i]) {
+                            Ok(file) => return Some((i, file, files[i].stat.map_or(0, |s| s.size))),
+                            Err(error) => failed.push((i, Outcome::Error(error))),
+                        }
+                    },
+                    |(i, result)| out.push((i, sized_outcome(result, files[i].stat.map_or(0, |s| s.size)))),
+                );
+                out.append(&mut failed);
+            } else {
+                while let Some(i) = take() {
+                    let size = files[i].stat.map_or(0, |s| s.size);
+                    let outcome = match self.open_for_hash(&files[i]) {
+                        Ok(mut file) => sized_outcome(hash::hash_open_file_sized(&mut file, algo, size), size),
+                        Err(error) => Outcome::Error(error),
+                    };
+                    out.push((i, outcome));
+                }
+            }
+            out
+        });
+        per_worker.into_iter().flatten().collect()
+    }
+
+    /// Open a regular file found by the walk, refusing anything that took its place since.
+    fn open_for_hash(&self, entry: &Entry) -> std::result::Result<File, String> {
+        let stat = entry.stat.expect("pending files were stat-ed");
+        let path = path_of(&entry.path_bytes);
+        let (file, meta) = hash::open_regular_nonblocking(path, self.follow_symlinks).map_err(|e| match e.raw_os_error() {
+            // Without follow, O_NOFOLLOW refuses a symlink put in the file's place.
+            Some(libc::ELOOP) if !self.follow_symlinks => "replaced during scan".to_string(),
+            _ if e.kind() == ErrorKind::InvalidInput => format!("replaced during scan: {e}"),
+            _ => describe("opening file", &e),
+        })?;
+        if meta.ino() != stat.inode || meta.dev() != stat.dev {
+            return Err("replaced during scan".to_string());
+        }
+        Ok(file)
+    }
+}
+
+/// The row's digest or error for a sized hash of `size` bytes.
+fn sized_outcome(result: std::io::Result<SizedDigest>, size: u64) -> Outcome {
+    match result {
+        Ok(SizedDigest::Digest(digest)) => Outcome::Digest(digest, size),
+        Ok(SizedDigest::Shorter { read }) => Outcome::Error(format!("changed during scan: {read} bytes, not the {size} of its stat")),
+        Ok(SizedDigest::Longer) => Outcome::Error(format!(
+            "changed during scan: more than the {size} bytes of its stat (growing, or a pseudo file)"
+        )),
+        Err(e) => Outcome::Error(describe("reading file", &e)),
     }
 }
 
@@ -528,7 +707,7 @@ impl<'a> Shared<'a> {
         lstat: std::io::Result<Metadata>,
         chain: Option<&Option<Arc<Ancestor>>>,
         root_dev: Option<u64>,
-        out: &mut Vec<Entry>,
+        out: &mut Listing,
     ) {
         let scanner = self.scanner;
         let lmeta = match lstat {
@@ -536,7 +715,7 @@ impl<'a> Shared<'a> {
             Err(e) => {
                 let mut entry = Entry::new(path, EntryType::Unknown);
                 entry.error = Some(describe("stat", &e));
-                out.push(entry);
+                out.rows.push(entry);
                 return;
             }
         };
@@ -568,11 +747,11 @@ impl<'a> Shared<'a> {
                 let parent_chain = chain.cloned().flatten();
                 if scanner.follow_symlinks && on_chain(&parent_chain, stat.dev, stat.inode) {
                     entry.error = Some("symlink loop: directory is its own ancestor".to_string());
-                    out.push(entry);
+                    out.rows.push(entry);
                     return;
                 }
                 if scanner.one_file_system && stat.dev != root_dev {
-                    out.push(entry);
+                    out.rows.push(entry);
                     return;
                 }
                 let chain = Some(Arc::new(Ancestor { dev: stat.dev, inode: stat.inode, parent: parent_chain }));
@@ -583,66 +762,20 @@ impl<'a> Shared<'a> {
                 if let Some((prev, digest)) = scanner.previous.lookup(&entry.path_bytes) {
                     if prev.matches(&stat) {
                         entry.digest = Some(digest.to_string());
-                        self.count(None);
-                        out.push(entry);
+                        self.count_reused();
+                        out.rows.push(entry);
                         return;
                     }
                 }
-                if stat.size <= INLINE_HASH_MAX {
-                    self.hash_into(&mut entry, &stat);
-                    out.push(entry);
-                } else {
-                    scope.spawn(move |_| {
-                        let mut entry = entry;
-                        self.hash_into(&mut entry, &stat);
-                        self.push_rows(vec![entry]);
-                    });
-                }
+                out.pending.push(entry);
             }
-            _ => out.push(entry),
-        }
-    }
-
-    fn hash_into(&self, entry: &mut Entry, stat: &Stat) {
-        let Some(algo) = self.scanner.algo else { return };
-        let path = path_of(&entry.path_bytes);
-        let (mut file, meta) = match hash::open_regular_nonblocking(path, self.scanner.follow_symlinks) {
-            Ok(opened) => opened,
-            Err(e) => {
-                entry.error = Some(match e.raw_os_error() {
-                    // Without follow, O_NOFOLLOW refuses a symlink put in the file's place.
-                    Some(libc::ELOOP) if !self.scanner.follow_symlinks => "replaced during scan".to_string(),
-                    _ if e.kind() == ErrorKind::InvalidInput => format!("replaced during scan: {e}"),
-                    _ => describe("opening file", &e),
-                });
-                return;
-            }
-        };
-        if meta.ino() != stat.inode || meta.dev() != stat.dev {
-            entry.error = Some("replaced during scan".to_string());
-            return;
-        }
-        match hash::hash_open_file_sized(&mut file, algo, stat.size) {
-            Ok(SizedDigest::Digest(digest)) => {
-                entry.digest = Some(digest);
-                self.count(Some(stat.size));
-            }
-            Ok(SizedDigest::Shorter { read }) => {
-                entry.error = Some(format!("changed during scan: {read} bytes, not the {} of its stat", stat.size));
-            }
-            Ok(SizedDigest::Longer) => {
-                entry.error = Some(format!(
-                    "changed during scan: more than the {} bytes of its stat (growing, or a pseudo file)",
-                    stat.size
-                ));
-            }
-            Err(e) => entry.error = Some(describe("reading file", &e)),
+            _ => out.rows.push(entry),
         }
     }
 
     fn list_dir<'s>(&'s self, scope: &rayon::Scope<'s>, task: DirTask) {
         let DirTask { mut entry, chain, root_dev } = task;
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         match fs::read_dir(path_of(&entry.path_bytes)) {
             Err(e) => entry.error = Some(describe("listing directory", &e)),
             Ok(listing) => {
@@ -664,8 +797,9 @@ impl<'a> Shared<'a> {
                 }
             }
         }
-        out.push(entry);
-        self.push_rows(out);
+        out.rows.push(entry);
+        self.push_rows(out.rows);
+        self.push_pending(out.pending);
     }
 }
 
