@@ -167,6 +167,12 @@ def _frame_row(table: Table, measurement: Measurement, unreadable: set[bytes]) -
     return frame
 
 
+def hard_link_names(files: Any) -> tuple[int, int]:
+    """(count, bytes) of regular files whose (dev, inode) appeared before under another name."""
+    repeats = files.filter(pl.struct("dev", "inode").is_duplicated() & ~pl.struct("dev", "inode").is_first_distinct())
+    return repeats.height, int(repeats["size"].sum())
+
+
 def sha256_table(root: str, workdir: Path, smoke: bool) -> Table:
     table = Table(f"scan_tree sha256 over {'a generated tree' if smoke else root}", item_unit="files")
     repeats = 1 if smoke else FULL_REPEATS
@@ -192,6 +198,11 @@ def sha256_table(root: str, workdir: Path, smoke: bool) -> Table:
     rescan_name = "secmon re-scan (previous, nothing changed)"
     _frame_row(table, best_of(repeats, lambda: measure_python(rescan_name, f"{MODULE}:secmon_rescan", root, "sha256", str(previous))), unreadable)
     excepted = assert_same_files(table, unreadable)
+    linked = hard_link_names(files)
+    table.notes.append(
+        f"{linked[0]:,} files ({linked[1] / 1e9:.2f} GB) are further names of an inode already met (hard links): "
+        "secmon reads each inode once, the other contenders read every name."
+    )
     table.notes.append(
         f"{cpu_note()}, best of {repeats} run(s) each, {load_note()}; {table.items_processed:,} regular files, {table.bytes_processed / 1e9:.2f} GB; "
         f"{len(excepted)} files excepted from the agreement check (unreadable to a contender). "
