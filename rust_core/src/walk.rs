@@ -562,6 +562,7 @@ impl TreeScanner {
                 }
             });
         });
+        let t_walk = std::time::Instant::now();
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
         let pending = shared.pending.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -572,6 +573,7 @@ impl TreeScanner {
             rows.par_sort_unstable_by(Entry::cmp_path)
         });
         rows.dedup_by(|a, b| a.path_bytes == b.path_bytes);
+        if std::env::var_os("SECMON_WALK_TIMING").is_some() { eprintln!("TIMING after-walk (hash+sort) {:?}", t_walk.elapsed()); }
         Ok((rows, stats))
     }
 
@@ -606,16 +608,48 @@ struct InodeKey {
     ctime_ns: i64,
 }
 
+/// Files at least this large are hashed one by one in size order (largest first); smaller ones
+/// are hashed per directory, opened relative to it.
+pub const GROUP_MAX_SIZE: u64 = 1024 * 1024;
+
+/// Files of one directory hashed as one job at most: large enough to pay for opening the
+/// directory, small enough that the tail of the queue still balances across workers.
+const GROUP_MAX_FILES: usize = 256;
+
+/// A unit of the hashing queue.
+enum Job {
+    /// One large file, opened by its full path.
+    One(usize),
+    /// Small files of one directory (their walk order), opened relative to it.
+    Dir(Vec<usize>),
+}
+
+/// `path` as (its directory, its last name): "/a/b" -> ("/a", "b"), "/a" -> ("/", "a"),
+/// "a" -> (".", "a").
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b".", path),
+    }
+}
+
 impl TreeScanner {
-    /// Hash every pending file (phase two of a scan) and return them as rows.
-    fn hash_pending(&self, pool: &rayon::ThreadPool, algo: Algorithm, mut files: Vec<Entry>, stats: &mut ScanStats) -> Vec<Entry> {
-        // Largest first (longest-processing-time-first): the queue ends with small files, so no
-        // worker is left alone with a big file while the others idle.
-        files.sort_unstable_by_key(|e| std::cmp::Reverse(e.stat.map_or(0, |s| s.size)));
+    /// Hash every pending file (phase two of a scan) and return them as rows. `files` comes in
+    /// walk order: the pending files of one directory listing are adjacent.
+    fn hash_pending(&self, pool: &rayon::ThreadPool, algo: Algorithm, files: Vec<Entry>, stats: &mut ScanStats) -> Vec<Entry> {
+        let size_of = |e: &Entry| e.stat.map_or(0, |s| s.size);
+        // Large files first, largest first (longest-processing-time-first): the queue ends with
+        // small files, so no worker is left alone with a big file while the others idle. The
+        // small ones stay in walk order, grouped by directory.
+        let (mut files, small): (Vec<Entry>, Vec<Entry>) = files.into_iter().partition(|e| size_of(e) >= GROUP_MAX_SIZE);
+        files.sort_unstable_by_key(|e| std::cmp::Reverse(size_of(e)));
+        let large = files.len();
+        files.extend(small);
         // The first name of each multiply-linked inode is hashed; the others wait for its digest.
         let mut leader_of: HashMap<InodeKey, usize> = HashMap::new();
-        let mut jobs: Vec<usize> = Vec::with_capacity(files.len());
         let mut followers: Vec<(usize, usize)> = Vec::new();
+        let mut jobs: Vec<Job> = Vec::new();
         for (i, entry) in files.iter().enumerate() {
             let stat = entry.stat.expect("pending files were stat-ed");
             if stat.nlink > 1 {
@@ -626,7 +660,19 @@ impl TreeScanner {
                 }
                 leader_of.insert(key, i);
             }
-            jobs.push(i);
+            if i < large {
+                jobs.push(Job::One(i));
+                continue;
+            }
+            let parent = split_parent(&entry.path_bytes).0;
+            match jobs.last_mut() {
+                Some(Job::Dir(group))
+                    if group.len() < GROUP_MAX_FILES && split_parent(&files[group[0]].path_bytes).0 == parent =>
+                {
+                    group.push(i)
+                }
+                _ => jobs.push(Job::Dir(vec![i])),
+            }
         }
         let mut outcomes: Vec<Option<Outcome>> = (0..files.len()).map(|_| None).collect();
         for (i, outcome) in self.hash_jobs(pool, algo, &files, &jobs) {
@@ -640,7 +686,7 @@ impl TreeScanner {
                     outcomes[follower] = Some(Outcome::Shared(digest.clone()));
                     stats.digests_shared += 1;
                 }
-                _ => retry.push(follower),
+                _ => retry.push(Job::One(follower)),
             }
         }
         for (i, outcome) in self.hash_jobs(pool, algo, &files, &retry) {
@@ -661,55 +707,46 @@ impl TreeScanner {
         files
     }
 
-    /// Hash `files[jobs[..]]` on every worker of `pool`, each pulling the next job from one
-    /// shared counter (jobs are in size order, largest first).
-    fn hash_jobs(&self, pool: &rayon::ThreadPool, algo: Algorithm, files: &[Entry], jobs: &[usize]) -> Vec<(usize, Outcome)> {
+    /// Run `jobs` on every worker of `pool`, each pulling the next job from one shared counter.
+    fn hash_jobs(&self, pool: &rayon::ThreadPool, algo: Algorithm, files: &[Entry], jobs: &[Job]) -> Vec<(usize, Outcome)> {
         if jobs.is_empty() {
             return Vec::new();
         }
         let cursor = AtomicUsize::new(0);
         let per_worker = pool.broadcast(|_| {
             let mut out: Vec<(usize, Outcome)> = Vec::new();
-            let take = || {
-                let k = cursor.fetch_add(1, Ordering::Relaxed);
-                jobs.get(k).copied()
-            };
+            let mut opener = Opener { scanner: self, files, jobs, cursor: &cursor, dir: None, group: &[], next_in_group: 0 };
             if algo == Algorithm::Sha256 {
-                let mut lanes = LaneHasher::new();
-                // The queue hands the lanes opened files; a file that cannot be opened is
-                // answered here and the next one taken.
+                // The opener hands the lanes opened files; one that cannot be opened is answered
+                // here and the next one taken.
                 let mut failed: Vec<(usize, Outcome)> = Vec::new();
-                lanes.run(
-                    || loop {
-                        let i = take()?;
-                        match self.open_for_hash(&files[i]) {
-                            Ok(file) => return Some((i, file, files[i].stat.map_or(0, |s| s.size))),
-                            Err(error) => failed.push((i, Outcome::Error(error))),
-                        }
+                LaneHasher::new().run(
+                    || {
+                        let (i, file) = opener.next_file(&mut failed)?;
+                        Some((i, file, files[i].stat.map_or(0, |s| s.size)))
                     },
                     |(i, result)| out.push((i, sized_outcome(result, files[i].stat.map_or(0, |s| s.size)))),
                 );
                 out.append(&mut failed);
             } else {
-                while let Some(i) = take() {
+                let mut failed: Vec<(usize, Outcome)> = Vec::new();
+                while let Some((i, mut file)) = opener.next_file(&mut failed) {
                     let size = files[i].stat.map_or(0, |s| s.size);
-                    let outcome = match self.open_for_hash(&files[i]) {
-                        Ok(mut file) => sized_outcome(hash::hash_open_file_sized(&mut file, algo, size), size),
-                        Err(error) => Outcome::Error(error),
-                    };
-                    out.push((i, outcome));
+                    out.push((i, sized_outcome(hash::hash_open_file_sized(&mut file, algo, size), size)));
                 }
+                out.append(&mut failed);
             }
             out
         });
         per_worker.into_iter().flatten().collect()
     }
 
-    /// Open a regular file found by the walk, refusing anything that took its place since.
-    fn open_for_hash(&self, entry: &Entry) -> std::result::Result<File, String> {
+    /// Open a regular file found by the walk (relative to `dir` when given, by its last name),
+    /// refusing anything that took its place since.
+    fn open_for_hash(&self, entry: &Entry, dir: Option<&File>) -> std::result::Result<File, String> {
         let stat = entry.stat.expect("pending files were stat-ed");
-        let path = path_of(&entry.path_bytes);
-        let (file, meta) = hash::open_regular_nonblocking(path, self.follow_symlinks).map_err(|e| match e.raw_os_error() {
+        let name = if dir.is_some() { split_parent(&entry.path_bytes).1 } else { &entry.path_bytes[..] };
+        let (file, meta) = hash::open_regular_nonblocking_at(dir, path_of(name), self.follow_symlinks).map_err(|e| match e.raw_os_error() {
             // Without follow, O_NOFOLLOW refuses a symlink put in the file's place.
             Some(libc::ELOOP) if !self.follow_symlinks => "replaced during scan".to_string(),
             _ if e.kind() == ErrorKind::InvalidInput => format!("replaced during scan: {e}"),
@@ -720,6 +757,54 @@ impl TreeScanner {
         }
         Ok(file)
     }
+}
+
+/// One worker's view of the job queue, as a stream of opened files.
+struct Opener<'a> {
+    scanner: &'a TreeScanner,
+    files: &'a [Entry],
+    jobs: &'a [Job],
+    cursor: &'a AtomicUsize,
+    /// The directory of the current group (None: open by full path).
+    dir: Option<File>,
+    group: &'a [usize],
+    next_in_group: usize,
+}
+
+impl Opener<'_> {
+    /// The next file that opens; files that do not are answered in `failed`.
+    fn next_file(&mut self, failed: &mut Vec<(usize, Outcome)>) -> Option<(usize, File)> {
+        loop {
+            while self.next_in_group < self.group.len() {
+                let i = self.group[self.next_in_group];
+                self.next_in_group += 1;
+                match self.scanner.open_for_hash(&self.files[i], self.dir.as_ref()) {
+                    Ok(file) => return Some((i, file)),
+                    Err(error) => failed.push((i, Outcome::Error(error))),
+                }
+            }
+            let job = self.jobs.get(self.cursor.fetch_add(1, Ordering::Relaxed))?;
+            self.next_in_group = 0;
+            match job {
+                Job::One(i) => {
+                    self.dir = None;
+                    self.group = std::slice::from_ref(i);
+                }
+                Job::Dir(group) => {
+                    let parent = split_parent(&self.files[group[0]].path_bytes).0;
+                    // A directory that no longer opens: each file is tried by its full path, so
+                    // each gets its own error (vanished, permission denied, ...).
+                    self.dir = open_directory(parent).ok();
+                    self.group = group;
+                }
+            }
+        }
+    }
+}
+
+fn open_directory(path: &[u8]) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(path_of(path))
 }
 
 /// The row's digest or error for a sized hash of `size` bytes.
@@ -1020,6 +1105,15 @@ mod tests {
         assert_eq!(prev.lookup(b"/p/5").map(|(s, d)| (s.size, d)), Some((99, "again")));
         assert_eq!(prev.lookup(b"/p/6").map(|(_, d)| d), Some("6"));
         assert!(PreviousScan::default().lookup(b"/p/5").is_none());
+    }
+
+    #[test]
+    fn split_parent_gives_the_directory_to_open_and_the_name_in_it() {
+        let cases: [(&[u8], &[u8], &[u8]); 5] =
+            [(b"/a/b", b"/a", b"b"), (b"/a", b"/", b"a"), (b"a", b".", b"a"), (b"t/a/\xff", b"t/a", b"\xff"), (b"./x", b".", b"x")];
+        for (path, dir, name) in cases {
+            assert_eq!(split_parent(path), (dir, name), "{:?}", String::from_utf8_lossy(path));
+        }
     }
 
     #[test]
