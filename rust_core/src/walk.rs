@@ -562,7 +562,6 @@ impl TreeScanner {
                 }
             });
         });
-        let t_walk = std::time::Instant::now();
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
         let pending = shared.pending.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -573,7 +572,6 @@ impl TreeScanner {
             rows.par_sort_unstable_by(Entry::cmp_path)
         });
         rows.dedup_by(|a, b| a.path_bytes == b.path_bytes);
-        if std::env::var_os("SECMON_WALK_TIMING").is_some() { eprintln!("TIMING after-walk (hash+sort) {:?}", t_walk.elapsed()); }
         Ok((rows, stats))
     }
 
