@@ -305,6 +305,12 @@ impl PreviousScan {
 
     /// The first row whose digest is not `len` hex characters, if any.
     fn first_bad_digest(&self, len: usize) -> Option<usize> {
+        // One branch-free pass over the whole arena first (vectorised): the row-by-row check was
+        // 3% of a /usr re-scan profile (7 MB of digests). Only a failure looks for its row.
+        let lengths_ok = self.digest_ends.iter().enumerate().all(|(row, &end)| end == (row + 1) * len);
+        if lengths_ok && self.digests.iter().fold(true, |ok, b| ok & b.is_ascii_hexdigit()) {
+            return None;
+        }
         (0..self.len()).find(|&row| {
             let d = self.digest(row);
             d.len() != len || !d.bytes().all(|b| b.is_ascii_hexdigit())
@@ -1103,6 +1109,23 @@ mod tests {
         assert_eq!(prev.lookup(b"/p/5").map(|(s, d)| (s.size, d)), Some((99, "again")));
         assert_eq!(prev.lookup(b"/p/6").map(|(_, d)| d), Some("6"));
         assert!(PreviousScan::default().lookup(b"/p/5").is_none());
+    }
+
+    #[test]
+    fn first_bad_digest_names_the_row() {
+        let stat = PreviousStat { size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0, mode: 0 };
+        let build = |digests: &[&str]| {
+            let mut prev = PreviousScan::default();
+            for (i, d) in digests.iter().enumerate() {
+                prev.push(format!("/{i}").as_bytes(), stat, d);
+            }
+            prev
+        };
+        assert_eq!(build(&["0a", "Ff", "99"]).first_bad_digest(2), None);
+        assert_eq!(build(&["0a", "fg", "99"]).first_bad_digest(2), Some(1));
+        assert_eq!(build(&["0a", "99", "f"]).first_bad_digest(2), Some(2));
+        assert_eq!(build(&["0a", "999", "f"]).first_bad_digest(2), Some(1));
+        assert_eq!(build(&[]).first_bad_digest(64), None);
     }
 
     #[test]
