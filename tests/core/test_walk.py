@@ -284,16 +284,16 @@ def test_sha256_lanes_and_hard_links_equal_hashlib(
 
     rng = random.Random(seed)
     root = os.fsencode(tempfile.mkdtemp(dir=reachable_tmp)) + b"/t"
-    for d in (b"", b"/d0", b"/d1", b"/d2"):
-        os.mkdir(root + d)
-    files = []
+    for sub in (b"", b"/d0", b"/d1", b"/d2"):
+        os.mkdir(root + sub)
+    files: list[bytes] = []
     for i, size in enumerate(sizes):
         path = root + b"/f%d" % i
         with open(path, "wb") as fh:
             fh.write(rng.randbytes(size))
         files.append(path)
-    for n, (pick, d) in enumerate(links):
-        os.link(files[pick % len(files)], root + b"/d%d/l%d" % (d, n))
+    for n, (pick, dir_number) in enumerate(links):
+        os.link(files[pick % len(files)], root + b"/d%d/l%d" % (dir_number, n))
     frame = scan_tree(root, algo="sha256", threads=threads)
     assert_same(frame, twin_scan([root], algo="sha256"))
 
