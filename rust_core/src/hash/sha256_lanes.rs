@@ -122,6 +122,8 @@ mod shani {
     /// N lanes, each step of the 64 rounds issued for every lane before the next step, so the
     /// lanes' independent dependency chains share the SHA unit's pipeline.
     #[inline(always)]
+    // Block `b` is taken from every lane's slice in turn: an index, not one slice's iterator.
+    #[allow(clippy::needless_range_loop)]
     unsafe fn compress_n<const N: usize>(states: &mut [[u32; 8]], blocks: &[&[[u8; 64]]]) {
         let mut abef = [_mm_setzero_si128(); N];
         let mut cdgh = [_mm_setzero_si128(); N];
