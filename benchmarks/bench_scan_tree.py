@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shutil
 import stat
 import tempfile
@@ -21,7 +22,8 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.harness import Measurement, Table, cpu_note, measure_command, measure_python
+from benchmarks.harness import Measurement, Table, measure_command, measure_python
+from benchmarks.harness import cpu_note as cores_note
 from secmon import scan_tree
 
 FULL_ROOT = "/usr"
@@ -59,6 +61,41 @@ def python_loop(root: str, algo: str) -> dict[bytes, str]:
             except OSError:
                 continue  # reported by its absence; the agreement check names such paths
     return digests
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def with_cpu(target: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """(answer, CPU seconds of this process, all threads, user + system) of one call. On a
+    machine shared with other jobs wall time swings with their load; CPU time much less."""
+    started = _cpu_seconds()
+    answer = target(*args)
+    return answer, _cpu_seconds() - started
+
+
+def secmon_scan_cpu(root: str, algo: str) -> tuple[Any, float]:
+    return with_cpu(secmon_scan, root, algo)
+
+
+def secmon_rescan_cpu(root: str, algo: str, previous_parquet: str) -> tuple[Any, float]:
+    return with_cpu(secmon_rescan, root, algo, previous_parquet)
+
+
+def python_loop_cpu(root: str, algo: str) -> tuple[dict[bytes, str], float]:
+    return with_cpu(python_loop, root, algo)
+
+
+def split_cpu(measurement: Measurement, cpu: dict[str, float]) -> Measurement:
+    """Record the CPU seconds of a ``*_cpu`` contender and keep its plain answer."""
+    answer, cpu[measurement.name] = measurement.answer
+    return Measurement(measurement.name, measurement.seconds, measurement.peak_rss_bytes, answer)
+
+
+def cpu_note(cpu: dict[str, float]) -> str:
+    return "CPU time (user + system, all threads) of the timed call: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cpu.items()) + "."
 
 
 # ---- answers ----
@@ -130,6 +167,7 @@ def make_smoke_tree(base: Path) -> Path:
     (root / "empty").write_bytes(b"")
     (root / "big").write_bytes(os.urandom(6 * 1024 * 1024))
     (root / "link").symlink_to("big")
+    os.link(root / "big", root / "d1" / "big-hard-link")  # read once by secmon, by name by the others
     (root / "d0" / "dangling").symlink_to("nowhere")
     with open(os.fsencode(root) + b"/caf\xe9", "wb") as fh:
         fh.write(b"latin-1 name")
@@ -167,11 +205,20 @@ def _frame_row(table: Table, measurement: Measurement, unreadable: set[bytes]) -
     return frame
 
 
+def hard_link_names(files: Any) -> tuple[int, int]:
+    """(count, bytes) of regular files whose (dev, inode) appeared before under another name."""
+    repeats = files.filter(pl.struct("dev", "inode").is_duplicated() & ~pl.struct("dev", "inode").is_first_distinct())
+    return repeats.height, int(repeats["size"].sum())
+
+
 def sha256_table(root: str, workdir: Path, smoke: bool) -> Table:
     table = Table(f"scan_tree sha256 over {'a generated tree' if smoke else root}", item_unit="files")
     repeats = 1 if smoke else FULL_REPEATS
     unreadable: set[bytes] = set()
-    first = _frame_row(table, best_of(repeats, lambda: measure_python("secmon", f"{MODULE}:secmon_scan", root, "sha256")), unreadable)
+    cpu: dict[str, float] = {}
+    first = _frame_row(
+        table, split_cpu(best_of(repeats, lambda: measure_python("secmon", f"{MODULE}:secmon_scan_cpu", root, "sha256")), cpu), unreadable
+    )
     files = first.filter(first["type"] == "file")
     table.items_processed = files.height
     table.bytes_processed = int(files["size"].sum())
@@ -186,14 +233,21 @@ def sha256_table(root: str, workdir: Path, smoke: bool) -> Table:
             ),
         )
     )
-    table.add(best_of(repeats, lambda: measure_python("python os.walk + hashlib", f"{MODULE}:python_loop", root, "sha256")))
+    table.add(split_cpu(best_of(repeats, lambda: measure_python("python os.walk + hashlib", f"{MODULE}:python_loop_cpu", root, "sha256")), cpu))
     previous = workdir / "previous.parquet"
     first.write_parquet(previous)
     rescan_name = "secmon re-scan (previous, nothing changed)"
-    _frame_row(table, best_of(repeats, lambda: measure_python(rescan_name, f"{MODULE}:secmon_rescan", root, "sha256", str(previous))), unreadable)
+    rescan = best_of(repeats, lambda: measure_python(rescan_name, f"{MODULE}:secmon_rescan_cpu", root, "sha256", str(previous)))
+    _frame_row(table, split_cpu(rescan, cpu), unreadable)
     excepted = assert_same_files(table, unreadable)
+    linked = hard_link_names(files)
     table.notes.append(
-        f"{cpu_note()}, best of {repeats} run(s) each, {load_note()}; {table.items_processed:,} regular files, {table.bytes_processed / 1e9:.2f} GB; "
+        f"{linked[0]:,} files ({linked[1] / 1e9:.2f} GB) are further names of an inode already met (hard links): "
+        "secmon reads each inode once, the other contenders read every name."
+    )
+    table.notes.append(cpu_note(cpu))
+    table.notes.append(
+        f"{cores_note()}, best of {repeats} run(s) each, {load_note()}; {table.items_processed:,} regular files, {table.bytes_processed / 1e9:.2f} GB; "
         f"{len(excepted)} files excepted from the agreement check (unreadable to a contender). "
         f"Targets: secmon >= 5x find|xargs ({table.ratio('find + xargs -0 -P2 sha256sum'):.1f}x), "
         f">= 5x the Python loop ({table.ratio('python os.walk + hashlib'):.1f}x), re-scan >= 10x the first scan "
@@ -228,6 +282,6 @@ def blake3_table(root: str, smoke: bool) -> Table:
     for i, row in enumerate(table.rows):
         table.rows[i] = Measurement(row.name, row.seconds, row.peak_rss_bytes, {lossy(p): d for p, d in row.answer.items()})
     assert_same_files(table, {lossy(p) for p in unreadable})
-    table.notes.append(f"{cpu_note()}, best of {repeats} run(s) each, {load_note()}.")
+    table.notes.append(f"{cores_note()}, best of {repeats} run(s) each, {load_note()}.")
     table.notes.append(f"Target: secmon blake3 no slower than b3sum ({table.ratio('find + xargs -0 -P2 b3sum'):.1f}x).")
     return table

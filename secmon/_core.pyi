@@ -150,7 +150,8 @@ def scan_tree(
     with a ``symlink loop`` error. ``one_file_system`` does not descend into directories on
     another device than their root. ``previous`` (an earlier result scanned with the same
     ``algo``) lets a regular file whose size, mtime_ns, ctime_ns, inode and mode are unchanged
-    keep its digest without being read. A missing root raises ``FileNotFoundError``; an unknown
+    keep its digest without being read. Names of one hard-linked inode with the same size,
+    mtime_ns and ctime_ns are read once and share the digest. A missing root raises ``FileNotFoundError``; an unknown
     ``algo`` or a bad glob ``ValueError``.
     """
 

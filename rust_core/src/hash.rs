@@ -17,6 +17,8 @@ use sha2::Digest;
 
 use crate::error::{CoreError, Result};
 
+pub mod sha256_lanes;
+
 /// Size of the read buffer for streaming files: large enough that syscalls are a small share of
 /// the time, small enough to stay in L2 and to give each worker thread its own.
 pub const BUFFER_SIZE: usize = 256 * 1024;
@@ -279,12 +281,37 @@ pub fn hash_file(path: &Path, algo: Algorithm) -> Result<String> {
 /// directory, `EINVAL` otherwise). `follow` false adds `O_NOFOLLOW` (a symlink gives `ELOOP`).
 /// Returns the file with its fstat, so callers need no second stat.
 pub fn open_regular_nonblocking(path: &Path, follow: bool) -> std::io::Result<(File, std::fs::Metadata)> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    open_regular_nonblocking_at(None, path, follow)
+}
+
+/// [`open_regular_nonblocking`] with `path` relative to the open directory `dir` (`openat`).
+/// The tree walker opens a directory's files this way: the kernel resolves one name instead of
+/// every component of the full path (path lookup was ~8% of a /usr scan's CPU profile).
+pub fn open_regular_nonblocking_at(dir: Option<&File>, path: &Path, follow: bool) -> std::io::Result<(File, std::fs::Metadata)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+    let mut flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
     if !follow {
         flags |= libc::O_NOFOLLOW;
     }
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other(format!("{} contains a NUL byte", path.display())))?;
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    let fd = loop {
+        // SAFETY: `name` is a NUL-terminated string that outlives the call; `dirfd` is an open
+        // directory of the caller (or AT_FDCWD).
+        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
+        if fd >= 0 {
+            break fd;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let file = unsafe { File::from_raw_fd(fd) };
     let meta = file.metadata()?;
     let kind = meta.file_type();
     if kind.is_dir() {

@@ -265,6 +265,39 @@ def test_scan_equals_twin_on_random_trees(
     assert_same(frame, twin_scan([root], algo=algo, excludes=excludes, follow_symlinks=follow_symlinks))
 
 
+LANE_SIZES = st.sampled_from([0, 1, 55, 56, 63, 64, 65, 119, 120, 4095, 65_535, 65_536, 65_537, 200_001])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    sizes=st.lists(LANE_SIZES, min_size=1, max_size=14),
+    links=st.lists(st.tuples(st.integers(0, 13), st.integers(0, 2)), max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+    threads=st.sampled_from([None, 1, 2]),
+)
+def test_sha256_lanes_and_hard_links_equal_hashlib(
+    reachable_tmp: Path, sizes: list[int], links: list[tuple[int, int]], seed: int, threads: int | None
+) -> None:
+    # sha256 goes through four interleaved lanes (padding in one or two blocks, files longer
+    # than one read chunk) and each hard-linked inode is read once; hashlib reads every name.
+    import random
+
+    rng = random.Random(seed)
+    root = os.fsencode(tempfile.mkdtemp(dir=reachable_tmp)) + b"/t"
+    for sub in (b"", b"/d0", b"/d1", b"/d2"):
+        os.mkdir(root + sub)
+    files: list[bytes] = []
+    for i, size in enumerate(sizes):
+        path = root + b"/f%d" % i
+        with open(path, "wb") as fh:
+            fh.write(rng.randbytes(size))
+        files.append(path)
+    for n, (pick, dir_number) in enumerate(links):
+        os.link(files[pick % len(files)], root + b"/d%d/l%d" % (dir_number, n))
+    frame = scan_tree(root, algo="sha256", threads=threads)
+    assert_same(frame, twin_scan([root], algo="sha256"))
+
+
 def test_every_special_type_is_a_row(reachable_tmp: Path) -> None:
     root = os.fsencode(reachable_tmp) + b"/t"
     build_tree(
