@@ -2,9 +2,11 @@
 
 Pipeline per input chunk (whole lines of one file, 16 MiB by default):
 
-1. the native prefilter (one Aho-Corasick automaton holding every literal of every enabled rule)
+1. the native prefilter (one automaton holding each enabled rule's most selective literals)
    marks the lines that can match some rule, over raw bytes; other lines are never parsed;
-2. the input format parses only those lines into events;
+2. NDJSON candidates become event-table rows in the native extractor (normalization included);
+   lines it cannot reproduce exactly, and every other format, go through the Python parsers.
+   Steps 1-2 of the next chunk run on a worker thread while this chunk finishes;
 3. every rule query (with its filters) is evaluated as a Polars expression over the chunk's event
    table; rows no query matched are dropped, the rest keep only the columns detection reads.
 
