@@ -6,7 +6,7 @@ Pipeline per input chunk (whole lines of one file, 16 MiB by default):
    marks the lines that can match some rule, over raw bytes; other lines are never parsed;
 2. NDJSON candidates become event-table rows in the native extractor (normalization included);
    lines it cannot reproduce exactly, and every other format, go through the Python parsers.
-   Steps 1-2 of the next chunk run on a worker thread while this chunk finishes;
+   Reading and steps 1-2 of the next chunk run on a worker thread while this chunk finishes;
 3. every rule query (with its filters) is evaluated as a Polars expression over the chunk's event
    table; rows no query matched are dropped, the rest keep only the columns detection reads.
 
@@ -205,22 +205,26 @@ class Engine:
             self._keep_events(normalize_events(records, self.stats))
             return
         paths = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
-        # Two stages, one chunk apart: a worker thread runs the native work of chunk n+1 (prefilter,
-        # extraction: Rust and Polars, without the GIL) while this thread parses the fallback lines
-        # of chunk n in Python and keeps its rows, so both cores work. Chunks are still finished in
-        # input order, so event ids and signals do not change.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-prefilter") as ahead:
+        # Two stages, one chunk apart: a worker thread reads chunk n+1 and runs its native work
+        # (prefilter, extraction: file reads, Rust and Polars, mostly without the GIL) while this
+        # thread parses the fallback lines of chunk n in Python and keeps its rows, so both cores
+        # work. Only the worker advances a source's chunk iterator, one call at a time, and
+        # chunks are finished in input order, so event ids and signals do not change.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-read-ahead") as ahead:
             for src in open_sources(paths, format=self.input_format, year=self.year):
                 matcher = self._matcher_for(src.format) if self.prefilter and src.format.line_oriented else None
                 native = self.native_json and getattr(src.format, "name", None) == "ndjson"
-                pending: Future[_Prefiltered] | None = None
-                for chunk in src.chunks(self.chunk_bytes):
-                    submitted = ahead.submit(self._prefilter_chunk, src, chunk, matcher, native)
-                    if pending is not None:
-                        self._finish_chunk(src, pending.result())
-                    pending = submitted
-                if pending is not None:
-                    self._finish_chunk(src, pending.result())
+                chunks = iter(src.chunks(self.chunk_bytes))
+
+                def read_ahead(src: Any = src, chunks: Iterator[Any] = chunks, matcher: Any = matcher,
+                               native: bool = native) -> _Prefiltered | None:
+                    chunk = next(chunks, None)
+                    return None if chunk is None else self._prefilter_chunk(src, chunk, matcher, native)
+
+                pending: Future[_Prefiltered | None] = ahead.submit(read_ahead)
+                while (done := pending.result()) is not None:
+                    pending = ahead.submit(read_ahead)
+                    self._finish_chunk(src, done)
 
     def _prefilter_chunk(self, src: Any, chunk: Any, matcher: Any, native: bool) -> _Prefiltered:
         """The thread-safe first stage: which lines can match, and for NDJSON the native table of
