@@ -81,9 +81,6 @@ class EventStore:
             self._size += int(lengths.sum())
         return offsets * 2 + kind, lengths.astype(np.int32)
 
-    def append_events(self, canonical: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        return self.append([text.encode() for text in canonical], CANONICAL)
-
     def canonical(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[str]:
         """The canonical JSON of each referenced event, in the order asked."""
         self._file.flush()

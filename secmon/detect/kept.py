@@ -12,7 +12,6 @@ is one rule's matches, not every rule's.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -57,9 +56,3 @@ class KeptRows:
         paths = {p for cq in compiled.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
         columns = [TS, EID, REF, LEN, *sorted(p for p in paths if p in self.schema), *flags]
         return pl.scan_ipc(self._files).filter(pl.any_horizontal(flags)).select(columns).collect()
-
-    def all_rows(self, columns: Iterable[str] | None = None) -> pl.DataFrame:
-        if not self._files:
-            return pl.DataFrame(schema=self.schema)
-        lazy = pl.scan_ipc(self._files)
-        return (lazy.select(list(columns)) if columns is not None else lazy).collect()

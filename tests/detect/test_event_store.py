@@ -31,7 +31,7 @@ def test_store_gives_back_each_event_as_canonical_json(records: list[dict], rnd:
     with EventStore() as store:
         events = [{**r, "timestamp": 1_700_000_000_000 + i} for i, r in enumerate(records)]
         # Half stored canonical, half as raw NDJSON lines (normalized on the way out).
-        canon_refs, canon_lens = store.append_events([canonical_json(e) for e in events[::2]])
+        canon_refs, canon_lens = store.append([canonical_json(e).encode() for e in events[::2]], CANONICAL)
         raw_refs, raw_lens = store.append([orjson.dumps(e) for e in events[1::2]], RAW_NDJSON)
         refs = np.concatenate([canon_refs, raw_refs])
         lens = np.concatenate([canon_lens, raw_lens])
