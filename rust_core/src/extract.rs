@@ -688,7 +688,7 @@ fn push_unescaped(body: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends a string as `json.dumps(ensure_ascii=False)` quotes it.
-fn push_quoted(text: &[u8], out: &mut Vec<u8>) {
+pub fn push_quoted(text: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     for &b in text {
         match b {

@@ -30,11 +30,12 @@ import numpy as np
 import orjson
 import polars as pl
 
+from secmon._core import count_lines, extract_fields, select_lines
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
-from secmon.detect.native_json import extraction_paths, split_native
+from secmon.detect.native_json import split_native
 from secmon.detect.rule_frame import EID, LEN, REF, TS, as_number, as_text
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
@@ -119,7 +120,6 @@ class Engine:
         self._value_paths = sorted(
             {p for c in self.compiled for cq in c.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
         )
-        self._native_paths = extraction_paths(self._paths)
         self._numeric_paths = {p for c in self.compiled for cq in c.queries for p in cq.metrics if cq.aggregation in ("sum", "max")}
         self._matchers: dict[str, Any] = {}
         self._flag_cache: dict[tuple[tuple[str, str], ...], list[pl.Expr]] = {}
@@ -229,8 +229,6 @@ class Engine:
     def _prefilter_chunk(self, src: Any, chunk: Any, matcher: Any, native: bool) -> _Prefiltered:
         """The thread-safe first stage: which lines can match, and for NDJSON the native table of
         the lines the extractor reproduces exactly (the rest go to the Python parser)."""
-        from secmon._core import count_lines
-
         line_idx = None
         skipped = 0
         if matcher is not None:
@@ -241,13 +239,11 @@ class Engine:
         if native:
             if line_idx is None:
                 line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
-            batch = split_native(chunk.data, line_idx, self._paths, self._native_paths, src.max_line_bytes)
+            batch = split_native(chunk.data, line_idx, self._paths, src.max_line_bytes)
         return _Prefiltered(chunk, line_idx, skipped, batch)
 
     def _finish_chunk(self, src: Any, done: _Prefiltered) -> None:
         """The second stage, in input order: parse in Python what needs it, keep matching rows."""
-        from secmon._core import select_lines
-
         chunk = done.chunk
         self.skipped_lines += done.skipped
         if done.native is None:
@@ -302,23 +298,27 @@ class Engine:
         if not self.compiled or not events:
             self._next_eid += len(events)
             return
-        table = self._event_table(events) if json_safe else to_frame(events, self._paths)
-        self._keep(table, lambda idx: ([canonical_json(events[i]).encode() for i in idx.tolist()], CANONICAL))
-    def _event_table(self, events: list[dict[str, Any]]) -> pl.DataFrame:
-        """The event table of parsed events. Natively: each event is written back as one JSON line
-        and ``extract_fields`` builds the columns (its contract is ``to_frame`` of the parsed line,
-        and a JSON round trip gives the same dict); ``native_json=False`` keeps ``to_frame``."""
-        if not self.native_json:
-            return to_frame(events, self._paths)
-        from secmon._core import extract_fields
+        lines = self._canonical_lines(events) if json_safe and self.native_json else None
+        if lines is None:
+            table = to_frame(events, self._paths)
+            self._keep(table, lambda idx: ([canonical_json(events[i]).encode() for i in idx.tolist()], CANONICAL))
+            return
+        # Natively: ``extract_fields`` builds the columns from the events' canonical JSON (its
+        # contract is ``to_frame`` of the parsed line, and a JSON round trip gives the same dict),
+        # and the same bytes are what the store keeps for the kept rows: one serialization each.
+        batch = pl.DataFrame(extract_fields(b"\n".join(lines), self._paths))
+        table = batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
+        self._keep(table, lambda idx: ([lines[i] for i in idx.tolist()], CANONICAL))
 
-        dumps = orjson.dumps
+    @staticmethod
+    def _canonical_lines(events: list[dict[str, Any]]) -> list[bytes] | None:
+        """Each event as canonical JSON, or None when a value JSON cannot hold (user parsers may
+        produce one: ``to_frame``, the twin, copes)."""
+        dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
         try:
-            lines = b"\n".join([dumps(event) for event in events])
-        except TypeError:  # a value JSON cannot hold (user parsers may produce one): the twin copes
-            return to_frame(events, self._paths)
-        batch = pl.DataFrame(extract_fields(lines, self._paths))
-        return batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
+            return [dumps(event, option=sort_keys) for event in events]
+        except TypeError:
+            return None
 
     def _keep(self, table: pl.DataFrame, records: Callable[[np.ndarray], tuple[list[bytes], int]]) -> None:
         """Keep the rows of an event table some rule query matched: the timestamp, the values

@@ -71,15 +71,11 @@ class EventStore:
 
     def append(self, records: Sequence[bytes], kind: int) -> tuple[np.ndarray, np.ndarray]:
         """Store ``records``; their (ref, length) arrays, int64 and int32."""
-        lengths = np.fromiter((len(r) for r in records), dtype=np.int64, count=len(records))
-        offsets = np.empty(len(records), dtype=np.int64)
-        if len(records):
-            np.cumsum(lengths[:-1], out=offsets[1:])
-            offsets[0] = 0
-            offsets += self._size
-            self._file.write(b"".join(records))
-            self._size += int(lengths.sum())
-        return offsets * 2 + kind, lengths.astype(np.int32)
+        lengths = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
+        starts = self._size + np.cumsum(lengths) - lengths
+        self._file.write(b"".join(records))
+        self._size += int(lengths.sum())
+        return starts * 2 + kind, lengths.astype(np.int32)
 
     def canonical(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[str]:
         """The canonical JSON of each referenced event, in the order asked."""

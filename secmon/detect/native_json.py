@@ -35,12 +35,6 @@ class NativeBatch:
     python_lines: np.ndarray  # uint32 line indices to parse in Python
 
 
-def extraction_paths(paths: Sequence[str]) -> list[str]:
-    """The paths to extract: the table's own (the attributes normalization reads are walked by
-    the extractor itself)."""
-    return list(dict.fromkeys(paths))
-
-
 def _over_long(data: bytes, max_line_bytes: int, n_lines: int) -> np.ndarray | None:
     """A bool per line: longer than the ingest limit (None when no line can be)."""
     if len(data) <= max_line_bytes:
@@ -51,7 +45,7 @@ def _over_long(data: bytes, max_line_bytes: int, n_lines: int) -> np.ndarray | N
     return (stops - starts) > max_line_bytes
 
 
-def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], extract: list[str], max_line_bytes: int) -> NativeBatch:
+def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], max_line_bytes: int) -> NativeBatch:
     """Extract and normalize ``line_idx`` natively; lines the native table cannot hold exactly
     are returned for the Python parser."""
     if line_idx.size == 0:
@@ -64,7 +58,7 @@ def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], extrac
         line_idx = line_idx[~too_long[line_idx]]
     if line_idx.size == 0:
         return NativeBatch(pl.DataFrame(), python_idx)
-    frame = pl.DataFrame(extract_fields(data, extract, line_idx, normalize=True))
+    frame = pl.DataFrame(extract_fields(data, list(paths), line_idx, normalize=True))
     ok = frame["__status"] == STATUS_OK
     keep = frame.filter(ok)
     back = frame.filter(~ok)["__line"].to_numpy().astype(np.uint32)

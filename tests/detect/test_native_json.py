@@ -230,7 +230,7 @@ def test_real_cloudtrail_and_k8s_ndjson_give_the_same_tables_and_signals(tmp_pat
 
     from secmon import default_rules
     from secmon._core import count_lines
-    from secmon.detect.native_json import extraction_paths, split_native
+    from secmon.detect.native_json import split_native
     from secmon.ingest.events import to_frame
     from secmon.ingest.json_events import normalize_record
 
@@ -245,7 +245,7 @@ def test_real_cloudtrail_and_k8s_ndjson_give_the_same_tables_and_signals(tmp_pat
     for path in inputs:
         data = path.read_bytes()
         line_idx = np.arange(count_lines(data), dtype=np.uint32)
-        batch = split_native(data, line_idx, paths, extraction_paths(paths), 1 << 20)
+        batch = split_native(data, line_idx, paths, 1 << 20)
         lines = data.splitlines()
         readable = 0  # records ingest normalizes (some panther events have no timestamp at all)
         for raw in lines:

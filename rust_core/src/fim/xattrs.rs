@@ -89,23 +89,12 @@ pub fn show_value(value: &[u8]) -> String {
     out
 }
 
-/// Append `text` as a JSON string the way Python's `json.dumps(..., ensure_ascii=False)` does.
+/// Append `text` as a JSON string the way Python's `json.dumps(..., ensure_ascii=False)` does
+/// (the extractor's writer: control characters escaped, everything else as it is).
 fn json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let mut bytes = std::mem::take(out).into_bytes();
+    crate::extract::push_quoted(text.as_bytes(), &mut bytes);
+    *out = String::from_utf8(bytes).expect("escaping valid UTF-8 keeps it valid");
 }
 
 fn cap_names(bits: u64) -> String {
