@@ -95,6 +95,12 @@ def select_lines(buffer: Buffer, line_idx: NDArray[np.uint32] | Sequence[int], s
     """The lines numbered ``line_idx`` (without their separator), in the order asked;
     ``ValueError`` naming the index when one is past the last line."""
 
+def line_spans(
+    buffer: Buffer, line_idx: NDArray[np.uint32] | Sequence[int], sep: bytes = b"\n"
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """(start offsets, lengths without the separator) of the lines numbered ``line_idx``, in the
+    order asked; the same lines as ``select_lines``, as places instead of copies."""
+
 # --- hash (rust_core/src/hash.rs, py/hash.rs) ---
 
 def hash_bytes(data: bytes | bytearray | memoryview, algo: str) -> str:

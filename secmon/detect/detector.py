@@ -83,4 +83,7 @@ def sample_events(frame: pl.DataFrame, rows: np.ndarray, store: EventStore) -> l
 
 def sort_signals(signals: list[Signal]) -> list[Signal]:
     """A stable, input-order-independent order: by first event, rule, group."""
-    return sorted(signals, key=lambda s: (s.first_seen_ms, s.rule_id, s.id))
+    # The sort keys are fresh tuples, one per signal: with the signals' sample dicts alive, each
+    # collection they set off walked all of those (measured 0.44 s of 0.46 s at 68k signals).
+    with gc_paused():
+        return sorted(signals, key=lambda s: (s.first_seen_ms, s.rule_id, s.id))

@@ -45,6 +45,7 @@ from secmon.rules.model import Rule
 from secmon.signals.model import Signal, signals_to_frame
 
 DEFAULT_CHUNK_BYTES = 16 << 20
+_ROW = "__row"  # a kept row's position in its chunk's event table
 # Formats whose events hold only JSON-safe values (user-defined parsers may cast "nan" to a float).
 BUILTIN_FORMATS = frozenset({"ndjson", "json", "syslog", "access_log", "nginx", "apache", "apache_error", "text"})
 RulesLike = RuleSet | Iterable[Rule] | str | Path | Sequence[str | Path] | None
@@ -152,9 +153,9 @@ class Engine:
         :func:`secmon.ingest.events.to_frame` makes it, ``timestamp`` in epoch ms). Samples are the
         table's own rows as JSON."""
 
-        def rows_as_json(idx: np.ndarray) -> tuple[list[bytes], int]:
+        def rows_as_json(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             picked = table[idx].select(pl.struct(pl.all()).struct.json_encode()).to_series()
-            return [text.encode() for text in picked.to_list()], CANONICAL
+            return self._store.append([text.encode() for text in picked.to_list()], CANONICAL)
 
         with self._scan_state():
             self._keep(table, rows_as_json)
@@ -254,10 +255,21 @@ class Engine:
             self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
             if batch.table.height:
                 self.stats.count_events(src.name, batch.table.height)
-                lines = batch.table["__line"].to_numpy().astype(np.uint32)
-                self._keep(batch.table.drop("__line"), lambda idx: (select_lines(chunk.data, lines[idx]), RAW_NDJSON))
+                self._keep(batch.table.drop("__line"), self._line_places(chunk, batch))
         if self.progress is not None:
             self.progress(len(chunk.data))
+
+    def _line_places(self, chunk: Any, batch: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Store references of the raw lines of a native batch's rows: in place in the input
+        file when the chunk is a plain slice of it, else copies in the event store."""
+        file_no = None
+        if chunk.file_offset is not None and chunk.source.file is not None:
+            file_no = self._store.input_file(chunk.source.file)
+        if file_no is not None:
+            offsets = batch.starts.astype(np.int64) + chunk.file_offset
+            return lambda idx: self._store.refer(file_no, offsets[idx], batch.lengths[idx], RAW_NDJSON)
+        lines = batch.table["__line"].to_numpy().astype(np.uint32)
+        return lambda idx: self._store.append(select_lines(chunk.data, lines[idx]), RAW_NDJSON)
 
     def _matcher_for(self, log_format: Any) -> Any:
         """The prefilter for one input format, or None when some rule cannot be prefiltered."""
@@ -301,14 +313,14 @@ class Engine:
         lines = self._canonical_lines(events) if json_safe and self.native_json else None
         if lines is None:
             table = to_frame(events, self._paths)
-            self._keep(table, lambda idx: ([canonical_json(events[i]).encode() for i in idx.tolist()], CANONICAL))
+            self._keep(table, lambda idx: self._store.append([canonical_json(events[i]).encode() for i in idx.tolist()], CANONICAL))
             return
         # Natively: ``extract_fields`` builds the columns from the events' canonical JSON (its
         # contract is ``to_frame`` of the parsed line, and a JSON round trip gives the same dict),
         # and the same bytes are what the store keeps for the kept rows: one serialization each.
         batch = pl.DataFrame(extract_fields(b"\n".join(lines), self._paths))
         table = batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
-        self._keep(table, lambda idx: ([lines[i] for i in idx.tolist()], CANONICAL))
+        self._keep(table, lambda idx: self._store.append([lines[i] for i in idx.tolist()], CANONICAL))
 
     @staticmethod
     def _canonical_lines(events: list[dict[str, Any]]) -> list[bytes] | None:
@@ -320,32 +332,38 @@ class Engine:
         except TypeError:
             return None
 
-    def _keep(self, table: pl.DataFrame, records: Callable[[np.ndarray], tuple[list[bytes], int]]) -> None:
+    def _keep(self, table: pl.DataFrame, place: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
         """Keep the rows of an event table some rule query matched: the timestamp, the values
         detection reads, one flag per query, a scan-wide event id and the event's place in the
-        store (``records(rows)`` gives the stored form of those rows and its kind)."""
+        store (``place(rows)`` stores those rows' events and gives their (ref, length) arrays)."""
         first_eid = self._next_eid
         self._next_eid += table.height
         if not self.compiled or table.height == 0:
             return
-        flags = self.flag_expressions(table.schema)
-        flagged = table.with_columns(flags)
         flag_names = [c for compiled in self.compiled for c in compiled.flag_columns]
-        mask = flagged.select(pl.any_horizontal(flag_names)).to_series().to_numpy()
-        kept_idx = np.flatnonzero(mask)
-        if kept_idx.size == 0:
-            return
-        kept = flagged[kept_idx]
         values = [
-            (as_number(kept, p) if p in self._numeric_paths else as_text(kept, p)).alias(p) for p in self._value_paths
+            (as_number(table, p) if p in self._numeric_paths else as_text(table, p)).alias(p)
+            for p in self._value_paths
         ]
-        refs, lengths = self._store.append(*records(kept_idx))
-        self._kept.add(kept.select([pl.col(TS).cast(pl.Int64), *values, *[pl.col(f) for f in flag_names]]).with_columns(
+        # One query: the flags over every row, then only the matching rows are gathered and have
+        # their values cast (gathering every column of the table first cost more than the flags).
+        kept = (
+            table.lazy()
+            .with_row_index(_ROW)
+            .with_columns(self.flag_expressions(table.schema))
+            .filter(pl.any_horizontal(flag_names))
+            .select(_ROW, pl.col(TS).cast(pl.Int64), *values, *flag_names)
+            .collect()
+        )
+        if kept.height == 0:
+            return
+        kept_idx = kept[_ROW].to_numpy().astype(np.int64)
+        refs, lengths = place(kept_idx)
+        self._kept.add(kept.drop(_ROW).with_columns(
             pl.Series(EID, kept_idx + first_eid, dtype=pl.Int64),
             pl.Series(REF, refs, dtype=pl.Int64),
             pl.Series(LEN, lengths, dtype=pl.Int32),
         ))
-
 
 def _as_rule_set(rules: RulesLike) -> RuleSet:
     if rules is None:

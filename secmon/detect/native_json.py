@@ -14,12 +14,12 @@ Python parser, which also counts and reports the rejects. Tests compare both pat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from secmon._core import extract_fields
+from secmon._core import extract_fields, line_spans
 
 # ``__status`` of rows the native table keeps; every other status is parsed in Python.
 STATUS_OK = 0
@@ -33,29 +33,25 @@ class NativeBatch:
 
     table: pl.DataFrame  # event-table columns (the engine's paths) + ``timestamp`` Int64 + ``__line``
     python_lines: np.ndarray  # uint32 line indices to parse in Python
-
-
-def _over_long(data: bytes, max_line_bytes: int, n_lines: int) -> np.ndarray | None:
-    """A bool per line: longer than the ingest limit (None when no line can be)."""
-    if len(data) <= max_line_bytes:
-        return None
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
-    starts = np.concatenate(([0], ends + 1))[:n_lines]
-    stops = np.concatenate((ends, [len(data)]))[:n_lines]
-    return (stops - starts) > max_line_bytes
+    # Where each table row's line is in the chunk: start offsets and lengths (uint64).
+    starts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    lengths: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
 
 def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], max_line_bytes: int) -> NativeBatch:
-    """Extract and normalize ``line_idx`` natively; lines the native table cannot hold exactly
-    are returned for the Python parser."""
+    """Extract and normalize ``line_idx`` (ascending) natively; lines the native table cannot
+    hold exactly are returned for the Python parser."""
     if line_idx.size == 0:
         return NativeBatch(pl.DataFrame(), line_idx)
     line_idx = line_idx.astype(np.uint32, copy=False)
-    python_idx = np.empty(0, dtype=np.uint32)
-    too_long = _over_long(data, max_line_bytes, int(line_idx.max()) + 1)
-    if too_long is not None:
-        python_idx = line_idx[too_long[line_idx]]
-        line_idx = line_idx[~too_long[line_idx]]
+    # The candidates' places: for the engine's references to kept lines, and to send over-long
+    # lines to the parser (which rejects them) from the candidates alone. A pass over every byte
+    # of the chunk for its newlines cost more than the extraction of some chunks.
+    starts, lengths = line_spans(data, line_idx)
+    too_long = lengths > max_line_bytes
+    python_idx = line_idx[too_long]
+    if python_idx.size:
+        line_idx, starts, lengths = line_idx[~too_long], starts[~too_long], lengths[~too_long]
     if line_idx.size == 0:
         return NativeBatch(pl.DataFrame(), python_idx)
     frame = pl.DataFrame(extract_fields(data, list(paths), line_idx, normalize=True))
@@ -65,4 +61,5 @@ def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], max_li
     python_lines = np.sort(np.concatenate((python_idx, back))).astype(np.uint32)
     columns = [pl.col("timestamp").cast(pl.Int64).alias("timestamp")]
     columns += [pl.col(p) for p in paths if p != "timestamp"]
-    return NativeBatch(keep.select(*columns, pl.col("__line")), python_lines)
+    at = np.searchsorted(line_idx, keep["__line"].to_numpy())
+    return NativeBatch(keep.select(*columns, pl.col("__line")), python_lines, starts[at], lengths[at])

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 from secmon.errors import InputError
 from secmon.ingest.formats import LogFormat, detect_format, get_format
-from secmon.ingest.lines import line_count
+from secmon.ingest.lines import fast_line_count, line_count
 from secmon.ingest.stats import CORRUPT_INPUT, UNREADABLE_FILE
 
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
@@ -33,6 +33,29 @@ HEAD_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 STDIN_NAME = "<stdin>"
+
+
+class SourceFile:
+    """An open descriptor of a plain input file that outlives the reading of it, so a scan can
+    read kept lines back (samples, ties) from the input itself instead of keeping copies. It is
+    a duplicate of the reader's descriptor: a file renamed or rotated mid-scan still reads the
+    bytes that were scanned. Closed by ``close`` or when no one holds it any more."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = os.dup(fd)
+
+    def pread(self, length: int, offset: int) -> bytes:
+        if self.fd is None:
+            raise ValueError("the input file was closed")
+        return os.pread(self.fd, length, offset)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +71,9 @@ class Chunk:
     nbytes: int = -1
     read_error: str | None = None
     read_error_reason: str = CORRUPT_INPUT
+    # Where ``data`` starts in ``source.file`` when it is a contiguous, uncompressed slice of it
+    # (the engine then refers to kept lines in place instead of copying them); None otherwise.
+    file_offset: int | None = None
 
     def __post_init__(self) -> None:
         if self.nbytes < 0:
@@ -167,6 +193,8 @@ class Source:
         self._consumed = False
         self._owned_stream = stream if owns_stream else None
         self._gzip: _TolerantGzip | None = None
+        #: The plain file being read (set by ``chunks``), for chunks with a ``file_offset``.
+        self.file: SourceFile | None = None
         head = self._head()
         self.format: LogFormat = get_format(format) if format is not None else detect_format(head)
 
@@ -246,10 +274,24 @@ class Source:
     def _line_chunks(self, stream: BinaryIO, chunk_bytes: int) -> Iterator[Chunk]:
         limit = self.max_line_bytes
         line_no = 1
+        plain = self.path is not None and self._data is None and not self.compressed
+        if plain and self.file is None:
+            self.file = SourceFile(stream.fileno())
+        file_pos = 0  # where the next chunk's input bytes (``nbytes`` of them) start in the file
         carry = _read_exactly(stream, len(UTF8_BOM))
         carry_extra = 0  # input bytes not in the chunk data (BOM, cut over-long lines), for nbytes
+        lead = 0  # of those, the ones before the chunk data (a BOM)
         if carry == UTF8_BOM:  # editors on Windows start files with one; it is not part of line 1
-            carry, carry_extra = b"", len(UTF8_BOM)
+            carry, carry_extra, lead = b"", len(UTF8_BOM), len(UTF8_BOM)
+
+        def make_chunk(data: bytes, read_error: str | None = None) -> Chunk:
+            nonlocal file_pos, lead
+            # In place only when nothing inside the data was cut out (a cut over-long line).
+            offset = file_pos + lead if plain and carry_extra == lead else None
+            chunk = Chunk(data, line_no, self, len(data) + carry_extra, read_error=read_error, file_offset=offset)
+            file_pos += chunk.nbytes
+            lead = 0
+            return chunk
         skipping = False  # inside an over-long line whose first limit+1 bytes are in ``carry``
         while True:
             block = stream.read(chunk_bytes)
@@ -274,17 +316,17 @@ class Source:
                     carry = buf
                 continue
             data = buf[: cut + 1]
-            yield Chunk(data, line_no, self, len(data) + carry_extra)
+            yield make_chunk(data)
             carry_extra = 0
-            line_no += data.count(b"\n")
+            line_no += fast_line_count(data)
             carry = buf[cut + 1 :]
             if len(carry) > limit:
                 carry_extra += len(carry) - (limit + 1)
                 carry = carry[: limit + 1]
                 skipping = True
         error = self._gzip.error if self._gzip is not None else None
-        if carry or error:
-            yield Chunk(carry, line_no, self, len(carry) + carry_extra, read_error=error)
+        if carry or error or carry_extra:  # carry_extra alone: a file that is only a BOM
+            yield make_chunk(carry, read_error=error)
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[tuple[str, Path | None]]:

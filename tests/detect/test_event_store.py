@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -119,3 +120,35 @@ def test_streamed_signals_are_the_detected_signals(tmp_path: Path) -> None:
     assert streamed and engine.stats.lines_read == len(events)
     assert sorted(s.key() for s in streamed) == sorted(s.key() for s in engine.detect([log]).signals)
     assert [p.name for p in tmp_path.iterdir()] == ["events.ndjson"], "the scan's spill files are gone"
+
+
+def test_samples_read_in_place_equal_samples_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept lines of plain input files are read back from the inputs; copies in the store (gzip,
+    more files than the store holds open) must give the same signals and samples. The inputs
+    carry a byte-order mark and an over-long line, which shift or cut a chunk's data."""
+    import gzip
+
+    events = _tie_events(80, 11)
+    texts = [json.dumps(e) + "\n" for e in events]
+    plain = [tmp_path / "a.ndjson", tmp_path / "b.ndjson"]
+    plain[0].write_bytes(b"\xef\xbb\xbf" + "".join(texts[:40]).encode())
+    plain[1].write_bytes(("x" * 3000 + "\n" + "".join(texts[40:])).encode())
+    packed = tmp_path / "both.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain[0].read_bytes() + plain[1].read_bytes()[3001:]))
+    rule = rule_from_dict({
+        "id": "r", "name": "r", "queries": [{"query": "source:sshd", "groupByFields": ["@network.client.ip"]}],
+        "cases": [{"status": "low", "condition": "a > 0"}],
+        "options": {"evaluationWindow": 60, "keepAlive": 60, "maxSignalDuration": 600},
+    }, file="<t>")
+
+    def outcome(paths: list[Path], chunk_bytes: int) -> list:
+        signals = Engine([rule], chunk_bytes=chunk_bytes).detect(paths).signals
+        return sorted((s.key(), json.dumps(s.samples, sort_keys=True)) for s in signals)
+
+    expected = sorted((s.key(), json.dumps(s.samples, sort_keys=True)) for s in reference_detect([rule], events))
+    assert expected
+    for chunk_bytes in (500, 1 << 20):
+        assert outcome(plain, chunk_bytes) == expected
+        assert outcome([packed], chunk_bytes) == expected
+    monkeypatch.setattr("secmon.detect.event_store.MAX_INPUT_FILES", 1)
+    assert outcome(plain, 500) == expected

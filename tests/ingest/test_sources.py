@@ -135,6 +135,37 @@ def test_over_long_line_is_rejected_not_held(tmp_path: Path) -> None:
     assert "big.jsonl:1" in stats.examples["line_too_long"][0]
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.booleans(), st.lists(st.integers(0, 40), max_size=30), st.integers(1, 64), st.booleans())
+def test_chunk_file_offsets_point_at_the_chunk_data_in_the_file(
+    tmp_path_factory: pytest.TempPathFactory, bom: bool, line_lengths: list[int], chunk_bytes: int, final_newline: bool,
+) -> None:
+    """A chunk that says where it is in the file is exactly those bytes of the file (the engine
+    reads kept lines back from there); only chunks holding a cut over-long line say nowhere."""
+    body = b"\n".join(bytes([97 + i % 26]) * n for i, n in enumerate(line_lengths))
+    content = (b"\xef\xbb\xbf" if bom else b"") + body + (b"\n" if final_newline and line_lengths else b"")
+    path = tmp_path_factory.mktemp("offsets") / "lines.log"
+    path.write_bytes(content)
+    source = Source("lines.log", path=path, format="text", max_line_bytes=30)
+    chunks = list(source.chunks(chunk_bytes))
+    assert sum(c.nbytes for c in chunks) == len(content)
+    for chunk in chunks:
+        cut = any(len(line) > 30 for line in chunk.data.split(b"\n"))
+        if chunk.file_offset is None:
+            assert cut, "an uncut chunk of a plain file knows its place"
+        else:
+            assert content[chunk.file_offset:chunk.file_offset + len(chunk.data)] == chunk.data
+            assert source.file is not None and source.file.pread(len(chunk.data), chunk.file_offset) == chunk.data
+
+
+def test_compressed_and_streamed_chunks_have_no_file_offset(tmp_path: Path) -> None:
+    gz = tmp_path / "a.log.gz"
+    gz.write_bytes(gzip.compress(b"one\ntwo\n"))
+    assert [c.file_offset for c in next(open_sources([gz], format="text")).chunks(4)] == [None, None]
+    in_memory = Source("mem", data=b"one\ntwo\n", format="text")
+    assert {c.file_offset for c in in_memory.chunks(4)} == {None}
+
+
 def test_gzip_is_detected_by_magic_bytes_not_name(tmp_path: Path) -> None:
     plain = tmp_path / "auth.log"
     plain.write_text(SYSLOG_LINES[1] + "\n")

@@ -1,5 +1,5 @@
-//! Bindings of [`crate::matcher`]: the `Matcher` class and the line helpers `count_lines` and
-//! `select_lines`. Also the shared input readers: a zero-copy byte view of any buffer-protocol
+//! Bindings of [`crate::matcher`]: the `Matcher` class and the line helpers `count_lines`,
+//! `select_lines` and `line_spans`. Also the shared input readers: a zero-copy byte view of any buffer-protocol
 //! object ([`ByteView`]) and a zero-copy reader of Arrow string columns ([`arrow::StringColumn`]),
 //! which `py::ipset` uses too.
 
@@ -378,6 +378,30 @@ fn select_lines<'py>(
     Ok(list)
 }
 
+/// Where the lines numbered `line_idx` are in `buffer`: (start offsets as uint64, lengths without
+/// the separator as uint64), in the order asked. The engine uses them to refer to kept lines in
+/// place (in the input file) and to find over-long lines without a pass over the whole chunk.
+#[pyfunction]
+#[pyo3(signature = (buffer, line_idx, sep = b"\n".as_slice()))]
+#[pyo3(text_signature = "(buffer, line_idx, sep=b'\\n')")]
+fn line_spans<'py>(
+    py: Python<'py>,
+    buffer: &Bound<'py, PyAny>,
+    line_idx: &Bound<'py, PyAny>,
+    sep: &[u8],
+) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
+    let sep = one_byte(sep)?;
+    let wanted: Vec<u32> = line_indices(line_idx)?;
+    let view = ByteView::new(buffer, "buffer")?;
+    let bytes = view.bytes();
+    // SAFETY: `view` holds the buffer until after `detach` returns.
+    let ranges = py.detach(|| matcher::select_lines(unsafe { bytes.get() }, sep, &wanted))?;
+    drop(view);
+    let starts: Vec<u64> = ranges.iter().map(|&(a, _)| a as u64).collect();
+    let lengths: Vec<u64> = ranges.iter().map(|&(a, b)| (b - a) as u64).collect();
+    Ok((starts.into_pyarray(py), lengths.into_pyarray(py)))
+}
+
 /// Line numbers from a uint32 array (no copy of a Python object per item) or any int sequence.
 fn line_indices(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
     if let Ok(array) = obj.extract::<PyReadonlyArray1<u32>>() {
@@ -404,6 +428,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMatcher>()?;
     m.add_function(wrap_pyfunction!(count_lines, m)?)?;
     m.add_function(wrap_pyfunction!(select_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(line_spans, m)?)?;
     Ok(())
 }
 
