@@ -9,6 +9,7 @@ needed; the only per-signal Python left is building the ``Signal`` objects and p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,52 +19,62 @@ from secmon.detect.compiled import CompiledRule
 from secmon.detect.event_store import EventStore
 from secmon.detect.lifecycle import LifecycleOptions, signal_spans, signals_from_spans
 from secmon.detect.new_value import ROW, new_value_triggers
-from secmon.detect.rule_frame import EID, LEN, REF, TS, build_rule_frame, group_columns
+from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
 from secmon.ingest.base import gc_paused
 from secmon.signals.model import Signal
 
 GROUP_ID = "__gid"
+SIGNAL_BATCH = 2048  # signals built (samples read and parsed) at a time
 CASE = "__case"
 
 
-def detect_rule(compiled: CompiledRule, table: pl.DataFrame, store: EventStore) -> list[Signal]:
+def detect_rule(
+    compiled: CompiledRule, table: pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
+) -> Iterator[Signal]:
     """Every signal ``compiled`` raises over ``table`` (the kept rows it matched, with its flag
-    and value columns); samples come from ``store``.
+    and value columns), in batches of ``SIGNAL_BATCH``; samples come from ``store``. With
+    ``groups_slice``, only the signals of those groups.
+
+    The signals are built a batch at a time, as they are consumed: a rule can raise a signal per
+    event, and a signal with its sample events is what memory grew with once the rule's rows
+    were sliced (measured: 105k signals of one rule held 230 MB).
 
     The lifecycle walk is this module's ``signal_spans``, looked up at each call so that tests
     can put the Python twin (``lifecycle.signal_spans_reference``) in its place."""
-    frame = build_rule_frame(compiled, table, store)
+    frame = build_rule_frame(compiled, table, store, groups_slice)
     if frame.height == 0:
-        return []
+        return
     groups = group_columns(compiled)
     frame = frame.with_columns(_group_ids(groups).alias(GROUP_ID))
     if compiled.rule.options.detection_method == "new_value":
         triggers = new_value_triggers(compiled, frame, [GROUP_ID])
         if triggers.height == 0:
-            return []
+            return
         # A new-value signal counts the events that carried new values: the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
     else:
         triggers = threshold_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
         if triggers.height == 0:
-            return []
+            return
         events, event_rows, window_ms = frame, None, compiled.rule.options.evaluation_window * 1000
     found = signal_spans(
         LifecycleOptions.of(compiled, window_ms),
         events[GROUP_ID].to_numpy(), events[TS].to_numpy(), events[EID].to_numpy(),
         triggers[GROUP_ID].to_numpy(), triggers[TS].to_numpy(), triggers[CASE].to_numpy(),
     )
-    if len(found) == 0:
-        return []
-    if groups:
-        first_rows = np.searchsorted(frame[GROUP_ID].to_numpy(), found.group, side="left")
-        group_values = frame.select(groups)[first_rows].rows()
-    else:
-        group_values = [()] * len(found)
-    sample_rows = found.sample_rows if event_rows is None else event_rows[found.sample_rows]
-    with gc_paused():  # hundreds of thousands of fresh acyclic containers: measured 0.2 s of 0.7 s
-        return signals_from_spans(compiled, found, group_values, sample_events(frame, sample_rows, store))
+    group_ids = frame[GROUP_ID].to_numpy()
+    for start in range(0, len(found), SIGNAL_BATCH):
+        part = found.part(start, start + SIGNAL_BATCH)
+        if groups:
+            first_rows = np.searchsorted(group_ids, part.group, side="left")
+            group_values = frame.select(groups)[first_rows].rows()
+        else:
+            group_values = [()] * len(part)
+        sample_rows = part.sample_rows if event_rows is None else event_rows[part.sample_rows]
+        with gc_paused():  # hundreds of thousands of fresh acyclic containers: measured 0.2 s of 0.7 s
+            batch = signals_from_spans(compiled, part, group_values, sample_events(frame, sample_rows, store))
+        yield from batch
 
 
 def _group_ids(groups: list[str]) -> pl.Expr:

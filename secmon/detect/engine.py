@@ -36,7 +36,7 @@ from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
 from secmon.detect.native_json import split_native
-from secmon.detect.rule_frame import EID, LEN, REF, TS, as_number, as_text
+from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, as_number, as_text
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
@@ -45,6 +45,7 @@ from secmon.rules.model import Rule
 from secmon.signals.model import Signal, signals_to_frame
 
 DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_SLICE_ROWS = 200_000
 _ROW = "__row"  # a kept row's position in its chunk's event table
 # Formats whose events hold only JSON-safe values (user-defined parsers may cast "nan" to a float).
 BUILTIN_FORMATS = frozenset({"ndjson", "json", "syslog", "access_log", "nginx", "apache", "apache_error", "text"})
@@ -84,7 +85,9 @@ class Engine:
     :class:`secmon.intel.IndicatorSet`). ``prefilter=False`` parses every line and
     ``native_json=False`` builds event tables in Python only: the slow, obvious paths the
     prefilter and the native extractor are tested against. ``temp_dir`` is where a scan spills
-    its kept rows and events (the system's temporary directory by default).
+    its kept rows and events (the system's temporary directory by default). ``slice_rows``:
+    a rule that kept more rows is detected one slice of its groups at a time (bounded memory;
+    the signals are the same, tests compare).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class Engine:
         intel: Any = None,
         native_json: bool = True,
         temp_dir: str | None = None,
+        slice_rows: int = DEFAULT_SLICE_ROWS,
     ) -> None:
         self.rules = _as_rule_set(rules)
         self.compiled: tuple[CompiledRule, ...] = compile_rules(self.rules)
@@ -115,6 +119,8 @@ class Engine:
         self.progress = progress
         # Where a scan spills its kept rows and events (None: the system's temporary directory).
         self.temp_dir = temp_dir
+        # A rule with more kept rows than this is detected one slice of its groups at a time.
+        self.slice_rows = slice_rows
         self.stats = IngestStats()
         self.skipped_lines = 0
         self._paths = sorted(set().union(*(c.attribute_paths for c in self.compiled)) | {TS})
@@ -183,12 +189,20 @@ class Engine:
         return schema
 
     def _kept_signals(self) -> Iterator[Signal]:
-        """Every rule over the kept rows of the scan, in event time, one rule at a time."""
+        """Every rule over the kept rows of the scan, in event time, one rule at a time; a rule
+        with more than ``slice_rows`` kept rows one slice of its groups at a time."""
         for compiled in self.compiled:
-            rows = self._kept.for_rule(compiled)
-            if rows.height:
-                yield from detect_rule(compiled, rows, self._store)
-                self._store.forget_cached()
+            slices = -(-self._kept.rule_rows(compiled) // self.slice_rows)
+            if slices > 1 and compiled.queries[0].group_by:
+                parts: list[GroupSlice | None] = [GroupSlice(k, slices) for k in range(slices)]
+            else:
+                parts = [None]
+            for groups_slice in parts:
+                rows = self._kept.for_rule(compiled, groups_slice)
+                if rows.height:
+                    yield from detect_rule(compiled, rows, self._store, groups_slice)
+                    self._store.forget_cached()
+                del rows  # before the next slice is read
 
     def scan_events(self, events: Iterable[Mapping[str, Any]]) -> list[Signal]:
         """Signals over event dicts already in Datadog's attribute form."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import EID, LEN, REF, TS
+from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice
 
 
 class KeptRows:
@@ -28,6 +28,7 @@ class KeptRows:
         self._dir = tempfile.TemporaryDirectory(dir=directory, prefix="secmon-kept-")
         self._files: list[str] = []
         self.height = 0
+        self.flag_rows: dict[str, int] = {}  # rows kept with each flag set
 
     def close(self) -> None:
         self._dir.cleanup()
@@ -47,12 +48,26 @@ class KeptRows:
         rows.write_ipc(path, compression="uncompressed")
         self._files.append(path)
         self.height += rows.height
+        counts = rows.select(pl.col(pl.Boolean).sum()).row(0, named=True)
+        for flag, count in counts.items():
+            self.flag_rows[flag] = self.flag_rows.get(flag, 0) + count
 
-    def for_rule(self, compiled: CompiledRule) -> pl.DataFrame:
-        """The rows ``compiled`` matched, with only the columns it reads."""
+    def rule_rows(self, compiled: CompiledRule) -> int:
+        """How many kept rows ``compiled`` matched (an event matching two queries counts twice)."""
+        return sum(self.flag_rows.get(flag, 0) for flag in compiled.flag_columns)
+
+    def for_rule(self, compiled: CompiledRule, groups_slice: GroupSlice | None = None) -> pl.DataFrame:
+        """The rows ``compiled`` matched, with only the columns it reads; with ``groups_slice``,
+        only rows some query of the rule puts in that slice of its groups."""
         flags = [f for f in compiled.flag_columns if f in self.schema]
         if not self._files or not flags:
             return pl.DataFrame()
         paths = {p for cq in compiled.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
         columns = [TS, EID, REF, LEN, *sorted(p for p in paths if p in self.schema), *flags]
-        return pl.scan_ipc(self._files).filter(pl.any_horizontal(flags)).select(columns).collect()
+        matched = [pl.col(f) for f in flags]
+        if groups_slice is not None:
+            matched = [
+                pl.col(compiled.flag_column(i)) & groups_slice.holds([pl.col(p).cast(pl.String) for p in cq.group_by])
+                for i, cq in enumerate(compiled.queries) if compiled.flag_column(i) in self.schema
+            ]
+        return pl.scan_ipc(self._files).filter(pl.any_horizontal(matched)).select(columns).collect(engine="streaming")

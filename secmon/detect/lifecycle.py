@@ -62,6 +62,14 @@ class SignalSpans:
     def __len__(self) -> int:
         return len(self.group)
 
+    def part(self, start: int, stop: int) -> SignalSpans:
+        """Signals ``start:stop``, their sample offsets counted from their own first sample."""
+        offsets = self.sample_offsets[start:stop + 1]
+        return SignalSpans(
+            self.group[start:stop], self.case[start:stop], self.first_seen[start:stop], self.last_seen[start:stop],
+            self.event_count[start:stop], offsets - offsets[0], self.sample_rows[offsets[0]:offsets[-1]],
+        )
+
 
 def _int64(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.int64)

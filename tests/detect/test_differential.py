@@ -113,6 +113,18 @@ def test_engine_matches_reference_on_random_events(events: list[dict], raw_rules
     assert [s.samples for s in sorted(fast, key=lambda s: s.key())] == [s.samples for s in sorted(slow, key=lambda s: s.key())]
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(event_strategy(), max_size=60), rule_strategy(0), st.integers(1, 7))
+def test_detection_in_group_slices_gives_the_same_signals(events: list[dict], raw_rule: dict, slice_rows: int) -> None:
+    """A rule with more kept rows than ``slice_rows`` is detected one slice of its groups at a
+    time (a slice per ``slice_rows`` rows): the signals and samples must not change."""
+    rules = as_rules([raw_rule])
+    whole = sorted(Engine(rules).scan_events(events), key=lambda s: s.key())
+    sliced = sorted(Engine(rules, slice_rows=slice_rows).scan_events(events), key=lambda s: s.key())
+    assert [s.key() for s in sliced] == [s.key() for s in whole]
+    assert [s.samples for s in sliced] == [s.samples for s in whole]
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(event_strategy(), min_size=1, max_size=80), rule_strategy(), st.randoms(use_true_random=False),
        st.integers(1, 4000))
