@@ -194,11 +194,10 @@ class Engine:
         for compiled in self.compiled:
             slices = -(-self._kept.rule_rows(compiled) // self.slice_rows)
             if slices > 1 and compiled.queries[0].group_by:
-                parts: list[GroupSlice | None] = [GroupSlice(k, slices) for k in range(slices)]
+                parts: Iterable[tuple[GroupSlice | None, pl.DataFrame]] = self._kept.rule_slices(compiled, slices)
             else:
-                parts = [None]
-            for groups_slice in parts:
-                rows = self._kept.for_rule(compiled, groups_slice)
+                parts = [(None, self._kept.for_rule(compiled))]
+            for groups_slice, rows in parts:
                 if rows.height:
                     yield from detect_rule(compiled, rows, self._store, groups_slice)
                     self._store.forget_cached()

@@ -11,13 +11,18 @@ is one rule's matches, not every rule's.
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice
+from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, slice_of
+
+
+FILES_PER_PASS = 16  # kept files (one per input chunk) read at a time when slicing a rule
 
 
 class KeptRows:
@@ -56,18 +61,57 @@ class KeptRows:
         """How many kept rows ``compiled`` matched (an event matching two queries counts twice)."""
         return sum(self.flag_rows.get(flag, 0) for flag in compiled.flag_columns)
 
-    def for_rule(self, compiled: CompiledRule, groups_slice: GroupSlice | None = None) -> pl.DataFrame:
-        """The rows ``compiled`` matched, with only the columns it reads; with ``groups_slice``,
-        only rows some query of the rule puts in that slice of its groups."""
-        flags = [f for f in compiled.flag_columns if f in self.schema]
+    def for_rule(self, compiled: CompiledRule) -> pl.DataFrame:
+        """The rows ``compiled`` matched, with only the columns it reads."""
+        flags = self._flags(compiled)
         if not self._files or not flags:
             return pl.DataFrame()
+        return self._scan(self._files).filter(pl.any_horizontal(flags)).select(self._columns(compiled)).collect(engine="streaming")
+
+    def rule_slices(self, compiled: CompiledRule, count: int) -> Iterator[tuple[GroupSlice, pl.DataFrame]]:
+        """The rows ``compiled`` matched, one slice of its groups at a time (``count`` slices; a
+        row two queries put in two slices is in both, and the rule frame keeps each query's own).
+
+        One pass over the kept files, ``FILES_PER_PASS`` at a time, writes each slice's rows to
+        files of its own; then each slice is read alone. Scanning every kept file once per slice
+        instead cost a pass per slice, and a scan's transient memory grows with what it reads."""
+        flags = self._flags(compiled)
+        if not self._files or not flags:
+            return
+        slice_files: list[list[str]] = [[] for _ in range(count)]
+        slice_ids = [
+            (pl.col(compiled.flag_column(i)), slice_of([pl.col(p).cast(pl.String) for p in cq.group_by], count).alias(f"__s{i}"))
+            for i, cq in enumerate(compiled.queries) if compiled.flag_column(i) in self.schema
+        ]
+        for start in range(0, len(self._files), FILES_PER_PASS):
+            rows = (
+                self._scan(self._files[start:start + FILES_PER_PASS])
+                .filter(pl.any_horizontal(flags))
+                .select(*self._columns(compiled), *[ids for _, ids in slice_ids])
+                .collect()
+            )
+            for k in range(count):
+                part = rows.filter(pl.any_horizontal([flag & (pl.col(ids.meta.output_name()) == k) for flag, ids in slice_ids]))
+                if part.height:
+                    path = str(Path(self._dir.name) / f"rule{compiled.index}-slice{k}-{start}.arrow")
+                    part.drop([ids.meta.output_name() for _, ids in slice_ids]).write_ipc(path, compression="uncompressed")
+                    slice_files[k].append(path)
+            del rows
+        for k, paths in enumerate(slice_files):
+            if paths:
+                rows = pl.read_ipc(paths) if len(paths) > 1 else pl.read_ipc(paths[0])
+                for path in paths:
+                    os.unlink(path)
+                yield GroupSlice(k, count), rows
+                del rows
+
+    def _flags(self, compiled: CompiledRule) -> list[str]:
+        return [f for f in compiled.flag_columns if f in self.schema]
+
+    def _columns(self, compiled: CompiledRule) -> list[str]:
         paths = {p for cq in compiled.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
-        columns = [TS, EID, REF, LEN, *sorted(p for p in paths if p in self.schema), *flags]
-        matched = [pl.col(f) for f in flags]
-        if groups_slice is not None:
-            matched = [
-                pl.col(compiled.flag_column(i)) & groups_slice.holds([pl.col(p).cast(pl.String) for p in cq.group_by])
-                for i, cq in enumerate(compiled.queries) if compiled.flag_column(i) in self.schema
-            ]
-        return pl.scan_ipc(self._files).filter(pl.any_horizontal(matched)).select(columns).collect(engine="streaming")
+        return [TS, EID, REF, LEN, *sorted(p for p in paths if p in self.schema), *self._flags(compiled)]
+
+    @staticmethod
+    def _scan(files: list[str]) -> pl.LazyFrame:
+        return pl.scan_ipc(files)

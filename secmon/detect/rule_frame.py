@@ -37,10 +37,15 @@ class GroupSlice:
     count: int
 
     def holds(self, group_values: list[pl.Expr]) -> pl.Expr:
-        """Whether a row with these group-by values (as text) is in this slice. The kept-row
-        scan and the rule frame both call this on the same texts, so they agree on every row."""
-        key = pl.struct([value.alias(f"__g{k}") for k, value in enumerate(group_values)])
-        return (key.hash(seed=0x5EC) % self.count) == self.index
+        """Whether a row with these group-by values (as text) is in this slice."""
+        return slice_of(group_values, self.count) == self.index
+
+
+def slice_of(group_values: list[pl.Expr], count: int) -> pl.Expr:
+    """The slice of ``count`` a row with these group-by values (as text) is in. The kept rows and
+    the rule frame both call this on the same texts, so they agree on every row."""
+    key = pl.struct([value.alias(f"__g{k}") for k, value in enumerate(group_values)])
+    return key.hash(seed=0x5EC) % count
 
 
 def group_columns(compiled: CompiledRule) -> list[str]:
