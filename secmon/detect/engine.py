@@ -32,7 +32,7 @@ import polars as pl
 
 from secmon._core import count_lines, extract_fields, select_lines
 from secmon.detect.compiled import CompiledRule, compile_rules
-from secmon.detect.detector import detect_rule, sort_signals
+from secmon.detect.detector import RuleSpans, build_signals, find_spans, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
 from secmon.detect.native_json import split_native
@@ -190,18 +190,37 @@ class Engine:
 
     def _kept_signals(self) -> Iterator[Signal]:
         """Every rule over the kept rows of the scan, in event time, one rule at a time; a rule
-        with more than ``slice_rows`` kept rows one slice of its groups at a time."""
+        with more than ``slice_rows`` kept rows one slice of its groups at a time.
+
+        Two stages, one rule (or slice) apart: a worker thread reads the next rule's rows and
+        finds its signal spans (Polars and native code, mostly without the GIL) while this
+        thread builds the signals of the current one (samples parsed in Python), so both cores
+        work; signals come out in the same order as one stage would give them."""
+        parts = self._rule_parts()
+
+        def next_spans() -> RuleSpans | None:
+            for compiled, groups_slice, rows in parts:
+                found = find_spans(compiled, rows, self._store, groups_slice) if rows.height else None
+                del rows  # before the next slice is read
+                if found is not None:
+                    return found
+            return None
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-detect-ahead") as ahead:
+            pending = ahead.submit(next_spans)
+            while (spans := pending.result()) is not None:
+                pending = ahead.submit(next_spans)
+                yield from build_signals(spans, self._store)
+
+    def _rule_parts(self) -> Iterator[tuple[CompiledRule, GroupSlice | None, pl.DataFrame]]:
+        """Each rule's kept rows, in slices of its groups when it kept more than ``slice_rows``."""
         for compiled in self.compiled:
             slices = -(-self._kept.rule_rows(compiled) // self.slice_rows)
             if slices > 1 and compiled.queries[0].group_by:
-                parts: Iterable[tuple[GroupSlice | None, pl.DataFrame]] = self._kept.rule_slices(compiled, slices)
+                for groups_slice, rows in self._kept.rule_slices(compiled, slices):
+                    yield compiled, groups_slice, rows
             else:
-                parts = [(None, self._kept.for_rule(compiled))]
-            for groups_slice, rows in parts:
-                if rows.height:
-                    yield from detect_rule(compiled, rows, self._store, groups_slice)
-                    self._store.forget_cached()
-                del rows  # before the next slice is read
+                yield compiled, None, self._kept.for_rule(compiled)
 
     def scan_events(self, events: Iterable[Mapping[str, Any]]) -> list[Signal]:
         """Signals over event dicts already in Datadog's attribute form."""

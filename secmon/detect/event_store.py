@@ -61,13 +61,11 @@ class EventStore:
     def __init__(self, directory: str | None = None) -> None:
         self._file = tempfile.TemporaryFile(dir=directory, prefix="secmon-events-")
         self._size = 0
-        self._cache: dict[int, str] = {}
         self._inputs: list[SourceFile] = []
         self._input_no: dict[int, int] = {}  # id(SourceFile) -> file_no
 
     def close(self) -> None:
         self._file.close()
-        self._cache.clear()
         self._inputs.clear()
         self._input_no.clear()
 
@@ -76,10 +74,6 @@ class EventStore:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-    def forget_cached(self) -> None:
-        """Drop the JSON decoded so far (one rule's ties and samples are fetched together)."""
-        self._cache.clear()
 
     def append(self, records: Sequence[bytes], kind: int) -> tuple[np.ndarray, np.ndarray]:
         """Store ``records``; their (ref, length) arrays, int64 and int32."""
@@ -110,23 +104,25 @@ class EventStore:
         return self._inputs[file_no - 1].pread(length, offset)
 
     def canonical(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[str]:
-        """The canonical JSON of each referenced event, in the order asked."""
+        """The canonical JSON of each referenced event, in the order asked. Safe to call from two
+        threads at once (the engine finds ties of one rule while it reads samples of another):
+        reads are positional and nothing is shared between calls."""
         self._file.flush()
         refs_list = np.asarray(refs).tolist()
-        missing = {ref: length for ref, length in zip(refs_list, np.asarray(lengths).tolist()) if ref not in self._cache}
+        unique = dict(zip(refs_list, np.asarray(lengths).tolist()))  # ref -> length, each once
+        texts: dict[int, str] = {}
         raw_refs: list[int] = []
         raw_lines: list[bytes] = []
-        for ref, length in missing.items():
+        for ref, length in unique.items():
             data = self._read(ref, length)
             if ref & 1 == CANONICAL:
-                self._cache[ref] = data.decode()
+                texts[ref] = data.decode()
             else:
                 raw_refs.append(ref)
                 raw_lines.append(data)
         if raw_lines:
-            for ref, text in zip(raw_refs, _canonical_of_lines(raw_lines)):
-                self._cache[ref] = text
-        return [self._cache[ref] for ref in refs_list]
+            texts.update(zip(raw_refs, _canonical_of_lines(raw_lines)))
+        return [texts[ref] for ref in refs_list]
 
     def events(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[dict]:
         return [orjson.loads(text) for text in self.canonical(refs, lengths)]

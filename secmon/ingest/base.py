@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.lines import fast_select_lines, line_count, split_lines
+from secmon.ingest.lines import fast_line_count, fast_select_lines, split_lines
 from secmon.ingest.stats import IngestStats
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def selected_lines(data: bytes, line_idx: np.ndarray | None) -> tuple[int, Itera
     if line_idx is None:
         lines = split_lines(data)
         return len(lines), enumerate(lines)
-    n_lines = line_count(data)
+    n_lines = fast_line_count(data)
     selection = np.asarray(line_idx)
     if selection.size == 0:
         return n_lines, ()

@@ -12,7 +12,7 @@ import orjson
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import JSON_ESCAPED, Event, LineRejected, LogFormat, raw_safe, selected_lines
 from secmon.ingest.json_events import MissingTimestamp, normalize_record, unwrap_document
-from secmon.ingest.lines import line_count
+from secmon.ingest.lines import fast_line_count
 from secmon.ingest.stats import IngestStats
 from secmon.ingest.timestamps import TimestampError
 
@@ -152,12 +152,12 @@ class JsonDocumentFormat(JsonFormatBase):
     def _parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
         name = chunk.source.name
         data = chunk.data
-        stats.count_read(name, line_count(data), chunk.nbytes)
+        stats.count_read(name, fast_line_count(data), chunk.nbytes)
         events: list[Event] = []
         if line_idx is not None and len(line_idx) == 0:
             return events
         if not data.strip():
-            stats.blank_lines += line_count(data)
+            stats.blank_lines += fast_line_count(data)
             return events
         try:
             document = self._loads(data, stats, name, "document")

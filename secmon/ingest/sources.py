@@ -283,6 +283,7 @@ class Source:
         lead = 0  # of those, the ones before the chunk data (a BOM)
         if carry == UTF8_BOM:  # editors on Windows start files with one; it is not part of line 1
             carry, carry_extra, lead = b"", len(UTF8_BOM), len(UTF8_BOM)
+        head, carry = carry, b""  # the probed bytes start the first block (they may hold newlines)
 
         def make_chunk(data: bytes, read_error: str | None = None) -> Chunk:
             nonlocal file_pos, lead
@@ -295,6 +296,8 @@ class Source:
         skipping = False  # inside an over-long line whose first limit+1 bytes are in ``carry``
         while True:
             block = stream.read(chunk_bytes)
+            if head:
+                block, head = head + block, b""
             if not block:
                 break
             if skipping:
@@ -305,9 +308,9 @@ class Source:
                 carry_extra += nl
                 block = b"\n" + block[nl + 1 :]
                 skipping = False
-            buf = carry + block if carry else block
-            cut = buf.rfind(b"\n")
+            cut = block.rfind(b"\n")  # ``carry`` holds no newline: the chunk ends in ``block``
             if cut < 0:
+                buf = carry + block
                 if len(buf) > limit:
                     carry_extra += len(buf) - (limit + 1)
                     carry = buf[: limit + 1]
@@ -315,11 +318,12 @@ class Source:
                 else:
                     carry = buf
                 continue
-            data = buf[: cut + 1]
+            # One copy of the block into the chunk (a concatenation, then a slice of it, was two).
+            data = b"".join((carry, memoryview(block)[: cut + 1])) if carry else block[: cut + 1]
             yield make_chunk(data)
             carry_extra = 0
             line_no += fast_line_count(data)
-            carry = buf[cut + 1 :]
+            carry = block[cut + 1 :]
             if len(carry) > limit:
                 carry_extra += len(carry) - (limit + 1)
                 carry = carry[: limit + 1]
