@@ -4,7 +4,7 @@ Columns are ``pl.String`` or ``pl.List(pl.String)`` (integers such as ``timestam
 decimal text); an array column matches when any item does. A column the schema lacks is all-null, so a
 positive term on it is false and its negation true. Wildcards become ``==``/``starts_with``/``ends_with``/
 ``contains`` where the pattern allows, else one anchored regex; exact values OR-ed on one attribute become
-one ``is_in``. CIDR tests IPv4 as integers in Polars; only IPv6 candidates (distinct values containing
+one ``is_in``, ``*text*`` patterns one ``contains_any`` and ``text*`` patterns one prefix regex. CIDR tests IPv4 as integers in Polars; only IPv6 candidates (distinct values containing
 ``:``) go through ``ipaddress`` in Python.
 """
 
@@ -109,6 +109,17 @@ def anchored_glob(parts: Sequence[str | Wildcard]) -> Predicate:
         return lambda e: e.str.contains(search)
     regex = glob_regex(p, anchored=True)
     return lambda e: e.str.contains(regex)
+
+
+def _literal_shape(pattern: str) -> tuple[str, str] | None:
+    """("infix", text) for ``*text*``, ("prefix", text) for ``text*`` (no other wildcard, text not
+    empty): the wildcard shapes an OR of them can test in one pass; None for any other shape."""
+    p = _collapse_stars(pattern_parts(pattern))
+    if len(p) == 3 and _is_star(p[0]) and isinstance(p[1], str) and p[1] and _is_star(p[2]):
+        return "infix", p[1]
+    if len(p) == 2 and isinstance(p[0], str) and p[0] and _is_star(p[1]):
+        return "prefix", p[0]
+    return None
 
 
 def unanchored_glob(parts: Sequence[str | Wildcard]) -> Predicate:
@@ -230,19 +241,26 @@ class _Compiler:
         raise TypeError(f"not a query node: {node!r}")
 
     def or_children(self, children: Sequence[Query]) -> list[pl.Expr]:
-        """Exact values OR-ed on one attribute (``@evt.name:(A OR B OR ...)``, Sigma value lists)
-        become one ``is_in`` per attribute instead of one comparison per value."""
+        """Value lists OR-ed on one attribute (``@evt.name:(A OR B ...)``, ``@http.url:(*../* OR
+        *%2e%2e* ...)``, Sigma's ``|contains`` lists) become one pass over the column each: exact
+        values one ``is_in``, ``*text*`` patterns one Aho-Corasick ``contains_any``, ``text*``
+        patterns one prefix regex. One comparison per value was most of the flag cost of the web
+        rules (measured: 7.6 ms of a 16 MiB chunk's 57 ms for the path-traversal rule alone)."""
         values_by_path: dict[str, list[str]] = {}
+        infixes_by_path: dict[str, list[str]] = {}
+        prefixes_by_path: dict[str, list[str]] = {}
         others: list[Query] = []
         for child in children:
-            if (
-                isinstance(child, Term)
-                and child.kind != "wildcard"
-                and child.field is not None
-                and not child.field.tag
-                and not (child.field.path == "status" and status_spellings(child.value) is not None)
-            ):
-                values_by_path.setdefault(child.field.path, []).append(child.value)
+            if not isinstance(child, Term) or child.field is None or child.field.tag:
+                others.append(child)
+            elif child.kind != "wildcard":
+                if child.field.path == "status" and status_spellings(child.value) is not None:
+                    others.append(child)
+                else:
+                    values_by_path.setdefault(child.field.path, []).append(child.value)
+            elif (shape := _literal_shape(child.value)) is not None:
+                kind, text = shape
+                (infixes_by_path if kind == "infix" else prefixes_by_path).setdefault(child.field.path, []).append(text)
             else:
                 others.append(child)
         expressions = [self.compile(child) for child in others]
@@ -251,6 +269,12 @@ class _Compiler:
                 expressions.append(self.term(Term(Field(path), values[0], "phrase")))
                 continue
             expressions.append(self.any_element(path, _is_in(sorted(set(values)))))
+        for path, texts in infixes_by_path.items():
+            needles = sorted(set(texts))
+            expressions.append(self.any_element(path, lambda e, n=needles: e.str.contains_any(n)))
+        for path, texts in prefixes_by_path.items():
+            starts = "^(?:" + "|".join(regex_escape(t) for t in sorted(set(texts))) + ")"
+            expressions.append(self.any_element(path, lambda e, r=starts: e.str.contains(r)))
         return expressions
 
     def never(self) -> pl.Expr:
