@@ -4,8 +4,9 @@ Columns are ``pl.String`` or ``pl.List(pl.String)`` (integers such as ``timestam
 decimal text); an array column matches when any item does. A column the schema lacks is all-null, so a
 positive term on it is false and its negation true. Wildcards become ``==``/``starts_with``/``ends_with``/
 ``contains`` where the pattern allows, else one anchored regex; exact values OR-ed on one attribute become
-one ``is_in``, ``*text*`` patterns one ``contains_any`` and ``text*`` patterns one prefix regex. CIDR tests IPv4 as integers in Polars; only IPv6 candidates (distinct values containing
-``:``) go through ``ipaddress`` in Python.
+one ``is_in``, ``*text*`` patterns one ``contains_any`` and ``text*`` patterns one prefix regex. CIDR tests
+the distinct IPv4 values in the native IpSet; only IPv6 candidates (distinct values containing ``:``) go
+through ``ipaddress`` in Python.
 """
 
 from __future__ import annotations
@@ -159,25 +160,16 @@ def _compare_predicate(node: Compare) -> Predicate:
     return lambda e: op(_numeric(e), bound)
 
 
-#: A dotted-quad IPv4 address exactly as ``ipaddress`` accepts it: ASCII digits, 0-255, no leading zeros.
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4_PATTERN = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
-
-
-def _ipv4_numbers(values: pl.Series) -> pl.Series:
-    """Each value as its IPv4 address number (UInt32 range in Int64), null when it is not IPv4."""
-    octets = values.str.extract_groups(IPV4_PATTERN).struct.unnest()
-    number = pl.Series(values.name, [0] * len(values), dtype=pl.Int64)
-    for column, shift in zip(octets.columns, (24, 16, 8, 0)):
-        number = number + octets[column].cast(pl.Int64) * (1 << shift)
-    return number
-
-
 def _cidr_batch(networks: Sequence[str]) -> Callable[[pl.Series], pl.Series]:
-    # IPv4 networks as integer intervals tested in Polars; IPv6 candidates (values with ':') are few
+    # IPv4 networks in the native IpSet; IPv6 candidates (values with ':') are few
     # and parsed by ipaddress once per distinct value.
     parsed = [ipaddress.ip_network(text) for text in networks]
-    v4_intervals = [(int(n.network_address), int(n.broadcast_address)) for n in parsed if n.version == 4]
+    v4_texts = [str(n) for n in parsed if n.version == 4]
+    v4_networks = None
+    if v4_texts:
+        from secmon._core import IpSet
+
+        v4_networks = IpSet.from_lists([v4_texts])
     v6_networks = [n for n in parsed if n.version == 6]
 
     def ipv6_inside(text: str) -> bool:
@@ -192,10 +184,12 @@ def _cidr_batch(networks: Sequence[str]) -> Callable[[pl.Series], pl.Series]:
         values = series.explode() if is_list else series
         distinct = values.drop_nulls().unique()
         inside_parts = []
-        if v4_intervals:
-            number = _ipv4_numbers(distinct)
-            hit = functools.reduce(operator.or_, (number.is_between(low, high) for low, high in v4_intervals))
-            inside_parts.append(distinct.filter(hit.fill_null(False)))
+        if v4_networks is not None:
+            # The native IpSet holds only the IPv4 networks and sees only values without ':' (it
+            # would match IPv4-mapped IPv6 text against them, which ``ipaddress`` does not);
+            # it parses addresses exactly as ``ipaddress`` does (its tests compare the two).
+            dotted = distinct.filter(~distinct.str.contains(":", literal=True))
+            inside_parts.append(dotted.filter(pl.Series(v4_networks.lookup(dotted) >= 0)))
         if v6_networks:
             candidates = distinct.filter(distinct.str.contains(":", literal=True)).to_list()
             inside_parts.append(pl.Series([v for v in candidates if ipv6_inside(v)], dtype=pl.String))

@@ -352,3 +352,23 @@ def events_and_derived_query(draw: st.DrawFn) -> tuple[list[dict[str, Any]], Que
 def test_queries_built_from_event_values_agree(pair: tuple[list[dict[str, Any]], Query]) -> None:
     rows, query = pair
     _compare(query, rows, [])
+
+
+ODD_ADDRESSES = [
+    "10.0.0.1", "010.0.0.1", " 10.0.0.1", "10.0.0.1 ", "10.0.0.256", "10.0.0", "10.0.0.1/8", "1e1.0.0.1",
+    "\uff11\uff10.0.0.1", "::ffff:10.0.0.1", "::ffff:a00:1", "2001:db8::1", "2001:DB8::1", "fe80::1%eth0", "",
+    "192.168.1.255", "192.168.2.0", "0.0.0.0", "255.255.255.255", "10.0.0.1.", ".10.0.0.1", "10..0.1",
+]
+
+
+@pytest.mark.parametrize("networks", [
+    ["10.0.0.0/8"], ["192.168.1.0/24", "2001:db8::/32"], ["0.0.0.0/0"], ["::/0"], ["::ffff:0:0/96"],
+])
+def test_cidr_agrees_with_ipaddress_on_odd_addresses(networks: list[str]) -> None:
+    """CIDR goes through the native IpSet for IPv4 text: it must read addresses exactly as
+    ``ipaddress`` does (the reference), including IPv4-mapped IPv6 text, which is not IPv4."""
+    ast = parse(f"CIDR(@ip, {', '.join(networks)})")
+    events = [{"ip": value} for value in ODD_ADDRESSES] + [{"ip": ODD_ADDRESSES[:3]}, {"ip": ODD_ADDRESSES[13:15]}]
+    frame = to_frame(events, ["ip"])
+    got = frame.select(compile_polars(ast, frame.schema)).to_series().to_list()
+    assert got == [evaluate(ast, event) for event in events]
