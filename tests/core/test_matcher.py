@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from benchmarks import corpus
 from secmon import Matcher
-from secmon._core import count_lines, select_lines
+from secmon._core import count_lines, line_spans, select_lines
 
 Pairs = list[tuple[int, int]]
 
@@ -366,6 +366,18 @@ def test_select_lines_returns_the_asked_lines_in_order() -> None:
         select_lines(data, [4])
     with pytest.raises(ValueError, match="line index -1"):
         select_lines(data, [-1])
+
+
+@given(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=30), st.booleans(), st.data())
+def test_line_spans_are_the_places_of_select_lines(lines: list[bytes], trailing: bool, data: st.DataObject) -> None:
+    buffer = b"\n".join(lines) + (b"\n" if trailing and lines else b"")
+    n = count_lines(buffer)
+    wanted = data.draw(st.lists(st.integers(0, n - 1), max_size=20)) if n else []
+    starts, lengths = line_spans(buffer, np.array(wanted, dtype=np.uint32))
+    assert starts.dtype == np.uint64 and lengths.dtype == np.uint64
+    assert [buffer[a:a + b] for a, b in zip(starts.tolist(), lengths.tolist())] == select_lines(buffer, wanted)
+    with pytest.raises(ValueError, match="out of range"):
+        line_spans(buffer, [n])
 
 
 def test_select_lines_picks_what_match_lines_found() -> None:

@@ -362,18 +362,11 @@ fn select_lines<'py>(
     line_idx: &Bound<'py, PyAny>,
     sep: &[u8],
 ) -> PyResult<Bound<'py, PyList>> {
-    let sep = one_byte(sep)?;
-    let wanted: Vec<u32> = line_indices(line_idx)?;
-    let view = ByteView::new(buffer, "buffer")?;
+    let (view, ranges) = line_ranges(py, buffer, line_idx, sep)?;
     let bytes = view.bytes();
-    // SAFETY: `view` holds the buffer until after `detach` returns.
-    let ranges = py.detach(|| matcher::select_lines(unsafe { bytes.get() }, sep, &wanted))?;
-    // SAFETY: still held; the GIL is held again, so the slices are only read here.
+    // SAFETY: `view` holds the buffer; the GIL is held, so the slices are only read here.
     let hay = unsafe { bytes.get() };
-    let list = PyList::new(
-        py,
-        ranges.iter().map(|&(a, b)| PyBytes::new(py, &hay[a..b])),
-    )?;
+    let list = PyList::new(py, ranges.iter().map(|&(a, b)| PyBytes::new(py, &hay[a..b])))?;
     drop(view);
     Ok(list)
 }
@@ -390,16 +383,28 @@ fn line_spans<'py>(
     line_idx: &Bound<'py, PyAny>,
     sep: &[u8],
 ) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
+    let (view, ranges) = line_ranges(py, buffer, line_idx, sep)?;
+    drop(view);
+    let starts: Vec<u64> = ranges.iter().map(|&(a, _)| a as u64).collect();
+    let lengths: Vec<u64> = ranges.iter().map(|&(a, b)| (b - a) as u64).collect();
+    Ok((starts.into_pyarray(py), lengths.into_pyarray(py)))
+}
+
+/// The byte ranges of the lines numbered `line_idx` (found without the GIL), with the view of the
+/// buffer they index, which the caller drops when done with it.
+fn line_ranges(
+    py: Python<'_>,
+    buffer: &Bound<'_, PyAny>,
+    line_idx: &Bound<'_, PyAny>,
+    sep: &[u8],
+) -> PyResult<(ByteView, Vec<(usize, usize)>)> {
     let sep = one_byte(sep)?;
     let wanted: Vec<u32> = line_indices(line_idx)?;
     let view = ByteView::new(buffer, "buffer")?;
     let bytes = view.bytes();
     // SAFETY: `view` holds the buffer until after `detach` returns.
     let ranges = py.detach(|| matcher::select_lines(unsafe { bytes.get() }, sep, &wanted))?;
-    drop(view);
-    let starts: Vec<u64> = ranges.iter().map(|&(a, _)| a as u64).collect();
-    let lengths: Vec<u64> = ranges.iter().map(|&(a, b)| (b - a) as u64).collect();
-    Ok((starts.into_pyarray(py), lengths.into_pyarray(py)))
+    Ok((view, ranges))
 }
 
 /// Line numbers from a uint32 array (no copy of a Python object per item) or any int sequence.
