@@ -45,7 +45,7 @@ from secmon.rules.model import Rule
 from secmon.signals.model import Signal, signals_to_frame
 
 DEFAULT_CHUNK_BYTES = 16 << 20
-DEFAULT_SLICE_ROWS = 200_000
+DEFAULT_SLICE_ROWS = 100_000
 _ROW = "__row"  # a kept row's position in its chunk's event table
 # Formats whose events hold only JSON-safe values (user-defined parsers may cast "nan" to a float).
 BUILTIN_FORMATS = frozenset({"ndjson", "json", "syslog", "access_log", "nginx", "apache", "apache_error", "text"})
