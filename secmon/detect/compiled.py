@@ -189,8 +189,8 @@ def _literal_set(
                 return _IMPOSSIBLE
             if all(lit.isascii() and len(lit) >= MIN_LITERAL_BYTES for lit in promised):
                 return frozenset(lit.lower().encode("ascii") for lit in promised)
-    found = q.prefilter_literals(node, verbatim)
-    return frozenset(found) if found is not None else None
+    literals = q.prefilter_literals(node, verbatim)
+    return frozenset(literals) if literals is not None else None
 
 
 def _selectivity(literals: Iterable[bytes]) -> float:

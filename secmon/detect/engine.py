@@ -10,11 +10,13 @@ Pipeline per input chunk (whole lines of one file, 16 MiB by default):
 3. every rule query (with its filters) is evaluated as a Polars expression over the chunk's event
    table; rows no query matched are dropped, the rest keep only the columns detection reads.
 
-Kept rows go to disk as they come (:mod:`secmon.detect.kept`), the events they came from to an
-event store (:mod:`secmon.detect.event_store`) that turns them into JSON only for samples and
-ties. After the last chunk the kept rows are detected rule by rule (threshold, new value) in
-event time, each rule reading only its own rows and columns. Neither input order, chunking nor the
-prefilter changes the signals (tests compare all three).
+Kept rows go to disk as they come (:mod:`secmon.detect.kept`); the events they came from stay
+where they are (the input file) or go to an event store (:mod:`secmon.detect.event_store`) that
+turns them into JSON only for samples and ties. After the last chunk the kept rows are detected
+rule by rule (threshold, new value) in event time, each rule reading only its own rows and
+columns, a large rule one hash slice of its groups at a time; a worker thread finds the next
+rule's signal spans while this thread builds the current rule's signals. Neither input order,
+chunking, slicing nor the prefilter changes the signals (tests compare all of them).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -215,10 +217,10 @@ class Engine:
     def _rule_parts(self) -> Iterator[tuple[CompiledRule, GroupSlice | None, pl.DataFrame]]:
         """Each rule's kept rows, in slices of its groups when it kept more than ``slice_rows``."""
         for compiled in self.compiled:
-            rows = self._kept.rule_rows(compiled)
-            if rows == 0:
+            kept_rows = self._kept.rule_rows(compiled)
+            if kept_rows == 0:
                 continue  # nothing to read (a scan of every kept file to learn that cost 17 ms a rule)
-            slices = -(-rows // self.slice_rows)
+            slices = -(-kept_rows // self.slice_rows)
             if slices > 1 and compiled.queries[0].group_by:
                 for groups_slice, rows in self._kept.rule_slices(compiled, slices):
                     yield compiled, groups_slice, rows
@@ -237,10 +239,11 @@ class Engine:
             self._keep_events(_events_from_frame(source))
             return
         if isinstance(source, Sequence) and not isinstance(source, (str, bytes)) and source and isinstance(source[0], Mapping):
-            records = [event if isinstance(event, dict) else dict(event) for event in source]
+            events = cast(Sequence[Mapping[str, Any]], source)
+            records = [event if isinstance(event, dict) else dict(event) for event in events]
             self._keep_events(normalize_events(records, self.stats))
             return
-        paths = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
+        paths: list[str | Path] = [source] if isinstance(source, (str, Path)) else list(source)  # type: ignore[arg-type]
         # Two stages, one chunk apart: a worker thread reads chunk n+1 and runs its native work
         # (prefilter, extraction: file reads, Rust and Polars, mostly without the GIL) while this
         # thread parses the fallback lines of chunk n in Python and keeps its rows, so both cores
@@ -400,6 +403,7 @@ class Engine:
             pl.Series(LEN, lengths, dtype=pl.Int32),
         ))
 
+
 def _as_rule_set(rules: RulesLike) -> RuleSet:
     if rules is None:
         from secmon.rules import default_rules
@@ -410,8 +414,9 @@ def _as_rule_set(rules: RulesLike) -> RuleSet:
     if isinstance(rules, (str, Path)):
         return load_rules(rules)
     items = list(rules)
-    if all(isinstance(item, Rule) for item in items):
-        return RuleSet(tuple(items))
+    rule_items = [item for item in items if isinstance(item, Rule)]
+    if len(rule_items) == len(items):
+        return RuleSet(tuple(rule_items))
     return load_rules(items)  # type: ignore[arg-type]
 
 

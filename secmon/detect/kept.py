@@ -99,7 +99,7 @@ class KeptRows:
             del rows
         for k, paths in enumerate(slice_files):
             if paths:
-                rows = pl.read_ipc(paths) if len(paths) > 1 else pl.read_ipc(paths[0])
+                rows = self._scan(paths).collect()
                 for path in paths:
                     os.unlink(path)
                 yield GroupSlice(k, count), rows

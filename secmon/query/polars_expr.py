@@ -203,6 +203,14 @@ def _cidr_batch(networks: Sequence[str]) -> Callable[[pl.Series], pl.Series]:
     return mask
 
 
+def _contains_any(needles: list[str]) -> Predicate:
+    return lambda e: e.str.contains_any(needles)
+
+
+def _matches(regex: str) -> Predicate:
+    return lambda e: e.str.contains(regex)
+
+
 def _is_in(values: list[str]) -> Predicate:
     accepted = pl.Series(values, dtype=pl.String).implode()
     return lambda e: e.is_in(accepted)
@@ -264,11 +272,10 @@ class _Compiler:
                 continue
             expressions.append(self.any_element(path, _is_in(sorted(set(values)))))
         for path, texts in infixes_by_path.items():
-            needles = sorted(set(texts))
-            expressions.append(self.any_element(path, lambda e, n=needles: e.str.contains_any(n)))
+            expressions.append(self.any_element(path, _contains_any(sorted(set(texts)))))
         for path, texts in prefixes_by_path.items():
             starts = "^(?:" + "|".join(regex_escape(t) for t in sorted(set(texts))) + ")"
-            expressions.append(self.any_element(path, lambda e, r=starts: e.str.contains(r)))
+            expressions.append(self.any_element(path, _matches(starts)))
         return expressions
 
     def never(self) -> pl.Expr:
