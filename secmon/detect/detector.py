@@ -34,8 +34,7 @@ CASE = "__case"
 class RuleSpans:
     """Where one rule (or one slice of its groups) raises signals: the spans the lifecycle walk
     found over the sorted rule frame. Finding them is Polars and native work; turning them into
-    ``Signal`` objects (samples read and parsed) is Python: the engine overlaps the first for
-    the next rule with the second for this one."""
+    ``Signal`` objects (samples read and parsed) is Python, done as the signals are consumed."""
 
     compiled: CompiledRule
     frame: pl.DataFrame

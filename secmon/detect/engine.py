@@ -14,8 +14,7 @@ Kept rows go to disk as they come (:mod:`secmon.detect.kept`); the events they c
 where they are (the input file) or go to an event store (:mod:`secmon.detect.event_store`) that
 turns them into JSON only for samples and ties. After the last chunk the kept rows are detected
 rule by rule (threshold, new value) in event time, each rule reading only its own rows and
-columns, a large rule one hash slice of its groups at a time; a worker thread finds the next
-rule's signal spans while this thread builds the current rule's signals. Neither input order,
+columns, a large rule one hash slice of its groups at a time. Neither input order,
 chunking, slicing nor the prefilter changes the signals (tests compare all of them).
 """
 
@@ -34,7 +33,7 @@ import polars as pl
 
 from secmon._core import count_lines, extract_fields, select_lines
 from secmon.detect.compiled import CompiledRule, compile_rules
-from secmon.detect.detector import RuleSpans, build_signals, find_spans, sort_signals
+from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
 from secmon.detect.native_json import split_native
@@ -194,25 +193,13 @@ class Engine:
         """Every rule over the kept rows of the scan, in event time, one rule at a time; a rule
         with more than ``slice_rows`` kept rows one slice of its groups at a time.
 
-        Two stages, one rule (or slice) apart: a worker thread reads the next rule's rows and
-        finds its signal spans (Polars and native code, mostly without the GIL) while this
-        thread builds the signals of the current one (samples parsed in Python), so both cores
-        work; signals come out in the same order as one stage would give them."""
-        parts = self._rule_parts()
-
-        def next_spans() -> RuleSpans | None:
-            for compiled, groups_slice, rows in parts:
-                found = find_spans(compiled, rows, self._store, groups_slice) if rows.height else None
-                del rows  # before the next slice is read
-                if found is not None:
-                    return found
-            return None
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-detect-ahead") as ahead:
-            pending = ahead.submit(next_spans)
-            while (spans := pending.result()) is not None:
-                pending = ahead.submit(next_spans)
-                yield from build_signals(spans, self._store)
+        One stage: a worker thread finding the next rule's spans while this one built signals
+        saved 0.2-0.3 s of 5.5 s on 1M events, and cost 50 MB of peak memory on a 5 GB input
+        (two slices in memory at once), the difference between flat and growing memory."""
+        for compiled, groups_slice, rows in self._rule_parts():
+            if rows.height:
+                yield from detect_rule(compiled, rows, self._store, groups_slice)
+            del rows  # before the next slice is read
 
     def _rule_parts(self) -> Iterator[tuple[CompiledRule, GroupSlice | None, pl.DataFrame]]:
         """Each rule's kept rows, in slices of its groups when it kept more than ``slice_rows``."""

@@ -104,9 +104,8 @@ class EventStore:
         return self._inputs[file_no - 1].pread(length, offset)
 
     def canonical(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[str]:
-        """The canonical JSON of each referenced event, in the order asked. Safe to call from two
-        threads at once (the engine finds ties of one rule while it reads samples of another):
-        reads are positional and nothing is shared between calls."""
+        """The canonical JSON of each referenced event, in the order asked. Reads are positional
+        and nothing is kept between calls, so threads may share a store."""
         self._file.flush()
         refs_list = np.asarray(refs).tolist()
         unique = dict(zip(refs_list, np.asarray(lengths).tolist()))  # ref -> length, each once
