@@ -18,7 +18,7 @@
 //! Fifos, sockets and devices are never opened; regular files are opened with `O_NONBLOCK` and
 //! re-checked with fstat, so a file swapped for a fifo cannot block the walk either.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, Metadata};
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
@@ -90,27 +90,6 @@ impl EntryType {
             _ => EntryType::Unknown,
         }
     }
-
-    fn from_file_type(ft: fs::FileType) -> EntryType {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_file() {
-            EntryType::File
-        } else if ft.is_dir() {
-            EntryType::Dir
-        } else if ft.is_symlink() {
-            EntryType::Symlink
-        } else if ft.is_fifo() {
-            EntryType::Fifo
-        } else if ft.is_socket() {
-            EntryType::Socket
-        } else if ft.is_char_device() {
-            EntryType::CharDevice
-        } else if ft.is_block_device() {
-            EntryType::BlockDevice
-        } else {
-            EntryType::Unknown
-        }
-    }
 }
 
 /// The stat fields the walker reports.
@@ -129,6 +108,21 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// The fields of a raw `stat` (what `fstatat` / `fstat` fill in).
+    pub fn from_stat64(st: &libc::stat64) -> Stat {
+        Stat {
+            size: st.st_size as u64,
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            inode: st.st_ino,
+            dev: st.st_dev,
+            nlink: st.st_nlink,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec),
+            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec),
+        }
+    }
+
     pub fn from_metadata(m: &Metadata) -> Stat {
         Stat {
             size: m.size(),
@@ -480,9 +474,6 @@ impl Shared<'_> {
         }
     }
 
-    fn count_reused(&self) {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).digests_reused += 1;
-    }
 }
 
 fn path_of(bytes: &[u8]) -> &Path {
@@ -534,7 +525,7 @@ impl TreeScanner {
         // The index of previous digests, built before the workers start (not by the first of
         // them to look something up, with the others waiting).
         self.previous.seal();
-        let mut checked: Vec<(Vec<u8>, Metadata)> = Vec::with_capacity(roots.len());
+        let mut checked: Vec<(Vec<u8>, Stat)> = Vec::with_capacity(roots.len());
         for root in roots {
             if root.is_empty() {
                 return Err(CoreError::invalid("a root path is empty"));
@@ -542,7 +533,7 @@ impl TreeScanner {
             let root = normalize_root(root);
             let meta = fs::symlink_metadata(path_of(&root))
                 .map_err(|e| CoreError::io(String::from_utf8_lossy(&root).into_owned(), e))?;
-            checked.push((root, meta));
+            checked.push((root, Stat::from_metadata(&meta)));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
@@ -562,9 +553,10 @@ impl TreeScanner {
                         continue;
                     }
                     let mut local = Listing::default();
-                    shared.examine(scope, root, Ok(lmeta), None, None, &mut local);
+                    shared.examine(scope, root, Ok(lmeta), None, None, None, &mut local);
                     shared.push_rows(local.rows);
                     shared.push_pending(local.pending);
+                    shared.stats.lock().unwrap_or_else(|p| p.into_inner()).digests_reused += local.reused;
                 }
             });
         });
@@ -591,6 +583,8 @@ impl TreeScanner {
 struct Listing {
     rows: Vec<Entry>,
     pending: Vec<Entry>,
+    /// Files that kept their previous digest (added to the scan's stats once per listing).
+    reused: u64,
 }
 
 /// How hashing one file ended: its digest and byte count, the digest of another name of the
@@ -825,20 +819,24 @@ fn sized_outcome(result: std::io::Result<SizedDigest>, size: u64) -> Outcome {
 
 impl<'a> Shared<'a> {
     /// Turn one path (with its lstat result) into a row; a directory to descend is spawned as a
-    /// task, a big file to hash too. `chain` is the parent's ancestor chain (None for a root),
-    /// `root_dev` the device of the root it belongs to (None for a root).
+    /// task, a regular file without a reusable digest waits for the hashing phase. `at` is the
+    /// open parent directory and the entry's name in it (None for a root): a symlink's target is
+    /// read relative to it. `chain` is the parent's ancestor chain (None for a root), `root_dev`
+    /// the device of the root it belongs to (None for a root).
+    #[allow(clippy::too_many_arguments)]
     fn examine<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
         path: Vec<u8>,
-        lstat: std::io::Result<Metadata>,
+        lstat: std::io::Result<Stat>,
+        at: Option<(&DirHandle, &CStr)>,
         chain: Option<&Option<Arc<Ancestor>>>,
         root_dev: Option<u64>,
         out: &mut Listing,
     ) {
         let scanner = self.scanner;
-        let lmeta = match lstat {
-            Ok(m) => m,
+        let mut stat = match lstat {
+            Ok(stat) => stat,
             Err(e) => {
                 let mut entry = Entry::new(path, EntryType::Unknown);
                 entry.error = Some(describe("stat", &e));
@@ -846,18 +844,21 @@ impl<'a> Shared<'a> {
                 return;
             }
         };
-        let mut entry = Entry::new(path, EntryType::from_file_type(lmeta.file_type()));
-        let mut meta = lmeta;
+        let mut entry = Entry::new(path, EntryType::from_mode(stat.mode));
         if entry.kind == EntryType::Symlink {
-            match fs::read_link(path_of(&entry.path_bytes)) {
-                Ok(target) => entry.target = Some(target.into_os_string().into_encoded_bytes()),
+            let target = match at {
+                Some((dir, name)) => dir.read_link(name),
+                None => fs::read_link(path_of(&entry.path_bytes)).map(|t| t.into_os_string().into_encoded_bytes()),
+            };
+            match target {
+                Ok(target) => entry.target = Some(target),
                 Err(e) => entry.error = Some(describe("reading symlink", &e)),
             }
             if scanner.follow_symlinks && entry.error.is_none() {
                 match fs::metadata(path_of(&entry.path_bytes)) {
                     Ok(m) => {
-                        entry.kind = EntryType::from_file_type(m.file_type());
-                        meta = m;
+                        stat = Stat::from_metadata(&m);
+                        entry.kind = EntryType::from_mode(stat.mode);
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => {
                         entry.error = Some("broken symlink: target does not exist".to_string());
@@ -866,7 +867,6 @@ impl<'a> Shared<'a> {
                 }
             }
         }
-        let stat = Stat::from_metadata(&meta);
         entry.stat = Some(stat);
         let root_dev = root_dev.unwrap_or(stat.dev);
         match entry.kind {
@@ -889,7 +889,7 @@ impl<'a> Shared<'a> {
                 if let Some((prev, digest)) = scanner.previous.lookup(&entry.path_bytes) {
                     if prev.matches(&stat) {
                         entry.digest = Some(digest.to_string());
-                        self.count_reused();
+                        out.reused += 1;
                         out.rows.push(entry);
                         return;
                     }
@@ -900,33 +900,236 @@ impl<'a> Shared<'a> {
         }
     }
 
+    /// List one directory through its own descriptor and examine every child relative to it.
+    ///
+    /// Small regular files are hashed here, while the directory is open, instead of in the
+    /// hashing phase: a child that `readdir` says is a regular file is opened relative to the
+    /// directory at once and its row's stat is the `fstat` of that open file. Measured on
+    /// /usr/share (42k files under 64 KiB, page cache, CPU per file): `fstatat` then (later)
+    /// `openat` + `fstat` + two reads + `close` cost 1.7 + 5.3 us; `openat` + `fstat` + reads +
+    /// `close` alone 5.3 us: one path lookup and one stat call fewer per file, and no second
+    /// opening of the directory for the hashing phase. With sha256 the files stream through the
+    /// four SHA-NI lanes as the listing hands them out, so at most four are open at a time.
+    /// Big files (hashed largest first in the hashing phase, for the balance of the two cores),
+    /// hard-linked files (read once per inode there) and files with an entry in `previous`
+    /// (reused without being opened) take the `fstatat` path as before.
     fn list_dir<'s>(&'s self, scope: &rayon::Scope<'s>, task: DirTask) {
         let DirTask { mut entry, chain, root_dev } = task;
         let mut out = Listing::default();
-        match fs::read_dir(path_of(&entry.path_bytes)) {
+        match DirHandle::open(&entry.path_bytes) {
             Err(e) => entry.error = Some(describe("listing directory", &e)),
-            Ok(listing) => {
-                for item in listing {
-                    let item = match item {
-                        Ok(item) => item,
-                        Err(e) => {
-                            entry.error = Some(describe("listing directory", &e));
-                            break;
+            Ok(mut dir) => {
+                let scanner = self.scanner;
+                let parent = &entry.path_bytes;
+                let mut listing_error: Option<String> = None;
+                // Regular files opened by the listing, hashed as they come; their rows wait in
+                // `inline` (by index) for their outcome.
+                let mut inline: Vec<Entry> = Vec::new();
+                let mut results: Vec<(usize, std::io::Result<SizedDigest>)> = Vec::new();
+                let mut next_file = || -> Option<(usize, File, u64)> {
+                    loop {
+                        let (name, d_type) = match dir.next_name() {
+                            None => return None,
+                            Some(Err(e)) => {
+                                listing_error = Some(describe("listing directory", &e));
+                                return None;
+                            }
+                            Some(Ok(item)) => item,
+                        };
+                        let child = join(parent, name.to_bytes());
+                        if scanner.is_excluded(&child) {
+                            continue;
                         }
-                    };
-                    let child = join(&entry.path_bytes, item.file_name().as_bytes());
-                    if self.scanner.is_excluded(&child) {
-                        continue;
+                        if d_type == libc::DT_REG && scanner.algo.is_some() && scanner.previous.lookup(&child).is_none() {
+                            if let Some((file, stat)) = dir.open_regular(&name) {
+                                if stat.nlink <= 1 && stat.size < GROUP_MAX_SIZE {
+                                    let mut row = Entry::new(child, EntryType::File);
+                                    row.stat = Some(stat);
+                                    inline.push(row);
+                                    return Some((inline.len() - 1, file, stat.size));
+                                }
+                                // Hashed in the hashing phase (by size, or once per inode).
+                                let mut row = Entry::new(child, EntryType::File);
+                                row.stat = Some(stat);
+                                out.pending.push(row);
+                                continue;
+                            }
+                        }
+                        let lstat = dir.stat_at(&name);
+                        self.examine(scope, child, lstat, Some((&dir, &name)), Some(&chain), Some(root_dev), &mut out);
                     }
-                    // DirEntry::metadata is an fstatat on the open directory: no path walk.
-                    let lstat = item.metadata();
-                    self.examine(scope, child, lstat, Some(&chain), Some(root_dev), &mut out);
+                };
+                match scanner.algo {
+                    Some(Algorithm::Sha256) => INLINE_LANES.with(|cell| match cell.try_borrow_mut() {
+                        Ok(mut lanes) => {
+                            lanes.clear();
+                            lanes.run(&mut next_file, |result| results.push(result));
+                        }
+                        // Not expected (nothing in a listing re-enters it); a fresh hasher is correct too.
+                        Err(_) => LaneHasher::new().run(&mut next_file, |result| results.push(result)),
+                    }),
+                    Some(algo) => {
+                        while let Some((i, mut file, size)) = next_file() {
+                            results.push((i, hash::hash_open_file_sized(&mut file, algo, size)));
+                        }
+                    }
+                    None => while next_file().is_some() {},
+                }
+                let mut stats = ScanStats::default();
+                for (i, result) in results {
+                    let row = &mut inline[i];
+                    let size = row.stat.map_or(0, |s| s.size);
+                    match sized_outcome(result, size) {
+                        Outcome::Digest(digest, bytes) => {
+                            stats.files_hashed += 1;
+                            stats.bytes_hashed += bytes;
+                            row.digest = Some(digest);
+                        }
+                        Outcome::Shared(digest) => row.digest = Some(digest),
+                        Outcome::Error(error) => row.error = Some(error),
+                    }
+                }
+                out.rows.append(&mut inline);
+                if stats != ScanStats::default() {
+                    let mut total = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+                    total.files_hashed += stats.files_hashed;
+                    total.bytes_hashed += stats.bytes_hashed;
+                }
+                if let Some(error) = listing_error {
+                    entry.error = Some(error);
                 }
             }
+        }
+        if out.reused > 0 {
+            self.stats.lock().unwrap_or_else(|p| p.into_inner()).digests_reused += out.reused;
         }
         out.rows.push(entry);
         self.push_rows(out.rows);
         self.push_pending(out.pending);
+    }
+}
+
+thread_local! {
+    /// One lane hasher per worker for the small files hashed during the listing: its four
+    /// 64 KiB buffers are allocated once, not once per directory (6,400 directories in
+    /// /usr/share, each allocation of that size an mmap/munmap pair).
+    static INLINE_LANES: std::cell::RefCell<LaneHasher<usize>> = std::cell::RefCell::new(LaneHasher::new());
+}
+
+/// A directory open for listing: `readdir` over a descriptor of our own, so its children can be
+/// stat-ed, opened and their links read relative to it (one name to resolve, not the full path).
+struct DirHandle {
+    dir: std::ptr::NonNull<libc::DIR>,
+}
+
+impl DirHandle {
+    fn open(path: &[u8]) -> std::io::Result<DirHandle> {
+        let cpath = CString::new(path).map_err(|_| std::io::Error::new(ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        // SAFETY: `cpath` is NUL-terminated and outlives the call.
+        let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is an open directory we own; on success the DIR stream owns it.
+        let dir = unsafe { libc::fdopendir(fd) };
+        match std::ptr::NonNull::new(dir) {
+            Some(dir) => Ok(DirHandle { dir }),
+            None => {
+                let err = std::io::Error::last_os_error();
+                // SAFETY: fdopendir failed, so `fd` is still ours to close.
+                unsafe { libc::close(fd) };
+                Err(err)
+            }
+        }
+    }
+
+    fn fd(&self) -> libc::c_int {
+        // SAFETY: `self.dir` is an open stream until drop.
+        unsafe { libc::dirfd(self.dir.as_ptr()) }
+    }
+
+    /// The next child's name and `d_type` ("." and ".." skipped); None at the end.
+    fn next_name(&mut self) -> Option<std::io::Result<(CString, u8)>> {
+        loop {
+            // SAFETY: errno is thread-local; readdir64 sets it only on error, so it is cleared
+            // first to tell the end of the stream from a failure.
+            unsafe { *libc::__errno_location() = 0 };
+            // SAFETY: `self.dir` is an open stream used by this thread only (&mut self).
+            let item = unsafe { libc::readdir64(self.dir.as_ptr()) };
+            if item.is_null() {
+                let err = std::io::Error::last_os_error();
+                return if err.raw_os_error().unwrap_or(0) == 0 { None } else { Some(Err(err)) };
+            }
+            // SAFETY: a non-null dirent64 is valid until the next readdir call; its name is
+            // NUL-terminated and copied out here.
+            let (name, d_type) = unsafe { (CStr::from_ptr((*item).d_name.as_ptr()), (*item).d_type) };
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            return Some(Ok((name.to_owned(), d_type)));
+        }
+    }
+
+    /// lstat of a child (`fstatat` with `AT_SYMLINK_NOFOLLOW`).
+    fn stat_at(&self, name: &CStr) -> std::io::Result<Stat> {
+        // SAFETY: a zeroed `stat` is a valid out-parameter; `name` is NUL-terminated.
+        let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::fstatat64(self.fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Stat::from_stat64(&st))
+    }
+
+    /// A child's symlink target (`readlinkat`).
+    fn read_link(&self, name: &CStr) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            // SAFETY: `buf` has `buf.len()` writable bytes; `name` is NUL-terminated.
+            let n = unsafe { libc::readlinkat(self.fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = n as usize;
+            if n < buf.len() {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            // Possibly truncated: try again with room to spare.
+            let bigger = buf.len() * 4;
+            buf.resize(bigger, 0);
+        }
+    }
+
+    /// Open a child that the listing says is a regular file, without following a symlink and
+    /// without blocking, and fstat it. None when it does not open or is no longer a regular
+    /// file: the caller then stat-s it by name, so its row (and error) is what it would be
+    /// without this shortcut.
+    fn open_regular(&self, name: &CStr) -> Option<(File, Stat)> {
+        use std::os::fd::FromRawFd;
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY;
+        // SAFETY: `name` is NUL-terminated; the directory descriptor is open.
+        let fd = unsafe { libc::openat(self.fd(), name.as_ptr(), flags) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        // SAFETY: as in `stat_at`.
+        let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat64(fd, &mut st) } != 0 {
+            return None;
+        }
+        let stat = Stat::from_stat64(&st);
+        (stat.mode & libc::S_IFMT == libc::S_IFREG).then_some((file, stat))
+    }
+}
+
+impl Drop for DirHandle {
+    fn drop(&mut self) {
+        // SAFETY: the stream is open and closed once, here.
+        unsafe { libc::closedir(self.dir.as_ptr()) };
     }
 }
 
@@ -1180,6 +1383,83 @@ mod tests {
         slow.sort();
         let fast: Vec<Vec<u8>> = entries.into_iter().map(|e| e.path_bytes).collect();
         assert_eq!(fast, slow.into_iter().map(|(_, b)| b).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn files_hashed_during_the_listing_count_once_and_match_the_phase_two_path() {
+        // Small single-link files are hashed while their directory is open; a big file and a
+        // hard-linked pair go through the hashing phase. Every algorithm, one and two threads.
+        let t = TempDir::new("inline");
+        fs::create_dir_all(t.0.join("d/e")).unwrap();
+        let small: Vec<(String, Vec<u8>)> =
+            (0..40).map(|i| (format!("d/{}f{i}", if i % 3 == 0 { "e/" } else { "" }), vec![i as u8; i * 997 % 70_000])).collect();
+        for (rel, data) in &small {
+            fs::write(t.0.join(rel), data).unwrap();
+        }
+        let big = vec![7u8; GROUP_MAX_SIZE as usize + 5];
+        fs::write(t.0.join("big"), &big).unwrap();
+        fs::write(t.0.join("linked"), b"shared bytes").unwrap();
+        fs::hard_link(t.0.join("linked"), t.0.join("d/linked2")).unwrap();
+        for algo in Algorithm::ALL {
+            for threads in [1, 2] {
+                let scanner = TreeScanner::builder().algo(Some(algo)).threads(Some(threads)).build().unwrap();
+                let (rows, stats) = scanner.scan(&[t.bytes()]).unwrap();
+                for (rel, data) in &small {
+                    assert_eq!(find(&rows, &t, rel).digest, Some(hash::hash_bytes(data, algo)), "{algo} {rel}");
+                }
+                assert_eq!(find(&rows, &t, "big").digest, Some(hash::hash_bytes(&big, algo)));
+                assert_eq!(find(&rows, &t, "d/linked2").digest, Some(hash::hash_bytes(b"shared bytes", algo)));
+                // 40 small + big + one read of the linked inode; the other name shares it.
+                assert_eq!((stats.files_hashed, stats.digests_shared, stats.digests_reused), (42, 1, 0), "{algo} x{threads}");
+                let bytes: u64 = small.iter().map(|(_, d)| d.len() as u64).sum::<u64>() + big.len() as u64 + 12;
+                assert_eq!(stats.bytes_hashed, bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn dir_handle_opens_only_regular_files_and_never_blocks() {
+        let t = TempDir::new("dirhandle");
+        fs::write(t.0.join("file"), b"x").unwrap();
+        fs::create_dir(t.0.join("sub")).unwrap();
+        symlink("file", t.0.join("link")).unwrap();
+        let fifo = CString::new(t.0.join("fifo").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let mut dir = DirHandle::open(&t.bytes()).unwrap();
+        let mut names = Vec::new();
+        while let Some(item) = dir.next_name() {
+            names.push(item.unwrap());
+        }
+        names.sort();
+        let listed: Vec<(&[u8], u8)> = names.iter().map(|(n, ty)| (n.to_bytes(), *ty)).collect();
+        assert_eq!(listed, vec![(&b"fifo"[..], libc::DT_FIFO), (b"file", libc::DT_REG), (b"link", libc::DT_LNK), (b"sub", libc::DT_DIR)]);
+        let (_, stat) = dir.open_regular(c"file").unwrap();
+        assert_eq!((stat.size, stat.mode & libc::S_IFMT), (1, libc::S_IFREG));
+        assert_eq!(dir.stat_at(c"file").unwrap(), stat);
+        for other in [c"fifo", c"sub", c"link", c"missing"] {
+            assert!(dir.open_regular(other).is_none(), "{other:?}");
+        }
+        assert_eq!(dir.read_link(c"link").unwrap(), b"file");
+        assert_eq!(dir.stat_at(c"missing").unwrap_err().kind(), ErrorKind::NotFound);
+        // A long target takes more than one readlinkat.
+        let long = "x".repeat(3000);
+        symlink(&long, t.0.join("long")).unwrap();
+        assert_eq!(dir.read_link(c"long").unwrap(), long.as_bytes());
+        assert_eq!(DirHandle::open(&join(&t.bytes(), b"file")).err().and_then(|e| e.raw_os_error()), Some(libc::ENOTDIR));
+    }
+
+    #[test]
+    fn a_listed_directory_renamed_away_is_still_listed_through_its_descriptor() {
+        let t = TempDir::new("renamed");
+        fs::create_dir(t.0.join("d")).unwrap();
+        fs::write(t.0.join("d/f"), b"abc").unwrap();
+        let mut dir = DirHandle::open(&join(&t.bytes(), b"d")).unwrap();
+        fs::rename(t.0.join("d"), t.0.join("moved")).unwrap();
+        let (name, _) = dir.next_name().unwrap().unwrap();
+        assert_eq!(name.to_bytes(), b"f");
+        let (mut file, stat) = dir.open_regular(&name).unwrap();
+        assert_eq!(stat.size, 3);
+        assert_eq!(hash::hash_open_file_sized(&mut file, Algorithm::Sha256, 3).unwrap(), SizedDigest::Digest(hash::hash_bytes(b"abc", Algorithm::Sha256)));
     }
 
     #[test]

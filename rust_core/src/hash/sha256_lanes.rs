@@ -225,6 +225,12 @@ impl<T> LaneHasher<T> {
         }
     }
 
+    /// Drop any file still in a lane (left there only if a previous `run` unwound mid-way), so a
+    /// reused hasher never continues someone else's file under a new tag.
+    pub fn clear(&mut self) {
+        self.lanes.iter_mut().for_each(|lane| *lane = None);
+    }
+
     /// Hash every file `next` hands out (an open file, the size its stat gave and a tag) and
     /// report each through `done`, in completion order. Like [`super::hash_open_file_sized`]: a
     /// digest covers exactly `size` bytes and the file ends there, else `Shorter` / `Longer`.
