@@ -33,7 +33,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::hash::sha256_lanes::LaneHasher;
+use crate::hash::sha256_lanes::{LaneHasher, LaneResult};
 use crate::hash::{self, Algorithm, SizedDigest};
 
 /// Kept for callers of the earlier API: regular files up to this size used to be hashed inline by
@@ -560,6 +560,9 @@ impl TreeScanner {
                 }
             });
         });
+        if self.algo == Some(Algorithm::Sha256) {
+            shared.drain_inline_lanes(&pool);
+        }
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
         let pending = shared.pending.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -922,11 +925,10 @@ impl<'a> Shared<'a> {
                 let scanner = self.scanner;
                 let parent = &entry.path_bytes;
                 let mut listing_error: Option<String> = None;
-                // Regular files opened by the listing, hashed as they come; their rows wait in
-                // `inline` (by index) for their outcome.
-                let mut inline: Vec<Entry> = Vec::new();
-                let mut results: Vec<(usize, std::io::Result<SizedDigest>)> = Vec::new();
-                let mut next_file = || -> Option<(usize, File, u64)> {
+                // Regular files opened by the listing, hashed as they come (with sha256 they
+                // may finish during a later listing of this worker, or at the end of the walk).
+                let mut finished: Vec<LaneResult<Entry>> = Vec::new();
+                let mut next_file = || -> Option<(Entry, File, u64)> {
                     loop {
                         let (name, d_type) = match dir.next_name() {
                             None => return None,
@@ -942,15 +944,12 @@ impl<'a> Shared<'a> {
                         }
                         if d_type == libc::DT_REG && scanner.algo.is_some() && scanner.previous.lookup(&child).is_none() {
                             if let Some((file, stat)) = dir.open_regular(&name) {
-                                if stat.nlink <= 1 && stat.size < GROUP_MAX_SIZE {
-                                    let mut row = Entry::new(child, EntryType::File);
-                                    row.stat = Some(stat);
-                                    inline.push(row);
-                                    return Some((inline.len() - 1, file, stat.size));
-                                }
-                                // Hashed in the hashing phase (by size, or once per inode).
                                 let mut row = Entry::new(child, EntryType::File);
                                 row.stat = Some(stat);
+                                if stat.nlink <= 1 && stat.size < GROUP_MAX_SIZE {
+                                    return Some((row, file, stat.size));
+                                }
+                                // Hashed in the hashing phase (largest first, or once per inode).
                                 out.pending.push(row);
                                 continue;
                             }
@@ -961,40 +960,19 @@ impl<'a> Shared<'a> {
                 };
                 match scanner.algo {
                     Some(Algorithm::Sha256) => INLINE_LANES.with(|cell| match cell.try_borrow_mut() {
-                        Ok(mut lanes) => {
-                            lanes.clear();
-                            lanes.run(&mut next_file, |result| results.push(result));
-                        }
-                        // Not expected (nothing in a listing re-enters it); a fresh hasher is correct too.
-                        Err(_) => LaneHasher::new().run(&mut next_file, |result| results.push(result)),
+                        Ok(mut lanes) => lanes.feed(&mut next_file, |result| finished.push(result)),
+                        // Not expected (nothing in a listing re-enters it); a hasher of its own
+                        // that finishes here is correct too.
+                        Err(_) => LaneHasher::new().run(&mut next_file, |result| finished.push(result)),
                     }),
                     Some(algo) => {
-                        while let Some((i, mut file, size)) = next_file() {
-                            results.push((i, hash::hash_open_file_sized(&mut file, algo, size)));
+                        while let Some((row, mut file, size)) = next_file() {
+                            finished.push((row, hash::hash_open_file_sized(&mut file, algo, size)));
                         }
                     }
                     None => while next_file().is_some() {},
                 }
-                let mut stats = ScanStats::default();
-                for (i, result) in results {
-                    let row = &mut inline[i];
-                    let size = row.stat.map_or(0, |s| s.size);
-                    match sized_outcome(result, size) {
-                        Outcome::Digest(digest, bytes) => {
-                            stats.files_hashed += 1;
-                            stats.bytes_hashed += bytes;
-                            row.digest = Some(digest);
-                        }
-                        Outcome::Shared(digest) => row.digest = Some(digest),
-                        Outcome::Error(error) => row.error = Some(error),
-                    }
-                }
-                out.rows.append(&mut inline);
-                if stats != ScanStats::default() {
-                    let mut total = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-                    total.files_hashed += stats.files_hashed;
-                    total.bytes_hashed += stats.bytes_hashed;
-                }
+                self.record_hashed(finished, &mut out.rows);
                 if let Some(error) = listing_error {
                     entry.error = Some(error);
                 }
@@ -1009,11 +987,49 @@ impl<'a> Shared<'a> {
     }
 }
 
+impl Shared<'_> {
+    /// Rows of files hashed during a listing (or drained from a worker's lanes at the end).
+    fn record_hashed(&self, finished: Vec<LaneResult<Entry>>, rows: &mut Vec<Entry>) {
+        if finished.is_empty() {
+            return;
+        }
+        let mut stats = ScanStats::default();
+        for (mut row, result) in finished {
+            let size = row.stat.map_or(0, |s| s.size);
+            match sized_outcome(result, size) {
+                Outcome::Digest(digest, bytes) => {
+                    stats.files_hashed += 1;
+                    stats.bytes_hashed += bytes;
+                    row.digest = Some(digest);
+                }
+                Outcome::Shared(digest) => row.digest = Some(digest),
+                Outcome::Error(error) => row.error = Some(error),
+            }
+            rows.push(row);
+        }
+        let mut total = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        total.files_hashed += stats.files_hashed;
+        total.bytes_hashed += stats.bytes_hashed;
+    }
+
+    /// After the walk: every worker completes the files still in its lanes.
+    fn drain_inline_lanes(&self, pool: &rayon::ThreadPool) {
+        pool.broadcast(|_| {
+            let mut finished = Vec::new();
+            INLINE_LANES.with(|cell| cell.borrow_mut().finish(|result| finished.push(result)));
+            let mut rows = Vec::new();
+            self.record_hashed(finished, &mut rows);
+            self.push_rows(rows);
+        });
+    }
+}
+
 thread_local! {
-    /// One lane hasher per worker for the small files hashed during the listing: its four
-    /// 64 KiB buffers are allocated once, not once per directory (6,400 directories in
-    /// /usr/share, each allocation of that size an mmap/munmap pair).
-    static INLINE_LANES: std::cell::RefCell<LaneHasher<usize>> = std::cell::RefCell::new(LaneHasher::new());
+    /// One lane hasher per worker for the small files hashed during the listings: its four
+    /// 64 KiB buffers are allocated once, and its lanes stay full across directories.
+    /// Scans build a pool of their own, so a worker's lanes only ever hold files of its scan;
+    /// [`Shared::drain_inline_lanes`] empties them before the pool ends.
+    static INLINE_LANES: std::cell::RefCell<LaneHasher<Entry>> = std::cell::RefCell::new(LaneHasher::new());
 }
 
 /// A directory open for listing: `readdir` over a descriptor of our own, so its children can be

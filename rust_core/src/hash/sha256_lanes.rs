@@ -225,16 +225,33 @@ impl<T> LaneHasher<T> {
         }
     }
 
-    /// Drop any file still in a lane (left there only if a previous `run` unwound mid-way), so a
-    /// reused hasher never continues someone else's file under a new tag.
-    pub fn clear(&mut self) {
-        self.lanes.iter_mut().for_each(|lane| *lane = None);
+    /// Whether no file is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.lanes.iter().all(Option::is_none)
     }
 
     /// Hash every file `next` hands out (an open file, the size its stat gave and a tag) and
     /// report each through `done`, in completion order. Like [`super::hash_open_file_sized`]: a
     /// digest covers exactly `size` bytes and the file ends there, else `Shorter` / `Longer`.
-    pub fn run(&mut self, mut next: impl FnMut() -> Option<(T, File, u64)>, mut done: impl FnMut(LaneResult<T>)) {
+    pub fn run(&mut self, next: impl FnMut() -> Option<(T, File, u64)>, done: impl FnMut(LaneResult<T>)) {
+        self.pump(next, done, true);
+    }
+
+    /// Like [`run`](Self::run), but return as soon as `next` runs dry, leaving the files still
+    /// in flight in their lanes: the next `feed` (or [`finish`](Self::finish)) carries them on.
+    /// The tree walker feeds each directory's small files this way, so the lanes stay full across
+    /// directories instead of draining at the end of each listing (a directory of one file would
+    /// otherwise be hashed on one lane, at half the speed).
+    pub fn feed(&mut self, next: impl FnMut() -> Option<(T, File, u64)>, done: impl FnMut(LaneResult<T>)) {
+        self.pump(next, done, false);
+    }
+
+    /// Complete every file still in flight.
+    pub fn finish(&mut self, done: impl FnMut(LaneResult<T>)) {
+        self.pump(|| None, done, true);
+    }
+
+    fn pump(&mut self, mut next: impl FnMut() -> Option<(T, File, u64)>, mut done: impl FnMut(LaneResult<T>), drain: bool) {
         let mut exhausted = false;
         loop {
             // Refill free lanes and bring every lane to at least one whole block (or finish it).
@@ -269,7 +286,7 @@ impl<T> LaneHasher<T> {
                 }
             }
             let active: Vec<usize> = (0..LANES).filter(|&s| self.lanes[s].is_some()).collect();
-            if active.is_empty() {
+            if active.is_empty() || (exhausted && !drain) {
                 return;
             }
             // As many blocks as every active lane has ready.
@@ -482,6 +499,40 @@ mod tests {
             assert!(lane.read > size && lane.read <= size + PAGE, "size {size}: read {}", lane.read);
         }
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn feeding_in_batches_then_finishing_equals_one_run() {
+        // The walker feeds each directory's files and finishes once at the end: files stay in
+        // flight between feeds and none is lost or reported twice.
+        let dir = std::env::temp_dir().join(format!("secmon-sha256-feed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lens = [0usize, 1, 64, 65, 70_000, 3, 200_000, 55, 56, 4096, READ_CHUNK + 1, 9, 1000];
+        let mut paths = Vec::new();
+        for (i, &n) in lens.iter().enumerate() {
+            let path = dir.join(format!("f{i}"));
+            std::fs::write(&path, bytes(i as u64 + 7, n)).unwrap();
+            paths.push(path);
+        }
+        for batch in [1usize, 2, 3, 5, 13] {
+            let mut hasher = LaneHasher::new();
+            let mut got: Vec<Option<SizedDigest>> = vec![None; lens.len()];
+            let mut record = |(i, result): LaneResult<usize>| {
+                assert!(got[i].is_none(), "file {i} reported twice");
+                got[i] = Some(result.unwrap());
+            };
+            for chunk in (0..lens.len()).collect::<Vec<_>>().chunks(batch) {
+                let mut queue = chunk.iter().copied();
+                hasher.feed(|| queue.next().map(|i| (i, File::open(&paths[i]).unwrap(), lens[i] as u64)), &mut record);
+            }
+            hasher.finish(&mut record);
+            assert!(hasher.is_idle());
+            for (i, path) in paths.iter().enumerate() {
+                let want = SizedDigest::Digest(reference(&std::fs::read(path).unwrap()));
+                assert_eq!(got[i].as_ref(), Some(&want), "batch {batch}, file {i}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
