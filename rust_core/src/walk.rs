@@ -967,7 +967,8 @@ impl<'a> Shared<'a> {
                     }),
                     Some(algo) => {
                         while let Some((row, mut file, size)) = next_file() {
-                            finished.push((row, hash::hash_open_file_sized(&mut file, algo, size)));
+                            let eof = row.stat.is_some_and(|s| hash::short_read_is_eof(&file, s.dev));
+                            finished.push((row, hash::hash_open_file_sized_eof(&mut file, algo, size, eof)));
                         }
                     }
                     None => while next_file().is_some() {},
@@ -1029,7 +1030,9 @@ thread_local! {
     /// 64 KiB buffers are allocated once, and its lanes stay full across directories.
     /// Scans build a pool of their own, so a worker's lanes only ever hold files of its scan;
     /// [`Shared::drain_inline_lanes`] empties them before the pool ends.
-    static INLINE_LANES: std::cell::RefCell<LaneHasher<Entry>> = std::cell::RefCell::new(LaneHasher::new());
+    static INLINE_LANES: std::cell::RefCell<LaneHasher<Entry>> = std::cell::RefCell::new(
+        LaneHasher::new().with_eof_hint(|entry: &Entry, file: &File| entry.stat.is_some_and(|s| hash::short_read_is_eof(file, s.dev))),
+    );
 }
 
 /// A directory open for listing: `readdir` over a descriptor of our own, so its children can be

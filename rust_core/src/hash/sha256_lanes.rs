@@ -194,6 +194,11 @@ struct Lane<T> {
     end: usize,
     /// The padding is in the buffer: once it is compressed the digest is done.
     padded: bool,
+    /// A short read of the file's last bytes means end of file (see
+    /// [`super::short_read_is_eof`]): no read is spent to see the end.
+    short_read_is_eof: bool,
+    /// The end was seen that way.
+    at_eof: bool,
 }
 
 /// What one file came to, with the caller's tag.
@@ -205,7 +210,12 @@ pub type LaneResult<T> = (T, std::io::Result<SizedDigest>);
 pub struct LaneHasher<T> {
     lanes: Vec<Option<Lane<T>>>,
     buffers: Vec<Box<[u8]>>,
+    /// Says, per file, whether a short read at its end means end of file.
+    eof_hint: Option<EofHint<T>>,
 }
+
+/// See [`LaneHasher::with_eof_hint`].
+pub type EofHint<T> = Box<dyn Fn(&T, &File) -> bool + Send>;
 
 /// Room before the read area (the unconsumed tail of a block, < 64 bytes, moves there) and
 /// after it (padding: up to 72 bytes).
@@ -222,7 +232,17 @@ impl<T> LaneHasher<T> {
         LaneHasher {
             lanes: (0..LANES).map(|_| None).collect(),
             buffers: (0..LANES).map(|_| vec![0u8; SLACK + READ_CHUNK + SLACK].into_boxed_slice()).collect(),
+            eof_hint: None,
         }
+    }
+
+    /// Trust a short read of a file's last bytes as its end when `hint(tag, file)` says so (a
+    /// regular file on a disk filesystem, [`super::short_read_is_eof`]), saving the read that
+    /// would return 0: one syscall per file, ~0.4 us of 5 for a small file here. Without a hint
+    /// every file is read until a read returns 0.
+    pub fn with_eof_hint(mut self, hint: impl Fn(&T, &File) -> bool + Send + 'static) -> Self {
+        self.eof_hint = Some(Box::new(hint));
+        self
     }
 
     /// Whether no file is in flight.
@@ -263,7 +283,9 @@ impl<T> LaneHasher<T> {
                         }
                         match next() {
                             Some((tag, file, size)) => {
-                                self.lanes[slot] = Some(Lane { tag, file, size, read: 0, state: IV, start: SLACK, end: SLACK, padded: false });
+                                let short_read_is_eof = self.eof_hint.as_ref().is_some_and(|hint| hint(&tag, &file));
+                                self.lanes[slot] =
+                                    Some(Lane { tag, file, size, read: 0, state: IV, start: SLACK, end: SLACK, padded: false, short_read_is_eof, at_eof: false });
                             }
                             None => {
                                 exhausted = true;
@@ -347,11 +369,15 @@ fn advance<T>(lane: &mut Lane<T>, buffer: &mut [u8]) -> std::io::Result<Ready> {
         lane.end = SLACK;
         let remaining = lane.size.saturating_sub(lane.read);
         let want = usize::try_from(remaining.saturating_add(1).div_ceil(PAGE) * PAGE).unwrap_or(READ_CHUNK).min(READ_CHUNK);
-        let n = loop {
-            match lane.file.read(&mut buffer[SLACK..SLACK + want]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+        let n = if lane.at_eof {
+            0
+        } else {
+            loop {
+                match lane.file.read(&mut buffer[SLACK..SLACK + want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
             }
         };
         if n == 0 {
@@ -376,6 +402,9 @@ fn advance<T>(lane: &mut Lane<T>, buffer: &mut [u8]) -> std::io::Result<Ready> {
         if lane.read > lane.size {
             return Ok(Ready::Finished(SizedDigest::Longer));
         }
+        // `want` reaches past the stat size, so getting exactly the rest and less than asked
+        // is the end of the file where short reads mean that.
+        lane.at_eof = lane.short_read_is_eof && lane.read == lane.size && n < want;
         lane.end = SLACK + n;
     }
 }
@@ -487,7 +516,7 @@ mod tests {
         std::fs::write(&path, vec![1u8; 300_000]).unwrap();
         for size in [0u64, 10, 4095, 4096, 70_000] {
             let file = File::open(&path).unwrap();
-            let mut lane = Lane { tag: (), file, size, read: 0, state: IV, start: SLACK, end: SLACK, padded: false };
+            let mut lane = Lane { tag: (), file, size, read: 0, state: IV, start: SLACK, end: SLACK, padded: false, short_read_is_eof: false, at_eof: false };
             let mut buffer = vec![0u8; SLACK + READ_CHUNK + SLACK];
             let outcome = loop {
                 match advance(&mut lane, &mut buffer).unwrap() {
@@ -557,15 +586,18 @@ mod tests {
             }
             jobs.push((i, n + 5));
         }
-        let mut queue = jobs.clone().into_iter().enumerate();
-        let mut got = vec![None; jobs.len()];
-        LaneHasher::new().run(
-            || queue.next().map(|(j, (i, size))| (j, File::open(&files[i].0).unwrap(), size)),
-            |(j, result)| got[j] = Some(result.unwrap()),
-        );
-        for (j, &(i, size)) in jobs.iter().enumerate() {
-            let want = super::super::hash_open_file_sized(&mut File::open(&files[i].0).unwrap(), super::super::Algorithm::Sha256, size).unwrap();
-            assert_eq!(got[j].as_ref(), Some(&want), "file {i} ({} bytes) as size {size}", files[i].1.len());
+        // Without and with the end-of-file hint (trusting short reads): the same outcomes.
+        for trust in [false, true] {
+            let mut queue = jobs.clone().into_iter().enumerate();
+            let mut got = vec![None; jobs.len()];
+            LaneHasher::new().with_eof_hint(move |_, _| trust).run(
+                || queue.next().map(|(j, (i, size))| (j, File::open(&files[i].0).unwrap(), size)),
+                |(j, result)| got[j] = Some(result.unwrap()),
+            );
+            for (j, &(i, size)) in jobs.iter().enumerate() {
+                let want = super::super::hash_open_file_sized(&mut File::open(&files[i].0).unwrap(), super::super::Algorithm::Sha256, size).unwrap();
+                assert_eq!(got[j].as_ref(), Some(&want), "file {i} ({} bytes) as size {size}, trust {trust}", files[i].1.len());
+            }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
