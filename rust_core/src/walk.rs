@@ -21,6 +21,7 @@
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, Metadata};
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -34,6 +35,7 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
 use crate::hash::sha256_lanes::{LaneHasher, LaneResult};
+use crate::fim::xattrs::{read_xattrs_from, XattrRead, XattrSource};
 use crate::hash::{self, Algorithm, SizedDigest};
 
 /// Kept for callers of the earlier API: regular files up to this size used to be hashed inline by
@@ -153,12 +155,14 @@ pub struct Entry {
     /// Hex digest of a regular file when an algorithm was asked for and the file could be read.
     pub digest: Option<String>,
     pub error: Option<String>,
+    /// Extended attributes, when the scan was asked to read them ([`ScanBuilder::xattrs`]).
+    pub xattrs: Option<XattrRead>,
 }
 
 impl Entry {
     fn new(path_bytes: Vec<u8>, kind: EntryType) -> Entry {
         let utf8 = std::str::from_utf8(&path_bytes).is_ok();
-        Entry { path_bytes, utf8, kind, stat: None, target: None, digest: None, error: None }
+        Entry { path_bytes, utf8, kind, stat: None, target: None, digest: None, error: None, xattrs: None }
     }
 
     /// The path as UTF-8, invalid sequences replaced by U+FFFD.
@@ -332,6 +336,7 @@ pub struct ScanBuilder {
     follow_symlinks: bool,
     threads: Option<usize>,
     one_file_system: bool,
+    xattrs: bool,
     /// Shared with the scanners built from it: `build` does not copy the (possibly 100k-file)
     /// arenas.
     previous: Arc<PreviousScan>,
@@ -368,6 +373,14 @@ impl ScanBuilder {
     /// Do not descend into directories on another device than their root.
     pub fn one_file_system(&mut self, yes: bool) -> &mut Self {
         self.one_file_system = yes;
+        self
+    }
+
+    /// Read every stat-ed entry's extended attributes (never following a symlink) into
+    /// [`Entry::xattrs`], through the descriptors the walk holds: the open file of a hashed
+    /// file, the open directory of a listed one, else by name relative to the listed parent.
+    pub fn xattrs(&mut self, yes: bool) -> &mut Self {
+        self.xattrs = yes;
         self
     }
 
@@ -411,6 +424,7 @@ impl ScanBuilder {
             follow_symlinks: self.follow_symlinks,
             threads,
             one_file_system: self.one_file_system,
+            xattrs: self.xattrs,
             previous: Arc::clone(&self.previous),
         })
     }
@@ -424,6 +438,7 @@ pub struct TreeScanner {
     follow_symlinks: bool,
     threads: usize,
     one_file_system: bool,
+    xattrs: bool,
     previous: Arc<PreviousScan>,
 }
 
@@ -848,6 +863,7 @@ impl<'a> Shared<'a> {
             }
         };
         let mut entry = Entry::new(path, EntryType::from_mode(stat.mode));
+        let lstat_mode = stat.mode;
         if entry.kind == EntryType::Symlink {
             let target = match at {
                 Some((dir, name)) => dir.read_link(name),
@@ -871,10 +887,27 @@ impl<'a> Shared<'a> {
             }
         }
         entry.stat = Some(stat);
+        // A directory that will be listed has its xattrs read through the listing's descriptor
+        // (not a symlink followed to it: the row's xattrs are the link's own, as lgetxattr's).
+        let read_when_listed = entry.kind == EntryType::Dir && stat.mode == lstat_mode;
+        if scanner.xattrs && !read_when_listed {
+            entry.xattrs = Some(match at {
+                Some((dir, name)) => read_xattrs_from(XattrSource::At { dir: dir.fd(), name, path: &entry.path_bytes }),
+                None => read_xattrs_from(XattrSource::Path(&entry.path_bytes)),
+            });
+        }
         let root_dev = root_dev.unwrap_or(stat.dev);
         match entry.kind {
             EntryType::Dir => {
                 let parent_chain = chain.cloned().flatten();
+                let not_listed = (scanner.follow_symlinks && on_chain(&parent_chain, stat.dev, stat.inode))
+                    || (scanner.one_file_system && stat.dev != root_dev);
+                if not_listed && scanner.xattrs && entry.xattrs.is_none() {
+                    entry.xattrs = Some(match at {
+                        Some((dir, name)) => read_xattrs_from(XattrSource::At { dir: dir.fd(), name, path: &entry.path_bytes }),
+                        None => read_xattrs_from(XattrSource::Path(&entry.path_bytes)),
+                    });
+                }
                 if scanner.follow_symlinks && on_chain(&parent_chain, stat.dev, stat.inode) {
                     entry.error = Some("symlink loop: directory is its own ancestor".to_string());
                     out.rows.push(entry);
@@ -919,10 +952,19 @@ impl<'a> Shared<'a> {
     fn list_dir<'s>(&'s self, scope: &rayon::Scope<'s>, task: DirTask) {
         let DirTask { mut entry, chain, root_dev } = task;
         let mut out = Listing::default();
+        let wants_xattrs = self.scanner.xattrs && entry.xattrs.is_none();
         match DirHandle::open(&entry.path_bytes) {
-            Err(e) => entry.error = Some(describe("listing directory", &e)),
+            Err(e) => {
+                entry.error = Some(describe("listing directory", &e));
+                if wants_xattrs {
+                    entry.xattrs = Some(read_xattrs_from(XattrSource::Path(&entry.path_bytes)));
+                }
+            }
             Ok(mut dir) => {
                 let scanner = self.scanner;
+                if wants_xattrs {
+                    entry.xattrs = Some(read_xattrs_from(XattrSource::Fd(dir.fd())));
+                }
                 let parent = &entry.path_bytes;
                 let mut listing_error: Option<String> = None;
                 // Regular files opened by the listing, hashed as they come (with sha256 they
@@ -946,6 +988,9 @@ impl<'a> Shared<'a> {
                             if let Some((file, stat)) = dir.open_regular(&name) {
                                 let mut row = Entry::new(child, EntryType::File);
                                 row.stat = Some(stat);
+                                if scanner.xattrs {
+                                    row.xattrs = Some(read_xattrs_from(XattrSource::Fd(file.as_raw_fd())));
+                                }
                                 if stat.nlink <= 1 && stat.size < GROUP_MAX_SIZE {
                                     return Some((row, file, stat.size));
                                 }
