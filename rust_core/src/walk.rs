@@ -1,13 +1,16 @@
 //! Parallel file-tree walker: one [`Entry`] per filesystem entry (the roots included), with the
 //! lstat fields, symlink targets, optional digests and a per-entry error instead of a failed walk.
 //!
-//! Two phases. The walk: directories fan out as rayon tasks, each listing its directory and
-//! stat-ing the children relative to it. Then the hashing of every regular file that needs a
-//! digest, largest first, pulled by every worker from one shared queue: with the big files at
-//! the front, the last seconds are small files and both cores stay busy to the end (the walk
-//! used to hash big files as tasks of their own, in whatever order the walk met them). sha256
-//! goes through [`hash::sha256_lanes`]: each worker keeps four files in flight and interleaves
-//! their SHA-NI rounds, ~1.9x the throughput of one file at a time. Hard links (same dev, inode,
+//! Two phases. The walk: directories fan out as rayon tasks, each listing its directory through
+//! a descriptor of its own and handling the children relative to it (`fstatat`, `readlinkat`,
+//! `openat`: one name to resolve, not the full path). A small single-link regular file is opened
+//! as soon as the listing names it and hashed while the directory is open (its row's stat is the
+//! `fstat` of the open file: one stat call and one path lookup fewer than stat-ing it first).
+//! Then the hashing phase, for big files and hard links: largest first, pulled by every worker
+//! from one shared queue, so the last seconds are small files and both cores stay busy to the end.
+//! sha256 goes through [`hash::sha256_lanes`]: each worker keeps four files in flight and
+//! interleaves their SHA-NI rounds, ~1.9x the throughput of one file at a time; during the walk
+//! a worker's lanes carry over from one directory to the next. Hard links (same dev, inode,
 //! size, mtime and ctime) are read once, the other names get the same digest.
 //!
 //! With previous digests (path -> size, mtime, ctime, inode, mode, digest) an unchanged regular
