@@ -36,7 +36,13 @@ from benchmarks.harness import Measurement, Table, cpu_note, measure_command, me
 
 AIDE_RULE = "ftype+p+i+n+u+g+s+m+c+l+sha256+xattrs"
 FULL_TREE = "/usr/share"
+FULL_REPEATS = 2
 SECMON = [sys.executable, "-m", "secmon.cli"]
+
+
+def load_note() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) when the table was made"
 
 
 # --- the naive contender -----------------------------------------------------------------------
@@ -276,7 +282,10 @@ def _run(smoke: bool, work: Path) -> list[Table]:
 
     base = Table(f"FIM baseline of {tree} ({files:,} files, {total_bytes / 1e6:,.0f} MB), sha256 + all attributes",
                  bytes_processed=total_bytes, items_processed=files, item_unit="files")  # fmt: skip
-    base.add(_with_answer(measure_command("secmon", secmon_baseline), secmon_answer(db)))
+    # The machine is shared: the full run keeps the best of FULL_REPEATS runs of secmon and of the
+    # Python loop (the two the >= 3x target compares), as bench_scan_tree does for every row.
+    repeats = 1 if smoke else FULL_REPEATS
+    base.add(_with_answer(min((measure_command("secmon", secmon_baseline) for _ in range(repeats)), key=lambda m: m.seconds), secmon_answer(db)))
     if not smoke:
         # The Polars pipeline (the fast path's slow twin, what `fim baseline` ran before) in the same run.
         twin_db = work / "secmon-twin.fim"
@@ -290,10 +299,12 @@ def _run(smoke: bool, work: Path) -> list[Table]:
     else:
         base.notes.append("AIDE is not installed here (apt-get install -y aide): its rows are missing.")
     # A whole process like the others (interpreter start included), not just the function's time.
-    base.add(measure_command("python os.walk+hashlib loop", [sys.executable, "-m", "benchmarks.bench_fim", "--python-loop", tree],
-                             answer_from=lambda out: tuple(json.loads(out))))  # fmt: skip
+    python_loop = [sys.executable, "-m", "benchmarks.bench_fim", "--python-loop", tree]
+    base.add(min((measure_command("python os.walk+hashlib loop", python_loop, answer_from=lambda out: tuple(json.loads(out))) for _ in range(repeats)),
+                 key=lambda m: m.seconds))  # fmt: skip
     base.assert_agree()
-    base.notes.append(f"{cpu_note()}; targets: secmon >= 15x aide --init, >= 3x the Python loop")
+    base.notes.append(f"{cpu_note()}, {load_note()}; secmon and the Python loop: best of {repeats} run(s), the others one run; "
+                      "targets: secmon >= 15x aide --init, >= 3x the Python loop")  # fmt: skip
 
     check = Table(f"FIM check of {tree}, nothing changed", items_processed=files, item_unit="files")
     check.add(measure_command("secmon", [*SECMON, "fim", "check", "--db", str(db), "--format", "json"], answer_from=changed_paths_from_json))

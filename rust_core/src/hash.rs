@@ -233,17 +233,33 @@ pub enum SizedDigest {
 /// blocked in blake3's fork-join would steal further big-file tasks, each with its own chunk
 /// buffer, so memory would grow with the nesting instead of staying fixed.
 pub fn hash_open_file_sized(file: &mut File, algo: Algorithm, size: u64) -> std::io::Result<SizedDigest> {
+    hash_open_file_sized_eof(file, algo, size, false)
+}
+
+/// [`hash_open_file_sized`]; with `short_read_is_eof` (from [`short_read_is_eof`]) a read that
+/// returns the last bytes and less than it asked for ends the file without a read that returns 0.
+pub fn hash_open_file_sized_eof(file: &mut File, algo: Algorithm, size: u64, short_read_is_eof: bool) -> std::io::Result<SizedDigest> {
     BUFFER.with(|cell| {
         let mut buffer = cell.borrow_mut();
         let mut hasher = algo.hasher();
         let mut remaining = size;
         while remaining > 0 {
-            let want = buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            // With `short_read_is_eof` the last read asks for a page more than is left, so its
+            // short answer shows the end (the request stays a whole number of pages, as below).
+            let want = if short_read_is_eof {
+                usize::try_from(remaining.saturating_add(1).div_ceil(4096) * 4096).unwrap_or(usize::MAX).min(buffer.len())
+            } else {
+                buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX))
+            };
             match file.read(&mut buffer[..want]) {
                 Ok(0) => return Ok(SizedDigest::Shorter { read: size - remaining }),
+                Ok(n) if n as u64 > remaining => return Ok(SizedDigest::Longer),
                 Ok(n) => {
                     hasher.update(&buffer[..n]);
                     remaining -= n as u64;
+                    if short_read_is_eof && remaining == 0 && n < want {
+                        return Ok(SizedDigest::Digest(hasher.finish_hex()));
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -263,7 +279,38 @@ pub fn hash_open_file_sized(file: &mut File, algo: Algorithm, size: u64) -> std:
     })
 }
 
+/// Whether, for a regular file open as `file` on device `dev`, a read that returns fewer bytes
+/// than asked is the end of the file. True on the disk and memory filesystems listed here, where
+/// a read of a regular file returns min(asked, size - offset); unknown on others (a FUSE or
+/// network filesystem, a pseudo file of /proc or /sys), which are then read until a read returns
+/// 0. One `fstatfs` per device and thread, remembered.
+pub fn short_read_is_eof(file: &File, dev: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    const TRUSTED: [i64; 9] = [
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+        0xF2F5_2010, // f2fs
+        0x2FC1_2FC1, // zfs
+        0x7371_7368, // squashfs
+        0xE0F5_E1E2, // erofs
+    ];
+    FS_TRUSTS_SHORT_READS.with(|cache| {
+        if let Some(&known) = cache.borrow().get(&dev) {
+            return known;
+        }
+        // SAFETY: a zeroed statfs is a valid out-parameter; the descriptor is open.
+        let mut fs: libc::statfs64 = unsafe { std::mem::zeroed() };
+        let trusted = unsafe { libc::fstatfs64(file.as_raw_fd(), &mut fs) } == 0 && TRUSTED.contains(&(fs.f_type as i64));
+        cache.borrow_mut().insert(dev, trusted);
+        trusted
+    })
+}
+
 thread_local! {
+    static FS_TRUSTS_SHORT_READS: std::cell::RefCell<std::collections::HashMap<u64, bool>> = std::cell::RefCell::new(std::collections::HashMap::new());
     static BUFFER: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; BUFFER_SIZE].into_boxed_slice());
 }
 
@@ -440,6 +487,33 @@ mod tests {
             }
             other => panic!("expected NotFound, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn trusting_short_reads_gives_the_same_outcomes() {
+        // Sizes around page and buffer boundaries, each hashed as its true size, one less
+        // (Longer) and more (Shorter), with and without the end-of-file shortcut.
+        let path = std::env::temp_dir().join(format!("secmon-hash-eof-{}", std::process::id()));
+        for n in [0u64, 1, 4095, 4096, 4097, 8191, BUFFER_SIZE as u64 - 1, BUFFER_SIZE as u64, BUFFER_SIZE as u64 + 1, 3 * BUFFER_SIZE as u64 + 5] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            for size in [n, n.saturating_sub(1), n + 1, n + 5000] {
+                for algo in [Algorithm::Sha256, Algorithm::Md5] {
+                    let plain = hash_open_file_sized(&mut File::open(&path).unwrap(), algo, size).unwrap();
+                    let trusted = hash_open_file_sized_eof(&mut File::open(&path).unwrap(), algo, size, true).unwrap();
+                    assert_eq!(plain, trusted, "{n} bytes as size {size}, {algo}");
+                }
+            }
+        }
+        let file = File::open(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let dev = file.metadata().unwrap().dev();
+        std::fs::remove_file(&path).unwrap();
+        // The temporary directory's filesystem is a common one here (ext4, tmpfs, overlayfs);
+        // /proc never is.
+        let _ = short_read_is_eof(&file, dev);
+        let proc_file = File::open("/proc/self/status").unwrap();
+        assert!(!short_read_is_eof(&proc_file, proc_file.metadata().unwrap().dev()));
     }
 
     #[test]

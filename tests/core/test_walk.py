@@ -633,6 +633,70 @@ def test_files_vanishing_mid_walk(reachable_tmp: Path) -> None:
     assert kept <= listed  # nothing that stayed was dropped
 
 
+def test_entries_swapped_between_listing_and_open_are_consistent_rows(reachable_tmp: Path) -> None:
+    """Small files are opened relative to their directory right after readdir named them: a name
+    replaced in between (by a file of other content, a fifo, a symlink, a directory) or a
+    directory renamed away mid-listing must give a row that is true of one of the things that
+    stood there (never a digest of content the name never had, never a hang on a fifo), and the
+    rest of the walk goes on."""
+    root = reachable_tmp / "t"
+    contents = {f"d{i % 10}/f{i}": b"v1-%d-" % i * (1 + i % 50) for i in range(600)}
+    for rel, data in contents.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    versions = {rel: {hashlib.sha256(data).hexdigest(), hashlib.sha256(b"v2" + data).hexdigest()} for rel, data in contents.items()}
+    stop = threading.Event()
+
+    def churn() -> None:
+        names = sorted(contents)
+        i = 0
+        while not stop.is_set():
+            rel = names[i % len(names)]
+            path = root / rel
+            spare = root / f"{rel}.new"
+            kind = i % 5
+            try:
+                if kind == 0:
+                    spare.write_bytes(b"v2" + contents[rel])
+                    os.replace(spare, path)
+                elif kind == 1:
+                    os.unlink(path)
+                    os.mkfifo(path)
+                elif kind == 2:
+                    os.unlink(path)
+                    os.symlink("elsewhere", path)
+                elif kind == 3:
+                    os.unlink(path)
+                    path.mkdir()
+                else:
+                    d = root / f"d{i % 10}"
+                    os.rename(d, root / f"gone{i % 10}")
+                    os.rename(root / f"gone{i % 10}", d)
+            except OSError:
+                pass
+            i += 1
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        frames = [scan_tree(root, algo="sha256", threads=2) for _ in range(5)]
+    finally:
+        stop.set()
+        churner.join()
+    for frame in frames:
+        assert frame["path_bytes"].is_unique().all()
+        for row in frame.filter(pl.col("digest").is_not_null()).to_dicts():
+            rel = row["path"][len(str(root)) + 1 :]
+            if rel.startswith("gone"):
+                rel = "d" + rel[len("gone") :]  # listed while renamed away: the same files
+            assert row["type"] == "file" and row["error"] is None, row
+            if rel.endswith(".new"):
+                continue  # the spare file of a replacement, caught before its rename
+            assert row["digest"] in versions[rel], row
+        for row in frame.filter(pl.col("type") != "file").to_dicts():
+            assert row["digest"] is None, row
+
+
 def test_gil_is_released_during_the_walk(reachable_tmp: Path) -> None:
     root = reachable_tmp / "t"
     for i in range(40):

@@ -177,6 +177,49 @@ def test_fast_xattrs_equal_python_reader(tmp_path: Path) -> None:
     assert json.loads(got)["user.v1"] == "hex:6e756c00696e73696465"
 
 
+def test_xattrs_read_through_walk_descriptors_equal_python_reader(tmp_path: Path) -> None:
+    """The walker reads xattrs through what it holds: the hashed file's descriptor (small files
+    hashed during the listing, a big one and a hard-linked pair hashed later), the listed
+    directory's descriptor (the root and a subdirectory), and by name relative to the parent
+    (symlinks, fifos, files it did not open). Every row equals the path-based Python reader."""
+    root = tmp_path / "t"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "small").write_bytes(b"abc")
+    (root / "sub" / "big").write_bytes(os.urandom(1_100_000))
+    (root / "linked").write_bytes(b"twice")
+    os.link(root / "linked", root / "sub" / "linked2")
+    os.mkfifo(root / "fifo")
+    os.symlink("small", root / "link")
+    os.symlink("sub", root / "dirlink")
+    (root / "locked").write_bytes(b"no read")
+    (root / "locked").chmod(0)
+    try:
+        for i, path in enumerate([root, root / "sub", root / "sub" / "deeper", root / "small", root / "sub" / "big", root / "linked", root / "locked"]):
+            os.setxattr(path, f"user.k{i}", f"value {i}".encode())
+    except OSError as exc:
+        pytest.skip(f"this filesystem has no user xattrs ({exc})")
+    # A capability on a file; trusted.* on a symlink and a fifo (user.* is not allowed there)
+    # where we may (root).
+    cap = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")  # cap_net_raw=ep
+    for path, name, value in [(root / "small", "security.capability", cap), (root / "link", "trusted.secmon", b"on a link"), (root / "fifo", "trusted.secmon", b"\x00")]:
+        try:
+            os.setxattr(path, name, value, follow_symlinks=False)
+        except OSError:
+            pass
+    for follow in (False, True):
+        for algo in ("sha256", "md5", None):
+            tree = fim_scan([os.fsencode(root)], algo=algo, xattrs=True, follow_symlinks=follow)
+            columns = tree.columns()
+            for path_bytes, xattrs, capabilities, error in zip(
+                columns["path_bytes"], columns["xattrs"], columns["capabilities"], columns["error"], strict=True
+            ):
+                want = read_xattrs(path_bytes)
+                assert (xattrs, capabilities) == want[:2], (path_bytes, algo, follow)
+                assert want[2] is None or error is not None, (path_bytes, error)
+            by_path = dict(zip(columns["path_bytes"], columns["xattrs"], strict=True))
+            assert json.loads(by_path[os.fsencode(root / "sub" / "big")]) == {"user.k4": "value 4"}
+
+
 # --- check: mutations --------------------------------------------------------------------------
 
 _mutation = st.sampled_from(["write_same_size", "append", "chmod", "touch", "delete", "create", "rename", "symlink", "dir2file", "hardlink", "xattr", "nothing"])

@@ -4,7 +4,9 @@
 //! `hex:`), else `hex:...`; `security.capability` also decoded to getcap's notation.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
 use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What reading one entry's xattrs gave: all None when it has none (or the filesystem has none).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -143,17 +145,110 @@ pub fn decode_capability(value: &[u8]) -> Result<String, String> {
     Ok(text)
 }
 
+/// Where to read one entry's xattrs from (never following a symlink).
+#[derive(Clone, Copy, Debug)]
+pub enum XattrSource<'a> {
+    /// An open descriptor of the entry itself: a regular file being hashed, a directory being
+    /// listed (`flistxattr` / `fgetxattr`: no path to resolve).
+    Fd(RawFd),
+    /// `name` in the open directory `dir` (`listxattrat` / `getxattrat`, Linux 6.13+), with the
+    /// entry's full `path` for kernels without those calls.
+    At { dir: RawFd, name: &'a CStr, path: &'a [u8] },
+    /// A full path (`llistxattr` / `lgetxattr`).
+    Path(&'a [u8]),
+}
+
+/// Whether `listxattrat` / `getxattrat` answered here (cleared at the first ENOSYS/EPERM: an older
+/// kernel, or a seccomp filter that does not know them).
+static XATTRAT_AVAILABLE: AtomicBool = AtomicBool::new(true);
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod at_calls {
+    // The same numbers in the x86_64 and the generic (aarch64) tables.
+    pub const SYS_GETXATTRAT: libc::c_long = 464;
+    pub const SYS_LISTXATTRAT: libc::c_long = 465;
+
+    /// `struct xattr_args` of <linux/xattr.h>.
+    #[repr(C)]
+    pub struct XattrArgs {
+        pub value: u64,
+        pub size: u32,
+        pub flags: u32,
+    }
+}
+
+/// One size-then-fill xattr call through a source; `name` None lists, Some(name) gets a value.
+/// Err(errno) on failure.
+fn call_source(source: XattrSource<'_>, cpath: Option<&CStr>, name: Option<&CStr>, buf: *mut u8, len: usize) -> isize {
+    match source {
+        XattrSource::Fd(fd) => match name {
+            // SAFETY: `fd` is open; `buf` is null with len 0 or points to `len` bytes; `name` is NUL-terminated.
+            None => unsafe { libc::flistxattr(fd, buf as *mut c_char, len) },
+            Some(name) => unsafe { libc::fgetxattr(fd, name.as_ptr(), buf as *mut libc::c_void, len) },
+        },
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        XattrSource::At { dir, name: entry, .. } => match name {
+            // SAFETY: as above; the kernel reads `entry` and `name` as C strings and writes at most
+            // `len` bytes to `buf` (`XattrArgs` carries the buffer for getxattrat).
+            None => unsafe {
+                libc::syscall(at_calls::SYS_LISTXATTRAT, dir, entry.as_ptr(), libc::AT_SYMLINK_NOFOLLOW, buf, len) as isize
+            },
+            Some(name) => {
+                let args = at_calls::XattrArgs { value: buf as u64, size: len.min(u32::MAX as usize) as u32, flags: 0 };
+                unsafe {
+                    libc::syscall(
+                        at_calls::SYS_GETXATTRAT,
+                        dir,
+                        entry.as_ptr(),
+                        libc::AT_SYMLINK_NOFOLLOW,
+                        name.as_ptr(),
+                        &args as *const at_calls::XattrArgs,
+                        std::mem::size_of::<at_calls::XattrArgs>(),
+                    ) as isize
+                }
+            }
+        },
+        _ => {
+            let cpath = cpath.expect("a path source has its C path");
+            match name {
+                // SAFETY: both strings are NUL-terminated; `buf` is null with len 0 or `len` bytes.
+                None => unsafe { libc::llistxattr(cpath.as_ptr(), buf as *mut c_char, len) },
+                Some(name) => unsafe { libc::lgetxattr(cpath.as_ptr(), name.as_ptr(), buf as *mut libc::c_void, len) },
+            }
+        }
+    }
+}
+
 /// Read the xattrs of the entry at `path` (never following a symlink).
 pub fn read_xattrs(path: &[u8]) -> XattrRead {
-    let Ok(cpath) = CString::new(path) else {
-        return XattrRead { error: Some("xattrs: path contains a NUL byte".into()), ..XattrRead::default() };
+    read_xattrs_from(XattrSource::Path(path))
+}
+
+/// Read one entry's xattrs through `source`. The tree walker reads them through the descriptors
+/// it holds anyway (the hashed file, the listed directory) and by name relative to the listed
+/// directory, instead of by full path afterwards: a path lookup less per entry.
+pub fn read_xattrs_from(source: XattrSource<'_>) -> XattrRead {
+    let mut source = source;
+    if let XattrSource::At { path, .. } = source {
+        if !XATTRAT_AVAILABLE.load(Ordering::Relaxed) || cfg!(not(any(target_arch = "x86_64", target_arch = "aarch64"))) {
+            source = XattrSource::Path(path);
+        }
+    }
+    let cpath = match source {
+        XattrSource::Path(path) => match CString::new(path) {
+            Ok(c) => Some(c),
+            Err(_) => return XattrRead { error: Some("xattrs: path contains a NUL byte".into()), ..XattrRead::default() },
+        },
+        _ => None,
     };
-    let listed = sized_call(|buf, len| {
-        // SAFETY: `cpath` is NUL-terminated; `buf` is null with len 0 or points to `len` bytes.
-        unsafe { libc::llistxattr(cpath.as_ptr(), buf as *mut c_char, len) }
-    });
+    let listed = sized_call(|buf, len| call_source(source, cpath.as_deref(), None, buf, len));
     let names_buf = match listed {
         Ok(buf) => buf,
+        Err(e) if (e == libc::ENOSYS || e == libc::EPERM) && matches!(source, XattrSource::At { .. }) => {
+            XATTRAT_AVAILABLE.store(false, Ordering::Relaxed);
+            let XattrSource::At { path, .. } = source else { unreachable!() };
+            return read_xattrs_from(XattrSource::Path(path));
+        }
         Err(e) if means_none(e) => return XattrRead::default(),
         Err(e) => return XattrRead { error: Some(format!("xattrs: {} (errno {e})", strerror(e))), ..XattrRead::default() },
     };
@@ -168,10 +263,7 @@ pub fn read_xattrs(path: &[u8]) -> XattrRead {
     let mut first = true;
     for name in names {
         let Ok(cname) = CString::new(name) else { continue };
-        let value = sized_call(|buf, len| {
-            // SAFETY: both strings are NUL-terminated; `buf` is null with len 0 or `len` bytes.
-            unsafe { libc::lgetxattr(cpath.as_ptr(), cname.as_ptr(), buf as *mut libc::c_void, len) }
-        });
+        let value = sized_call(|buf, len| call_source(source, cpath.as_deref(), Some(&cname), buf, len));
         let shown = match value {
             Ok(raw) => {
                 if name == b"security.capability" {
@@ -226,6 +318,33 @@ mod tests {
         assert!(decode_capability(&v[..12]).unwrap_err().contains("revision 2 is 12 bytes; 20 expected"));
         v[3] = 0x09;
         assert!(decode_capability(&v).unwrap_err().contains("unknown revision 0x09000000"));
+    }
+
+    #[test]
+    fn every_source_reads_the_same_xattrs() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("secmon-xattr-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let cfile = CString::new(file.as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings, a 5-byte value.
+        let set = unsafe { libc::setxattr(cfile.as_ptr(), c"user.secmon".as_ptr(), b"value".as_ptr().cast(), 5, 0) };
+        let path = file.as_os_str().as_bytes();
+        let by_path = read_xattrs_from(XattrSource::Path(path));
+        if set == 0 {
+            assert_eq!(by_path.xattrs.as_deref(), Some("{\"user.secmon\": \"value\"}"));
+        }
+        let opened = std::fs::File::open(&file).unwrap();
+        let parent = std::fs::File::open(&dir).unwrap();
+        assert_eq!(read_xattrs_from(XattrSource::Fd(opened.as_raw_fd())), by_path);
+        let at = XattrSource::At { dir: parent.as_raw_fd(), name: c"f", path };
+        assert_eq!(read_xattrs_from(at), by_path);
+        // An entry that vanished reads as none, by every route.
+        let gone = XattrSource::At { dir: parent.as_raw_fd(), name: c"gone", path: b"/no/such/secmon/gone" };
+        assert_eq!(read_xattrs_from(gone), XattrRead::default());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
