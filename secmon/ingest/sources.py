@@ -41,13 +41,22 @@ class SourceFile:
     a duplicate of the reader's descriptor: a file renamed or rotated mid-scan still reads the
     bytes that were scanned. Closed by ``close`` or when no one holds it any more."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, name: str = "input") -> None:
         self.fd: int | None = os.dup(fd)
+        self.name = name
 
     def pread(self, length: int, offset: int) -> bytes:
+        """``length`` bytes at ``offset``; ``InputError`` when the file no longer has them (it
+        was truncated or rewritten while the scan ran)."""
         if self.fd is None:
-            raise ValueError("the input file was closed")
-        return os.pread(self.fd, length, offset)
+            raise ValueError(f"{self.name}: the input file was closed")
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise InputError(
+                f"{self.name}: the file was truncated while it was scanned (bytes {offset}-{offset + length} "
+                "are gone); scan a copy of a file that is being rewritten"
+            )
+        return data
 
     def close(self) -> None:
         if self.fd is not None:
@@ -276,7 +285,7 @@ class Source:
         line_no = 1
         plain = self.path is not None and self._data is None and not self.compressed
         if plain and self.file is None:
-            self.file = SourceFile(stream.fileno())
+            self.file = SourceFile(stream.fileno(), self.name)
         file_pos = 0  # where the next chunk's input bytes (``nbytes`` of them) start in the file
         carry = _read_exactly(stream, len(UTF8_BOM))
         carry_extra = 0  # input bytes not in the chunk data (BOM, cut over-long lines), for nbytes

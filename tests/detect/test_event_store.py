@@ -152,3 +152,22 @@ def test_samples_read_in_place_equal_samples_copied(tmp_path: Path, monkeypatch:
         assert outcome([packed], chunk_bytes) == expected
     monkeypatch.setattr("secmon.detect.event_store.MAX_INPUT_FILES", 1)
     assert outcome(plain, 500) == expected
+
+
+def test_an_input_truncated_during_the_scan_is_a_clear_error(tmp_path: Path) -> None:
+    """Samples are read back from the input file: if it lost the bytes meanwhile, the scan says
+    so (InputError naming the file) instead of parsing half a line."""
+    from secmon.errors import InputError
+
+    log = tmp_path / "auth.ndjson"
+    log.write_text("".join(json.dumps(e) + "\n" for e in _tie_events(30, 5)))
+    rule = rule_from_dict({
+        "id": "r", "name": "r", "queries": [{"query": "source:sshd", "groupByFields": ["@network.client.ip"]}],
+        "cases": [{"status": "low", "condition": "a > 0"}],
+        "options": {"evaluationWindow": 60, "keepAlive": 60, "maxSignalDuration": 600},
+    }, file="<t>")
+    engine = Engine([rule])
+    signals = engine.signals([log])
+    engine._ingest = lambda source, original=engine._ingest: (original(source), log.write_bytes(b""))[0]  # type: ignore[method-assign]
+    with pytest.raises(InputError, match="auth.ndjson: the file was truncated while it was scanned"):
+        list(signals)
