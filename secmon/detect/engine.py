@@ -173,7 +173,7 @@ class Engine:
         """The event store and the kept rows of one scan, removed when it ends."""
         self._next_eid = 0
         self._store = EventStore(self.temp_dir)
-        self._kept = KeptRows(self._kept_schema(), self.temp_dir)
+        self._kept = KeptRows(self._kept_schema(), self.compiled, self.temp_dir)
         try:
             yield
         finally:

@@ -4,16 +4,16 @@ Each input chunk leaves a small table: the rows some rule query matched, with th
 values detection reads, one flag per query, the event id and the event's place in the
 :class:`~secmon.detect.event_store.EventStore`. Held in memory, these tables were most of a scan's
 peak memory (measured: 2.1 GB for a 1 GB input, 8.7 GB for 5 GB). Written as uncompressed Arrow
-IPC files instead, they cost one sequential write each; detection then reads, rule by rule, only
-that rule's rows and columns (projection and predicate pushed into the scan), so the working set
-is one rule's matches, not every rule's.
+IPC files instead, one per chunk and rule with the rule's rows and columns only, they cost a few
+small sequential writes per chunk; detection then reads, rule by rule, only that rule's files, so
+the working set is one rule's matches (or one slice of them), not every rule's.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -22,16 +22,23 @@ from secmon.detect.compiled import CompiledRule
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, slice_of
 
 
-FILES_PER_PASS = 16  # kept files (one per input chunk) read at a time when slicing a rule
+FILES_PER_PASS = 16  # a rule's kept files (one per input chunk) read at a time when slicing it
 
 
 class KeptRows:
-    """Append-only kept-row tables of one scan, in a temporary directory (removed by ``close``)."""
+    """Append-only kept-row tables of one scan, in a temporary directory (removed by ``close``).
 
-    def __init__(self, schema: dict[str, pl.DataType], directory: str | None = None) -> None:
+    Each chunk's rows are written once per rule that matched some of them, with that rule's
+    columns only: detection then reads a rule's own rows and nothing else. One file per chunk
+    with every rule's rows and flags made each rule scan every kept row, and what a scan reads
+    stays in the allocator's hands for a while: on a 5 GB input that was what made detection's
+    peak memory grow with the input."""
+
+    def __init__(self, schema: dict[str, pl.DataType], rules: Sequence[CompiledRule], directory: str | None = None) -> None:
         self.schema = schema
+        self._rules = [rule for rule in rules if any(flag in schema for flag in rule.flag_columns)]
         self._dir = tempfile.TemporaryDirectory(dir=directory, prefix="secmon-kept-")
-        self._files: list[str] = []
+        self._files: dict[int, list[str]] = {}  # rule index -> its files
         self.height = 0
         self.flag_rows: dict[str, int] = {}  # rows kept with each flag set
 
@@ -47,15 +54,20 @@ class KeptRows:
     def add(self, rows: pl.DataFrame) -> None:
         if rows.height == 0:
             return
-        # One schema for every part, so one scan reads them all.
+        # One schema for every part of a rule, so one scan reads them all.
         rows = rows.select([pl.col(name).cast(dtype) for name, dtype in self.schema.items()])
-        path = str(Path(self._dir.name) / f"part-{len(self._files):07d}.arrow")
-        rows.write_ipc(path, compression="uncompressed")
-        self._files.append(path)
         self.height += rows.height
         counts = rows.select(pl.col(pl.Boolean).sum()).row(0, named=True)
         for flag, count in counts.items():
             self.flag_rows[flag] = self.flag_rows.get(flag, 0) + count
+        for rule in self._rules:
+            flags = self._flags(rule)
+            if not any(counts.get(flag) for flag in flags):
+                continue
+            files = self._files.setdefault(rule.index, [])
+            path = str(Path(self._dir.name) / f"rule{rule.index}-{len(files):07d}.arrow")
+            rows.filter(pl.any_horizontal(flags)).select(self._columns(rule)).write_ipc(path, compression="uncompressed")
+            files.append(path)
 
     def rule_rows(self, compiled: CompiledRule) -> int:
         """How many kept rows ``compiled`` matched (an event matching two queries counts twice)."""
@@ -63,10 +75,10 @@ class KeptRows:
 
     def for_rule(self, compiled: CompiledRule) -> pl.DataFrame:
         """The rows ``compiled`` matched, with only the columns it reads."""
-        flags = self._flags(compiled)
-        if not self._files or not flags:
+        files = self._files.get(compiled.index)
+        if not files:
             return pl.DataFrame()
-        return self._scan(self._files).filter(pl.any_horizontal(flags)).select(self._columns(compiled)).collect(engine="streaming")
+        return self._scan(files).collect()
 
     def rule_slices(self, compiled: CompiledRule, count: int) -> Iterator[tuple[GroupSlice, pl.DataFrame]]:
         """The rows ``compiled`` matched, one slice of its groups at a time (``count`` slices; a
@@ -75,21 +87,16 @@ class KeptRows:
         One pass over the kept files, ``FILES_PER_PASS`` at a time, writes each slice's rows to
         files of its own; then each slice is read alone. Scanning every kept file once per slice
         instead cost a pass per slice, and a scan's transient memory grows with what it reads."""
-        flags = self._flags(compiled)
-        if not self._files or not flags:
+        files = self._files.get(compiled.index)
+        if not files:
             return
         slice_files: list[list[str]] = [[] for _ in range(count)]
         slice_ids = [
             (pl.col(compiled.flag_column(i)), slice_of([pl.col(p).cast(pl.String) for p in cq.group_by], count).alias(f"__s{i}"))
             for i, cq in enumerate(compiled.queries) if compiled.flag_column(i) in self.schema
         ]
-        for start in range(0, len(self._files), FILES_PER_PASS):
-            rows = (
-                self._scan(self._files[start:start + FILES_PER_PASS])
-                .filter(pl.any_horizontal(flags))
-                .select(*self._columns(compiled), *[ids for _, ids in slice_ids])
-                .collect()
-            )
+        for start in range(0, len(files), FILES_PER_PASS):
+            rows = self._scan(files[start:start + FILES_PER_PASS]).with_columns(ids for _, ids in slice_ids).collect()
             for k in range(count):
                 part = rows.filter(pl.any_horizontal([flag & (pl.col(ids.meta.output_name()) == k) for flag, ids in slice_ids]))
                 if part.height:

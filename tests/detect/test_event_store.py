@@ -52,7 +52,7 @@ def test_kept_rows_cast_every_part_to_one_schema_and_read_one_rule(tmp_path: Pat
     engine = Engine([rule], temp_dir=str(tmp_path))
     schema = engine._kept_schema()
     flag = engine.compiled[0].flag_column(0)
-    with KeptRows(schema, str(tmp_path)) as kept:
+    with KeptRows(schema, engine.compiled, str(tmp_path)) as kept:
         kept.add(pl.DataFrame({"timestamp": [1, 2], "usr.name": ["x", None], flag: [True, False],
                                "__eid": [0, 1], "__ref": [0, 2], "__len": [3, 3]}))
         kept.add(pl.DataFrame({"timestamp": [3], "usr.name": [None], flag: [True],  # an all-null part
