@@ -20,6 +20,27 @@ from functools import lru_cache
 _REGEX_META = frozenset("\\.^$*+?()[]{}|")
 
 
+def _class_body(body: str) -> str:
+    """A glob class body (``a-z0-9_``) as a regex class body: its ranges kept, every other
+    character escaped where either regex dialect treats it specially inside a class (Rust: nested
+    classes and the ``&& ~~ --`` set operators; Python warns on ``-- || && ~~``). A ``-`` that is
+    not between two characters is a literal, as in ``fnmatch``."""
+    out: list[str] = []
+    k = 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            out.append(_class_char(body[k]) + "-" + _class_char(body[k + 2]))
+            k += 3
+        else:
+            out.append(_class_char(body[k]))
+            k += 1
+    return "".join(out)
+
+
+def _class_char(ch: str) -> str:
+    return "\\" + ch if ch in "\\[]&~^-|" else ch
+
+
 def _escape(ch: str) -> str:
     # Escape only true metacharacters: the regex also runs in Polars (Rust regex), which rejects
     # some of the escapes Python's re.escape emits.
@@ -61,9 +82,7 @@ def glob_to_regex(pattern: str) -> str:
                 negate = body.startswith("^")
                 if negate:
                     body = body[1:]
-                # Escape what either regex dialect treats specially inside a class (Rust: nested
-                # classes and the && ~~ set operators).
-                body = "".join("\\" + c if c in "\\[]&~^" else c for c in body)
+                body = _class_body(body)
                 # A negated class never matches "/": like "*", it stays within one path segment.
                 cls = "[^/" + body + "]" if negate else "[" + body + "]"
                 try:

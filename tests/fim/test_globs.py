@@ -57,3 +57,20 @@ def test_polars_pruning_equals_python_matcher(globs: list[str], paths: list[str]
 def test_glob_matches_equals_matcher(glob: str, path: str) -> None:
     assume(_valid(glob))
     assert glob_matches(glob, path) == ExcludeMatcher([glob]).excluded(path)
+
+
+@pytest.mark.parametrize("pattern", ["[--]", "[---]", "[a-]", "[-a]", "[!-]", "[||]", "[&&]", "[~~]", "[a-c|]", "[\\]"])
+def test_class_operators_are_literals_without_warnings(pattern: str) -> None:
+    """Characters regex engines read as class set operators (``-- || && ~~``) are literals in a
+    glob class; the translation matches what ``fnmatch`` matches and compiles without Python's
+    FutureWarning or a Rust regex error."""
+    import fnmatch
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        regex = glob_to_regex(pattern)
+        names = list("-[a|&~bcx\\")
+        assert [n for n in names if glob_matches(pattern, n)] == [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    series = pl.Series(names)
+    assert series.filter(series.str.contains(regex)).to_list() == [n for n in names if fnmatch.fnmatchcase(n, pattern)]
