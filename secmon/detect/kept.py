@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +24,7 @@ from secmon.detect.compiled import CompiledRule
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, slice_of
 
 
+MAX_PENDING_WRITES = 1  # chunks' kept rows waiting for the writer thread (bounded memory)
 FILES_PER_PASS = 16  # a rule's kept files (one per input chunk) read at a time when slicing it
 
 
@@ -40,9 +43,18 @@ class KeptRows:
         self._dir = tempfile.TemporaryDirectory(dir=directory, prefix="secmon-kept-")
         self._files: dict[int, list[str]] = {}  # rule index -> its files
         self.height = 0
-        self.flag_rows: dict[str, int] = {}  # rows kept with each flag set
+        self._flag_rows: dict[str, int] = {}  # rows kept with each flag set
+        # Writing a chunk's rows once per rule is a few dozen small Polars calls: a writer thread
+        # does them (mostly without the GIL) while the scan builds the next chunk's table, which
+        # was the slower of the scan's two stages (measured 1.0 s of 2.8 s at 1M events).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-kept-writer")
+        self._pending: deque[Future[None]] = deque()
 
     def close(self) -> None:
+        for pending in self._pending:
+            pending.cancel()
+        self._writer.shutdown(wait=True)
+        self._pending.clear()
         self._dir.cleanup()
 
     def __enter__(self) -> KeptRows:
@@ -52,14 +64,30 @@ class KeptRows:
         self.close()
 
     def add(self, rows: pl.DataFrame) -> None:
+        """Keep ``rows`` (written in the background, in order; read methods wait for them)."""
         if rows.height == 0:
             return
+        self.height += rows.height
+        self._pending.append(self._writer.submit(self._write, rows))
+        while len(self._pending) > MAX_PENDING_WRITES:
+            self._pending.popleft().result()
+
+    def flush(self) -> None:
+        """Wait until every added row is written (a failed write raises here)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    @property
+    def flag_rows(self) -> dict[str, int]:
+        self.flush()
+        return self._flag_rows
+
+    def _write(self, rows: pl.DataFrame) -> None:
         # One schema for every part of a rule, so one scan reads them all.
         rows = rows.select([pl.col(name).cast(dtype) for name, dtype in self.schema.items()])
-        self.height += rows.height
         counts = rows.select(pl.col(pl.Boolean).sum()).row(0, named=True)
         for flag, count in counts.items():
-            self.flag_rows[flag] = self.flag_rows.get(flag, 0) + count
+            self._flag_rows[flag] = self._flag_rows.get(flag, 0) + count
         for rule in self._rules:
             flags = self._flags(rule)
             if not any(counts.get(flag) for flag in flags):
@@ -75,6 +103,7 @@ class KeptRows:
 
     def for_rule(self, compiled: CompiledRule) -> pl.DataFrame:
         """The rows ``compiled`` matched, with only the columns it reads."""
+        self.flush()
         files = self._files.get(compiled.index)
         if not files:
             return pl.DataFrame()
@@ -87,6 +116,7 @@ class KeptRows:
         One pass over the kept files, ``FILES_PER_PASS`` at a time, writes each slice's rows to
         files of its own; then each slice is read alone. Scanning every kept file once per slice
         instead cost a pass per slice, and a scan's transient memory grows with what it reads."""
+        self.flush()
         files = self._files.get(compiled.index)
         if not files:
             return
