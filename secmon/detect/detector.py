@@ -10,7 +10,6 @@ needed; the only per-signal Python left is building the ``Signal`` objects and p
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import polars as pl
 
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.event_store import EventStore
-from secmon.detect.lifecycle import LifecycleOptions, SignalSpans, signal_spans, signals_from_spans
+from secmon.detect.lifecycle import LifecycleOptions, signal_spans, signals_from_spans
 from secmon.detect.new_value import ROW, new_value_triggers
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
@@ -30,65 +29,40 @@ SIGNAL_BATCH = 2048  # signals built (samples read and parsed) at a time
 CASE = "__case"
 
 
-@dataclass(frozen=True)
-class RuleSpans:
-    """Where one rule (or one slice of its groups) raises signals: the spans the lifecycle walk
-    found over the sorted rule frame. Finding them is Polars and native work; turning them into
-    ``Signal`` objects (samples read and parsed) is Python, done as the signals are consumed."""
-
-    compiled: CompiledRule
-    frame: pl.DataFrame
-    found: SignalSpans
-    event_rows: np.ndarray | None  # frame rows of the walk's events (None: the frame's own rows)
-
-
 def detect_rule(
     compiled: CompiledRule, table: pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
 ) -> Iterator[Signal]:
     """Every signal ``compiled`` raises over ``table`` (the kept rows it matched, with its flag
-    and value columns), in batches of ``SIGNAL_BATCH``; samples come from ``store``. With
-    ``groups_slice``, only the signals of those groups."""
-    spans = find_spans(compiled, table, store, groups_slice)
-    if spans is not None:
-        yield from build_signals(spans, store)
+    and value columns); samples come from ``store``. With ``groups_slice``, only the signals of
+    those groups.
 
-
-def find_spans(
-    compiled: CompiledRule, table: pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
-) -> RuleSpans | None:
-    """The signal spans of ``compiled`` over ``table``, or None when it raises no signal.
+    Signals are built ``SIGNAL_BATCH`` at a time, as they are consumed: a rule can raise a signal
+    per event, and signals with their sample events are what memory grew with once rules were
+    sliced (measured: 105k signals of one rule held 230 MB).
 
     The lifecycle walk is this module's ``signal_spans``, looked up at each call so that tests
     can put the Python twin (``lifecycle.signal_spans_reference``) in its place."""
     frame = build_rule_frame(compiled, table, store, groups_slice)
     if frame.height == 0:
-        return None
-    frame = frame.with_columns(_group_ids(group_columns(compiled)).alias(GROUP_ID))
+        return
+    groups = group_columns(compiled)
+    frame = frame.with_columns(_group_ids(groups).alias(GROUP_ID))
     if compiled.rule.options.detection_method == "new_value":
         triggers = new_value_triggers(compiled, frame, [GROUP_ID])
         if triggers.height == 0:
-            return None
+            return
         # A new-value signal counts the events that carried new values: the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
     else:
         triggers = threshold_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
         if triggers.height == 0:
-            return None
+            return
         events, event_rows, window_ms = frame, None, compiled.rule.options.evaluation_window * 1000
     found = signal_spans(
         LifecycleOptions.of(compiled, window_ms),
         events[GROUP_ID].to_numpy(), events[TS].to_numpy(), events[EID].to_numpy(),
         triggers[GROUP_ID].to_numpy(), triggers[TS].to_numpy(), triggers[CASE].to_numpy(),
     )
-    return RuleSpans(compiled, frame, found, event_rows) if len(found) else None
-
-
-def build_signals(spans: RuleSpans, store: EventStore) -> Iterator[Signal]:
-    """The ``Signal`` objects of ``spans``, built ``SIGNAL_BATCH`` at a time as they are consumed:
-    a rule can raise a signal per event, and signals with their sample events are what memory
-    grew with once rules were sliced (measured: 105k signals of one rule held 230 MB)."""
-    compiled, frame, found = spans.compiled, spans.frame, spans.found
-    groups = group_columns(compiled)
     group_ids = frame[GROUP_ID].to_numpy()
     for start in range(0, len(found), SIGNAL_BATCH):
         part = found.part(start, start + SIGNAL_BATCH)
@@ -97,7 +71,7 @@ def build_signals(spans: RuleSpans, store: EventStore) -> Iterator[Signal]:
             group_values = frame.select(groups)[first_rows].rows()
         else:
             group_values = [()] * len(part)
-        sample_rows = part.sample_rows if spans.event_rows is None else spans.event_rows[part.sample_rows]
+        sample_rows = part.sample_rows if event_rows is None else event_rows[part.sample_rows]
         with gc_paused():  # hundreds of thousands of fresh acyclic containers: measured 0.2 s of 0.7 s
             batch = signals_from_spans(compiled, part, group_values, sample_events(frame, sample_rows, store))
         yield from batch

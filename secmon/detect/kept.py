@@ -121,17 +121,16 @@ class KeptRows:
         if not files:
             return
         slice_files: list[list[str]] = [[] for _ in range(count)]
-        slice_ids = [
-            (pl.col(compiled.flag_column(i)), slice_of([pl.col(p).cast(pl.String) for p in cq.group_by], count).alias(f"__s{i}"))
-            for i, cq in enumerate(compiled.queries) if compiled.flag_column(i) in self.schema
-        ]
+        # Per query: its flag and the slice of its own group-by values (column ``__s{i}``).
+        queries = [(i, cq) for i, cq in enumerate(compiled.queries) if compiled.flag_column(i) in self.schema]
+        slice_ids = [slice_of([pl.col(p).cast(pl.String) for p in cq.group_by], count).alias(f"__s{i}") for i, cq in queries]
         for start in range(0, len(files), FILES_PER_PASS):
-            rows = self._scan(files[start:start + FILES_PER_PASS]).with_columns(ids for _, ids in slice_ids).collect()
+            rows = self._scan(files[start:start + FILES_PER_PASS]).with_columns(slice_ids).collect()
             for k in range(count):
-                part = rows.filter(pl.any_horizontal([flag & (pl.col(ids.meta.output_name()) == k) for flag, ids in slice_ids]))
+                part = rows.filter(pl.any_horizontal([pl.col(compiled.flag_column(i)) & (pl.col(f"__s{i}") == k) for i, _ in queries]))
                 if part.height:
                     path = str(Path(self._dir.name) / f"rule{compiled.index}-slice{k}-{start}.arrow")
-                    part.drop([ids.meta.output_name() for _, ids in slice_ids]).write_ipc(path, compression="uncompressed")
+                    part.drop(f"__s{i}" for i, _ in queries).write_ipc(path, compression="uncompressed")
                     slice_files[k].append(path)
             del rows
         for k, paths in enumerate(slice_files):

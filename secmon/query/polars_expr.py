@@ -93,12 +93,12 @@ def anchored_glob(parts: Sequence[str | Wildcard]) -> Predicate:
     if literal_only:
         text = "".join(p)  # type: ignore[arg-type]
         return lambda e: e == text
-    if len(p) == 2 and isinstance(p[0], str) and _is_star(p[1]):
-        return lambda e: e.str.starts_with(p[0])  # type: ignore[arg-type]
+    shape = _literal_shape(p)
+    if shape is not None:
+        kind, text = shape
+        return (lambda e: e.str.starts_with(text)) if kind == "prefix" else (lambda e: e.str.contains(text, literal=True))
     if len(p) == 2 and _is_star(p[0]) and isinstance(p[1], str):
         return lambda e: e.str.ends_with(p[1])  # type: ignore[arg-type]
-    if len(p) == 3 and _is_star(p[0]) and isinstance(p[1], str) and _is_star(p[2]):
-        return lambda e: e.str.contains(p[1], literal=True)  # type: ignore[arg-type]
     if len(p) == 3 and isinstance(p[0], str) and _is_star(p[1]) and isinstance(p[2], str):
         head, tail = p[0], p[2]
         # The prefix and suffix must not overlap: "ab*ba" does not match "aba".
@@ -112,10 +112,10 @@ def anchored_glob(parts: Sequence[str | Wildcard]) -> Predicate:
     return lambda e: e.str.contains(regex)
 
 
-def _literal_shape(pattern: str) -> tuple[str, str] | None:
-    """("infix", text) for ``*text*``, ("prefix", text) for ``text*`` (no other wildcard, text not
-    empty): the wildcard shapes an OR of them can test in one pass; None for any other shape."""
-    p = _collapse_stars(pattern_parts(pattern))
+def _literal_shape(p: Sequence[str | Wildcard]) -> tuple[str, str] | None:
+    """("infix", text) for ``*text*``, ("prefix", text) for ``text*`` (stars collapsed, no other
+    wildcard, text not empty); None for any other shape. ``anchored_glob`` tests these with one
+    string operation, and an OR of them on one attribute is one pass (``or_children``)."""
     if len(p) == 3 and _is_star(p[0]) and isinstance(p[1], str) and p[1] and _is_star(p[2]):
         return "infix", p[1]
     if len(p) == 2 and isinstance(p[0], str) and p[0] and _is_star(p[1]):
@@ -260,7 +260,7 @@ class _Compiler:
                     others.append(child)
                 else:
                     values_by_path.setdefault(child.field.path, []).append(child.value)
-            elif (shape := _literal_shape(child.value)) is not None:
+            elif (shape := _literal_shape(_collapse_stars(pattern_parts(child.value)))) is not None:
                 kind, text = shape
                 (infixes_by_path if kind == "infix" else prefixes_by_path).setdefault(child.field.path, []).append(text)
             else:
