@@ -133,7 +133,7 @@ pub fn scan(spec: &FimScanSpec, previous: Option<Previous<'_>>) -> Result<Vec<Fi
     }
     let scanner = builder.build()?;
     let (entries, _stats) = if spec.roots.is_empty() { (Vec::new(), Default::default()) } else { scanner.scan(&spec.roots)? };
-    let mut rows: Vec<FimRow> = entries.into_iter().map(|e| row_of(e, prefix)).collect();
+    let mut rows: Vec<FimRow> = entries.into_par_iter().map(|e| row_of(e, prefix)).collect();
     if let Some(exclude) = &exclude {
         rows.retain(|row| !exclude.is_match(&row.path()));
     }
