@@ -26,7 +26,7 @@ $(BUILD_STAMP): $(PY) $(RUST_SOURCES) $(PY_DEPS)
 # PYTHONDONTWRITEBYTECODE set every command would compile its modules again: 12 ms of a
 # `secmon fim baseline`). compileall skips files that are up to date.
 build: $(BUILD_STAMP)
-	$(PY) -m compileall -q secmon benchmarks
+	$(PY) -m compileall -q -x "/\.venv" secmon benchmarks
 
 demo: build
 	$(VENV)/bin/secmon demo

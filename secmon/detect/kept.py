@@ -101,21 +101,23 @@ class KeptRows:
         """How many kept rows ``compiled`` matched (an event matching two queries counts twice)."""
         return sum(self.flag_rows.get(flag, 0) for flag in compiled.flag_columns)
 
-    def for_rule(self, compiled: CompiledRule) -> pl.DataFrame:
-        """The rows ``compiled`` matched, with only the columns it reads."""
+    def for_rule(self, compiled: CompiledRule) -> pl.LazyFrame:
+        """The rows ``compiled`` matched, with only the columns it reads (lazily: the rule frame
+        is built from them in one query)."""
         self.flush()
         files = self._files.get(compiled.index)
         if not files:
-            return pl.DataFrame()
-        return self._scan(files).collect()
+            return pl.LazyFrame()
+        return self._scan(files)
 
-    def rule_slices(self, compiled: CompiledRule, count: int) -> Iterator[tuple[GroupSlice, pl.DataFrame]]:
+    def rule_slices(self, compiled: CompiledRule, count: int) -> Iterator[tuple[GroupSlice, pl.LazyFrame]]:
         """The rows ``compiled`` matched, one slice of its groups at a time (``count`` slices; a
         row two queries put in two slices is in both, and the rule frame keeps each query's own).
 
         One pass over the kept files, ``FILES_PER_PASS`` at a time, writes each slice's rows to
         files of its own; then each slice is read alone. Scanning every kept file once per slice
-        instead cost a pass per slice, and a scan's transient memory grows with what it reads."""
+        instead cost a pass per slice, and a scan's transient memory grows with what it reads.
+        A slice's files are removed when the consumer asks for the next slice."""
         self.flush()
         files = self._files.get(compiled.index)
         if not files:
@@ -135,11 +137,9 @@ class KeptRows:
             del rows
         for k, paths in enumerate(slice_files):
             if paths:
-                rows = self._scan(paths).collect()
+                yield GroupSlice(k, count), self._scan(paths)
                 for path in paths:
                     os.unlink(path)
-                yield GroupSlice(k, count), rows
-                del rows
 
     def _flags(self, compiled: CompiledRule) -> list[str]:
         return [f for f in compiled.flag_columns if f in self.schema]

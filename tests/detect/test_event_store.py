@@ -44,6 +44,30 @@ def test_store_gives_back_each_event_as_canonical_json(records: list[dict], rnd:
         assert (canon_refs & 1 == CANONICAL).all() and (raw_refs & 1 == RAW_NDJSON).all()
 
 
+def test_tie_keys_are_the_digest_words_in_any_batching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two uint64 tie columns are the 16-byte digest of each event's canonical JSON (raw
+    lines normalized first), sort as the digests do, and do not depend on the batching."""
+    from secmon.detect import event_store
+
+    rnd = random.Random(5)
+    events = [{"timestamp": 1, "n": rnd.randrange(50), "s": "x" * rnd.randrange(3)} for _ in range(37)]
+    with EventStore() as store:
+        refs, lens = store.append([canonical_json(e).encode() for e in events], CANONICAL)
+        raw_refs, raw_lens = store.append([orjson.dumps(e) for e in events], RAW_NDJSON)
+        digest = event_store.tie_digest
+        expected = [digest(canonical_json(e)) for e in events]
+        expected_raw = [digest(canonical_json(normalize_record(orjson.loads(orjson.dumps(e))))) for e in events]
+        for batch in (1, 5, 4096):
+            monkeypatch.setattr(event_store, "TIE_BATCH", batch)
+            for r, n, want in ((refs, lens, expected), (raw_refs, raw_lens, expected_raw)):
+                high, low = store.tie_keys(r, n)
+                assert high.dtype == low.dtype == np.uint64
+                assert [int(h).to_bytes(8, "big") + int(w).to_bytes(8, "big") for h, w in zip(high, low)] == want
+        high, low = store.tie_keys(refs, lens)
+        by_words = sorted(range(len(events)), key=lambda i: (int(high[i]), int(low[i])))
+        assert [expected[i] for i in by_words] == sorted(expected)
+
+
 def test_kept_rows_cast_every_part_to_one_schema_and_read_one_rule(tmp_path: Path) -> None:
     rule = rule_from_dict({
         "id": "r", "name": "r", "queries": [{"query": "source:a", "groupByFields": ["@usr.name"]}],
@@ -57,7 +81,7 @@ def test_kept_rows_cast_every_part_to_one_schema_and_read_one_rule(tmp_path: Pat
                                "__eid": [0, 1], "__ref": [0, 2], "__len": [3, 3]}))
         kept.add(pl.DataFrame({"timestamp": [3], "usr.name": [None], flag: [True],  # an all-null part
                                "__eid": [2], "__ref": [4], "__len": [3]}))
-        rows = kept.for_rule(engine.compiled[0])
+        rows = kept.for_rule(engine.compiled[0]).collect()
         assert kept.height == 3 and any(tmp_path.iterdir())
         assert rows.columns == ["timestamp", "__eid", "__ref", "__len", "usr.name", flag]
         assert rows["__eid"].to_list() == [0, 2]
