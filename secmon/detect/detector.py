@@ -30,7 +30,7 @@ CASE = "__case"
 
 
 def detect_rule(
-    compiled: CompiledRule, table: pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
+    compiled: CompiledRule, table: pl.LazyFrame | pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
 ) -> Iterator[Signal]:
     """Every signal ``compiled`` raises over ``table`` (the kept rows it matched, with its flag
     and value columns); samples come from ``store``. With ``groups_slice``, only the signals of

@@ -23,24 +23,25 @@ LEN = "__len"  # its stored length
 
 @dataclass(frozen=True)
 class GroupSlice:
-    """The groups of a rule whose group-by values hash to ``index`` of ``count`` slices.
+    """The groups of a rule whose group-by values hash to one of ``buckets`` (of ``count``).
 
     Groups never interact (windows, new-value learning and signals are all per group), so a rule
     can be detected one slice of its groups at a time: the rows and signals in memory are then a
     slice's, not the whole rule's, however long the input (measured on a 5 GB input: 1.2 GB peak
-    with the rule whose query matched most events detected in one piece)."""
+    with the rule whose query matched most events detected in one piece). A slice is a set of
+    hash buckets so that :func:`secmon.detect.kept.pack_buckets` can balance slices by rows."""
 
-    index: int
+    buckets: tuple[int, ...]
     count: int
 
     def holds(self, group_values: list[pl.Expr]) -> pl.Expr:
         """Whether a row with these group-by values (as text) is in this slice."""
-        return slice_of(group_values, self.count) == self.index
+        return bucket_of(group_values, self.count).is_in(self.buckets)
 
 
-def slice_of(group_values: list[pl.Expr], count: int) -> pl.Expr:
-    """The slice of ``count`` a row with these group-by values (as text) is in. The kept rows and
-    the rule frame both call this on the same texts, so they agree on every row."""
+def bucket_of(group_values: list[pl.Expr], count: int) -> pl.Expr:
+    """The hash bucket of ``count`` a row with these group-by values (as text) is in. The kept
+    rows and the rule frame both call this on the same texts, so they agree on every row."""
     key = pl.struct([value.alias(f"__g{k}") for k, value in enumerate(group_values)])
     return key.hash(seed=0x5EC) % count
 

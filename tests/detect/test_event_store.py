@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from secmon.detect.engine import Engine
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
-from secmon.detect.kept import KeptRows
+from secmon.detect.kept import KeptRows, pack_buckets
 from secmon.detect.reference import reference_detect
 from secmon.ingest.json_events import normalize_record
 from secmon.rules.loader import rule_from_dict
@@ -66,6 +66,22 @@ def test_tie_keys_are_the_digest_words_in_any_batching(monkeypatch: pytest.Monke
         high, low = store.tie_keys(refs, lens)
         by_words = sorted(range(len(events)), key=lambda i: (int(high[i]), int(low[i])))
         assert [expected[i] for i in by_words] == sorted(expected)
+
+
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=7), st.integers(1, 3))
+def test_packed_slices_hold_every_bucket_once_and_are_balanced(rows: list[int], slices: int) -> None:
+    """Every non-empty bucket in exactly one slice, at most ``slices`` slices, and the heaviest
+    slice within the 4/3 bound of greedy largest-first packing against the best packing (found
+    by trying every assignment)."""
+    import itertools
+
+    packed = pack_buckets(np.array(rows, dtype=np.int64), slices)
+    assert len(packed) <= slices
+    assert sorted(b for members in packed for b in members) == [b for b, n in enumerate(rows) if n]
+    heaviest = max((sum(rows[b] for b in members) for members in packed), default=0)
+    best = min(max(sum(n for n, k in zip(rows, assign) if k == s) for s in range(slices))
+               for assign in itertools.product(range(slices), repeat=len(rows)))
+    assert heaviest * 3 <= best * 4
 
 
 def test_kept_rows_cast_every_part_to_one_schema_and_read_one_rule(tmp_path: Path) -> None:
