@@ -12,7 +12,11 @@ from secmon.ingest.timestamps import TimestampError, parse_iso8601
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
 
-_LEADING_ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?(?=\s|$)")
+# The time may be bracketed (``[2016-09-28 04:30:30]``) and followed by anything but more of a
+# time: a space, a comma (Windows CBS, Python's logging: ``2016-09-28 04:30:30, Info ...``), ``]``.
+_LEADING_ISO = re.compile(
+    r"\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)(?![\w:.+-])"
+)
 
 
 class TextFormat(LogFormat):
@@ -31,7 +35,7 @@ class TextFormat(LogFormat):
         if m is None:
             raise LineRejected(reasons.MISSING_TIMESTAMP, text)
         try:
-            ts = parse_iso8601(m.group(0).replace(",", "."))
+            ts = parse_iso8601(m.group(1).replace(",", "."))
         except TimestampError as exc:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
         return {"timestamp": ts, "message": text}

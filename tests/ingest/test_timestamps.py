@@ -103,3 +103,29 @@ def test_access_log_time_matches_strptime(moment: dt.datetime, offset_min: int) 
     aware = moment.replace(microsecond=0, tzinfo=dt.timezone(dt.timedelta(minutes=offset_min)))
     text = aware.strftime("%d/%b/%Y:%H:%M:%S %z")
     assert parse_access_log_time(text) == naive_ms(dt.datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z"))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("2016-09-28 04:30:30, Info  CBS  Loaded Servicing Stack", dt.datetime(2016, 9, 28, 4, 30, 30, tzinfo=UTC)),
+        ("[2016-09-28T04:30:30Z] worker started", dt.datetime(2016, 9, 28, 4, 30, 30, tzinfo=UTC)),
+        ("2016-09-28 04:30:30,123 INFO app: ready", dt.datetime(2016, 9, 28, 4, 30, 30, 123000, tzinfo=UTC)),
+        ("2016-09-28T06:30:30+02:00 up", dt.datetime(2016, 9, 28, 4, 30, 30, tzinfo=UTC)),
+        ("2016-09-28 04:30:30", dt.datetime(2016, 9, 28, 4, 30, 30, tzinfo=UTC)),
+    ],
+)
+def test_text_lines_take_a_leading_time_however_it_is_delimited(line: str, expected: dt.datetime) -> None:
+    from secmon.ingest.text import TextFormat
+
+    assert TextFormat().parse_text(line, None) == {"timestamp": naive_ms(expected), "message": line}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("line", ["no time here", "2016-09-28 04:30:301 run-on digits", "2016-09-28 04:30:30.5.6 not a time",
+                                  "10.30 16:49:06 chrome.exe - proxy", "2016-09-28 04:30"])
+def test_text_lines_without_a_whole_leading_time_are_rejected(line: str) -> None:
+    from secmon.ingest.base import LineRejected
+    from secmon.ingest.text import TextFormat
+
+    with pytest.raises(LineRejected):
+        TextFormat().parse_text(line, None)  # type: ignore[arg-type]
