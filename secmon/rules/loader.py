@@ -261,6 +261,10 @@ def _parse_documents(file: Path, text: str, collector: _Collector) -> list[Any]:
     if data is None:
         collector.add(RuleError(str(file), "(file)", "the file holds no rule"))
         return []
+    if isinstance(data, dict) and isinstance(data.get("data"), list) and not {"name", "queries"} & data.keys():
+        # Datadog's answer to "list rules" (GET /api/v2/security_monitoring/rules), saved as it
+        # came: {"data": [rule, ...], "meta": {"page": ...}}.
+        return list(data["data"])
     return data if isinstance(data, list) else [data]
 
 

@@ -68,6 +68,16 @@ def test_datadog_export_loads_as_is(tmp_path: Path) -> None:
     )
 
 
+def test_datadog_list_rules_answer_loads_as_is(tmp_path: Path) -> None:
+    """What GET /api/v2/security_monitoring/rules returns, saved to a file: every rule of ``data``."""
+    second = {**DATADOG_EXPORT, "id": "def-456", "name": "Second"}
+    answer = {"data": [DATADOG_EXPORT, second], "meta": {"page": {"total_count": 2, "total_filtered_count": 2}}}
+    assert sorted(rule.id for rule in load_rules(write(tmp_path, "all.json", answer))) == ["abc-123-xyz", "def-456"]
+    broken = {"data": [DATADOG_EXPORT, {**second, "cases": []}], "meta": {}}
+    errors = validate_rules(write(tmp_path, "broken.json", broken))
+    assert [e.field for e in errors] == ["[1].cases"]
+
+
 def test_yaml_rule_without_id_gets_its_file_stem(tmp_path: Path) -> None:
     text = """
 name: Root login
