@@ -66,12 +66,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> tuple[FimConfig, bool]:
-    """The effective config and whether absent paths may be skipped (only for the built-in set)."""
+    """The effective config and whether absent paths may be skipped: those of the built-in set and
+    of a config file (one config serves hosts that lack some of its paths, and a watched path such
+    as ``/etc/ld.so.preload`` often does not exist yet: it is a note, and once created the check
+    reports it added); a path typed on the command line must exist (a typo is an error)."""
     from secmon.fim.config import default_config, load_config, parse_config
 
     if args.config:
         config = load_config(args.config)
-        missing_ok = False
+        missing_ok = not args.paths
     elif args.paths or getattr(args, "image_tar", None):
         config = parse_config({}, "<command line>")
         missing_ok = False

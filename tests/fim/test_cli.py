@@ -43,6 +43,25 @@ def test_baseline_check_update_cycle(tmp_path: Path, tree: Path, capsys: pytest.
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_config_paths_absent_on_this_host_are_notes_and_show_up_added_later(
+    tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    preload = tmp_path / "ld.so.preload"
+    config = tmp_path / "fim.yaml"
+    config.write_text(f"paths: [{tree}, {preload}]\n")
+    db = str(tmp_path / "db")
+    assert main(["fim", "baseline", "--config", str(config), "--db", db]) == 0
+    assert f"{preload}: not present, skipped" in capsys.readouterr().err
+    preload.write_text("/tmp/evil.so\n")
+    assert main(["fim", "check", "--db", db, "--format", "json"]) == 0
+    changes = json.loads(capsys.readouterr().out)
+    assert [(c["path"], c["change"]) for c in changes] == [(str(preload), "added")]
+    # The same path typed on the command line must exist.
+    preload.unlink()
+    assert main(["fim", "baseline", str(preload), "--db", db]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_key_file_signs_and_is_required(tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db, key = str(tmp_path / "db"), tmp_path / "key"
     key.write_text("s3cret\n")
