@@ -323,6 +323,47 @@ pub fn hash_file(path: &Path, algo: Algorithm) -> Result<String> {
     hash_open_file(&mut file, algo, meta.len()).map_err(|e| CoreError::io(shown, e))
 }
 
+/// `O_NOATIME` while it is allowed: reading a file to hash it then leaves its access time alone,
+/// as AIDE does (under `relatime` a read moves an access time older than a day, so a daily scan
+/// would rewrite the access time of every file it reads, and with it the evidence of who read
+/// what). Only the file's owner or a process with `CAP_FOWNER` may ask for it: root normally,
+/// so others never try, and the first `EPERM` (root without `CAP_FOWNER`, in a container say)
+/// turns it off for the rest of the process.
+static NO_ATIME: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+fn no_atime_flag() -> libc::c_int {
+    use std::sync::atomic::Ordering::Relaxed;
+    match NO_ATIME.load(Relaxed) {
+        -1 => {
+            // SAFETY: geteuid has no preconditions.
+            let flag = if unsafe { libc::geteuid() } == 0 { libc::O_NOATIME } else { 0 };
+            NO_ATIME.store(flag, Relaxed);
+            flag
+        }
+        flag => flag,
+    }
+}
+
+/// `openat(dirfd, name, flags)` for reading, with [`no_atime_flag`] added, retrying `EINTR`;
+/// the new descriptor or the error.
+pub(crate) fn open_for_reading_at(dirfd: libc::c_int, name: &std::ffi::CStr, flags: libc::c_int) -> std::io::Result<libc::c_int> {
+    loop {
+        let no_atime = no_atime_flag();
+        // SAFETY: `name` is a NUL-terminated string that outlives the call; `dirfd` is an open
+        // directory of the caller (or AT_FDCWD).
+        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags | no_atime) };
+        if fd >= 0 {
+            return Ok(fd);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EPERM) if no_atime != 0 => NO_ATIME.store(0, std::sync::atomic::Ordering::Relaxed),
+            _ => return Err(err),
+        }
+    }
+}
+
 /// Open `path` for reading without ever blocking: `O_NONBLOCK` makes opening a fifo return at
 /// once, and the fstat that follows refuses anything but a regular file (`EISDIR` for a
 /// directory, `EINVAL` otherwise). `follow` false adds `O_NOFOLLOW` (a symlink gives `ELOOP`).
@@ -345,18 +386,7 @@ pub fn open_regular_nonblocking_at(dir: Option<&File>, path: &Path, follow: bool
     let name = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::other(format!("{} contains a NUL byte", path.display())))?;
     let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    let fd = loop {
-        // SAFETY: `name` is a NUL-terminated string that outlives the call; `dirfd` is an open
-        // directory of the caller (or AT_FDCWD).
-        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
-        if fd >= 0 {
-            break fd;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
+    let fd = open_for_reading_at(dirfd, &name, flags)?;
     // SAFETY: `fd` was just opened and is owned by nothing else.
     let file = unsafe { File::from_raw_fd(fd) };
     let meta = file.metadata()?;

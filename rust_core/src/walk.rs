@@ -1168,11 +1168,8 @@ impl DirHandle {
     fn open(path: &[u8]) -> std::io::Result<DirHandle> {
         use std::os::fd::FromRawFd;
         let cpath = CString::new(path).map_err(|_| std::io::Error::new(ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-        // SAFETY: `cpath` is NUL-terminated and outlives the call.
-        let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        // Listing a directory moves its access time as reading a file does: O_NOATIME here too.
+        let fd = hash::open_for_reading_at(libc::AT_FDCWD, &cpath, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
         Ok(DirHandle { fd, buffer: vec![0u8; DIRENT_BUFFER], next: 0, filled: 0, done: false })
@@ -1260,11 +1257,7 @@ impl DirHandle {
     fn open_regular(&self, name: &CStr) -> Option<(File, Stat)> {
         use std::os::fd::FromRawFd;
         let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY;
-        // SAFETY: `name` is NUL-terminated; the directory descriptor is open.
-        let fd = unsafe { libc::openat(self.fd(), name.as_ptr(), flags) };
-        if fd < 0 {
-            return None;
-        }
+        let fd = hash::open_for_reading_at(self.fd(), name, flags).ok()?;
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let file = unsafe { File::from_raw_fd(fd) };
         // SAFETY: as in `stat_at`.
@@ -1621,6 +1614,29 @@ mod tests {
             let paths = |v: &[Entry]| v.iter().map(|e| e.path_bytes.clone()).collect::<Vec<_>>();
             assert_eq!(paths(&got), paths(&want), "rotation {start}");
         }
+    }
+
+    #[test]
+    fn scanning_leaves_access_times_alone_when_root() {
+        // O_NOATIME needs the owner or CAP_FOWNER: as another user the flag is never asked for.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let t = TempDir::new("atime");
+        fs::create_dir_all(t.0.join("d")).unwrap();
+        fs::write(t.0.join("d/file"), vec![5u8; 5000]).unwrap();
+        let old = libc::timespec { tv_sec: 946_684_800, tv_nsec: 0 }; // 2000-01-01: relatime would move it
+        let keep = libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT };
+        for rel in ["d", "d/file"] {
+            let path = CString::new(t.0.join(rel).into_os_string().into_encoded_bytes()).unwrap();
+            assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), [old, keep].as_ptr(), 0) }, 0);
+        }
+        let atime = |rel: &str| fs::metadata(t.0.join(rel)).unwrap().atime();
+        let rows = scan(&t, |b| {
+            b.algo(Some(Algorithm::Sha256));
+        });
+        assert!(find(&rows, &t, "d/file").digest.is_some());
+        assert_eq!((atime("d"), atime("d/file")), (946_684_800, 946_684_800));
     }
 
     #[test]
