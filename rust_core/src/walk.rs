@@ -561,7 +561,12 @@ impl TreeScanner {
             stats: Mutex::new(ScanStats::default()),
         };
         pool.install(|| {
-            rayon::scope(|scope| {
+            // Directories are listed breadth first (FIFO), not depth first: a big file is hashed
+            // by the worker that lists its directory, and big files sit near the top of a tree
+            // more often than deep in it, so they are met early and their hashing overlaps the
+            // rest of the walk. Depth first, /usr/share's 76 MB package list came last and one
+            // worker hashed it alone for 65 ms of a 0.35 s scan (0.33 s breadth first).
+            rayon::scope_fifo(|scope| {
                 for (root, lmeta) in checked {
                     if self.is_excluded(&root) {
                         continue;
@@ -884,7 +889,7 @@ impl<'a> Shared<'a> {
     #[allow(clippy::too_many_arguments)]
     fn examine<'s>(
         &'s self,
-        scope: &rayon::Scope<'s>,
+        scope: &rayon::ScopeFifo<'s>,
         path: Vec<u8>,
         lstat: std::io::Result<Stat>,
         at: Option<(&DirHandle, &CStr)>,
@@ -959,7 +964,7 @@ impl<'a> Shared<'a> {
                 }
                 let chain = Some(Arc::new(Ancestor { dev: stat.dev, inode: stat.inode, parent: parent_chain }));
                 let task = DirTask { entry, chain, root_dev };
-                scope.spawn(move |scope| self.list_dir(scope, task));
+                scope.spawn_fifo(move |scope| self.list_dir(scope, task));
             }
             EntryType::File if scanner.algo.is_some() => {
                 if let Some((prev, digest)) = scanner.previous.lookup(&entry.path_bytes) {
@@ -989,7 +994,7 @@ impl<'a> Shared<'a> {
     /// at a time. Hard-linked files (read once per inode in the hashing phase) and, with other
     /// algorithms, big files (hashed largest first there) wait for that phase; files with an
     /// entry in `previous` (reused without being opened) take the `fstatat` path.
-    fn list_dir<'s>(&'s self, scope: &rayon::Scope<'s>, task: DirTask) {
+    fn list_dir<'s>(&'s self, scope: &rayon::ScopeFifo<'s>, task: DirTask) {
         let DirTask { mut entry, chain, root_dev } = task;
         let mut out = Listing::default();
         let wants_xattrs = self.scanner.xattrs && entry.xattrs.is_none();
