@@ -103,8 +103,12 @@ def line_spans(
 
 # --- hash (rust_core/src/hash.rs, py/hash.rs) ---
 
-def hash_bytes(data: bytes | bytearray | memoryview, algo: str) -> str:
-    """Lowercase hex digest of a bytes-like object (any C-contiguous buffer).
+def hash_bytes(
+    data: bytes | bytearray | memoryview | list[bytes | bytearray | memoryview] | tuple[bytes | bytearray | memoryview, ...],
+    algo: str,
+) -> str:
+    """Lowercase hex digest of a bytes-like object (any C-contiguous buffer), or of the
+    concatenation of a list or tuple of them, without building the joined copy.
 
     ``algo`` is one of ``sha256``, ``blake3``, ``xxh3_128``, ``sha1``, ``md5``; anything else
     raises ``ValueError`` listing them. Digests equal hashlib's, ``b3sum``'s and

@@ -100,7 +100,7 @@ def write(path: str | os.PathLike[str], header: dict[str, Any], payload: bytes, 
     """Write atomically: a crash mid-write leaves the old baseline, never a half file."""
     header = {**header, "payload_bytes": len(payload)}
     head = json.dumps(header, sort_keys=True).encode() + b"\n"
-    token = (b"hmac-sha256=" if key is not None else b"sha256=") + _mac(key, head + payload).encode()
+    token = (b"hmac-sha256=" if key is not None else b"sha256=") + _mac(key, head, payload).encode()
     first = MAGIC + b" " + str(version).encode() + b" " + token + b"\n"
     target = os.fspath(path)
     directory = os.path.dirname(target) or "."
@@ -123,16 +123,20 @@ def write(path: str | os.PathLike[str], header: dict[str, Any], payload: bytes, 
         raise
 
 
-def _mac(key: bytes | None, data: bytes | memoryview) -> str:
-    """Hex HMAC-SHA256 of ``data`` under ``key``, or its plain SHA-256 without one."""
+def _mac(key: bytes | None, *parts: bytes | memoryview) -> str:
+    """Hex HMAC-SHA256 of the parts joined under ``key``, or their plain SHA-256 without one
+    (the parts are hashed one after the other, never copied into one buffer)."""
     if key is not None:
         import hashlib
         import hmac
 
-        return hmac.new(key, data, hashlib.sha256).hexdigest()
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        for part in parts:
+            mac.update(part)
+        return mac.hexdigest()
     from secmon._core import hash_bytes
 
-    return hash_bytes(data, "sha256")
+    return hash_bytes(list(parts), "sha256")
 
 
 class VerifiedBaseline(NamedTuple):

@@ -80,6 +80,21 @@ def test_hash_bytes_equals_twin(algo: str, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("algo", ALGOS)
+@given(st.lists(st.binary(max_size=300), max_size=5), st.booleans())
+def test_hash_bytes_of_parts_is_the_digest_of_their_concatenation(algo: str, parts: list[bytes], as_tuple: bool) -> None:
+    joined = b"".join(parts)
+    mixed = [memoryview(p) if i % 2 else bytearray(p) for i, p in enumerate(parts)]
+    assert hash_bytes(tuple(mixed) if as_tuple else mixed, algo) == twin(algo, joined)
+
+
+def test_hash_bytes_of_parts_detaches_on_large_input_and_refuses_non_buffers() -> None:
+    big = [b"a" * 70_000, b"", b"b" * 3]
+    assert hash_bytes(big, "sha256") == twin("sha256", b"".join(big))
+    with pytest.raises(TypeError):
+        hash_bytes([b"ok", 5], "sha256")  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 @settings(max_examples=15, deadline=None)
 @given(
     size=st.sampled_from([0, 1, 63, 64, 65, 1023, 1024, 1025, BUFFER_SIZE - 1, BUFFER_SIZE, BUFFER_SIZE + 1, 3 * BUFFER_SIZE + 7]),

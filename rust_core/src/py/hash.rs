@@ -19,30 +19,45 @@ pub(crate) fn fs_path_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     Ok(encoded.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
-/// Hex digest of a bytes-like object (anything with the buffer protocol, C-contiguous).
+/// Hex digest of a bytes-like object (anything with the buffer protocol, C-contiguous), or of
+/// the concatenation of a list or tuple of them (a file's header and payload, say, without
+/// building the joined copy).
 #[pyfunction]
 pub fn hash_bytes(py: Python<'_>, data: &Bound<'_, PyAny>, algo: &str) -> PyResult<String> {
     let algo = Algorithm::from_name(algo)?;
-    let buffer = PyUntypedBuffer::get(data)?;
-    if !buffer.is_c_contiguous() {
+    let parts: Vec<Bound<'_, PyAny>> = if data.is_instance_of::<pyo3::types::PyList>() || data.is_instance_of::<pyo3::types::PyTuple>() {
+        data.try_iter()?.collect::<PyResult<_>>()?
+    } else {
+        vec![data.clone()]
+    };
+    let buffers = parts.iter().map(PyUntypedBuffer::get).collect::<PyResult<Vec<_>>>()?;
+    if buffers.iter().any(|b| !b.is_c_contiguous()) {
         return Err(PyBufferError::new_err("hash_bytes: data must be a C-contiguous buffer"));
     }
-    let len = buffer.len_bytes();
-    let bytes: &[u8] = if len == 0 {
-        &[]
-    } else {
-        // SAFETY: the buffer is C-contiguous, `len` bytes long, and `buffer` keeps the exporter
-        // alive and its memory pinned until it is dropped at the end of this function. As with
-        // hashlib, a caller mutating the object from another thread meanwhile gets some digest,
-        // never unsafety of ours (we only read bytes).
-        unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, len) }
+    let slices: Vec<&[u8]> = buffers
+        .iter()
+        .map(|buffer| match buffer.len_bytes() {
+            0 => &[][..],
+            // SAFETY: the buffer is C-contiguous, `len` bytes long, and `buffers` keeps each
+            // exporter alive and its memory pinned until it is dropped at the end of this
+            // function. As with hashlib, a caller mutating the object from another thread
+            // meanwhile gets some digest, never unsafety of ours (we only read bytes).
+            len => unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, len) },
+        })
+        .collect();
+    let digest_of = |slices: &[&[u8]]| match slices {
+        [one] => hash::hash_bytes(one, algo),
+        _ => {
+            let mut hasher = algo.hasher();
+            for slice in slices {
+                hasher.update(slice);
+            }
+            hasher.finish_hex()
+        }
     };
-    let digest = if len >= DETACH_MIN_BYTES {
-        py.detach(|| hash::hash_bytes(bytes, algo))
-    } else {
-        hash::hash_bytes(bytes, algo)
-    };
-    drop(buffer);
+    let total: usize = slices.iter().map(|s| s.len()).sum();
+    let digest = if total >= DETACH_MIN_BYTES { py.detach(|| digest_of(&slices)) } else { digest_of(&slices) };
+    drop(buffers);
     Ok(digest)
 }
 
