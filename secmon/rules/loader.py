@@ -157,8 +157,12 @@ def rule_from_dict(
         try:
             rule = Rule.model_validate({**data, "source_file": file})
         except ValidationError as exc:
-            for err in exc.errors():
+            errors = exc.errors()
+            nested = {tuple(str(part) for part in err["loc"])[:-1] for err in errors if len(err["loc"]) > 1}
+            for err in errors:
                 loc = tuple(str(part) for part in err["loc"])
+                if err["type"] == "too_short" and any(outer[:len(loc)] == loc for outer in nested):
+                    continue  # "at least 1 item" only because the items themselves were refused
                 own.add(RuleError(file, field_prefix + _field_path(loc), _reason(err), err.get("input") if err["type"] != "missing" else None, _line_for(lines, loc)))
         if rule is not None:
             for error in check_rule(rule):

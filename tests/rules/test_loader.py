@@ -78,6 +78,13 @@ def test_datadog_list_rules_answer_loads_as_is(tmp_path: Path) -> None:
     assert [e.field for e in errors] == ["[1].cases"]
 
 
+def test_a_refused_query_is_reported_once_not_also_as_an_empty_list(tmp_path: Path) -> None:
+    rule = {**DATADOG_EXPORT, "queries": [{**DATADOG_EXPORT["queries"][0], "aggregation": "geo_data"}]}  # type: ignore[dict-item]
+    errors = validate_rules(write(tmp_path, "r.json", rule))
+    assert [e.field for e in errors] == ["queries[0].aggregation"]
+    assert [e.field for e in validate_rules(write(tmp_path, "none.json", {**DATADOG_EXPORT, "queries": []}))] == ["queries"]
+
+
 def test_yaml_rule_without_id_gets_its_file_stem(tmp_path: Path) -> None:
     text = """
 name: Root login
