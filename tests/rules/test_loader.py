@@ -85,6 +85,23 @@ def test_a_refused_query_is_reported_once_not_also_as_an_empty_list(tmp_path: Pa
     assert [e.field for e in validate_rules(write(tmp_path, "none.json", {**DATADOG_EXPORT, "queries": []}))] == ["queries"]
 
 
+def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -> None:
+    """An export of Datadog rules holds impossible-travel and signal-correlation rules: their
+    errors say what secmon does not support, never that Datadog's own fields are unknown."""
+    travel = {**DATADOG_EXPORT, "options": {**DATADOG_EXPORT["options"], "detectionMethod": "impossible_travel",  # type: ignore[dict-item]
+                                            "impossibleTravelOptions": {"baselineUserLocations": True}}}
+    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "travel.json", travel))}
+    assert errors == {
+        "options.detectionMethod": "Datadog's 'impossible_travel' is not supported by secmon yet; supported: 'threshold' or 'new_value'",
+        "options.impossibleTravelOptions": "a Datadog field that secmon does not support yet",
+    }
+    correlation = {**DATADOG_EXPORT, "type": "signal_correlation", "queries": [{"ruleId": "abc", "aggregation": "event_count",
+                                                                               "correlatedByFields": ["@usr.name"]}]}
+    reasons = [e.reason for e in validate_rules(write(tmp_path, "correlation.json", correlation))]
+    assert all("not supported by secmon yet" in r or "does not support yet" in r for r in reasons), reasons
+    assert validate_rules(write(tmp_path, "typo.json", {**DATADOG_EXPORT, "optionz": {}}))[0].reason.startswith("unknown field")
+
+
 def test_yaml_rule_without_id_gets_its_file_stem(tmp_path: Path) -> None:
     text = """
 name: Root login
