@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,7 @@ _DATADOG_NOT_YET: dict[str, frozenset[str]] = {
 }
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: Mapping[str, Any]) -> str:
     where = str(err["loc"][-1]) if err["loc"] else ""
     if err["type"] == "extra_forbidden":
         if where in _DATADOG_NOT_YET["field"]:
