@@ -3,14 +3,16 @@
 //!
 //! Two phases. The walk: directories fan out as rayon tasks, each listing its directory through
 //! a descriptor of its own and handling the children relative to it (`fstatat`, `readlinkat`,
-//! `openat`: one name to resolve, not the full path). A small single-link regular file is opened
-//! as soon as the listing names it and hashed while the directory is open (its row's stat is the
-//! `fstat` of the open file: one stat call and one path lookup fewer than stat-ing it first).
-//! Then the hashing phase, for big files and hard links: largest first, pulled by every worker
-//! from one shared queue, so the last seconds are small files and both cores stay busy to the end.
-//! sha256 goes through [`hash::sha256_lanes`]: each worker keeps four files in flight and
-//! interleaves their SHA-NI rounds, ~1.9x the throughput of one file at a time; during the walk
-//! a worker's lanes carry over from one directory to the next. Hard links (same dev, inode,
+//! `openat`: one name to resolve, not the full path). A single-link regular file (with algorithms
+//! other than sha256, a small one) is opened as soon as the listing names it and hashed while the
+//! directory is open (its row's stat is the `fstat` of the open file: one stat call and one path
+//! lookup fewer than stat-ing it first).
+//! Then the hashing phase, for hard links and (with algorithms other than sha256) big files:
+//! largest first, pulled by every worker from one shared queue, so the last seconds are small
+//! files and both cores stay busy to the end. sha256 goes through [`hash::sha256_lanes`]: each
+//! worker keeps four files in flight, big ones included, and interleaves their SHA-NI rounds,
+//! ~1.9x the throughput of one file at a time; during the walk a worker's lanes carry over from
+//! one directory to the next. Hard links (same dev, inode,
 //! size, mtime and ctime) are read once, the other names get the same digest.
 //!
 //! With previous digests (path -> size, mtime, ctime, inode, mode, digest) an unchanged regular
@@ -932,33 +934,28 @@ impl<'a> Shared<'a> {
             }
         }
         entry.stat = Some(stat);
+        let root_dev = root_dev.unwrap_or(stat.dev);
+        let is_dir = entry.kind == EntryType::Dir;
+        let parent_chain = if is_dir { chain.cloned().flatten() } else { None };
+        let is_loop = is_dir && scanner.follow_symlinks && on_chain(&parent_chain, stat.dev, stat.inode);
+        let other_fs = is_dir && scanner.one_file_system && stat.dev != root_dev;
         // A directory that will be listed has its xattrs read through the listing's descriptor
         // (not a symlink followed to it: the row's xattrs are the link's own, as lgetxattr's).
-        let read_when_listed = entry.kind == EntryType::Dir && stat.mode == lstat_mode;
+        let read_when_listed = is_dir && !is_loop && !other_fs && stat.mode == lstat_mode;
         if scanner.xattrs && !read_when_listed {
             entry.xattrs = Some(match at {
                 Some((dir, name)) => read_xattrs_from(XattrSource::At { dir: dir.fd(), name, path: &entry.path_bytes }),
                 None => read_xattrs_from(XattrSource::Path(&entry.path_bytes)),
             });
         }
-        let root_dev = root_dev.unwrap_or(stat.dev);
         match entry.kind {
             EntryType::Dir => {
-                let parent_chain = chain.cloned().flatten();
-                let not_listed = (scanner.follow_symlinks && on_chain(&parent_chain, stat.dev, stat.inode))
-                    || (scanner.one_file_system && stat.dev != root_dev);
-                if not_listed && scanner.xattrs && entry.xattrs.is_none() {
-                    entry.xattrs = Some(match at {
-                        Some((dir, name)) => read_xattrs_from(XattrSource::At { dir: dir.fd(), name, path: &entry.path_bytes }),
-                        None => read_xattrs_from(XattrSource::Path(&entry.path_bytes)),
-                    });
-                }
-                if scanner.follow_symlinks && on_chain(&parent_chain, stat.dev, stat.inode) {
+                if is_loop {
                     entry.error = Some("symlink loop: directory is its own ancestor".to_string());
                     out.rows.push(entry);
                     return;
                 }
-                if scanner.one_file_system && stat.dev != root_dev {
+                if other_fs {
                     out.rows.push(entry);
                     return;
                 }

@@ -38,8 +38,6 @@ CANONICAL = 0
 RAW_NDJSON = 1
 FILE_BITS = 20  # offsets up to 2**42 (4 TiB) per file
 MAX_INPUT_FILES = 256  # input files referred to in place per scan (each holds a descriptor open)
-
-
 TIE_BATCH = 4096  # events made canonical at a time to break ties
 
 

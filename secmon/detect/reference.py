@@ -7,7 +7,6 @@ signals. Quadratic by design: keep inputs small.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import orjson
 
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import sort_signals
+from secmon.detect.event_store import tie_digest
 from secmon.detect.new_value import DAY_MS
 from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
@@ -30,11 +30,6 @@ def value_text(value: Any) -> str | None:
     if isinstance(value, list):
         return ", ".join(t for t in (scalar_text(v) for v in value) if t is not None)
     return scalar_text(value)
-
-
-def _tie(canonical: str) -> bytes:
-    """Events at the same millisecond are in the order of this digest of their canonical JSON."""
-    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
 
 
 def _number(value: Any) -> float | None:
@@ -65,7 +60,7 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
     events (``timestamp`` in epoch ms)."""
     ordered = sorted(
         ((int(e["timestamp"]), orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode(), dict(e)) for e in events),
-        key=lambda item: (item[0], _tie(item[1])),
+        key=lambda item: (item[0], tie_digest(item[1])),
     )
     signals: list[Signal] = []
     items = list(rules)
@@ -167,7 +162,7 @@ def _lifecycle(
         return {r.eid: r for r in rows if t - window <= r.ts <= t}
 
     def finish(sig: dict[str, Any]) -> Signal:
-        events = sorted(sig["rows"].values(), key=lambda r: (r.ts, _tie(r.canonical), r.eid))
+        events = sorted(sig["rows"].values(), key=lambda r: (r.ts, tie_digest(r.canonical), r.eid))
         samples = [orjson.loads(r.canonical) for r in events[:MAX_SAMPLES]]
         rule = compiled.rule
         group_by = dict(zip(rule.group_by_fields, group))

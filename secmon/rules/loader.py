@@ -291,9 +291,11 @@ def _field_path(loc: tuple[str, ...]) -> str:
 
 # Parts of Datadog's rule format that secmon does not run yet: named as such, not as unknown
 # fields or bad values (a user's export of Datadog rules holds them).
-_DATADOG_NOT_YET: dict[str, frozenset[str]] = {
-    "field": frozenset({"impossibleTravelOptions", "anomalyDetectionOptions", "thirdPartyRuleOptions",
-                        "sequenceDetectionOptions", "complianceRuleOptions", "correlatedByFields", "ruleId"}),
+_DATADOG_FIELDS_NOT_YET = frozenset({
+    "impossibleTravelOptions", "anomalyDetectionOptions", "thirdPartyRuleOptions", "sequenceDetectionOptions",
+    "complianceRuleOptions", "correlatedByFields", "ruleId",
+})
+_DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
     "detectionMethod": frozenset({"impossible_travel", "anomaly_detection", "third_party", "hardcoded", "sequence_detection"}),
     "aggregation": frozenset({"geo_data", "event_count"}),
     "type": frozenset({"signal_correlation", "workload_security", "application_security", "cloud_configuration",
@@ -304,10 +306,11 @@ _DATADOG_NOT_YET: dict[str, frozenset[str]] = {
 def _reason(err: Mapping[str, Any]) -> str:
     where = str(err["loc"][-1]) if err["loc"] else ""
     if err["type"] == "extra_forbidden":
-        if where in _DATADOG_NOT_YET["field"]:
+        if where in _DATADOG_FIELDS_NOT_YET:
             return "a Datadog field that secmon does not support yet"
         return "unknown field (not part of Datadog's rule format)"
-    if err["type"] == "literal_error" and where in _DATADOG_NOT_YET and err.get("input") in _DATADOG_NOT_YET[where]:
+    value = err.get("input")
+    if err["type"] == "literal_error" and isinstance(value, str) and value in _DATADOG_VALUES_NOT_YET.get(where, ()):
         return f"Datadog's {err['input']!r} is not supported by secmon yet; supported: {str(err['msg']).removeprefix('Input should be ')}"
     if err["type"] == "missing":
         return "required field is missing"

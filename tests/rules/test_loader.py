@@ -100,6 +100,8 @@ def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -
     reasons = [e.reason for e in validate_rules(write(tmp_path, "correlation.json", correlation))]
     assert all("not supported by secmon yet" in r or "does not support yet" in r for r in reasons), reasons
     assert validate_rules(write(tmp_path, "typo.json", {**DATADOG_EXPORT, "optionz": {}}))[0].reason.startswith("unknown field")
+    # A value of the wrong shape where such a name is expected is an ordinary error, not a crash.
+    assert [e.field for e in validate_rules(write(tmp_path, "shape.json", {**DATADOG_EXPORT, "type": ["signal_correlation"]}))] == ["type"]
 
 
 def test_yaml_rule_without_id_gets_its_file_stem(tmp_path: Path) -> None:

@@ -127,54 +127,54 @@ fn encode_row(row: &FimRow, out: &mut impl Sink) {
     }
 }
 
-/// Encode rows (in the order given) into a payload.
+/// Encode rows (in the order given) into a payload: one row after the other into a growing
+/// buffer, the slow twin of [`encode_into`].
 pub fn encode(rows: &[FimRow]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(rows));
+    let mut out = Vec::new();
     for row in rows {
         encode_row(row, &mut out);
     }
     out
 }
 
-/// The length of [`encode`]'s payload for these rows.
-pub fn encoded_len(rows: &[FimRow]) -> usize {
-    use rayon::prelude::*;
-    rows.par_chunks(PART_ROWS).map(part_len).sum()
-}
-
-fn part_len(rows: &[FimRow]) -> usize {
-    let mut count = Count(0);
-    for row in rows {
-        encode_row(row, &mut count);
-    }
-    count.0
-}
-
 /// Rows encoded per parallel part of [`encode_into`].
 const PART_ROWS: usize = 4096;
 
-/// [`encode`] into `out`, which must be exactly [`encoded_len`] bytes: parts of the rows are
-/// sized, then written into their own stretch of `out` on all cores. The caller hands the
-/// final buffer (a Python `bytes`) so the payload is written once, not built and then copied
-/// (the copy and a second 9 MB buffer were half of a /usr/share baseline's 15 ms encoding).
-pub fn encode_into(rows: &[FimRow], out: &mut [u8]) {
+/// The payload's length in parts of [`PART_ROWS`] rows, sized on all cores: their sum is the
+/// payload's length, and [`encode_into`] writes each part at its place.
+pub fn part_lengths(rows: &[FimRow]) -> Vec<usize> {
     use rayon::prelude::*;
-    let parts: Vec<&[FimRow]> = rows.chunks(PART_ROWS).collect();
-    let lengths: Vec<usize> = parts.par_iter().map(|part| part_len(part)).collect();
-    assert_eq!(lengths.iter().sum::<usize>(), out.len(), "encode_into: the buffer must be encoded_len bytes");
-    let mut stretches: Vec<&mut [u8]> = Vec::with_capacity(parts.len());
+    rows.par_chunks(PART_ROWS)
+        .map(|part| {
+            let mut count = Count(0);
+            for row in part {
+                encode_row(row, &mut count);
+            }
+            count.0
+        })
+        .collect()
+}
+
+/// [`encode`] into `out` (the sum of `lengths` bytes, `lengths` from [`part_lengths`]), each
+/// part written into its own stretch on all cores. The caller hands the final buffer (a Python
+/// `bytes`) so the payload is written once, not built and then copied (the copy and a second
+/// 9 MB buffer were half of a /usr/share baseline's 15 ms encoding).
+pub fn encode_into(rows: &[FimRow], lengths: &[usize], out: &mut [u8]) {
+    use rayon::prelude::*;
+    assert_eq!(lengths.iter().sum::<usize>(), out.len(), "encode_into: the buffer must be the parts' length");
+    let mut stretches: Vec<&mut [u8]> = Vec::with_capacity(lengths.len());
     let mut rest = out;
-    for &len in &lengths {
+    for &len in lengths {
         let (head, tail) = rest.split_at_mut(len);
         stretches.push(head);
         rest = tail;
     }
-    parts.into_par_iter().zip(stretches).for_each(|(part, stretch)| {
+    rows.par_chunks(PART_ROWS).zip(stretches).for_each(|(part, stretch)| {
         let mut fill = Fill { out: stretch, at: 0 };
         for row in part {
             encode_row(row, &mut fill);
         }
-        debug_assert_eq!(fill.at, fill.out.len());
+        assert_eq!(fill.at, fill.out.len(), "encode_into: a part's length is what part_lengths sized");
     });
 }
 
@@ -294,9 +294,10 @@ mod tests {
         let rows: Vec<FimRow> = (0..3 * PART_ROWS + 17).map(|i| sample()[i % sample().len()].clone()).collect();
         for n in [0, 1, PART_ROWS, rows.len()] {
             let expected = encode(&rows[..n]);
-            assert_eq!(encoded_len(&rows[..n]), expected.len());
+            let lengths = part_lengths(&rows[..n]);
+            assert_eq!(lengths.iter().sum::<usize>(), expected.len());
             let mut out = vec![0xAAu8; expected.len()];
-            encode_into(&rows[..n], &mut out);
+            encode_into(&rows[..n], &lengths, &mut out);
             assert_eq!(out, expected, "{n} rows");
         }
     }

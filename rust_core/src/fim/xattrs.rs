@@ -93,10 +93,8 @@ pub fn show_value(value: &[u8]) -> String {
 
 /// Append `text` as a JSON string the way Python's `json.dumps(..., ensure_ascii=False)` does
 /// (the extractor's writer: control characters escaped, everything else as it is).
-fn json_string(out: &mut String, text: &str) {
-    let mut bytes = std::mem::take(out).into_bytes();
-    crate::extract::push_quoted(text.as_bytes(), &mut bytes);
-    *out = String::from_utf8(bytes).expect("escaping valid UTF-8 keeps it valid");
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    crate::extract::push_quoted(text.as_bytes(), out);
 }
 
 fn cap_names(bits: u64) -> String {
@@ -258,7 +256,7 @@ pub fn read_xattrs_from(source: XattrSource<'_>) -> XattrRead {
     }
     names.sort_unstable();
     names.dedup();
-    let mut json = String::from("{");
+    let mut json = b"{".to_vec();
     let mut capabilities = None;
     let mut first = true;
     for name in names {
@@ -275,14 +273,15 @@ pub fn read_xattrs_from(source: XattrSource<'_>) -> XattrRead {
             Err(e) => format!("error: {}", strerror(e)),
         };
         if !first {
-            json.push_str(", ");
+            json.extend_from_slice(b", ");
         }
         first = false;
         json_string(&mut json, &String::from_utf8_lossy(name));
-        json.push_str(": ");
+        json.extend_from_slice(b": ");
         json_string(&mut json, &shown);
     }
-    json.push('}');
+    json.push(b'}');
+    let json = String::from_utf8(json).expect("quoting valid UTF-8 keeps it valid");
     XattrRead { xattrs: Some(json), capabilities, error: None }
 }
 
@@ -302,9 +301,9 @@ mod tests {
 
     #[test]
     fn json_strings_escape_like_python() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         json_string(&mut out, "a\"b\\c\n\u{1}\u{7f}é");
-        assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001\u{7f}é\"");
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\n\\u0001\u{7f}é\"");
     }
 
     #[test]

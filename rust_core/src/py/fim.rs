@@ -162,10 +162,10 @@ impl FimTree {
     /// The baseline payload (format 2) of these rows.
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let rows = &self.rows;
-        let len = py.detach(|| payload::encoded_len(rows));
+        let lengths = py.detach(|| payload::part_lengths(rows));
         // Written in place: the bytes object is not visible to Python code until it is returned.
-        PyBytes::new_with(py, len, |out| {
-            py.detach(|| payload::encode_into(rows, out));
+        PyBytes::new_with(py, lengths.iter().sum(), |out| {
+            py.detach(|| payload::encode_into(rows, &lengths, out));
             Ok(())
         })
     }
