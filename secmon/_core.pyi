@@ -234,7 +234,8 @@ class ExtractedBatch:
 
     @property
     def names(self) -> list[str]:
-        """Column names in frame order: the paths, then ``__line`` and ``__status``."""
+        """Column names in frame order: the paths, ``__line``, ``__status``, then the flags of a
+        ``FlagProgram`` (``Boolean``) when one was given."""
     @property
     def num_rows(self) -> int:
         """Number of rows: one per selected line, blank and malformed ones included."""
@@ -258,6 +259,7 @@ def extract_fields(
     sep: bytes = ...,
     threads: int | None = None,
     normalize: bool = False,
+    flags: FlagProgram | None = None,
 ) -> ExtractedBatch:
     """The event table of NDJSON lines, straight from bytes (GIL released, parallel over lines).
 
@@ -282,7 +284,35 @@ def extract_fields(
     whose normalization is not reproduced exactly (odd timestamp formats, a scalar in the way of a
     nested attribute, repeated or escaped keys, possible IPv6 addresses, record lists, invalid
     UTF-8, a record ingest would reject) gets status 5 and null columns: parse it in Python.
+
+    ``flags``: the program's flags are evaluated over the rows and added as Boolean columns.
     """
+
+@final
+class FlagProgram:
+    """Named boolean predicates over the columns ``extract_fields`` builds: rule queries lowered
+    by ``secmon.query.native`` (the Polars flag expressions are their twin).
+
+    ``flags`` is a sequence of ``(name, predicate)``. A predicate is a tuple: ``("const", bool)``,
+    ``("and", [p, ...])``, ``("or", [p, ...])``, ``("not", p)``, ``("any", column, test)`` (some
+    item of the column passes; a null or absent column passes nothing) or
+    ``("first_in_ipset", column, IpSet)`` (the first item is an address in the set). A test is
+    one of ``("exists",)``, ``("eq", str)``, ``("in", [str, ...])``, ``("prefix", str)``,
+    ``("suffix", str)``, ``("contains", str)``, ``("prefix_suffix", head, tail)`` (not
+    overlapping), ``("contains_any", [str, ...])``, ``("regex", rust_regex)``,
+    ``("number", low | None, low_inclusive, high | None, high_inclusive)`` (the value written as a
+    JSON number, within the bounds), ``("lower", test)`` (over the Unicode lower case),
+    ``("strip_prefix", str, test)`` (over the rest after the prefix; false without it) or
+    ``("in_ipset", IpSet, skip_colon)``. ``ValueError`` names the flag and what is wrong.
+
+    Rows are evaluated in parallel; a decision tree over the flags' exact-value gates (``source``
+    first) skips the flags a row cannot set.
+    """
+
+    def __new__(cls, flags: Sequence[tuple[str, tuple[object, ...]]]) -> FlagProgram: ...
+    @property
+    def names(self) -> list[str]:
+        """The flag names, in order."""
 
 def normalized_events(
     buffer: bytes | bytearray | memoryview,

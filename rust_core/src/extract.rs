@@ -1141,7 +1141,13 @@ impl Strings {
 
     /// String `i`.
     pub fn get(&self, i: usize) -> &str {
-        let bytes = match self {
+        std::str::from_utf8(self.bytes(i)).expect("extracted text is UTF-8")
+    }
+
+    /// The bytes of string `i` (UTF-8).
+    #[inline]
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        match self {
             Strings::View { views, buffers, .. } => {
                 let view = &views[i];
                 let len = *view as u32 as usize;
@@ -1157,8 +1163,7 @@ impl Strings {
                 }
             }
             Strings::Large { offsets, data } => &data[offsets[i] as usize..offsets[i + 1] as usize],
-        };
-        std::str::from_utf8(bytes).expect("extracted text is UTF-8")
+        }
     }
 }
 
@@ -1189,6 +1194,8 @@ pub struct Extracted {
     pub columns: Vec<Column>,
     pub lines: Vec<u32>,
     pub status: Vec<u8>,
+    /// Rule flags over the rows, when a [`crate::predicate::FlagProgram`] was evaluated.
+    pub flags: Vec<crate::predicate::Flag>,
 }
 
 // --- the fast pass -------------------------------------------------------------------------------
@@ -1750,7 +1757,7 @@ fn assemble(paths: &FieldPaths, parts: Vec<RowBuilder<'_>>) -> Extracted {
         .zip(paths.names.par_iter())
         .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows))
         .collect();
-    Extracted { columns, lines, status }
+    Extracted { columns, lines, status, flags: Vec::new() }
 }
 
 #[cfg(test)]

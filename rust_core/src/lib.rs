@@ -9,6 +9,7 @@
 //! - [`fim`]: FIM whole commands: scan + xattrs, baseline payload, diff under a policy.
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
 //! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
+//! - [`predicate`]: rule queries as flags over extracted columns (the Polars flag query's fast twin).
 //! - [`lifecycle`]: a rule's triggers to signal spans (keepAlive, maxSignalDuration, samples).
 //! - [`compliance`]: Kubernetes workload manifests to typed fact columns (compliance fast path).
 //! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
@@ -21,6 +22,7 @@ pub mod fim;
 pub mod hash;
 pub mod lifecycle;
 pub mod matcher;
+pub mod predicate;
 pub mod walk;
 
 #[cfg(feature = "python")]

@@ -1,8 +1,9 @@
 """Rules compiled for execution: parsed queries, Polars expressions, prefilter literals.
 
-Compiling happens once per rule set. The same compiled rule feeds the fast path (Polars
-expressions over event tables, literals for the native prefilter) and the reference twin
-(``secmon.query.evaluate`` per event), so both read one parse of each query.
+Compiling happens once per rule set. The same compiled rule feeds the fast paths (predicates of
+the native flag program and Polars expressions over event tables, literals for the native
+prefilter) and the reference twin (``secmon.query.evaluate`` per event), so all read one parse of
+each query.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import polars as pl
 
 from secmon import query as q
 from secmon.query.literals import names_a_source as names_a_source
+from secmon.query.native import lower
 from secmon.rules.condition import Condition, parse_condition
 from secmon.rules.model import SEVERITY_RANK, Rule
 
@@ -106,6 +109,15 @@ class CompiledRule:
             gate = gate & ~q.compile_polars(ast, schema)
         return [
             (q.compile_polars(cq.ast, schema) & gate).fill_null(False).alias(self.flag_column(i))
+            for i, cq in enumerate(self.queries)
+        ]
+
+    def native_flags(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """:meth:`flag_expressions` as predicates of the native ``FlagProgram`` (named as the
+        flag columns); ``NotNative`` when a query has no exact native form."""
+        gate = [lower(ast) for ast in self.requires] + [("not", lower(ast)) for ast in self.suppresses]
+        return [
+            (self.flag_column(i), ("and", [lower(cq.ast), *gate]) if gate else lower(cq.ast))
             for i, cq in enumerate(self.queries)
         ]
 

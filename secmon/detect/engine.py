@@ -7,8 +7,9 @@ Pipeline per input chunk (whole lines of one file, 16 MiB by default):
 2. NDJSON candidates become event-table rows in the native extractor (normalization included);
    lines it cannot reproduce exactly, and every other format, go through the Python parsers.
    Reading and steps 1-2 of the next chunk run on a worker thread while this chunk finishes;
-3. every rule query (with its filters) is evaluated as a Polars expression over the chunk's event
-   table; rows no query matched are dropped, the rest keep only the columns detection reads.
+3. every rule query (with its filters) is evaluated over the chunk's event table: natively, in
+   the extractor's pass (:mod:`secmon.query.native`), or as Polars expressions for tables built
+   in Python; rows no query matched are dropped, the rest keep only the columns detection reads.
 
 Kept rows go to disk as they come (:mod:`secmon.detect.kept`); the events they came from stay
 where they are (the input file) or go to an event store (:mod:`secmon.detect.event_store`) that
@@ -31,7 +32,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from secmon._core import count_lines, extract_fields, select_lines
+from secmon._core import FlagProgram, count_lines, extract_fields, select_lines
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
@@ -41,6 +42,7 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, as_number, a
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
+from secmon.query.native import NotNative
 from secmon.rules.loader import RuleSet, load_rules
 from secmon.rules.model import Rule
 from secmon.signals.model import Signal, signals_to_frame
@@ -84,8 +86,9 @@ class Engine:
     ``Engine()`` uses the bundled default rules; ``Engine(rules)`` takes a :class:`RuleSet`, rules,
     or rule files/directories. ``intel`` adds threat-intel IP lists (paths or an
     :class:`secmon.intel.IndicatorSet`). ``prefilter=False`` parses every line and
-    ``native_json=False`` builds event tables in Python only: the slow, obvious paths the
-    prefilter and the native extractor are tested against. ``temp_dir`` is where a scan spills
+    ``native_json=False`` builds event tables in Python only, ``native_flags=False`` evaluates
+    rule queries as Polars expressions only: the slow, obvious paths the prefilter, the native
+    extractor and the native flag program are tested against. ``temp_dir`` is where a scan spills
     its kept rows and events (the system's temporary directory by default). ``slice_rows``:
     a rule that kept more rows is detected one slice of its groups at a time (bounded memory;
     the signals are the same, tests compare).
@@ -102,6 +105,7 @@ class Engine:
         progress: Callable[[int], None] | None = None,
         intel: Any = None,
         native_json: bool = True,
+        native_flags: bool = True,
         temp_dir: str | None = None,
         slice_rows: int = DEFAULT_SLICE_ROWS,
     ) -> None:
@@ -131,6 +135,9 @@ class Engine:
         self._numeric_paths = {p for c in self.compiled for cq in c.queries for p in cq.metrics if cq.aggregation in ("sum", "max")}
         self._matchers: dict[str, Any] = {}
         self._flag_cache: dict[tuple[tuple[str, str], ...], list[pl.Expr]] = {}
+        # The rule flags as one native program, for tables the native extractor builds (None: the
+        # Polars flag expressions, their twin, for every table).
+        self._flag_program = _flag_program(self.compiled) if native_flags else None
         self._next_eid = 0
 
     # --- public API -------------------------------------------------------------------------
@@ -263,7 +270,9 @@ class Engine:
         if native:
             if line_idx is None:
                 line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
-            batch = split_native(chunk.data, line_idx, self._paths, src.max_line_bytes)
+            batch = split_native(
+                chunk.data, line_idx, self._paths, src.max_line_bytes, self._flag_program, self._value_paths
+            )
         return _Prefiltered(chunk, line_idx, skipped, batch)
 
     def _finish_chunk(self, src: Any, done: _Prefiltered) -> None:
@@ -276,9 +285,9 @@ class Engine:
         else:
             batch = done.native
             self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
-            if batch.table.height:
-                self.stats.count_events(src.name, batch.table.height)
-                self._keep(batch.table.drop("__line"), self._line_places(chunk, batch))
+            if batch.events:
+                self.stats.count_events(src.name, batch.events)
+                self._keep(batch.table.drop("__line"), self._line_places(chunk, batch), events=batch.events, rows=batch.rows)
         if self.progress is not None:
             self.progress(len(chunk.data))
 
@@ -341,9 +350,19 @@ class Engine:
         # Natively: ``extract_fields`` builds the columns from the events' canonical JSON (its
         # contract is ``to_frame`` of the parsed line, and a JSON round trip gives the same dict),
         # and the same bytes are what the store keeps for the kept rows: one serialization each.
-        batch = pl.DataFrame(extract_fields(b"\n".join(lines), self._paths))
+        batch = pl.DataFrame(extract_fields(b"\n".join(lines), self._paths, flags=self._flag_program))
         table = batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
-        self._keep(table, lambda idx: self._store.append([lines[i] for i in idx.tolist()], CANONICAL))
+        if self._flag_program is None:
+            self._keep(table, lambda idx: self._store.append([lines[i] for i in idx.tolist()], CANONICAL))
+            return
+        matched = table.select(pl.any_horizontal(self._flag_program.names)).to_series()
+        rows = np.flatnonzero(matched.to_numpy())
+        self._keep(
+            table.filter(matched),
+            lambda idx: self._store.append([lines[i] for i in rows[idx].tolist()], CANONICAL),
+            events=len(lines),
+            rows=rows,
+        )
 
     @staticmethod
     def _canonical_lines(events: list[dict[str, Any]]) -> list[bytes] | None:
@@ -355,12 +374,24 @@ class Engine:
         except TypeError:
             return None
 
-    def _keep(self, table: pl.DataFrame, place: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
+    def _keep(
+        self,
+        table: pl.DataFrame,
+        place: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        *,
+        events: int | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
         """Keep the rows of an event table some rule query matched: the timestamp, the values
         detection reads, one flag per query, a scan-wide event id and the event's place in the
-        store (``place(rows)`` stores those rows' events and gives their (ref, length) arrays)."""
+        store (``place(positions)`` stores the events at those table positions and gives their
+        (ref, length) arrays).
+
+        The table holds ``events`` events (default: its height). With ``rows`` its flag columns
+        were evaluated natively and it holds only matching events, ``rows[i]`` being the index of
+        its row i among the ``events``."""
         first_eid = self._next_eid
-        self._next_eid += table.height
+        self._next_eid += table.height if events is None else events
         if not self.compiled or table.height == 0:
             return
         flag_names = [c for compiled in self.compiled for c in compiled.flag_columns]
@@ -368,25 +399,32 @@ class Engine:
             (as_number(table.schema, p) if p in self._numeric_paths else as_text(table.schema, p)).alias(p)
             for p in self._value_paths
         ]
-        # One query: the flags over every row, then only the matching rows are gathered and have
-        # their values cast (gathering every column of the table first cost more than the flags).
-        kept = (
-            table.lazy()
-            .with_row_index(_ROW)
-            .with_columns(self.flag_expressions(table.schema))
-            .filter(pl.any_horizontal(flag_names))
-            .select(_ROW, pl.col(TS).cast(pl.Int64), *values, *flag_names)
-            .collect()
-        )
+        query = table.lazy().with_row_index(_ROW)
+        if rows is None:
+            # One query: the flags over every row, then only the matching rows are gathered and
+            # have their values cast (gathering every column of the table first cost more).
+            query = query.with_columns(self.flag_expressions(table.schema)).filter(pl.any_horizontal(flag_names))
+        kept = query.select(_ROW, pl.col(TS).cast(pl.Int64), *values, *flag_names).collect()
         if kept.height == 0:
             return
-        kept_idx = kept[_ROW].to_numpy().astype(np.int64)
-        refs, lengths = place(kept_idx)
+        positions = kept[_ROW].to_numpy().astype(np.int64)
+        refs, lengths = place(positions)
+        event_idx = positions if rows is None else rows[positions].astype(np.int64)
         self._kept.add(kept.drop(_ROW).with_columns(
-            pl.Series(EID, kept_idx + first_eid, dtype=pl.Int64),
+            pl.Series(EID, event_idx + first_eid, dtype=pl.Int64),
             pl.Series(REF, refs, dtype=pl.Int64),
             pl.Series(LEN, lengths, dtype=pl.Int32),
         ))
+
+
+def _flag_program(compiled: Sequence[CompiledRule]) -> FlagProgram | None:
+    """Every rule's flags as one native program; None when a query has no exact native form
+    (the whole rule set then uses the Polars flags, so a table's flags come from one place)."""
+    try:
+        flags = [flag for rule in compiled for flag in rule.native_flags()]
+    except NotNative:
+        return None
+    return FlagProgram(flags) if flags else None
 
 
 def _as_rule_set(rules: RulesLike) -> RuleSet:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from secmon._core import extract_fields, line_spans
+from secmon._core import FlagProgram, extract_fields, line_spans
 
 # ``__status`` of rows the native table keeps; every other status is parsed in Python.
 STATUS_OK = 0
@@ -31,16 +31,30 @@ NEEDS_PYTHON = 5
 class NativeBatch:
     """Candidate lines of one chunk split between the native table and the Python parser."""
 
-    table: pl.DataFrame  # event-table columns (the engine's paths) + ``timestamp`` Int64 + ``__line``
+    table: pl.DataFrame  # event-table columns + ``timestamp`` Int64 (+ flags) + ``__line``
     python_lines: np.ndarray  # uint32 line indices to parse in Python
     # Where each table row's line is in the chunk: start offsets and lengths (uint64).
     starts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
     lengths: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    # The events the extractor read (rows of status ok); the table holds all of them, or with
+    # flags only those some rule flag is set for, ``rows`` giving each one's index among them.
+    events: int = 0
+    rows: np.ndarray | None = None
 
 
-def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], max_line_bytes: int) -> NativeBatch:
+def split_native(
+    data: bytes,
+    line_idx: np.ndarray,
+    paths: Sequence[str],
+    max_line_bytes: int,
+    flags: FlagProgram | None = None,
+    keep: Sequence[str] = (),
+) -> NativeBatch:
     """Extract and normalize ``line_idx`` (ascending) natively; lines the native table cannot
-    hold exactly are returned for the Python parser."""
+    hold exactly are returned for the Python parser.
+
+    With ``flags``, the rule flags are evaluated natively too, and the table holds only the events
+    some flag is set for, with the ``timestamp``, ``keep`` and flag columns."""
     if line_idx.size == 0:
         return NativeBatch(pl.DataFrame(), line_idx)
     line_idx = line_idx.astype(np.uint32, copy=False)
@@ -54,12 +68,22 @@ def split_native(data: bytes, line_idx: np.ndarray, paths: Sequence[str], max_li
         line_idx, starts, lengths = line_idx[~too_long], starts[~too_long], lengths[~too_long]
     if line_idx.size == 0:
         return NativeBatch(pl.DataFrame(), python_idx)
-    frame = pl.DataFrame(extract_fields(data, list(paths), line_idx, normalize=True))
+    frame = pl.DataFrame(extract_fields(data, list(paths), line_idx, normalize=True, flags=flags))
     ok = frame["__status"] == STATUS_OK
-    keep = frame.filter(ok)
     back = frame.filter(~ok)["__line"].to_numpy().astype(np.uint32)
     python_lines = np.sort(np.concatenate((python_idx, back))).astype(np.uint32)
     columns = [pl.col("timestamp").cast(pl.Int64).alias("timestamp")]
-    columns += [pl.col(p) for p in paths if p != "timestamp"]
-    at = np.searchsorted(line_idx, keep["__line"].to_numpy())
-    return NativeBatch(keep.select(*columns, pl.col("__line")), python_lines, starts[at], lengths[at])
+    rows = None
+    if flags is None:
+        columns += [pl.col(p) for p in paths if p != "timestamp"]
+        kept = frame.select(*columns, pl.col("__line")).filter(ok)
+        events = kept.height
+    else:
+        # Only the columns detection reads are gathered, for the rows it keeps.
+        columns += [pl.col(p) for p in keep if p != "timestamp"] + [pl.col(name) for name in flags.names]
+        matched = ok & frame.select(pl.any_horizontal(flags.names)).to_series()
+        events = int(ok.sum())
+        rows = (ok.cast(pl.UInt32).cum_sum() - 1).filter(matched).to_numpy()
+        kept = frame.select(*columns, pl.col("__line")).filter(matched)
+    at = np.searchsorted(line_idx, kept["__line"].to_numpy())
+    return NativeBatch(kept, python_lines, starts[at], lengths[at], events, rows)

@@ -139,6 +139,9 @@ class IntelRule(CompiledRule):
         listed = column.map_batches(lambda s: pl.Series((ipset.lookup(s) >= 0)), return_dtype=pl.Boolean)
         return [listed.fill_null(False).alias(name)]
 
+    def native_flags(self) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(self.flag_column(0), ("first_in_ipset", IP_ATTRIBUTE, self.ipset))]
+
     def matches_event(self, event: dict, query_index: int) -> bool:
         value = lookup_path(event, IP_ATTRIBUTE)
         if isinstance(value, list):

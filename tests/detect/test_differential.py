@@ -1,7 +1,8 @@
-"""The fast engine (prefilter + Polars) against the reference twin, on random events and rules.
+"""The fast engine (prefilter, native flags, Polars) against the reference twin, on random events and rules.
 
 The principle in DESIGN.md: the same event stream gives the same signals in any order, any
-chunking, with the prefilter on or off, and the same as the slow obvious engine.
+chunking, with the prefilter on or off, with rule queries evaluated natively or as Polars
+expressions, and the same as the slow obvious engine.
 """
 
 from __future__ import annotations
@@ -136,9 +137,10 @@ def test_order_chunking_and_prefilter_do_not_change_signals(tmp_path: Path, even
     rnd.shuffle(shuffled)
     log = tmp_path / f"events-{rnd.randrange(10**9)}.ndjson"
     log.write_text("".join(json.dumps(e) + "\n" for e in shuffled))
-    for prefilter in (True, False):
-        engine = Engine(rules, prefilter=prefilter, chunk_bytes=chunk_bytes)
-        assert keys(engine.detect([log]).signals) == expected, f"prefilter={prefilter} chunk_bytes={chunk_bytes}"
+    for prefilter, native_flags in ((True, True), (False, True), (True, False)):
+        engine = Engine(rules, prefilter=prefilter, chunk_bytes=chunk_bytes, native_flags=native_flags)
+        found = keys(engine.detect([log]).signals)
+        assert found == expected, f"prefilter={prefilter} native_flags={native_flags} chunk_bytes={chunk_bytes}"
 
 
 def test_float_group_values_are_written_like_the_event_table() -> None:

@@ -261,5 +261,7 @@ def test_real_cloudtrail_and_k8s_ndjson_give_the_same_tables_and_signals(tmp_pat
         native = outcome(Engine(default_rules(), native_json=True), path)
         python = outcome(Engine(default_rules(), native_json=False), path)
         assert native == python, path.name
+        polars_flags = outcome(Engine(default_rules(), native_json=True, native_flags=False), path)
+        assert native == polars_flags, path.name
         signals += len(native[0])
     assert signals, "no signal at all: the comparison would be empty"

@@ -1,16 +1,20 @@
-"""compile_polars (the fast path) against evaluate (the twin): tables of cases and random differential tests."""
+"""compile_polars and the native flag program (the fast paths) against evaluate (the twin): tables of
+cases and random differential tests."""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from query_strategies import ATTRIBUTE_PATHS, RESERVED_PATHS, TABLE_PATHS, TAG_KEYS, events, queries, to_frame
 
+from secmon._core import FlagProgram, extract_fields
+from secmon.query import native
 from secmon.query import And, Cidr, Compare, Field, Not, Or, Query, Range, Term, attribute_paths, compile_polars, evaluate, parse
 from secmon.query.ast import escape_pattern_literal, is_number
 from secmon.query.reference import field_values
@@ -151,6 +155,7 @@ def test_case_table(text: str, expected: bool) -> None:
     matched = frame.select(compile_polars(query, frame.schema).alias("m"))["m"].to_list()
     # The second, empty event matches exactly the queries that hold for an event with nothing in it.
     assert matched == [expected, evaluate(query, {})]
+    _compare_native(query, [EVENT, {}], paths)
 
 
 @pytest.mark.parametrize(
@@ -172,6 +177,7 @@ def test_status_aliases(stored: str, query: str, expected: bool) -> None:
     assert evaluate(parsed, {"status": stored}) is expected
     frame = to_frame([{"status": stored}], ["status"])
     assert frame.select(compile_polars(parsed, frame.schema).alias("m"))["m"].to_list() == [expected]
+    _compare_native(parsed, [{"status": stored}], ["status"])
 
 
 def test_status_spellings_agree_with_ingest_normalisation() -> None:
@@ -254,6 +260,21 @@ def _compare(query: Query, rows: list[dict[str, Any]], drop: list[str]) -> None:
     assert fast.null_count() == 0
     slow = [evaluate(query, {k: v for k, v in row.items() if k not in drop}) for row in rows]
     assert fast.to_list() == slow, f"query {query} rows {rows}"
+    _compare_native(query, [{k: v for k, v in row.items() if k not in drop} for row in rows], paths)
+
+
+def _compare_native(query: Query, rows: list[dict[str, Any]], paths: list[str]) -> None:
+    """The native flag program over the extractor's table of the rows as NDJSON, against the
+    twin on the same rows read back from JSON (the extractor's contract)."""
+    try:
+        predicate = native.lower(query)
+        lines = [orjson.dumps(row) for row in rows]
+    except (native.NotNative, TypeError):  # IPv6 CIDR; an integer JSON cannot hold
+        return
+    batch = extract_fields(b"\n".join(lines), paths, flags=FlagProgram([("m", predicate)]))
+    got = pl.Series(batch["m"]).to_list()
+    expected = [evaluate(query, orjson.loads(line)) for line in lines]
+    assert got == expected, f"native: query {query} predicate {predicate} rows {rows}"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -372,3 +393,4 @@ def test_cidr_agrees_with_ipaddress_on_odd_addresses(networks: list[str]) -> Non
     frame = to_frame(events, ["ip"])
     got = frame.select(compile_polars(ast, frame.schema)).to_series().to_list()
     assert got == [evaluate(ast, event) for event in events]
+    _compare_native(ast, events, ["ip"])

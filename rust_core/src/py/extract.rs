@@ -19,6 +19,7 @@ use pyo3::types::{PyCapsule, PyTuple};
 
 use super::arrow_ffi::{ArrowArray, ArrowArrayStream, ArrowSchema};
 use super::matcher::ByteView;
+use super::predicate::PyFlagProgram;
 use crate::extract::{self, Column, ColumnValues, Extracted, FieldPaths, Strings, Threads};
 
 // --- C Data Interface ----------------------------------------------------------------------------
@@ -125,6 +126,8 @@ enum Which {
     Path(usize),
     Line,
     Status,
+    /// A rule flag of the `FlagProgram` evaluated over the batch (Arrow boolean).
+    Flag(usize),
 }
 
 const LINE: &str = "__line";
@@ -155,6 +158,7 @@ fn field_of(batch: &Extracted, which: Which) -> Field {
         }
         Which::Line => Field { format: "I", name: LINE.into(), nullable: false, children: vec![] },
         Which::Status => Field { format: "C", name: STATUS.into(), nullable: false, children: vec![] },
+        Which::Flag(k) => Field { format: "b", name: batch.flags[k].name.clone(), nullable: false, children: vec![] },
     }
 }
 
@@ -163,6 +167,7 @@ fn array_of(batch: &Arc<Extracted>, which: Which) -> ArrowArray {
         Which::Path(i) => column_array(batch, &batch.columns[i]),
         Which::Line => export_array(batch, batch.lines.len(), 0, vec![null(), ptr(&batch.lines)], vec![]),
         Which::Status => export_array(batch, batch.status.len(), 0, vec![null(), ptr(&batch.status)], vec![]),
+        Which::Flag(k) => export_array(batch, batch.lines.len(), 0, vec![null(), ptr(&batch.flags[k].bits)], vec![]),
     }
 }
 
@@ -197,7 +202,11 @@ fn column_array(batch: &Arc<Extracted>, col: &Column) -> ArrowArray {
 }
 
 fn all_columns(batch: &Extracted) -> Vec<Which> {
-    (0..batch.columns.len()).map(Which::Path).chain([Which::Line, Which::Status]).collect()
+    (0..batch.columns.len())
+        .map(Which::Path)
+        .chain([Which::Line, Which::Status])
+        .chain((0..batch.flags.len()).map(Which::Flag))
+        .collect()
 }
 
 fn struct_field(batch: &Extracted) -> Field {
@@ -340,18 +349,21 @@ impl PyExtractedBatch {
         match name {
             LINE => Some(Which::Line),
             STATUS => Some(Which::Status),
-            _ => self.inner.columns.iter().position(|c| c.name == name).map(Which::Path),
+            _ => self.inner.columns.iter().position(|c| c.name == name).map(Which::Path).or_else(|| {
+                self.inner.flags.iter().position(|f| f.name == name).map(Which::Flag)
+            }),
         }
     }
 }
 
 #[pymethods]
 impl PyExtractedBatch {
-    /// Column names in frame order: the paths, then `__line` and `__status`.
+    /// Column names in frame order: the paths, `__line`, `__status`, then the flags.
     #[getter]
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.inner.columns.iter().map(|c| c.name.clone()).collect();
         names.extend([LINE.to_string(), STATUS.to_string()]);
+        names.extend(self.inner.flags.iter().map(|f| f.name.clone()));
         names
     }
 
@@ -467,7 +479,7 @@ fn line_indices(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
 
 /// The event table of the NDJSON lines of `buffer` (see `secmon/_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (buffer, paths, line_idx = None, *, sep = b"\n".as_slice(), threads = None, normalize = false))]
+#[pyo3(signature = (buffer, paths, line_idx = None, *, sep = b"\n".as_slice(), threads = None, normalize = false, flags = None))]
 fn extract_fields(
     py: Python<'_>,
     buffer: &Bound<'_, PyAny>,
@@ -476,6 +488,7 @@ fn extract_fields(
     sep: &[u8],
     threads: Option<i64>,
     normalize: bool,
+    flags: Option<PyRef<'_, PyFlagProgram>>,
 ) -> PyResult<PyExtractedBatch> {
     let sep = match sep {
         [b] => *b,
@@ -502,8 +515,13 @@ fn extract_fields(
     let view = ByteView::new(buffer, "buffer")?;
     let bytes = view.bytes();
     // SAFETY: `view` holds the buffer until after `detach` returns.
+    let program = flags.map(|f| Arc::clone(&f.inner));
     let out = py.detach(|| {
-        extract::extract_fields(unsafe { bytes.get() }, sep, &field_paths, wanted.as_deref(), threads)
+        let mut out = extract::extract_fields(unsafe { bytes.get() }, sep, &field_paths, wanted.as_deref(), threads)?;
+        if let Some(program) = &program {
+            out.flags = program.evaluate(&out);
+        }
+        Ok::<_, crate::error::CoreError>(out)
     })?;
     drop(view);
     Ok(PyExtractedBatch { inner: Arc::new(out) })

@@ -121,7 +121,7 @@ impl Addresses {
 }
 
 impl PyIpSet {
-    fn table(&self) -> Arc<IpTable> {
+    pub(crate) fn table(&self) -> Arc<IpTable> {
         if let Some(t) = &self.state.read().expect("IpSet lock poisoned").table {
             return Arc::clone(t);
         }

@@ -12,6 +12,7 @@ mod hash;
 mod ipset;
 mod lifecycle;
 mod matcher;
+mod predicate;
 mod walk;
 
 #[pymodule]
@@ -23,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ipset::register(m)?;
     extract::register(m)?;
     lifecycle::register(m)?;
+    predicate::register(m)?;
     fim::register(m)?;
     compliance::register(m)?;
     Ok(())

@@ -1,0 +1,517 @@
+//! Rule queries evaluated natively over extracted event-table columns: one flag per (rule,
+//! query) for every row, without building a Polars expression per flag.
+//!
+//! The programs come from `secmon/query/native.py`, which lowers a query AST the way
+//! `secmon/query/polars_expr.py` compiles it, node for node: the same string operations
+//! (equality, prefix, suffix, substring, Aho-Corasick, Rust regex), the same number rule, the
+//! same "any item of a list" and "null is false" semantics. The Polars expressions stay the twin:
+//! `tests/query/test_query_compile.py` compares both on random queries and events.
+//!
+//! Why: the Polars flag query of a 53-rule pack was most of a scan's main-thread time (each of
+//! ~70 flags is its own expression over every row, although a row of one log source can only
+//! match that source's rules). Here a row is one pass over the predicates, `And` stops at the
+//! first false child (the source term comes first), and rows are split over threads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use aho_corasick::AhoCorasick;
+use memchr::memmem;
+use rayon::prelude::*;
+use regex::bytes::Regex;
+
+use crate::cidr::{parse_addr_bytes, IpTable};
+use crate::error::{CoreError, Result};
+use crate::extract::{Column, ColumnValues, Extracted};
+
+/// A test of one value (one item of a list column).
+#[derive(Debug)]
+pub enum Test {
+    Exists,
+    Eq(Box<[u8]>),
+    In(HashSet<Box<[u8]>>),
+    Prefix(Box<[u8]>),
+    Suffix(Box<[u8]>),
+    Contains(memmem::Finder<'static>),
+    /// Starts with the first, ends with the second, and they do not overlap.
+    PrefixSuffix(Box<[u8]>, Box<[u8]>),
+    ContainsAny(AhoCorasick),
+    Regex(Regex),
+    /// Written as a number (`query.ast.NUMBER_PATTERN`) and within the bounds ((bound, inclusive)).
+    Number { low: Option<(f64, bool)>, high: Option<(f64, bool)> },
+    /// The test over the value in lower case (Unicode, as `str.to_lowercase`).
+    Lower(Box<Test>),
+    /// For `key:value` tags: the test over what follows the prefix; false without the prefix.
+    StripPrefix(Box<[u8]>, Box<Test>),
+    /// An address inside the set (IPv4 CIDR terms: values holding ':' are false).
+    InIpSet { table: Arc<IpTable>, skip_colon: bool },
+}
+
+/// A boolean over one row.
+#[derive(Debug)]
+pub enum Pred {
+    Const(bool),
+    And(Vec<Pred>),
+    Or(Vec<Pred>),
+    Not(Box<Pred>),
+    /// Some item of the column passes the test (a null row passes nothing).
+    Any { column: String, test: Test },
+    /// The column's first item is an address in the set (threat intel: `list.first()`).
+    FirstInIpSet { column: String, table: Arc<IpTable> },
+}
+
+/// Named predicates: the flag columns of a rule set.
+#[derive(Debug)]
+pub struct FlagProgram {
+    pub flags: Vec<(String, Pred)>,
+    dispatch: Dispatch,
+    /// The columns the dispatch tree splits on.
+    gate_columns: Vec<String>,
+}
+
+/// Which flags a row can set: a decision tree over the exact-value gates of the flags. Most rules
+/// are gated on their log source (`source:sshd ...`), and most CloudTrail rules then on the event
+/// name; a row evaluating every other source's and event's rules was most of the cost (measured
+/// on the default pack: 68 flags, 1.5 µs a row without the tree).
+#[derive(Debug, Default)]
+struct Dispatch {
+    /// Flags evaluated on every row that reaches this node.
+    ungated: Vec<usize>,
+    split: Option<Split>,
+}
+
+/// Flags gated on one column, by the values their gate accepts.
+#[derive(Debug)]
+struct Split {
+    /// Index into [`FlagProgram::gate_columns`].
+    column: usize,
+    by_value: HashMap<Box<[u8]>, Dispatch>,
+    /// Every flag below this split, once: for rows whose value is a list (any item may match).
+    all: Vec<usize>,
+}
+
+/// A split is made when at least this many flags share a gate column.
+const MIN_SPLIT: usize = 2;
+
+/// One evaluated flag: a bit per row, Arrow's boolean layout (LSB first).
+#[derive(Debug)]
+pub struct Flag {
+    pub name: String,
+    pub bits: Vec<u8>,
+}
+
+/// A predicate with its columns resolved to the batch's columns (None: the batch lacks it).
+enum Bound<'a> {
+    Const(bool),
+    And(Vec<Bound<'a>>),
+    Or(Vec<Bound<'a>>),
+    Not(Box<Bound<'a>>),
+    Any(&'a Column, &'a Test),
+    FirstInIpSet(&'a Column, &'a IpTable),
+}
+
+/// Rows per parallel task: a multiple of 8, so that every task fills whole bytes of the bitmaps.
+const ROWS_PER_TASK: usize = 4096;
+
+/// The exact values `pred` requires `column`'s single value to take, when it is false for any
+/// other value (a conjunct `column:value` or `column:(a OR b)`); None when it has no such gate.
+fn gate_values<'p>(pred: &'p Pred, column: &str) -> Option<Vec<&'p [u8]>> {
+    match pred {
+        Pred::Any { column: c, test: Test::Eq(v) } if c == column => Some(vec![&v[..]]),
+        Pred::Any { column: c, test: Test::In(set) } if c == column => Some(set.iter().map(|v| &v[..]).collect()),
+        Pred::And(children) => children.iter().find_map(|c| gate_values(c, column)),
+        _ => None,
+    }
+}
+
+/// The columns `pred` is gated on (see [`gate_values`]).
+fn gate_columns(pred: &Pred) -> Vec<&str> {
+    match pred {
+        Pred::Any { column, test: Test::Eq(_) | Test::In(_) } => vec![column.as_str()],
+        Pred::And(children) => children.iter().flat_map(gate_columns).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Dispatch {
+    /// No gate: every flag on every row (the obvious twin the tests compare with).
+    #[cfg(test)]
+    fn every_flag(n: usize) -> Dispatch {
+        Dispatch { ungated: (0..n).collect(), split: None }
+    }
+
+    /// The tree for flags `subset`, splitting on the gate column most of them share (not one an
+    /// ancestor split on), while at least [`MIN_SPLIT`] do.
+    fn build(flags: &[(String, Pred)], subset: Vec<usize>, used: &mut Vec<String>, columns: &mut Vec<String>) -> Dispatch {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for &f in &subset {
+            let mut gated = gate_columns(&flags[f].1);
+            gated.sort_unstable();
+            gated.dedup();
+            for c in gated.into_iter().filter(|c| !used.iter().any(|u| u == c)) {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        // Ties go to the first name, so the tree does not depend on hashing.
+        let best = counts.into_iter().filter(|&(_, n)| n >= MIN_SPLIT).max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
+        let Some((column, _)) = best else {
+            return Dispatch { ungated: subset, split: None };
+        };
+        let column = column.to_string();
+        let mut ungated = Vec::new();
+        let mut by_value: HashMap<Box<[u8]>, Vec<usize>> = HashMap::new();
+        let mut all = Vec::new();
+        for f in subset {
+            match gate_values(&flags[f].1, &column) {
+                Some(values) => {
+                    all.push(f);
+                    for v in values {
+                        let list = by_value.entry(v.into()).or_default();
+                        if list.last() != Some(&f) {
+                            list.push(f);
+                        }
+                    }
+                }
+                None => ungated.push(f),
+            }
+        }
+        let index = columns.iter().position(|c| *c == column).unwrap_or_else(|| {
+            columns.push(column.clone());
+            columns.len() - 1
+        });
+        used.push(column);
+        let by_value = by_value.into_iter().map(|(v, sub)| (v, Dispatch::build(flags, sub, used, columns))).collect();
+        used.pop();
+        Dispatch { ungated, split: Some(Split { column: index, by_value, all }) }
+    }
+
+    /// Calls `visit` with every flag row `row` can set.
+    fn visit(&self, row: usize, gates: &[Option<&Column>], visit: &mut impl FnMut(usize)) {
+        self.ungated.iter().for_each(|&f| visit(f));
+        let Some(split) = &self.split else { return };
+        match gates[split.column].map(|c| items(c, row)) {
+            Some(None) => {} // null: no gated flag holds
+            Some(Some(Items::One(value))) => {
+                if let Some(next) = split.by_value.get(value) {
+                    next.visit(row, gates, visit);
+                }
+            }
+            // A list (any item may pass a gate) or a column the batch lacks: every flag below.
+            Some(Some(Items::List(..))) | None => split.all.iter().for_each(|&f| visit(f)),
+        }
+    }
+}
+
+impl FlagProgram {
+    pub fn new(flags: Vec<(String, Pred)>) -> FlagProgram {
+        let mut gate_columns = Vec::new();
+        let dispatch = Dispatch::build(&flags, (0..flags.len()).collect(), &mut Vec::new(), &mut gate_columns);
+        FlagProgram { flags, dispatch, gate_columns }
+    }
+
+    /// Every flag over every row of `batch`.
+    pub fn evaluate(&self, batch: &Extracted) -> Vec<Flag> {
+        let rows = batch.lines.len();
+        let find = |name: &str| batch.columns.iter().find(|c| c.name == name);
+        let bound: Vec<Bound<'_>> = self.flags.iter().map(|(_, p)| bind(p, &batch.columns)).collect();
+        let gates: Vec<Option<&Column>> = self.gate_columns.iter().map(|name| find(name)).collect();
+        let starts: Vec<usize> = (0..rows).step_by(ROWS_PER_TASK).collect();
+        let parts: Vec<Vec<Vec<u8>>> = starts
+            .par_iter()
+            .map(|&start| {
+                let end = (start + ROWS_PER_TASK).min(rows);
+                let mut scratch = String::new();
+                let mut bits = vec![vec![0u8; (end - start).div_ceil(8)]; bound.len()];
+                for row in start..end {
+                    let k = row - start;
+                    self.dispatch.visit(row, &gates, &mut |f| {
+                        if bound[f].holds(row, &mut scratch) {
+                            bits[f][k / 8] |= 1 << (k % 8);
+                        }
+                    });
+                }
+                bits
+            })
+            .collect();
+        self.flags
+            .iter()
+            .enumerate()
+            .map(|(f, (name, _))| Flag { name: name.clone(), bits: parts.iter().flat_map(|p| p[f].iter().copied()).collect() })
+            .collect()
+    }
+}
+
+fn bind<'a>(pred: &'a Pred, columns: &'a [Column]) -> Bound<'a> {
+    let find = |name: &str| columns.iter().find(|c| c.name == name);
+    match pred {
+        Pred::Const(b) => Bound::Const(*b),
+        Pred::And(children) => Bound::And(children.iter().map(|c| bind(c, columns)).collect()),
+        Pred::Or(children) => Bound::Or(children.iter().map(|c| bind(c, columns)).collect()),
+        Pred::Not(child) => Bound::Not(Box::new(bind(child, columns))),
+        Pred::Any { column, test } => find(column).map_or(Bound::Const(false), |c| Bound::Any(c, test)),
+        Pred::FirstInIpSet { column, table } => find(column).map_or(Bound::Const(false), |c| Bound::FirstInIpSet(c, table)),
+    }
+}
+
+impl Bound<'_> {
+    fn holds(&self, row: usize, scratch: &mut String) -> bool {
+        match self {
+            Bound::Const(b) => *b,
+            Bound::And(children) => children.iter().all(|c| c.holds(row, scratch)),
+            Bound::Or(children) => children.iter().any(|c| c.holds(row, scratch)),
+            Bound::Not(child) => !child.holds(row, scratch),
+            Bound::Any(column, test) => match items(column, row) {
+                None => false,
+                Some(Items::One(value)) => test.passes(value, scratch),
+                Some(Items::List(values, range)) => range.into_iter().any(|k| test.passes(values.bytes(k), scratch)),
+            },
+            Bound::FirstInIpSet(column, table) => {
+                let first = match items(column, row) {
+                    None => None,
+                    Some(Items::One(value)) => Some(value),
+                    Some(Items::List(values, range)) => (!range.is_empty()).then(|| values.bytes(range.start)),
+                };
+                first.and_then(parse_addr_bytes).is_some_and(|addr| table.lookup(addr) >= 0)
+            }
+        }
+    }
+}
+
+enum Items<'a> {
+    One(&'a [u8]),
+    List(&'a crate::extract::Strings, std::ops::Range<usize>),
+}
+
+fn items(column: &Column, row: usize) -> Option<Items<'_>> {
+    if let Some(bits) = &column.validity {
+        if bits[row / 8] & (1 << (row % 8)) == 0 {
+            return None;
+        }
+    }
+    Some(match &column.values {
+        ColumnValues::Scalar(strings) => Items::One(strings.bytes(row)),
+        ColumnValues::List { list_offsets, items } => {
+            Items::List(items, list_offsets[row] as usize..list_offsets[row + 1] as usize)
+        }
+    })
+}
+
+impl Test {
+    fn passes(&self, value: &[u8], scratch: &mut String) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::Eq(text) => value == &text[..],
+            Test::In(set) => set.contains(value),
+            Test::Prefix(text) => value.starts_with(text),
+            Test::Suffix(text) => value.ends_with(text),
+            Test::Contains(finder) => finder.find(value).is_some(),
+            Test::PrefixSuffix(head, tail) => {
+                value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail)
+            }
+            Test::ContainsAny(automaton) => automaton.is_match(value),
+            Test::Regex(regex) => regex.is_match(value),
+            Test::Number { low, high } => number(value).is_some_and(|x| {
+                low.map_or(true, |(b, inclusive)| if inclusive { x >= b } else { x > b })
+                    && high.map_or(true, |(b, inclusive)| if inclusive { x <= b } else { x < b })
+            }),
+            Test::Lower(inner) => {
+                // Extracted text is UTF-8 (the extractor validates or repairs every line).
+                let text = std::str::from_utf8(value).expect("extracted text is UTF-8");
+                if text.is_ascii() {
+                    scratch.clear();
+                    scratch.push_str(text);
+                    scratch.make_ascii_lowercase();
+                    inner.passes(scratch.as_bytes(), &mut String::new())
+                } else {
+                    inner.passes(text.to_lowercase().as_bytes(), &mut String::new())
+                }
+            }
+            Test::StripPrefix(prefix, inner) => value.strip_prefix(&prefix[..]).is_some_and(|rest| inner.passes(rest, scratch)),
+            Test::InIpSet { table, skip_colon } => {
+                !(*skip_colon && value.contains(&b':')) && parse_addr_bytes(value).is_some_and(|a| table.lookup(a) >= 0)
+            }
+        }
+    }
+}
+
+/// The value as a float when it matches `^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$`, else None.
+pub fn number(value: &[u8]) -> Option<f64> {
+    let digits = |from: usize| value[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut i = usize::from(value.first() == Some(&b'-'));
+    let n = digits(i);
+    if n == 0 {
+        return None;
+    }
+    i += n;
+    if value.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return None;
+        }
+        i += 1 + n;
+    }
+    if matches!(value.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(value.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return None;
+        }
+        i += n;
+    }
+    if i != value.len() {
+        return None;
+    }
+    // ASCII digits, signs, '.' and 'e' only: valid UTF-8, and a float Rust parses.
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+impl Test {
+    pub fn contains(needle: &[u8]) -> Test {
+        Test::Contains(memmem::Finder::new(needle).into_owned())
+    }
+
+    pub fn contains_any(needles: &[Vec<u8>]) -> Result<Test> {
+        AhoCorasick::new(needles)
+            .map(Test::ContainsAny)
+            .map_err(|e| CoreError::invalid(format!("cannot build the substring automaton: {e}")))
+    }
+
+    pub fn regex(pattern: &str) -> Result<Test> {
+        Regex::new(pattern).map(Test::Regex).map_err(|e| CoreError::invalid(format!("bad regex {pattern:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{extract_fields, FieldPaths, Threads};
+
+    fn batch(lines: &str, paths: &[&str]) -> Extracted {
+        let paths = FieldPaths::new(paths).unwrap();
+        extract_fields(lines.as_bytes(), b'\n', &paths, None, Threads::Exactly(1)).unwrap()
+    }
+
+    fn flags(program: Vec<(&str, Pred)>, lines: &str, paths: &[&str]) -> Vec<Vec<bool>> {
+        let b = batch(lines, paths);
+        let program = FlagProgram::new(program.into_iter().map(|(n, p)| (n.to_string(), p)).collect());
+        program
+            .evaluate(&b)
+            .iter()
+            .map(|f| (0..b.lines.len()).map(|r| f.bits[r / 8] & (1 << (r % 8)) != 0).collect())
+            .collect()
+    }
+
+    fn any(column: &str, test: Test) -> Pred {
+        Pred::Any { column: column.into(), test }
+    }
+
+    #[test]
+    fn numbers_follow_the_query_number_pattern() {
+        for ok in ["0", "-1", "1.5", "1e3", "1E+3", "-2.5e-3", "007"] {
+            assert!(number(ok.as_bytes()).is_some(), "{ok}");
+        }
+        for bad in ["", "-", "1.", ".5", "1e", "1e+", "+1", "1 ", " 1", "0x10", "nan", "inf", "1.5.2"] {
+            assert_eq!(number(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(number(b"-2.5e-3"), Some(-0.0025));
+    }
+
+    #[test]
+    fn lists_match_on_any_item_and_nulls_match_nothing() {
+        let lines = "{\"a\":[\"x\",\"y\"]}\n{\"a\":\"y\"}\n{}\n{\"a\":[]}";
+        let got = flags(
+            vec![
+                ("eq", any("a", Test::Eq(b"y".to_vec().into()))),
+                ("not", Pred::Not(Box::new(any("a", Test::Eq(b"y".to_vec().into()))))),
+                ("exists", any("a", Test::Exists)),
+                ("missing", any("nope", Test::Exists)),
+            ],
+            lines,
+            &["a"],
+        );
+        assert_eq!(got[0], [true, true, false, false]);
+        assert_eq!(got[1], [false, false, true, true]);
+        assert_eq!(got[2], [true, true, false, false]);
+        assert_eq!(got[3], [false; 4]);
+    }
+
+    #[test]
+    fn lower_case_and_prefix_suffix_overlap() {
+        let lines = "{\"m\":\"Hello WORLD\"}\n{\"m\":\"aba\"}\n{\"m\":\"abba\"}\n{\"m\":\"ÄBC\"}";
+        let got = flags(
+            vec![
+                ("lower", any("m", Test::Lower(Box::new(Test::contains(b"world"))))),
+                ("ps", any("m", Test::PrefixSuffix(b"ab".to_vec().into(), b"ba".to_vec().into()))),
+                ("unicode", any("m", Test::Lower(Box::new(Test::Eq("äbc".as_bytes().into()))))),
+            ],
+            lines,
+            &["m"],
+        );
+        assert_eq!(got[0], [true, false, false, false]);
+        assert_eq!(got[1], [false, false, true, false]);
+        assert_eq!(got[2], [false, false, false, true]);
+    }
+
+    /// The gate dispatch against evaluating every flag on every row: gate values that are
+    /// scalars, lists, null, absent, and values no flag is gated on.
+    #[test]
+    fn dispatch_agrees_with_evaluating_every_flag() {
+        let sources = ["\"a\"", "\"b\"", "\"c\"", "[\"a\",\"c\"]", "[]", "null", "7"];
+        let mut lines = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut fields = Vec::new();
+            if next(5) > 0 {
+                fields.push(format!("\"source\":{}", sources[next(sources.len())]));
+            }
+            if next(2) == 0 {
+                fields.push(format!("\"x\":\"{}\"", next(3)));
+            }
+            lines.push(format!("{{{}}}", fields.join(",")));
+        }
+        let text = lines.join("\n");
+        let eq = |c: &str, v: &str| any(c, Test::Eq(v.as_bytes().into()));
+        let program = || -> Vec<(String, Pred)> {
+            vec![
+                ("a".into(), eq("source", "a")),
+                ("a_x1".into(), Pred::And(vec![eq("x", "1"), eq("source", "a")])),
+                ("a_x12".into(), Pred::And(vec![eq("source", "a"), any("x", Test::In([b"1".as_slice(), b"2"].iter().map(|v| (*v).into()).collect()))])),
+                ("ab".into(), any("source", Test::In([b"a".as_slice(), b"b"].iter().map(|v| (*v).into()).collect()))),
+                ("not_c".into(), Pred::Not(Box::new(eq("source", "c")))),
+                ("x2".into(), eq("x", "2")),
+                ("nested".into(), Pred::And(vec![Pred::And(vec![eq("source", "b"), eq("x", "0")])])),
+                ("seven".into(), eq("source", "7")),
+            ]
+        };
+        let b = batch(&text, &["source", "x"]);
+        let fast = FlagProgram::new(program());
+        assert_eq!(fast.gate_columns, ["source", "x"]);
+        let slow = FlagProgram { flags: program(), dispatch: Dispatch::every_flag(8), gate_columns: Vec::new() };
+        let (fast, slow) = (fast.evaluate(&b), slow.evaluate(&b));
+        for (f, s) in fast.iter().zip(&slow) {
+            assert_eq!(f.bits, s.bits, "flag {}", f.name);
+        }
+        assert!(fast.iter().all(|f| f.bits.iter().any(|&byte| byte != 0)), "every flag is set somewhere");
+    }
+
+    #[test]
+    fn bitmaps_cover_rows_across_tasks() {
+        let rows = ROWS_PER_TASK * 2 + 13;
+        let lines: Vec<String> = (0..rows).map(|i| format!("{{\"n\":\"{i}\"}}")).collect();
+        let got = flags(
+            vec![("odd", any("n", Test::Regex(Regex::new("[13579]$").unwrap())))],
+            &lines.join("\n"),
+            &["n"],
+        );
+        assert_eq!(got[0], (0..rows).map(|i| i % 2 == 1).collect::<Vec<_>>());
+    }
+}
