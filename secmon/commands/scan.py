@@ -89,9 +89,12 @@ def print_table(signals: list[Signal], out: Any, summary: str = "") -> None:
 
     console = Console(file=out, width=max(170, Console(file=out).width))
     table = Table(show_lines=False, title_justify="left")
-    for column, kwargs in (("severity", {}), ("rule", {"overflow": "fold"}), ("group by", {"overflow": "fold"}),
-                           ("events", {"justify": "right"}), ("first seen", {}), ("last seen", {})):
-        table.add_column(column, **kwargs)
+    table.add_column("severity")
+    table.add_column("rule", overflow="fold")
+    table.add_column("group by", overflow="fold")
+    table.add_column("events", justify="right")
+    table.add_column("first seen")
+    table.add_column("last seen")
     for s in signals:
         data = s.to_json()
         group = ", ".join(f"{k}={v}" for k, v in s.group_by.items()) or "-"
