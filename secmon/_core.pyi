@@ -327,6 +327,18 @@ def normalized_events(
     a JSON object. ``ValueError`` for an index out of range or a ``sep`` that is not one byte.
     """
 
+def read_records(
+    fd: int,
+    offsets: NDArray[np.int64],
+    lengths: NDArray[np.int64],
+    *,
+    sep: bytes = ...,
+) -> bytes:
+    """The records at ``offsets`` (``lengths`` bytes each) of the file open as ``fd``, in the
+    order given, joined by ``sep`` (GIL released; the descriptor stays open). ``EOFError`` when
+    a record lies past the end of the file, ``OSError`` for a failed read, ``ValueError`` for
+    arrays of different lengths or a negative value."""
+
 # --- lifecycle (rust_core/src/lifecycle.rs, py/lifecycle.rs) ---
 
 def signal_spans(

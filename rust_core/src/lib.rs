@@ -10,6 +10,7 @@
 //! - [`cidr`]: IPv4/IPv6 prefix sets with longest-prefix lookup.
 //! - [`extract`]: NDJSON lines to event-table columns (only the requested attribute paths).
 //! - [`predicate`]: rule queries as flags over extracted columns (the Polars flag query's fast twin).
+//! - [`records`]: records read back by position, many per call (the event store's samples).
 //! - [`lifecycle`]: a rule's triggers to signal spans (keepAlive, maxSignalDuration, samples).
 //! - [`compliance`]: Kubernetes workload manifests to typed fact columns (compliance fast path).
 //! - [`error`]: the one error type of the core, mapped to Python exceptions in `py`.
@@ -23,6 +24,7 @@ pub mod hash;
 pub mod lifecycle;
 pub mod matcher;
 pub mod predicate;
+pub mod records;
 pub mod walk;
 
 #[cfg(feature = "python")]

@@ -23,14 +23,13 @@ every tied row of a slice at once, were the largest part of detection's peak mem
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 import orjson
 
-from secmon._core import normalized_events
+from secmon._core import normalized_events, read_records
 from secmon.ingest.json_events import normalize_record
 from secmon.ingest.sources import SourceFile
 
@@ -52,17 +51,16 @@ def tie_digest(canonical: str) -> bytes:
     return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
 
 
-def _canonical_of_lines(lines: list[bytes]) -> list[str]:
-    """Canonical JSON of raw NDJSON lines the native extractor kept: ``normalized_events`` writes
-    each normalized record natively (the line plus what normalization adds), so only the key
-    sort is left to orjson; a line it declines goes through ``normalize_record``."""
-    buffer = b"\n".join(lines)  # lines of a chunk: none holds a newline
-    texts = normalized_events(buffer, np.arange(len(lines), dtype=np.uint32))
-    loads = orjson.loads
-    return [
-        canonical_json(loads(text) if text is not None else normalize_record(loads(line)))
-        for text, line in zip(texts, lines)
-    ]
+def _normalized_of_lines(joined: bytes, count: int) -> list[bytes]:
+    """The normalized record of each of the ``count`` raw NDJSON lines in ``joined`` (separated
+    by newlines), as JSON: ``normalized_events`` writes each natively (the line plus what
+    normalization adds); a line it declines goes through ``normalize_record``."""
+    texts = normalized_events(joined, np.arange(count, dtype=np.uint32))
+    if all(text is not None for text in texts):
+        return texts  # type: ignore[return-value]
+    lines = joined.split(b"\n")
+    loads, dumps = orjson.loads, orjson.dumps
+    return [text if text is not None else dumps(normalize_record(loads(line))) for text, line in zip(texts, lines)]
 
 
 class EventStore:
@@ -107,32 +105,46 @@ class EventStore:
         """(ref, length) arrays of records at ``offsets`` in input file ``file_no``."""
         return _refs(np.asarray(offsets, dtype=np.int64), file_no, kind), np.asarray(lengths).astype(np.int32)
 
-    def _read(self, ref: int, length: int) -> bytes:
-        file_no = (ref >> 1) & ((1 << FILE_BITS) - 1)
-        offset = ref >> (FILE_BITS + 1)
-        if file_no == 0:
-            return os.pread(self._file.fileno(), length, offset)
-        return self._inputs[file_no - 1].pread(length, offset)
-
-    def canonical(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[str]:
-        """The canonical JSON of each referenced event, in the order asked. Reads are positional
-        and nothing is kept between calls, so threads may share a store."""
+    def _records(
+        self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]
+    ) -> tuple[list[int], dict[int, bytes], list[tuple[list[int], bytes]]]:
+        """The refs in the order asked; each referenced canonical record, by ref; and the raw
+        lines, one (refs, lines joined by newlines) batch per file. Each record is read once, a
+        file's records in one call. Reads are positional and nothing is kept between calls, so
+        threads may share a store."""
         self._file.flush()
         refs_list = np.asarray(refs).tolist()
         unique = dict(zip(refs_list, np.asarray(lengths).tolist()))  # ref -> length, each once
-        texts: dict[int, str] = {}
-        raw_refs: list[int] = []
-        raw_lines: list[bytes] = []
-        for ref, length in unique.items():
-            data = self._read(ref, length)
-            if ref & 1 == CANONICAL:
-                texts[ref] = data.decode()
-            else:
-                raw_refs.append(ref)
-                raw_lines.append(data)
-        if raw_lines:
-            texts.update(zip(raw_refs, _canonical_of_lines(raw_lines)))
-        return [texts[ref] for ref in refs_list]
+        keys = np.fromiter(unique.keys(), dtype=np.int64, count=len(unique))
+        sizes = np.fromiter(unique.values(), dtype=np.int64, count=len(unique))
+        file_nos = (keys >> 1) & ((1 << FILE_BITS) - 1)
+        offsets = keys >> (FILE_BITS + 1)
+        canonical: dict[int, bytes] = {}
+        raw: list[tuple[list[int], bytes]] = []
+        for file_no in np.unique(file_nos).tolist():
+            for kind in (CANONICAL, RAW_NDJSON):
+                picked = (file_nos == file_no) & ((keys & 1) == kind)
+                if not picked.any():
+                    continue
+                if file_no == 0:
+                    joined = read_records(self._file.fileno(), offsets[picked], sizes[picked])
+                else:
+                    joined = self._inputs[file_no - 1].read_records(offsets[picked], sizes[picked])
+                # Neither canonical JSON (orjson escapes newlines) nor an NDJSON line holds one.
+                if kind == CANONICAL:
+                    canonical.update(zip(keys[picked].tolist(), joined.split(b"\n")))
+                else:
+                    raw.append((keys[picked].tolist(), joined))
+        return refs_list, canonical, raw
+
+    def canonical(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[str]:
+        """The canonical JSON of each referenced event, in the order asked."""
+        order, records, raw = self._records(refs, lengths)
+        texts = {ref: data.decode() for ref, data in records.items()}
+        loads = orjson.loads
+        for raw_refs, joined in raw:
+            texts.update(zip(raw_refs, (canonical_json(loads(t)) for t in _normalized_of_lines(joined, len(raw_refs)))))
+        return [texts[ref] for ref in order]
 
     def tie_keys(self, refs: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The :func:`tie_digest` of each referenced event as two uint64 columns (its high and
@@ -147,7 +159,14 @@ class EventStore:
         return native[:, 0], native[:, 1]
 
     def events(self, refs: np.ndarray | Sequence[int], lengths: np.ndarray | Sequence[int]) -> list[dict]:
-        return [orjson.loads(text) for text in self.canonical(refs, lengths)]
+        """Each referenced event as a dict (a fresh one per position asked). Parsed from the
+        normalized JSON directly: the canonical text in between (sorted keys) was a third of the
+        cost of samples (measured: 0.3 s of 0.95 s for 101k samples) and changes no value."""
+        order, records, raw = self._records(refs, lengths)
+        for raw_refs, joined in raw:
+            records.update(zip(raw_refs, _normalized_of_lines(joined, len(raw_refs))))
+        loads = orjson.loads
+        return [loads(records[ref]) for ref in order]
 
 
 def _refs(offsets: np.ndarray, file_no: int, kind: int) -> np.ndarray:

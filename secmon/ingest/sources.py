@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
+from secmon._core import read_records
 from secmon.errors import InputError
 from secmon.ingest.formats import LogFormat, detect_format, get_format
 from secmon.ingest.lines import fast_line_count, line_count
@@ -48,15 +51,20 @@ class SourceFile:
     def pread(self, length: int, offset: int) -> bytes:
         """``length`` bytes at ``offset``; ``InputError`` when the file no longer has them (it
         was truncated or rewritten while the scan ran)."""
+        return self.read_records(np.array([offset], dtype=np.int64), np.array([length], dtype=np.int64))
+
+    def read_records(self, offsets: np.ndarray, lengths: np.ndarray) -> bytes:
+        """The records at ``offsets`` (int64 arrays), in that order, joined by newlines;
+        ``InputError`` when the file no longer has them."""
         if self.fd is None:
             raise ValueError(f"{self.name}: the input file was closed")
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
+        try:
+            return read_records(self.fd, offsets, lengths)
+        except EOFError:
             raise InputError(
-                f"{self.name}: the file was truncated while it was scanned (bytes {offset}-{offset + length} "
-                "are gone); scan a copy of a file that is being rewritten"
-            )
-        return data
+                f"{self.name}: the file was truncated while it was scanned (bytes it had are gone); "
+                "scan a copy of a file that is being rewritten"
+            ) from None
 
     def close(self) -> None:
         if self.fd is not None:

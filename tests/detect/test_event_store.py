@@ -42,6 +42,11 @@ def test_store_gives_back_each_event_as_canonical_json(records: list[dict], rnd:
         rnd.shuffle(order)
         assert store.canonical(refs[order], lens[order]) == [expected[i] for i in order]
         assert (canon_refs & 1 == CANONICAL).all() and (raw_refs & 1 == RAW_NDJSON).all()
+        # ``events`` skips the canonical text: the same values, a fresh dict per position asked.
+        twice = order + order
+        events_back = store.events(refs[twice], lens[twice])
+        assert events_back == [orjson.loads(expected[i]) for i in twice]
+        assert len({id(e) for e in events_back}) == len(events_back)
 
 
 def test_tie_keys_are_the_digest_words_in_any_batching(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -551,7 +551,48 @@ fn normalized_events<'py>(
     pyo3::types::PyList::new(py, items)
 }
 
+/// Records read by position from an open file, joined by `sep` (see `secmon/_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (fd, offsets, lengths, *, sep = b"\n".as_slice()))]
+fn read_records<'py>(
+    py: Python<'py>,
+    fd: i32,
+    offsets: PyReadonlyArray1<'py, i64>,
+    lengths: PyReadonlyArray1<'py, i64>,
+    sep: &[u8],
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let sep = match sep {
+        [b] => *b,
+        _ => return Err(PyValueError::new_err(format!("sep must be exactly one byte, got {} bytes ({sep:?})", sep.len()))),
+    };
+    let (offsets, lengths) = (offsets.as_array(), lengths.as_array());
+    if offsets.len() != lengths.len() {
+        return Err(PyValueError::new_err(format!(
+            "offsets and lengths differ in length: {} and {}",
+            offsets.len(),
+            lengths.len()
+        )));
+    }
+    let spans = offsets
+        .iter()
+        .zip(lengths.iter())
+        .map(|(&o, &l)| match (u64::try_from(o), usize::try_from(l)) {
+            (Ok(o), Ok(l)) => Ok((o, l)),
+            _ => Err(PyValueError::new_err(format!("negative offset or length: ({o}, {l})"))),
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let data = py.detach(|| crate::records::read_joined(fd, &spans, sep)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            pyo3::exceptions::PyEOFError::new_err("a record lies past the end of the file")
+        } else {
+            pyo3::exceptions::PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string()))
+        }
+    })?;
+    Ok(pyo3::types::PyBytes::new(py, &data))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(read_records, m)?)?;
     m.add_class::<PyExtractedBatch>()?;
     m.add_class::<PyExtractedColumn>()?;
     m.add_function(wrap_pyfunction!(extract_fields, m)?)?;
