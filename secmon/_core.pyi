@@ -399,6 +399,13 @@ class FimTree:
         a null path or an unknown entry type (each named)."""
     def payload(self) -> bytes:
         """The baseline format 2 payload of these rows (layout in rust_core/src/fim/payload.rs)."""
+    def payload_length(self) -> int:
+        """``len(self.payload())``, without encoding the payload."""
+    def write_payload(self, fd: int, head: bytes, key: bytes | None = None) -> str:
+        """Write ``head`` and then ``payload()`` to the open file ``fd`` (from its offset on) and
+        return the hex SHA-256 of the two, or their HMAC-SHA256 under ``key`` (GIL released): the
+        payload is encoded on all cores while it is hashed and written, part by part, in order.
+        A failed write raises ``OSError``."""
     def __len__(self) -> int: ...
     def type_counts(self) -> list[tuple[str | None, int]]:
         """(type or None, number of rows), sorted by type with None first."""

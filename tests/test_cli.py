@@ -28,3 +28,21 @@ def test_unknown_command_is_a_usage_error() -> None:
     proc = run_cli("no-such-command")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_process_exit_skips_teardown_but_keeps_output_codes_and_atexit(tmp_path) -> None:
+    # `secmon` leaves through os._exit after main(): piped output must still be flushed, the exit
+    # code kept, and atexit handlers run, as an ordinary interpreter exit would.
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "f").write_text("x")
+    db = str(tmp_path / "db")
+    made = run_cli("fim", "baseline", str(tmp_path / "tree"), "--db", db)
+    assert (made.returncode, made.stderr.startswith(f"baseline {db}: 2 entries")) == (0, True), made.stderr
+    checked = run_cli("fim", "check", "--db", db, "--format", "json")
+    assert (checked.returncode, checked.stdout) == (0, "[]\n")
+    (tmp_path / "tree" / "f").write_text("changed")
+    failed = run_cli("fim", "check", "--db", db, "--fail-on-change")
+    assert failed.returncode == 1 and "modified" in failed.stdout
+    code = "import atexit, sys; from secmon import cli; atexit.register(print, 'at exit'); sys.argv = ['secmon', 'rules', 'list']; cli.run()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("at exit"), proc.stdout[-200:]

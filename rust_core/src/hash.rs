@@ -155,6 +155,41 @@ fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// HMAC-SHA256 (RFC 2104), streamed: what Python's `hmac.new(key, digestmod=hashlib.sha256)`
+/// computes, for callers that hash in Rust what they write (a signed baseline file).
+#[derive(Clone)]
+pub struct HmacSha256 {
+    inner: sha2::Sha256,
+    /// The key block XOR 0x5c, hashed before the inner digest at the end.
+    outer_pad: [u8; 64],
+}
+
+impl HmacSha256 {
+    pub fn new(key: &[u8]) -> HmacSha256 {
+        // A key longer than the block is replaced by its digest; shorter ones are zero-padded.
+        let mut block = [0u8; 64];
+        if key.len() > block.len() {
+            block[..32].copy_from_slice(&sha2::Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner = sha2::Sha256::new();
+        inner.update(block.map(|b| b ^ 0x36));
+        HmacSha256 { inner, outer_pad: block.map(|b| b ^ 0x5c) }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.inner.update(data);
+    }
+
+    pub fn finish_hex(self) -> String {
+        let mut outer = sha2::Sha256::new();
+        outer.update(self.outer_pad);
+        outer.update(self.inner.finalize());
+        to_hex(&outer.finalize())
+    }
+}
+
 /// Hex digest of an in-memory byte slice.
 pub fn hash_bytes(data: &[u8], algo: Algorithm) -> String {
     let mut hasher = algo.hasher();
@@ -489,6 +524,28 @@ mod tests {
             SizedDigest::Digest("d41d8cd98f00b204e9800998ecf8427e".into())
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        // Test cases 1, 2, 4 and 6 (a key longer than the block) of RFC 4231, fed whole and in
+        // uneven pieces.
+        let cases: [(Vec<u8>, Vec<u8>, &str); 4] = [
+            (vec![0x0b; 20], b"Hi There".to_vec(), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (b"Jefe".to_vec(), b"what do ya want for nothing?".to_vec(), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            ((1..=25).collect(), vec![0xcd; 50], "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
+            (vec![0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+        ];
+        for (key, message, want) in cases {
+            let mut whole = HmacSha256::new(&key);
+            whole.update(&message);
+            assert_eq!(whole.finish_hex(), want);
+            let mut pieces = HmacSha256::new(&key);
+            for piece in message.chunks(7) {
+                pieces.update(piece);
+            }
+            assert_eq!(pieces.finish_hex(), want);
+        }
     }
 
     #[test]

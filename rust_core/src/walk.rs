@@ -469,18 +469,23 @@ struct DirTask {
     root_dev: u64,
 }
 
-struct Shared<'a> {
+struct Shared<'a, R> {
     scanner: &'a TreeScanner,
-    rows: Mutex<Vec<Entry>>,
+    /// Finished rows, already turned into the caller's row type by `map`.
+    rows: Mutex<Vec<R>>,
+    map: &'a (dyn Fn(Entry) -> R + Sync),
     /// Regular files to hash after the walk (no reusable previous digest).
     pending: Mutex<Vec<Entry>>,
     stats: Mutex<ScanStats>,
 }
 
-impl Shared<'_> {
-    fn push_rows(&self, mut rows: Vec<Entry>) {
+impl<R: Send> Shared<'_, R> {
+    /// Map a batch of finished rows (on the worker that made them, while the walk goes on) and
+    /// append them to the result.
+    fn push_rows(&self, rows: Vec<Entry>) {
         if !rows.is_empty() {
-            self.rows.lock().unwrap_or_else(|p| p.into_inner()).append(&mut rows);
+            let mut mapped: Vec<R> = rows.into_iter().map(self.map).collect();
+            self.rows.lock().unwrap_or_else(|p| p.into_inner()).append(&mut mapped);
         }
     }
 
@@ -538,6 +543,24 @@ impl TreeScanner {
     /// Walk every root. Rows are sorted by `path` (then by raw bytes), a path reached from two
     /// overlapping roots appears once. Only a root that cannot be stat-ed is an error.
     pub fn scan(&self, roots: &[Vec<u8>]) -> Result<(Vec<Entry>, ScanStats)> {
+        let pool = self.pool()?;
+        let (rows, stats) = self.scan_in(&pool, roots, &|entry| entry)?;
+        let mut rows = pool.install(|| sorted_by_path(rows));
+        rows.dedup_by(|a, b| a.path_bytes == b.path_bytes);
+        Ok((rows, stats))
+    }
+
+    /// Walk every root and turn each row into the caller's type with `map`, on the worker that
+    /// finished the row, while the walk goes on. The rows come in no particular order, and a
+    /// path reached from two overlapping roots comes once per root: a caller that sorts its
+    /// own rows anyway (the FIM scan sorts by raw path bytes) saves [`scan`](Self::scan)'s
+    /// sort and a second pass over every row (on /usr/share, 50k rows of ~250 bytes: sorting
+    /// them, then converting and sorting them again took 20 ms after the walk).
+    pub fn scan_map<R: Send>(&self, roots: &[Vec<u8>], map: &(dyn Fn(Entry) -> R + Sync)) -> Result<(Vec<R>, ScanStats)> {
+        self.scan_in(&self.pool()?, roots, map)
+    }
+
+    fn scan_in<R: Send>(&self, pool: &rayon::ThreadPool, roots: &[Vec<u8>], map: &(dyn Fn(Entry) -> R + Sync)) -> Result<(Vec<R>, ScanStats)> {
         // The index of previous digests, built before the workers start (not by the first of
         // them to look something up, with the others waiting).
         self.previous.seal();
@@ -551,14 +574,10 @@ impl TreeScanner {
                 .map_err(|e| CoreError::io(String::from_utf8_lossy(&root).into_owned(), e))?;
             checked.push((root, Stat::from_metadata(&meta)));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.threads)
-            .thread_name(|i| format!("secmon-walk-{i}"))
-            .build()
-            .map_err(|e| CoreError::invalid(format!("cannot start {} walker threads: {e}", self.threads)))?;
         let shared = Shared {
             scanner: self,
             rows: Mutex::new(Vec::new()),
+            map,
             pending: Mutex::new(Vec::new()),
             stats: Mutex::new(ScanStats::default()),
         };
@@ -582,17 +601,23 @@ impl TreeScanner {
             });
         });
         if self.algo == Some(Algorithm::Sha256) {
-            shared.drain_inline_lanes(&pool);
+            shared.drain_inline_lanes(pool);
         }
         let mut rows = shared.rows.into_inner().unwrap_or_else(|p| p.into_inner());
         let pending = shared.pending.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut stats = shared.stats.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(algo) = self.algo {
-            rows.extend(self.hash_pending(&pool, algo, pending, &mut stats));
+            rows.extend(self.hash_pending(pool, algo, pending, &mut stats).into_iter().map(map));
         }
-        let mut rows = pool.install(|| sorted_by_path(rows));
-        rows.dedup_by(|a, b| a.path_bytes == b.path_bytes);
         Ok((rows, stats))
+    }
+
+    fn pool(&self) -> Result<rayon::ThreadPool> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .thread_name(|i| format!("secmon-walk-{i}"))
+            .build()
+            .map_err(|e| CoreError::invalid(format!("cannot start {} walker threads: {e}", self.threads)))
     }
 
     fn is_excluded(&self, path: &[u8]) -> bool {
@@ -621,7 +646,7 @@ fn sorted_by_path(rows: Vec<Entry>) -> Vec<Entry> {
 /// in place: each cycle of the permutation is followed once, so every row moves once and no
 /// second row array is allocated (on /usr/share, a fresh 12 MB array's page faults and the two
 /// moves through it were most of the sort's time).
-fn permuted<T>(mut rows: Vec<T>, mut order: Vec<u32>) -> Vec<T> {
+pub(crate) fn permuted<T>(mut rows: Vec<T>, mut order: Vec<u32>) -> Vec<T> {
     debug_assert_eq!(rows.len(), order.len());
     const DONE: u32 = u32::MAX;
     for start in 0..order.len() {
@@ -882,7 +907,7 @@ fn sized_outcome(result: std::io::Result<SizedDigest>, size: u64) -> Outcome {
     }
 }
 
-impl<'a> Shared<'a> {
+impl<'a, R: Send> Shared<'a, R> {
     /// Turn one path (with its lstat result) into a row; a directory to descend is spawned as a
     /// task, a regular file without a reusable digest waits for the hashing phase. `at` is the
     /// open parent directory and the entry's name in it (None for a root): a symlink's target is
@@ -1103,7 +1128,7 @@ impl<'a> Shared<'a> {
     }
 }
 
-impl Shared<'_> {
+impl<R: Send> Shared<'_, R> {
     /// Rows of files hashed during a listing (or drained from a worker's lanes at the end).
     fn record_hashed(&self, finished: Vec<LaneResult<Entry>>, rows: &mut Vec<Entry>) {
         if finished.is_empty() {
@@ -1664,6 +1689,33 @@ mod tests {
             let rows: Vec<String> = (0..order.len()).map(|i| format!("row{i}")).collect();
             let gathered: Vec<String> = order.iter().map(|&i| rows[i as usize].clone()).collect();
             assert_eq!(permuted(rows, order.clone()), gathered, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn scan_map_gives_the_rows_of_scan_unsorted() {
+        // Overlapping roots (each path once per root that reaches it), a hard link (hashing
+        // phase), files hashed inline, links and an empty directory; one and two workers.
+        let t = TempDir::new("scanmap");
+        fs::create_dir_all(t.0.join("a/b/empty")).unwrap();
+        for i in 0..30 {
+            fs::write(t.0.join(if i % 2 == 0 { format!("a/f{i}") } else { format!("a/b/f{i}") }), vec![i as u8; i * 301]).unwrap();
+        }
+        fs::hard_link(t.0.join("a/f0"), t.0.join("a/b/again")).unwrap();
+        symlink("f2", t.0.join("a/link")).unwrap();
+        let roots = vec![t.bytes(), join(&t.bytes(), b"a/b")];
+        for threads in [1, 2] {
+            let scanner = TreeScanner::builder().algo(Some(Algorithm::Sha256)).threads(Some(threads)).build().unwrap();
+            let (sorted, _) = scanner.scan(&roots).unwrap();
+            let (mut mapped, stats) = scanner.scan_map(&roots, &|e| (e.path_bytes.clone(), e)).unwrap();
+            assert_eq!(stats.files_hashed + stats.digests_shared, 2 * 31 - 15, "x{threads}");
+            mapped.sort_by(|a, b| a.1.cmp_path(&b.1));
+            let before = mapped.len();
+            mapped.dedup_by(|a, b| a.0 == b.0);
+            // a/b, its 16 entries and the hard link's second name are reached from both roots.
+            assert_eq!(before - mapped.len(), 1 + 15 + 1 + 1);
+            assert!(mapped.iter().all(|(path, e)| *path == e.path_bytes));
+            assert_eq!(mapped.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), sorted, "x{threads}");
         }
     }
 

@@ -182,7 +182,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         follow_symlinks=settings.follow_symlinks, one_file_system=settings.one_file_system,
         policy=settings.policy.to_json(), entries=len(tree),
     )  # fmt: skip
-    store.write(args.db, header, tree.payload(), key)
+    store.write(args.db, header, tree, key)
     _print_notes(notes)
     summary = ", ".join(f"{n} {t or 'unreadable'}" for t, n in tree.type_counts())
     print(
@@ -235,6 +235,6 @@ def run_check(args: argparse.Namespace) -> int | None:
             xattrs=spec.xattrs, follow_symlinks=spec.follow_symlinks, one_file_system=spec.one_file_system,
             policy=recorded_policy.to_json(), entries=len(after),
         )  # fmt: skip
-        store.write(args.db, updated, after.payload(), key)
+        store.write(args.db, updated, after, key)
         print(f"baseline {args.db} updated ({len(after)} entries)", file=sys.stderr)
     return EXIT_CHANGES if changes and args.fail_on_change else EXIT_OK

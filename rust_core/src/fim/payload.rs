@@ -178,6 +178,45 @@ pub fn encode_into(rows: &[FimRow], lengths: &[usize], out: &mut [u8]) {
     });
 }
 
+/// Rows encoded per part of [`encode_streamed`]: small enough that the sink starts soon after
+/// the encoding does, large enough that handing parts over costs nothing measurable.
+const STREAM_PART_ROWS: usize = 1024;
+
+/// [`encode`] in parts encoded on all cores, each part handed to `sink` in payload order as soon
+/// as it and every part before it are done. The sink (hashing and writing the baseline file)
+/// then runs beside the encoding instead of after it: on /usr/share, encoding 9 MB, hashing it
+/// and writing it one after the other took 18 ms. The first error of `sink` ends the stream
+/// and is returned (the parts still being encoded are dropped).
+pub fn encode_streamed<E>(rows: &[FimRow], mut sink: impl FnMut(&[u8]) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    use rayon::prelude::*;
+    let parts = rows.len().div_ceil(STREAM_PART_ROWS);
+    let (done, finished) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
+    std::thread::scope(|scope| {
+        // The encoding runs on the rayon pool, driven from a thread of its own, so this thread
+        // (not a pool worker) is free to take the parts as they come.
+        scope.spawn(move || {
+            rows.par_chunks(STREAM_PART_ROWS).enumerate().for_each_with(done, |done, (i, part)| {
+                let mut bytes = Vec::new();
+                for row in part {
+                    encode_row(row, &mut bytes);
+                }
+                // An error from the sink dropped the receiver: the rest is not needed.
+                let _ = done.send((i, bytes));
+            });
+        });
+        let mut waiting: Vec<Option<Vec<u8>>> = (0..parts).map(|_| None).collect();
+        let mut next = 0;
+        for (i, bytes) in finished {
+            waiting[i] = Some(bytes);
+            while let Some(bytes) = waiting.get_mut(next).and_then(Option::take) {
+                sink(&bytes)?;
+                next += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
@@ -300,6 +339,34 @@ mod tests {
             encode_into(&rows[..n], &lengths, &mut out);
             assert_eq!(out, expected, "{n} rows");
         }
+    }
+
+    #[test]
+    fn encode_streamed_hands_over_what_encode_builds_in_order() {
+        let rows: Vec<FimRow> = (0..5 * STREAM_PART_ROWS + 3).map(|i| sample()[i % sample().len()].clone()).collect();
+        for n in [0, 1, STREAM_PART_ROWS - 1, STREAM_PART_ROWS, STREAM_PART_ROWS + 1, rows.len()] {
+            let mut streamed = Vec::new();
+            let mut parts = 0;
+            encode_streamed(&rows[..n], |part| {
+                streamed.extend_from_slice(part);
+                parts += 1;
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(streamed, encode(&rows[..n]), "{n} rows");
+            assert_eq!(parts, n.div_ceil(STREAM_PART_ROWS));
+        }
+        // The sink's first error ends the stream.
+        let mut calls = 0;
+        let err = encode_streamed(&rows, |_| {
+            calls += 1;
+            if calls == 2 {
+                Err("disk full")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((err, calls), (Err("disk full"), 2));
     }
 
     #[test]

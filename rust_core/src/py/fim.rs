@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::fim::diff::{self, AttributeSet, Policy, PolicyRule, PrefixReader};
 use crate::fim::scan::{self, FimScanSpec, Previous};
 use crate::fim::{payload, type_from_name, type_name, FimRow};
-use crate::hash::Algorithm;
+use crate::hash::{Algorithm, HmacSha256, StreamHasher};
 use crate::walk::EntryType;
 
 /// The frame columns, in `secmon.fim.scan.FRAME_SCHEMA` order.
@@ -35,6 +35,28 @@ impl Drop for FimTree {
             let rows = std::mem::take(&mut self.rows);
             // A thread that cannot start drops the rows here, with the closure that holds them.
             let _ = std::thread::Builder::new().name("secmon-drop".into()).spawn(move || drop(rows));
+        }
+    }
+}
+
+/// The digest of a baseline file: plain SHA-256, or HMAC-SHA256 under a key.
+enum Mac {
+    Plain(StreamHasher),
+    Hmac(HmacSha256),
+}
+
+impl Mac {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Mac::Plain(hasher) => hasher.update(bytes),
+            Mac::Hmac(hmac) => hmac.update(bytes),
+        }
+    }
+
+    fn finish_hex(self) -> String {
+        match self {
+            Mac::Plain(hasher) => hasher.finish_hex(),
+            Mac::Hmac(hmac) => hmac.finish_hex(),
         }
     }
 }
@@ -167,6 +189,43 @@ impl FimTree {
         PyBytes::new_with(py, lengths.iter().sum(), |out| {
             py.detach(|| payload::encode_into(rows, &lengths, out));
             Ok(())
+        })
+    }
+
+    /// The length of [`payload`](Self::payload), sized on all cores without encoding it.
+    fn payload_length(&self, py: Python<'_>) -> usize {
+        let rows = &self.rows;
+        py.detach(|| payload::part_lengths(rows).iter().sum())
+    }
+
+    /// Write `head` and then the payload to the open file `fd` (from its offset on) and return
+    /// the hex SHA-256 of the two, or their HMAC-SHA256 under `key`: the digest a baseline file
+    /// records. The payload is encoded on all cores while this thread hashes and writes each
+    /// part in order, so the three overlap (one after the other they took 18 ms for /usr/share).
+    #[pyo3(signature = (fd, head, key = None))]
+    fn write_payload(&self, py: Python<'_>, fd: i32, head: &[u8], key: Option<&[u8]>) -> PyResult<String> {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        if fd < 0 {
+            return Err(PyValueError::new_err(format!("fd = {fd}; an open file descriptor is expected")));
+        }
+        let rows = &self.rows;
+        py.detach(|| {
+            // The caller owns the descriptor: borrowed here, never closed.
+            // SAFETY: `fd` is open (a write to a closed one fails with EBADF, it is not UB) and
+            // ManuallyDrop keeps this File from closing it.
+            let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            let mut mac = match key {
+                Some(key) => Mac::Hmac(HmacSha256::new(key)),
+                None => Mac::Plain(Algorithm::Sha256.hasher()),
+            };
+            let mut put = |bytes: &[u8]| -> std::io::Result<()> {
+                mac.update(bytes);
+                file.write_all(bytes)
+            };
+            put(head)?;
+            payload::encode_streamed(rows, put)?;
+            Ok(mac.finish_hex())
         })
     }
 
