@@ -73,7 +73,7 @@ def detect_rule(
             group_values = [()] * len(part)
         sample_rows = part.sample_rows if event_rows is None else event_rows[part.sample_rows]
         with gc_paused():  # hundreds of thousands of fresh acyclic containers: measured 0.2 s of 0.7 s
-            batch = signals_from_spans(compiled, part, group_values, sample_events(frame, sample_rows, store))
+            batch = signals_from_spans(compiled, part, group_values, sample_json(frame, sample_rows, store))
         yield from batch
 
 
@@ -85,11 +85,11 @@ def _group_ids(groups: list[str]) -> pl.Expr:
     return key.rle_id().cast(pl.Int64)
 
 
-def sample_events(frame: pl.DataFrame, rows: np.ndarray, store: EventStore) -> list[dict[str, Any]]:
-    """The events at ``rows`` of the rule frame as dicts, read back from the scan's store."""
+def sample_json(frame: pl.DataFrame, rows: np.ndarray, store: EventStore) -> list[bytes]:
+    """The JSON of the events at ``rows`` of the rule frame, read back from the scan's store."""
     if len(rows) == 0:
         return []
-    return store.events(frame[REF].to_numpy()[rows], frame[LEN].to_numpy()[rows])
+    return store.event_json(frame[REF].to_numpy()[rows], frame[LEN].to_numpy()[rows])
 
 
 def sort_signals(signals: list[Signal]) -> list[Signal]:

@@ -11,6 +11,7 @@ the working set is one rule's matches (or one slice of them), not every rule's.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections import deque
@@ -26,6 +27,7 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, bucket_of
 
 
 MAX_PENDING_WRITES = 1  # chunks' kept rows waiting for the writer thread (bounded memory)
+BUFFER_BYTES = 32 << 20  # kept rows held per scan before they are written, all rules together
 FILES_PER_PASS = 16  # a rule's kept files (one per input chunk) read at a time when slicing it
 BUCKETS_PER_SLICE = 16  # hash buckets a slice is made of: the grain slices are balanced with
 
@@ -47,6 +49,16 @@ def pack_buckets(rows: np.ndarray, slices: int) -> list[tuple[int, ...]]:
     return [tuple(sorted(m)) for m in members if m]
 
 
+def _compact(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` in buffers of their own. A filtered frame's string columns still point into the
+    buffers of the whole chunk they came from: held, a few kept rows held all of them (measured:
+    +350 MB of peak memory at 1M events). An Arrow IPC round trip in memory copies out only what
+    the rows use."""
+    buffer = io.BytesIO()
+    rows.write_ipc(buffer, compression="uncompressed")
+    return pl.read_ipc(buffer.getvalue())
+
+
 class KeptRows:
     """Append-only kept-row tables of one scan, in a temporary directory (removed by ``close``).
 
@@ -61,6 +73,11 @@ class KeptRows:
         self._rules = [rule for rule in rules if any(flag in schema for flag in rule.flag_columns)]
         self._dir = tempfile.TemporaryDirectory(dir=directory, prefix="secmon-kept-")
         self._files: dict[int, list[str]] = {}  # rule index -> its files
+        # Rows wait in memory, per rule, until BUFFER_BYTES of them are: then each rule's are
+        # written as one file. A file per chunk and rule was 594 files at 1M events, and creating
+        # and removing them (the filesystem's inode work, Polars' writer setup) cost 0.5 s of CPU.
+        self._buffers: dict[int, list[pl.DataFrame]] = {}
+        self._buffered_bytes = 0
         self.height = 0
         self._flag_rows: dict[str, int] = {}  # rows kept with each flag set
         # Writing a chunk's rows once per rule is a few dozen small Polars calls: a writer thread
@@ -95,6 +112,7 @@ class KeptRows:
         """Wait until every added row is written (a failed write raises here)."""
         while self._pending:
             self._pending.popleft().result()
+        self._spill()
 
     @property
     def flag_rows(self) -> dict[str, int]:
@@ -111,10 +129,21 @@ class KeptRows:
             flags = self._flags(rule)
             if not any(counts.get(flag) for flag in flags):
                 continue
-            files = self._files.setdefault(rule.index, [])
-            path = str(Path(self._dir.name) / f"rule{rule.index}-{len(files):07d}.arrow")
-            rows.filter(pl.any_horizontal(flags)).select(self._columns(rule)).write_ipc(path, compression="uncompressed")
+            part = _compact(rows.filter(pl.any_horizontal(flags)).select(self._columns(rule)))
+            self._buffers.setdefault(rule.index, []).append(part)
+            self._buffered_bytes += part.estimated_size()
+        if self._buffered_bytes >= BUFFER_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write each rule's buffered rows as one file of its own."""
+        for index, parts in self._buffers.items():
+            files = self._files.setdefault(index, [])
+            path = str(Path(self._dir.name) / f"rule{index}-{len(files):07d}.arrow")
+            pl.concat(parts, rechunk=False).write_ipc(path, compression="uncompressed")
             files.append(path)
+        self._buffers.clear()
+        self._buffered_bytes = 0
 
     def rule_rows(self, compiled: CompiledRule) -> int:
         """How many kept rows ``compiled`` matched (an event matching two queries counts twice)."""

@@ -18,15 +18,16 @@ few milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import orjson
 
 from secmon.detect.compiled import CompiledRule
-from secmon.signals.model import _TEMPLATE_VAR, MAX_SAMPLES, Signal, lookup_path
+from secmon.signals.model import _TEMPLATE_VAR, MAX_SAMPLES, SampleJSON, Signal, lookup_path
 
 
 @dataclass(frozen=True)
@@ -221,21 +222,32 @@ class MessageTemplate:
             variables.append((name, (name, "@" + name.lstrip("@"), name.lstrip("@"))))
         return cls(tuple(pieces[0::2]), tuple(variables))
 
-    def render(self, event: dict[str, Any] | None, group_by: dict[str, Any]) -> str:
+    def render(self, event: dict[str, Any] | Callable[[], dict[str, Any] | None] | None, group_by: dict[str, Any]) -> str:
+        """The message for ``group_by`` and the first sample ``event``, which may be given as a
+        function that gives it: it is called only when a variable is not a group-by value."""
         if not self.variables:
             return self.literals[0]
         out = [self.literals[0]]
         for (name, keys), literal in zip(self.variables, self.literals[1:]):
-            out.append(self._value(name, keys, event, group_by))
+            value = self._group_value(keys, group_by)
+            if value is None:
+                if callable(event):
+                    event = event()
+                value = self._event_value(name, event)
+            out.append(value)
             out.append(literal)
         return "".join(out)
 
     @staticmethod
-    def _value(name: str, keys: tuple[str, ...], event: dict[str, Any] | None, group_by: dict[str, Any]) -> str:
+    def _group_value(keys: tuple[str, ...], group_by: dict[str, Any]) -> str | None:
         for key in keys:
             found = group_by.get(key)
             if found is not None:
                 return str(found)
+        return None
+
+    @staticmethod
+    def _event_value(name: str, event: dict[str, Any] | None) -> str:
         value = lookup_path(event, name) if event else None
         if value is None:
             return ""
@@ -245,24 +257,27 @@ class MessageTemplate:
 
 
 def signals_from_spans(
-    compiled: CompiledRule, spans: SignalSpans, group_values: Sequence[tuple[Any, ...]], samples: Sequence[dict[str, Any]]
+    compiled: CompiledRule, spans: SignalSpans, group_values: Sequence[tuple[Any, ...]], samples: Sequence[bytes]
 ) -> list[Signal]:
     """``Signal`` objects: ``group_values[k]`` are signal ``k``'s group-by values, ``samples`` the
-    events of ``spans.sample_rows`` (aligned with it). Everything that is the same for every
-    signal of the rule is looked up once."""
+    JSON of the events of ``spans.sample_rows`` (aligned with it), parsed when a signal's samples
+    are read, or for its message the first one when a message variable is not a group-by value.
+    Everything that is the same for every signal of the rule is looked up once."""
     rule = compiled.rule
     fields = rule.group_by_fields
     names = [case.name for case in compiled.cases]
     severities = [case.severity for case in compiled.cases]
     tags = list(rule.tags)
     message = MessageTemplate.parse(rule.message)
+    loads = orjson.loads
     offsets = spans.sample_offsets.tolist()
     out: list[Signal] = []
     for k, (case, first_seen, last_seen, count) in enumerate(zip(
         spans.case.tolist(), spans.first_seen.tolist(), spans.last_seen.tolist(), spans.event_count.tolist()
     )):
-        mine = list(samples[offsets[k]:offsets[k + 1]])
+        mine = SampleJSON(samples[offsets[k]:offsets[k + 1]])
         group_by = dict(zip(fields, group_values[k]))
+        first = partial(loads, mine[0]) if mine else None
         out.append(Signal(rule.id, rule.name, severities[case], names[case], group_by, first_seen, last_seen, count,
-                          mine, list(tags), message.render(mine[0] if mine else None, group_by)))
+                          mine, list(tags), message.render(first, group_by)))
     return out

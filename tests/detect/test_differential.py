@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from secmon.detect import kept
 from secmon.detect.engine import Engine
 from secmon.detect.reference import reference_detect
 from secmon.rules.loader import rule_from_dict
@@ -141,6 +143,10 @@ def test_order_chunking_and_prefilter_do_not_change_signals(tmp_path: Path, even
         engine = Engine(rules, prefilter=prefilter, chunk_bytes=chunk_bytes, native_flags=native_flags)
         found = keys(engine.detect([log]).signals)
         assert found == expected, f"prefilter={prefilter} native_flags={native_flags} chunk_bytes={chunk_bytes}"
+    # Kept rows written after every chunk (a file per chunk and rule), then read in group slices.
+    with patch.object(kept, "BUFFER_BYTES", 0):
+        found = keys(Engine(rules, chunk_bytes=chunk_bytes, slice_rows=3).detect([log]).signals)
+    assert found == expected, f"kept rows spilled per chunk, chunk_bytes={chunk_bytes}"
 
 
 def test_float_group_values_are_written_like_the_event_table() -> None:
