@@ -131,7 +131,7 @@ class KeptRows:
                 continue
             part = _compact(rows.filter(pl.any_horizontal(flags)).select(self._columns(rule)))
             self._buffers.setdefault(rule.index, []).append(part)
-            self._buffered_bytes += part.estimated_size()
+            self._buffered_bytes += int(part.estimated_size())
         if self._buffered_bytes >= BUFFER_BYTES:
             self._spill()
 
