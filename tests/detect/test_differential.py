@@ -15,6 +15,7 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from secmon.detect import engine as engine_module
 from secmon.detect import kept
 from secmon.detect.engine import Engine
 from secmon.detect.reference import reference_detect
@@ -143,6 +144,10 @@ def test_order_chunking_and_prefilter_do_not_change_signals(tmp_path: Path, even
         engine = Engine(rules, prefilter=prefilter, chunk_bytes=chunk_bytes, native_flags=native_flags)
         found = keys(engine.detect([log]).signals)
         assert found == expected, f"prefilter={prefilter} native_flags={native_flags} chunk_bytes={chunk_bytes}"
+    # The prefilter rested after every chunk it ran on, for one chunk (it then runs on every other chunk).
+    with patch.object(engine_module, "PREFILTER_MAX_PASS", -1.0), patch.object(engine_module, "PREFILTER_REST_CHUNKS", 1):
+        found = keys(Engine(rules, chunk_bytes=chunk_bytes).detect([log]).signals)
+    assert found == expected, f"prefilter resting, chunk_bytes={chunk_bytes}"
     # Kept rows written after every chunk (a file per chunk and rule), then read in group slices.
     with patch.object(kept, "BUFFER_BYTES", 0):
         found = keys(Engine(rules, chunk_bytes=chunk_bytes, slice_rows=3).detect([log]).signals)
