@@ -27,7 +27,7 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, bucket_of
 
 
 MAX_PENDING_WRITES = 1  # chunks' kept rows waiting for the writer thread (bounded memory)
-BUFFER_BYTES = 32 << 20  # kept rows held per scan before they are written, all rules together
+BUFFER_BYTES = 16 << 20  # kept rows held per scan before they are written, all rules together
 FILES_PER_PASS = 16  # a rule's kept files (one per input chunk) read at a time when slicing it
 BUCKETS_PER_SLICE = 16  # hash buckets a slice is made of: the grain slices are balanced with
 
@@ -73,10 +73,11 @@ class KeptRows:
         self._rules = [rule for rule in rules if any(flag in schema for flag in rule.flag_columns)]
         self._dir = tempfile.TemporaryDirectory(dir=directory, prefix="secmon-kept-")
         self._files: dict[int, list[str]] = {}  # rule index -> its files
-        # Rows wait in memory, per rule, until BUFFER_BYTES of them are: then each rule's are
-        # written as one file. A file per chunk and rule was 594 files at 1M events, and creating
-        # and removing them (the filesystem's inode work, Polars' writer setup) cost 0.5 s of CPU.
-        self._buffers: dict[int, list[pl.DataFrame]] = {}
+        # Rows wait in memory until BUFFER_BYTES of them do: then each rule's are written as one
+        # file. A file per chunk and rule was 594 files at 1M events: creating and removing them
+        # (the filesystem's inode work, Polars' writer setup) cost 0.5 s of CPU, and splitting
+        # each chunk's rows by rule made the writer thread the slowest stage of the scan.
+        self._buffer: list[pl.DataFrame] = []
         self._buffered_bytes = 0
         self.height = 0
         self._flag_rows: dict[str, int] = {}  # rows kept with each flag set
@@ -121,29 +122,31 @@ class KeptRows:
 
     def _write(self, rows: pl.DataFrame) -> None:
         # One schema for every part of a rule, so one scan reads them all.
-        rows = rows.select([pl.col(name).cast(dtype) for name, dtype in self.schema.items()])
+        rows = _compact(rows.select([pl.col(name).cast(dtype) for name, dtype in self.schema.items()]))
         counts = rows.select(pl.col(pl.Boolean).sum()).row(0, named=True)
         for flag, count in counts.items():
             self._flag_rows[flag] = self._flag_rows.get(flag, 0) + count
-        for rule in self._rules:
-            flags = self._flags(rule)
-            if not any(counts.get(flag) for flag in flags):
-                continue
-            part = _compact(rows.filter(pl.any_horizontal(flags)).select(self._columns(rule)))
-            self._buffers.setdefault(rule.index, []).append(part)
-            self._buffered_bytes += int(part.estimated_size())
+        self._buffer.append(rows)
+        self._buffered_bytes += int(rows.estimated_size())
         if self._buffered_bytes >= BUFFER_BYTES:
             self._spill()
 
     def _spill(self) -> None:
-        """Write each rule's buffered rows as one file of its own."""
-        for index, parts in self._buffers.items():
-            files = self._files.setdefault(index, [])
-            path = str(Path(self._dir.name) / f"rule{index}-{len(files):07d}.arrow")
-            pl.concat(parts, rechunk=False).write_ipc(path, compression="uncompressed")
-            files.append(path)
-        self._buffers.clear()
+        """Write the buffered rows, one file per rule that matched some, with its rows and columns."""
+        if not self._buffer:
+            return
+        rows = pl.concat(self._buffer, rechunk=False)
+        self._buffer.clear()
         self._buffered_bytes = 0
+        for rule in self._rules:
+            flags = self._flags(rule)
+            part = rows.filter(pl.any_horizontal(flags)).select(self._columns(rule))
+            if part.height == 0:
+                continue
+            files = self._files.setdefault(rule.index, [])
+            path = str(Path(self._dir.name) / f"rule{rule.index}-{len(files):07d}.arrow")
+            part.write_ipc(path, compression="uncompressed")
+            files.append(path)
 
     def rule_rows(self, compiled: CompiledRule) -> int:
         """How many kept rows ``compiled`` matched (an event matching two queries counts twice)."""
