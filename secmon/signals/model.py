@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
@@ -39,9 +39,11 @@ SIGNAL_SCHEMA: dict[str, pl.DataType] = {
 
 
 def iso_ms(epoch_ms: int) -> str:
-    """ISO 8601 UTC with milliseconds: ``2015-12-10T10:54:29.000Z``."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds: ``2015-12-10T10:54:29.000Z``. From ``time.gmtime`` of the
+    whole seconds (floored, so times before 1970 keep a positive millisecond part): a third of
+    the cost of a datetime, and a scan's output writes two per signal."""
+    t = time.gmtime(epoch_ms // 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{epoch_ms % 1000:03d}Z"
 
 
 def signal_id(rule_id: str, group_by: dict[str, Any], first_seen_ms: int) -> str:
@@ -56,6 +58,10 @@ class SampleJSON(tuple[bytes, ...]):
     per-signal cost of a scan (measured: 0.5 s for 102k samples of 68k signals at 1M events)."""
 
     __slots__ = ()
+
+    def events(self) -> list[dict[str, Any]]:
+        loads = orjson.loads
+        return [loads(text) for text in self]
 
 
 class _Samples:
@@ -76,12 +82,20 @@ class _Samples:
             return ()  # the field's default: no samples
         value = signal.__dict__[self._slot]
         if type(value) is SampleJSON:
-            loads = orjson.loads
-            value = signal.__dict__[self._slot] = [loads(text) for text in value]
+            value = signal.__dict__[self._slot] = value.events()
         return value  # type: ignore[no-any-return]
+
+    def peek(self, signal: Signal) -> list[dict[str, Any]]:
+        """The samples, parsed but not kept parsed: for output that reads each signal once (a big
+        scan's signals holding every parsed sample would take hundreds of MB)."""
+        value = signal.__dict__[self._slot]
+        return value.events() if type(value) is SampleJSON else value  # type: ignore[no-any-return]
 
     def __set__(self, signal: Signal, value: Iterable[dict[str, Any]] | SampleJSON) -> None:
         signal.__dict__[self._slot] = value if type(value) is SampleJSON else list(value)
+
+
+_SAMPLES = _Samples()
 
 
 @dataclass
@@ -94,7 +108,7 @@ class Signal:
     first_seen_ms: int
     last_seen_ms: int
     event_count: int
-    samples: _Samples = _Samples()  # list[dict[str, Any]] when read
+    samples: _Samples = _SAMPLES  # list[dict[str, Any]] when read
     tags: list[str] = field(default_factory=list)
     message: str = ""
     status: str = "open"
@@ -115,7 +129,7 @@ class Signal:
             "first_seen": iso_ms(self.first_seen_ms),
             "last_seen": iso_ms(self.last_seen_ms),
             "event_count": self.event_count,
-            "samples": self.samples,
+            "samples": _SAMPLES.peek(self),
             "tags": self.tags,
             "status": self.status,
             "message": self.message,

@@ -118,3 +118,57 @@ def test_demo_runs_and_finds_the_planted_attacks() -> None:
     assert proc.returncode == 0, proc.stderr
     rules = {s["rule_id"] for s in json.loads(proc.stdout)}
     assert {"ssh-brute-force", "aws-console-login-without-mfa", "k8s-cluster-admin-binding"} <= rules
+
+
+def _signals(n: int) -> list:
+    from secmon.signals.model import SampleJSON, Signal
+
+    return [Signal(f"rule-{i % 3}", f"Rule {i % 3}", ("high", "low", "critical")[i % 3], "case", {"@ip": f"10.0.0.{i}", "@usr.name": "x" * (i % 90)},
+                   1_700_000_000_000 + i, 1_700_000_100_000 + i, i + 1, SampleJSON([b'{"n": %d, "s": "\\u00e9\\n"}' % i]))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_json_and_ndjson_output_are_what_json_dumps_would_write(n: int) -> None:
+    import io
+    from unittest.mock import patch
+
+    from secmon.commands import scan
+
+    signals = _signals(n)
+    expected = [s.to_json() for s in signals]
+    with patch.object(scan, "WRITE_BATCH", 2):  # batch edges inside the output
+        as_json, as_ndjson = io.StringIO(), io.StringIO()
+        scan.write_signals(signals, "json", as_json)
+        scan.write_signals(signals, "ndjson", as_ndjson)
+    assert json.loads(as_json.getvalue()) == expected
+    assert as_json.getvalue() == json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
+    assert [json.loads(line) for line in as_ndjson.getvalue().splitlines()] == expected
+
+
+def test_a_big_table_is_plain_text_with_every_signal() -> None:
+    import io
+    from unittest.mock import patch
+
+    from secmon.commands import scan
+    from secmon.signals.model import iso_ms
+
+    signals = _signals(7)
+    with patch.object(scan, "RICH_TABLE_MAX_ROWS", 3), patch.object(scan, "WRITE_BATCH", 2):
+        out = io.StringIO()
+        scan.print_table(signals, out, "summary here")
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["severity", "rule", "group", "by", "events", "first", "seen", "last", "seen"]
+    assert set(lines[1]) == {"-", " "}
+    rows = lines[2:-1]
+    assert len(rows) == 7
+    for signal, row in zip(signals, rows):
+        assert row.startswith(signal.severity.ljust(8) + "  " + signal.rule_name)
+        assert f"@ip={signal.group_by['@ip']}" in row and row.split()[-5] == str(signal.event_count)
+        first, last = (iso_ms(ms)[:19].replace("T", " ") for ms in (signal.first_seen_ms, signal.last_seen_ms))
+        assert row.endswith(f"{first}  {last}")
+    assert lines[-1].startswith("7 signal(s): 2 critical, 3 high, 2 low.") and lines[-1].endswith("summary here")
+    # The same columns as the rich table, which small outputs keep.
+    rich_out = io.StringIO()
+    scan.print_table(signals[:2], rich_out, "")
+    assert "Rule 0" in rich_out.getvalue() and "10.0.0.1" in rich_out.getvalue()

@@ -8,14 +8,11 @@ after the previous one, exactly maxSignalDuration after the first event) come up
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import pickle
 from typing import Any
 from unittest.mock import patch
 
 import numpy as np
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +29,7 @@ from secmon.detect.lifecycle import (
 )
 from secmon.detect.reference import reference_detect
 from secmon.rules.loader import rule_from_dict
-from secmon.signals.model import SampleJSON, Signal, render_message, signals_to_frame
+from secmon.signals.model import render_message
 
 EXAMPLES = int(os.environ.get("SECMON_FUZZ", 200))
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -205,24 +202,6 @@ def test_message_template_renders_like_render_message(template: str, event: dict
     assert MessageTemplate.parse(template).render(lambda: asked.append(1) or event, group_by) == expected  # type: ignore[func-returns-value]
     needed = any(not any(group_by.get(key) is not None for key in keys) for _, keys in MessageTemplate.parse(template).variables)
     assert len(asked) == (1 if needed else 0)
-
-
-# --- samples kept as JSON until read ------------------------------------------------------------------
-
-@settings(max_examples=EXAMPLES, deadline=None)
-@given(st.lists(st.dictionaries(st.text(max_size=3), json_values, max_size=3), max_size=4))
-def test_samples_given_as_json_read_as_the_same_dicts(samples: list[dict[str, Any]]) -> None:
-    texts = SampleJSON(orjson.dumps(sample) for sample in samples)
-    lazy = Signal("r", "rule", "high", "c", {"@ip": "1.2.3.4"}, 1, 2, 3, texts)
-    eager = Signal("r", "rule", "high", "c", {"@ip": "1.2.3.4"}, 1, 2, 3, samples)
-    assert pickle.loads(pickle.dumps(lazy)) == eager  # pickled before it was read: still JSON inside
-    assert lazy.to_json() == eager.to_json() and lazy == eager
-    assert lazy.samples == samples and lazy.samples is lazy.samples  # parsed once
-    assert dataclasses.replace(lazy, status="archived").samples == samples
-    assert signals_to_frame([lazy]).equals(signals_to_frame([eager]))
-    assert Signal("r", "rule", "high", "c", {}, 1, 2, 3).samples == []  # the default: none, a list of its own
-    lazy.samples = ({"a": 1},)  # type: ignore[assignment]
-    assert lazy.samples == [{"a": 1}]
 
 
 # --- the detector with either walk ------------------------------------------------------------------
