@@ -98,6 +98,12 @@ class _Samples:
 _SAMPLES = _Samples()
 
 
+def sample_events(signal: Signal) -> list[dict[str, Any]]:
+    """``signal.samples`` without keeping them parsed in the signal: for output and storage,
+    which read each signal once."""
+    return _SAMPLES.peek(signal)
+
+
 @dataclass
 class Signal:
     rule_id: str
@@ -129,7 +135,7 @@ class Signal:
             "first_seen": iso_ms(self.first_seen_ms),
             "last_seen": iso_ms(self.last_seen_ms),
             "event_count": self.event_count,
-            "samples": _SAMPLES.peek(self),
+            "samples": sample_events(self),
             "tags": self.tags,
             "status": self.status,
             "message": self.message,

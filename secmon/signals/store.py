@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from secmon.errors import SecmonError, UnknownNameError
-from secmon.signals.model import SIGNAL_STATUSES, Signal
+from secmon.signals.model import SIGNAL_STATUSES, Signal, sample_events
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signals (
@@ -62,7 +64,7 @@ class SignalStore:
         now = int(time.time() * 1000)
         rows = [
             (s.id, s.rule_id, s.rule_name, s.severity, s.case, json.dumps(s.group_by, sort_keys=True), s.first_seen_ms,
-             s.last_seen_ms, s.event_count, json.dumps(s.samples), json.dumps(s.tags), s.status, s.message, now)
+             s.last_seen_ms, s.event_count, orjson.dumps(sample_events(s)).decode(), json.dumps(s.tags), s.status, s.message, now)
             for s in signals
         ]
         with self._db:
