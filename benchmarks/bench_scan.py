@@ -5,6 +5,8 @@ Datadog's attribute form, and 2,000 threat-intel IP indicators. Rules: the defau
 intel rule. Contenders, each in its own process:
 
 - ``secmon``: :class:`secmon.Engine` (native prefilter over raw bytes, parse candidates, Polars);
+- ``secmon scan --format json (CLI)``: the command, the whole process, its JSON on stdout (the
+  signals with their samples): what a user at a shell waits for;
 - ``plain Python``: ``json.loads`` per line, the same predicates (``secmon.query.evaluate``, a set
   for the indicators) per event, then the same windowed detection over the matching events;
 - ``Polars alone``: ``pl.read_ndjson`` of the whole file, the attribute paths flattened out of its
@@ -19,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Table, measure_python
+from benchmarks.harness import Table, measure_command, measure_python
 
 SEED = 7
 CACHE = Path(os.environ.get("SECMON_BENCH_CACHE", Path(tempfile.gettempdir()) / "secmon-bench"))
@@ -142,6 +146,21 @@ def _flat_column(schema: Any, path: str) -> Any:
     return expr.cast(pl.String)
 
 
+def _cli_answer(out: bytes) -> tuple[int, str]:
+    """The signal digest of ``secmon scan --format json`` output: ``Signal.key()`` of each
+    signal, from its JSON."""
+    import orjson
+
+    from secmon.signals.model import Signal
+
+    def epoch_ms(text: str) -> int:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000 + 0.5)
+
+    signals = [Signal(s["rule_id"], s["rule_name"], s["severity"], s["case"], s["group_by"], epoch_ms(s["first_seen"]),
+                      epoch_ms(s["last_seen"]), s["event_count"], id=s["id"]) for s in orjson.loads(out)]
+    return _signal_digest(signals)
+
+
 def secmon_scan_raw(nbytes: int) -> tuple[int, str]:
     from benchmarks import corpus
     from secmon import Engine, default_rules
@@ -165,6 +184,8 @@ def _table(n_events: int, with_python: bool) -> Table:
     table = Table(f"scan: default rules + {N_INDICATORS:,} intel IPs over {n_events:,} NDJSON events ({size / 1e6:.0f} MB)",
                   bytes_processed=size, items_processed=n_events, item_unit="events")
     table.add(measure_python("secmon", "benchmarks.bench_scan:secmon_scan", str(events_path), str(intel_path)))
+    table.add(measure_command("secmon scan --format json (CLI)", [sys.executable, "-m", "secmon.cli", "scan", "--quiet", "--format", "json",
+                              "--intel", str(intel_path), str(events_path)], answer_from=_cli_answer))
     table.add(measure_python("Polars alone", "benchmarks.bench_scan:polars_scan", str(events_path), str(intel_path)))
     if with_python:
         table.add(measure_python("plain Python", "benchmarks.bench_scan:plain_python_scan", str(events_path), str(intel_path)))
