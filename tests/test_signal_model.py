@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secmon.signals.model import SampleJSON, Signal, iso_ms, signals_to_frame
+from secmon.signals.model import SampleJSON, Signal, iso_ms, iso_ms_many, signals_json, signals_to_frame
 
 
 def _containers_of(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -56,3 +56,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def test_iso_ms_is_datetime_isoformat(epoch_ms: int) -> None:
     expected = (EPOCH + timedelta(milliseconds=epoch_ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert iso_ms(epoch_ms) == expected
+    assert iso_ms_many([epoch_ms, 0]) == [expected, "1970-01-01T00:00:00.000Z"]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(-62135596800000, 253402300799999), st.integers(-62135596800000, 253402300799999)),
+                max_size=5))
+def test_signals_json_is_to_json_of_each(stamps: list[tuple[int, int]]) -> None:
+    signals = [Signal("r", "rule", "low", "c", {"k": i}, first, last, 1, SampleJSON([b'{"i": %d}' % i]))
+               for i, (first, last) in enumerate(stamps)]
+    assert signals_json(signals) == [s.to_json() for s in signals]

@@ -86,22 +86,22 @@ def write_signals(signals: list[Signal], fmt: str, out: Any, *, summary: str = "
 def _write_signals(signals: list[Signal], fmt: str, out: Any, summary: str) -> None:
     import orjson
 
+    from secmon.signals.model import signals_json
+
+    batches = (signals_json(signals[start:start + WRITE_BATCH]) for start in range(0, len(signals), WRITE_BATCH))
     if fmt == "json":
         if not signals:
             out.write("[]\n")
             return
-        # Each signal indented as an element of the array (a JSON text holds no raw newline, so
-        # indenting each line is indenting the value): the same text as the whole array dumped.
+        # Each batch dumped as an indented array holds its elements as the whole array would:
+        # without its brackets, batches join with commas into the text of the whole array.
         out.write("[\n")
-        for start in range(0, len(signals), WRITE_BATCH):
-            batch = signals[start:start + WRITE_BATCH]
-            texts = [orjson.dumps(s.to_json(), option=orjson.OPT_INDENT_2).decode().replace("\n", "\n  ") for s in batch]
-            last = start + len(batch) == len(signals)
-            out.write(",\n".join("  " + text for text in texts) + ("\n" if last else ",\n"))
-        out.write("]\n")
+        for n, batch in enumerate(batches):
+            out.write((",\n" if n else "") + orjson.dumps(batch, option=orjson.OPT_INDENT_2).decode()[2:-2])
+        out.write("\n]\n")
     elif fmt == "ndjson":
-        for start in range(0, len(signals), WRITE_BATCH):
-            out.write("".join(orjson.dumps(s.to_json()).decode() + "\n" for s in signals[start:start + WRITE_BATCH]))
+        for batch in batches:
+            out.write("".join(orjson.dumps(data).decode() + "\n" for data in batch))
     else:
         print_table(signals, out, summary)
 
@@ -115,12 +115,13 @@ PLAIN_MAX_WIDTH = 60  # a plain table's column is padded to its longest value up
 
 
 def _table_rows(signals: list[Signal]) -> list[tuple[str, ...]]:
-    from secmon.signals.model import iso_ms
+    from secmon.signals.model import iso_ms_many
 
+    seen = [text[:19].replace("T", " ") for text in iso_ms_many([ms for s in signals for ms in (s.first_seen_ms, s.last_seen_ms)])]
     return [
         (s.severity, s.rule_name, ", ".join(f"{k}={v}" for k, v in s.group_by.items()) or "-", str(s.event_count),
-         iso_ms(s.first_seen_ms)[:19].replace("T", " "), iso_ms(s.last_seen_ms)[:19].replace("T", " "))
-        for s in signals
+         seen[2 * i], seen[2 * i + 1])
+        for i, s in enumerate(signals)
     ]
 
 

@@ -11,9 +11,10 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, overload
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -44,6 +45,15 @@ def iso_ms(epoch_ms: int) -> str:
     the cost of a datetime, and a scan's output writes two per signal."""
     t = time.gmtime(epoch_ms // 1000)
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{epoch_ms % 1000:03d}Z"
+
+
+def iso_ms_many(epoch_ms: Sequence[int]) -> list[str]:
+    """``iso_ms`` of each, formatted all at once by numpy: one ``iso_ms`` call per timestamp was a
+    third of the cost of writing a scan's signals."""
+    if not epoch_ms:
+        return []
+    moments = np.asarray(epoch_ms, dtype=np.int64).astype("datetime64[ms]")
+    return np.char.add(np.datetime_as_string(moments, unit="ms"), "Z").tolist()  # type: ignore[no-any-return]
 
 
 def signal_id(rule_id: str, group_by: dict[str, Any], first_seen_ms: int) -> str:
@@ -125,6 +135,9 @@ class Signal:
             self.id = signal_id(self.rule_id, self.group_by, self.first_seen_ms)
 
     def to_json(self) -> dict[str, Any]:
+        return self._json(iso_ms(self.first_seen_ms), iso_ms(self.last_seen_ms))
+
+    def _json(self, first_seen: str, last_seen: str) -> dict[str, Any]:
         return {
             "id": self.id,
             "rule_id": self.rule_id,
@@ -132,8 +145,8 @@ class Signal:
             "severity": self.severity,
             "case": self.case,
             "group_by": self.group_by,
-            "first_seen": iso_ms(self.first_seen_ms),
-            "last_seen": iso_ms(self.last_seen_ms),
+            "first_seen": first_seen,
+            "last_seen": last_seen,
             "event_count": self.event_count,
             "samples": sample_events(self),
             "tags": self.tags,
@@ -145,6 +158,12 @@ class Signal:
         """What makes two signals the same, for comparisons between engines."""
         return (self.rule_id, orjson.dumps(self.group_by, option=orjson.OPT_SORT_KEYS), self.first_seen_ms,
                 self.last_seen_ms, self.event_count, self.severity, self.case)
+
+
+def signals_json(signals: Sequence[Signal]) -> list[dict[str, Any]]:
+    """``[s.to_json() for s in signals]``, the timestamps formatted all at once."""
+    texts = iso_ms_many([ms for s in signals for ms in (s.first_seen_ms, s.last_seen_ms)])
+    return [s._json(texts[2 * i], texts[2 * i + 1]) for i, s in enumerate(signals)]
 
 
 def signals_to_frame(signals: list[Signal]) -> pl.DataFrame:
