@@ -10,8 +10,9 @@
 //! Then the hashing phase, for hard links and (with algorithms other than sha256) big files:
 //! largest first, pulled by every worker from one shared queue, so the last seconds are small
 //! files and both cores stay busy to the end. sha256 goes through [`hash::sha256_lanes`]: each
-//! worker keeps four files in flight, big ones included, and interleaves their SHA-NI rounds,
-//! ~1.9x the throughput of one file at a time; during the walk a worker's lanes carry over from
+//! worker keeps four files in flight, big ones included, and interleaves their SHA-NI rounds
+//! (sixteen files in AVX-512 lanes where the CPU has it, with files of [`WIDE_MAX_SIZE`] and more
+//! hashed apart as soon as they are met); during the walk a worker's lanes carry over from
 //! one directory to the next. Hard links (same dev, inode,
 //! size, mtime and ctime) are read once, the other names get the same digest.
 //!
@@ -39,7 +40,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::hash::sha256_lanes::{LaneHasher, LaneResult};
+use crate::hash::sha256_lanes::{self, LaneHasher, LaneResult};
 use crate::fim::xattrs::{read_xattrs_from, XattrRead, XattrSource};
 use crate::hash::{self, Algorithm, SizedDigest};
 
@@ -1037,6 +1038,12 @@ impl<'a, R: Send> Shared<'a, R> {
                 // Regular files opened by the listing, hashed as they come (with sha256 they
                 // may finish during a later listing of this worker, or at the end of the walk).
                 let mut finished: Vec<LaneResult<Entry>> = Vec::new();
+                // With sha256 on a CPU with the 16-lane kernel, big files are kept out of the
+                // wide lanes (where a file moves at 1/16 of the core's rate) and hashed at once,
+                // up to LANES together, to the end: see WIDE_MAX_SIZE.
+                let wide = scanner.algo == Some(Algorithm::Sha256) && sha256_lanes::wide_available();
+                let mut big: Vec<(Entry, File, u64)> = Vec::new();
+                let mut finished_big: Vec<LaneResult<Entry>> = Vec::new();
                 let mut next_file = || -> Option<(Entry, File, u64)> {
                     loop {
                         let (name, d_type) = match dir.next_name() {
@@ -1086,6 +1093,13 @@ impl<'a, R: Send> Shared<'a, R> {
                                 // 0.40 s scan; inline, 0.34 s). Other algorithms hash one file
                                 // at a time, so big files stay in the phase, largest first.
                                 let lanes = scanner.algo == Some(Algorithm::Sha256);
+                                if stat.nlink <= 1 && wide && stat.size >= WIDE_MAX_SIZE {
+                                    big.push((row, file, stat.size));
+                                    if big.len() == sha256_lanes::LANES {
+                                        hash_to_the_end(&mut big, &mut finished_big);
+                                    }
+                                    continue;
+                                }
                                 if stat.nlink <= 1 && (lanes || stat.size < GROUP_MAX_SIZE) {
                                     return Some((row, file, stat.size));
                                 }
@@ -1113,6 +1127,8 @@ impl<'a, R: Send> Shared<'a, R> {
                     }
                     None => while next_file().is_some() {},
                 }
+                hash_to_the_end(&mut big, &mut finished_big);
+                finished.append(&mut finished_big);
                 self.record_hashed(finished, &mut out.rows);
                 if let Some(error) = listing_error {
                     entry.error = Some(error);
@@ -1165,14 +1181,41 @@ impl<R: Send> Shared<'_, R> {
     }
 }
 
+/// With sha256 on a CPU with the 16-lane kernel ([`sha256_lanes::wide_available`]), regular files
+/// of at least this size are not fed to a worker's wide lanes but hashed as soon as their
+/// directory's listing meets them, up to [`sha256_lanes::LANES`] at a time through SHA-NI, to the
+/// end. In a wide lane a file moves at a sixteenth of the core's rate (~0.16 GB/s): a 76 MB file
+/// met early would still be hashing when the walk ends, one core finishing it alone; 4 MiB
+/// takes ~25 ms there, and hashed apart a file of this size costs SHA-NI's lower throughput
+/// (1.75 against 2.6 GB/s per core) only on the few bytes of few files.
+pub const WIDE_MAX_SIZE: u64 = 4 << 20;
+
+/// Hash the files of `batch` (opened by a listing) through SHA-NI lanes, to the end.
+fn hash_to_the_end(batch: &mut Vec<(Entry, File, u64)>, finished: &mut Vec<LaneResult<Entry>>) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut queue = batch.drain(..);
+    BIG_FILE_LANES.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut lanes) => lanes.run(|| queue.next(), |result| finished.push(result)),
+        Err(_) => LaneHasher::new().run(|| queue.next(), |result| finished.push(result)),
+    });
+}
+
+fn eof_hint(entry: &Entry, file: &File) -> bool {
+    entry.stat.is_some_and(|s| hash::short_read_is_eof(file, s.dev))
+}
+
 thread_local! {
-    /// One lane hasher per worker for the small files hashed during the listings: its four
-    /// 64 KiB buffers are allocated once, and its lanes stay full across directories.
+    /// Per worker, the SHA-NI lanes that hash big files to the end (see [`WIDE_MAX_SIZE`]).
+    static BIG_FILE_LANES: std::cell::RefCell<LaneHasher<Entry>> = std::cell::RefCell::new(LaneHasher::new().with_eof_hint(eof_hint));
+
+    /// One lane hasher per worker for the small files hashed during the listings (16 lanes
+    /// where the CPU has the AVX-512 kernel, else four): its 64 KiB buffers are allocated once,
+    /// and its lanes stay full across directories.
     /// Scans build a pool of their own, so a worker's lanes only ever hold files of its scan;
     /// [`Shared::drain_inline_lanes`] empties them before the pool ends.
-    static INLINE_LANES: std::cell::RefCell<LaneHasher<Entry>> = std::cell::RefCell::new(
-        LaneHasher::new().with_eof_hint(|entry: &Entry, file: &File| entry.stat.is_some_and(|s| hash::short_read_is_eof(file, s.dev))),
-    );
+    static INLINE_LANES: std::cell::RefCell<LaneHasher<Entry>> = std::cell::RefCell::new(LaneHasher::wide().with_eof_hint(eof_hint));
 }
 
 /// A directory open for listing: `getdents64` over a descriptor of our own, so its children can
@@ -1580,6 +1623,37 @@ mod tests {
                 let bytes: u64 = small.iter().map(|(_, d)| d.len() as u64).sum::<u64>() + big.len() as u64 + 12;
                 assert_eq!(stats.bytes_hashed, bytes);
             }
+        }
+    }
+
+    #[test]
+    fn big_files_kept_out_of_the_wide_lanes_equal_hashing_them_alone() {
+        // Files of WIDE_MAX_SIZE and more are hashed apart (at most LANES open at a time): five
+        // single-link ones in one directory (a batch of four, then the rest at the end of the
+        // listing) between small files, and a hard-linked pair (hashing phase); one and two workers.
+        let t = TempDir::new("bigfiles");
+        fs::create_dir_all(t.0.join("d")).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for i in 0..6usize {
+            let len = WIDE_MAX_SIZE as usize + [0, 1, 63, 64, 4097, 65_536][i];
+            files.push((format!("d/big{i}"), (0..len).map(|j| (j * 31 + i) as u8).collect()));
+        }
+        files.push(("d/just_under".to_string(), vec![3u8; WIDE_MAX_SIZE as usize - 1]));
+        for i in 0..40usize {
+            files.push((format!("d/small{i}"), vec![i as u8; i * 1013 % 9000]));
+        }
+        for (rel, data) in &files {
+            fs::write(t.0.join(rel), data).unwrap();
+        }
+        fs::hard_link(t.0.join("d/big5"), t.0.join("big5_again")).unwrap();
+        for threads in [1, 2] {
+            let scanner = TreeScanner::builder().algo(Some(Algorithm::Sha256)).threads(Some(threads)).build().unwrap();
+            let (rows, stats) = scanner.scan(&[t.bytes()]).unwrap();
+            for (rel, data) in &files {
+                assert_eq!(find(&rows, &t, rel).digest, Some(hash::hash_bytes(data, Algorithm::Sha256)), "{rel} x{threads}");
+            }
+            assert_eq!(find(&rows, &t, "big5_again").digest, find(&rows, &t, "d/big5").digest);
+            assert_eq!((stats.files_hashed, stats.digests_shared), (files.len() as u64, 1), "x{threads}");
         }
     }
 

@@ -3,6 +3,8 @@
 //! and gets back only what it prints (counts, errors, the changes), so no Python object is made
 //! per entry unless a caller asks for `columns()`.
 
+use std::os::fd::AsRawFd;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -200,12 +202,15 @@ impl FimTree {
 
     /// Write `head` and then the payload to the open file `fd` (from its offset on) and return
     /// the hex SHA-256 of the two, or their HMAC-SHA256 under `key`: the digest a baseline file
-    /// records. The payload is encoded on all cores while this thread hashes and writes each
-    /// part in order, so the three overlap (one after the other they took 18 ms for /usr/share).
+    /// records. The payload is encoded on all cores while this thread hashes each part in order
+    /// and a thread of its own writes them, so the four overlap (one after the other they took
+    /// 18 ms for /usr/share; hashing and writing on one thread, 10.5 ms). The writer also starts
+    /// the writeback of what it wrote (`sync_file_range`), so the caller's fsync waits for less.
     #[pyo3(signature = (fd, head, key = None))]
     fn write_payload(&self, py: Python<'_>, fd: i32, head: &[u8], key: Option<&[u8]>) -> PyResult<String> {
         use std::io::Write;
         use std::os::fd::FromRawFd;
+        use std::sync::Arc;
         if fd < 0 {
             return Err(PyValueError::new_err(format!("fd = {fd}; an open file descriptor is expected")));
         }
@@ -214,18 +219,39 @@ impl FimTree {
             // The caller owns the descriptor: borrowed here, never closed.
             // SAFETY: `fd` is open (a write to a closed one fails with EBADF, it is not UB) and
             // ManuallyDrop keeps this File from closing it.
-            let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
             let mut mac = match key {
                 Some(key) => Mac::Hmac(HmacSha256::new(key)),
                 None => Mac::Plain(Algorithm::Sha256.hasher()),
             };
-            let mut put = |bytes: &[u8]| -> std::io::Result<()> {
-                mac.update(bytes);
-                file.write_all(bytes)
-            };
-            put(head)?;
-            payload::encode_streamed(rows, put)?;
-            Ok(mac.finish_hex())
+            let (to_writer, parts) = std::sync::mpsc::channel::<Arc<Vec<u8>>>();
+            std::thread::scope(|scope| {
+                let file: &std::fs::File = &file;
+                let writer = scope.spawn(move || -> std::io::Result<()> {
+                    let mut out = file;
+                    for part in parts {
+                        out.write_all(&part)?;
+                        // Start writing these pages to disk now (no wait); errors are the
+                        // caller's fsync's to report.
+                        // SAFETY: plain syscall on a borrowed descriptor; offset 0 and
+                        // nbytes 0 mean "to the end of the file".
+                        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+                    }
+                    Ok(())
+                });
+                let mut put = |bytes: Arc<Vec<u8>>| -> std::result::Result<(), ()> {
+                    mac.update(&bytes);
+                    to_writer.send(bytes).map_err(|_| ())
+                };
+                // A failed send means the writer stopped on an error: its join says which.
+                let sent = put(Arc::new(head.to_vec())).and_then(|()| payload::encode_streamed(rows, &mut put));
+                drop(put);
+                drop(to_writer);
+                let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                written?;
+                debug_assert!(sent.is_ok(), "the writer ended without an error while parts were still being sent");
+                Ok(mac.finish_hex())
+            })
         })
     }
 
