@@ -111,8 +111,10 @@ def write(
     (``FimTree.write_payload``), instead of building 9 MB of bytes, hashing them and writing them
     one step after the other. Both give the same file.
     """
-    streamed = not isinstance(payload, (bytes, bytearray, memoryview))
-    length = payload.payload_length() if streamed else len(payload)  # type: ignore[union-attr]
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        tree, data, length = None, payload, len(payload)
+    else:
+        tree, data, length = payload, b"", payload.payload_length()
     header = {**header, "payload_bytes": length}
     head = json.dumps(header, sort_keys=True).encode() + b"\n"
     # The first line has the same length whatever the digest, so it is written last, into the
@@ -127,13 +129,13 @@ def write(
     try:
         try:
             os.lseek(fd, len(first) + _HEX_DIGEST + 1, os.SEEK_SET)
-            if streamed:
-                mac = payload.write_payload(fd, head, key)  # type: ignore[union-attr]
+            if tree is not None:
+                mac = tree.write_payload(fd, head, key)
             else:
-                mac = _mac(key, head, payload)  # type: ignore[arg-type]
+                mac = _mac(key, head, data)
                 with open(fd, "wb", closefd=False) as fh:
                     fh.write(head)
-                    fh.write(payload)
+                    fh.write(data)
             os.pwrite(fd, first + mac.encode() + b"\n", 0)
             os.fchmod(fd, 0o600)
             os.fsync(fd)
