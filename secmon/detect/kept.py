@@ -3,10 +3,10 @@
 Each input chunk leaves a small table: the rows some rule query matched, with the timestamp, the
 values detection reads, one flag per query, the event id and the event's place in the
 :class:`~secmon.detect.event_store.EventStore`. Held in memory, these tables were most of a scan's
-peak memory (measured: 2.1 GB for a 1 GB input, 8.7 GB for 5 GB). Written as uncompressed Arrow
-IPC files instead, one per chunk and rule with the rule's rows and columns only, they cost a few
-small sequential writes per chunk; detection then reads, rule by rule, only that rule's files, so
-the working set is one rule's matches (or one slice of them), not every rule's.
+peak memory (measured: 2.1 GB for a 1 GB input, 8.7 GB for 5 GB). Buffered up to BUFFER_BYTES and
+then written as uncompressed Arrow IPC files instead, one per rule with the rule's rows and columns
+only, they cost a few sequential writes per spill; detection then reads, rule by rule, only that
+rule's files, so the working set is one rule's matches (or one slice of them), not every rule's.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, bucket_of
 
 MAX_PENDING_WRITES = 1  # chunks' kept rows waiting for the writer thread (bounded memory)
 BUFFER_BYTES = 16 << 20  # kept rows held per scan before they are written, all rules together
-FILES_PER_PASS = 16  # a rule's kept files (one per input chunk) read at a time when slicing it
+FILES_PER_PASS = 16  # a rule's kept files (one per spill) read at a time when slicing it
 BUCKETS_PER_SLICE = 16  # hash buckets a slice is made of: the grain slices are balanced with
 
 
@@ -62,8 +62,8 @@ def _compact(rows: pl.DataFrame) -> pl.DataFrame:
 class KeptRows:
     """Append-only kept-row tables of one scan, in a temporary directory (removed by ``close``).
 
-    Each chunk's rows are written once per rule that matched some of them, with that rule's
-    columns only: detection then reads a rule's own rows and nothing else. One file per chunk
+    Each spill writes the buffered rows once per rule that matched some of them, with that rule's
+    columns only: detection then reads a rule's own rows and nothing else. One file per spill
     with every rule's rows and flags made each rule scan every kept row, and what a scan reads
     stays in the allocator's hands for a while: on a 5 GB input that was what made detection's
     peak memory grow with the input."""
