@@ -24,6 +24,7 @@
 //! [`LineStatus::NeedsPython`] where that is not reproduced exactly.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -1180,7 +1181,16 @@ impl ColumnBuilder {
 
 /// One column from the builders of consecutive runs of lines (`row_bases[k]`: the first row of
 /// run k). Text is not copied: each run's byte buffer becomes one data buffer of the views.
-fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], rows: usize) -> Column {
+///
+/// A column without any value shares `zeros` (a rule pack asks for many paths a batch of one
+/// log source never fills; each had its own zeroed views, 16 bytes a row).
+fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], rows: usize, zeros: Option<&Arc<Vec<u128>>>) -> Column {
+    if let Some(zeros) = zeros.filter(|_| parts.iter().all(|p| p.present_rows.is_empty())) {
+        debug_assert_eq!(zeros.len(), rows);
+        let values = ColumnValues::Scalar(Strings::View { views: Arc::clone(zeros), buffers: Vec::new(), sizes: Vec::new() });
+        let validity = (rows > 0).then(|| vec![0u8; rows.div_ceil(8)]);
+        return Column { name, rows, null_count: rows, validity, values };
+    }
     let mut validity = vec![0u8; rows.div_ceil(8)];
     let mut present = 0usize;
     for (part, &base) in parts.iter().zip(row_bases) {
@@ -1206,6 +1216,25 @@ fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], r
         list_offsets.resize(rows + 1, item_base as i32);
         let items = parts.into_iter().map(|p| (p.item_offsets, p.data)).collect();
         ColumnValues::List { list_offsets, items: Strings::items(items, VIEW_LIMIT) }
+    } else if parts.iter().all(|p| p.data.len() <= VIEW_LIMIT) {
+        // Each present row holds exactly one item. The views in one sequential pass (rows
+        // without a value are zero, an empty inline view), not zeroed and then scattered.
+        let mut views: Vec<u128> = Vec::with_capacity(rows);
+        let mut buffers = Vec::new();
+        for (p, &base) in parts.into_iter().zip(row_bases) {
+            let buffer = buffers.len() as u32;
+            for (&r, &i) in p.present_rows.iter().zip(&p.present_items) {
+                views.resize(base + r as usize, 0);
+                let (a, b) = (p.item_offsets[i as usize] as usize, p.item_offsets[i as usize + 1] as usize);
+                views.push(view_of(&p.data, a, b, buffer));
+            }
+            if !p.data.is_empty() {
+                buffers.push(p.data); // only inline (empty) strings otherwise: no buffer needed
+            }
+        }
+        views.resize(rows, 0);
+        let sizes = buffers.iter().map(|b| b.len() as i64).collect();
+        ColumnValues::Scalar(Strings::View { views: Arc::new(views), buffers, sizes })
     } else {
         // Each present row holds exactly one item.
         let rows_of = parts
@@ -1252,7 +1281,7 @@ pub enum Strings {
     /// 16-byte view per string, inline up to 12 bytes, else (prefix, buffer, offset) into one of
     /// `buffers` (one per run of lines, so parallel runs are never concatenated). `sizes` is the
     /// C interface's trailing buffer of data-buffer lengths.
-    View { views: Vec<u128>, buffers: Vec<Vec<u8>>, sizes: Vec<i64> },
+    View { views: Arc<Vec<u128>>, buffers: Vec<Vec<u8>>, sizes: Vec<i64> },
     /// `LargeUtf8` (64-bit offsets): when one run holds more text than a view offset addresses.
     Large { offsets: Vec<i64>, data: Vec<u8> },
 }
@@ -1300,7 +1329,7 @@ impl Strings {
                 buffers.push(data);
             }
             let sizes = buffers.iter().map(|b| b.len() as i64).collect();
-            Strings::View { views, buffers, sizes }
+            Strings::View { views: Arc::new(views), buffers, sizes }
         } else {
             let mut offsets = Vec::with_capacity(rows + 1);
             let mut data = Vec::new();
@@ -1328,7 +1357,7 @@ impl Strings {
                 }
             }
             let sizes = buffers.iter().map(|b| b.len() as i64).collect();
-            Strings::View { views, buffers, sizes }
+            Strings::View { views: Arc::new(views), buffers, sizes }
         } else {
             let mut offsets = vec![0i64];
             let mut all = Vec::new();
@@ -1979,10 +2008,12 @@ fn assemble(paths: &FieldPaths, parts: Vec<RowBuilder<'_>>) -> Extracted {
         }
     }
     let rows = lines.len();
+    let empty = |parts: &Vec<ColumnBuilder>| parts.iter().all(|p| p.present_rows.is_empty());
+    let zeros = by_column.iter().any(empty).then(|| Arc::new(vec![0u128; rows]));
     let columns = by_column
         .into_par_iter()
         .zip(paths.names.par_iter())
-        .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows))
+        .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows, zeros.as_ref()))
         .collect();
     Extracted { columns, lines, status, flags: Vec::new() }
 }
