@@ -39,7 +39,7 @@ pub enum Test {
     Contains(memmem::Finder<'static>),
     /// Starts with the first, ends with the second, and they do not overlap.
     PrefixSuffix(Box<[u8]>, Box<[u8]>),
-    ContainsAny(AhoCorasick),
+    ContainsAny(AnyOf),
     Regex(Regex),
     /// Written as a number (`query.ast.NUMBER_PATTERN`) and within the bounds ((bound, inclusive)).
     Number { low: Option<(f64, bool)>, high: Option<(f64, bool)> },
@@ -49,6 +49,27 @@ pub enum Test {
     StripPrefix(Box<[u8]>, Box<Test>),
     /// An address inside the set (IPv4 CIDR terms: values holding ':' are false).
     InIpSet { table: Arc<IpTable>, skip_colon: bool },
+}
+
+/// Substrings for [`Test::ContainsAny`]: the automaton, and the needles (sorted, each once) by
+/// which equal tests are recognised and fused (see [`Fused`]).
+#[derive(Debug, Clone)]
+pub struct AnyOf {
+    automaton: AhoCorasick,
+    needles: Arc<[Box<[u8]>]>,
+}
+
+/// One substring automaton over the needles of every `ContainsAny` test of one column: a row's
+/// value is scanned once (every match reported) and each test reads its bit, where each test
+/// scanned the value again (the web rules test `http.url` for five needle sets).
+#[derive(Debug)]
+struct Fused {
+    column: String,
+    automaton: AhoCorasick,
+    /// Per pattern of `automaton`: the bits of the needle sets holding it.
+    sets_of: Vec<u64>,
+    /// The needle sets, by bit.
+    sets: Vec<Arc<[Box<[u8]>]>>,
 }
 
 /// A boolean over one row.
@@ -74,6 +95,7 @@ pub struct FlagProgram {
     dispatch: Dispatch,
     /// The columns the dispatch tree splits on.
     gate_columns: Vec<String>,
+    fused: Vec<Fused>,
 }
 
 /// Which flags a row can set: a decision tree over the exact-value gates of the flags. Most rules
@@ -120,6 +142,8 @@ enum Bound<'a> {
     Or(Vec<Bound<'a>>),
     Not(Box<Bound<'a>>),
     Any(&'a Column, &'a Test),
+    /// A `ContainsAny` test answered by fused automaton `.1`, bit `.2` (`.3` for list items).
+    AnyOf(&'a Column, usize, u64, &'a Test),
     FirstInIpSet(&'a Column, &'a IpTable),
 }
 
@@ -257,27 +281,28 @@ impl FlagProgram {
         let mut programs = Programs(Vec::new());
         let subset = flags.iter().enumerate().map(|(f, (_, p))| (f, p.clone())).collect();
         let dispatch = Dispatch::build(subset, &mut Vec::new(), &mut gate_columns, &mut programs);
-        FlagProgram { flags, programs: programs.0, dispatch, gate_columns }
+        let fused = Fused::plan(&programs.0);
+        FlagProgram { flags, programs: programs.0, dispatch, gate_columns, fused }
     }
 
     /// Every flag over every row of `batch`.
     pub fn evaluate(&self, batch: &Extracted) -> Vec<Flag> {
         let rows = batch.lines.len();
         let find = |name: &str| batch.columns.iter().find(|c| c.name == name);
-        let bound: Vec<(usize, Bound<'_>)> = self.programs.iter().map(|(f, p)| (*f, bind(p, &batch.columns))).collect();
+        let bound: Vec<(usize, Bound<'_>)> = self.programs.iter().map(|(f, p)| (*f, bind(p, &batch.columns, &self.fused))).collect();
         let gates: Vec<Option<&Column>> = self.gate_columns.iter().map(|name| find(name)).collect();
         let starts: Vec<usize> = (0..rows).step_by(ROWS_PER_TASK).collect();
         let parts: Vec<Vec<Vec<u8>>> = starts
             .par_iter()
             .map(|&start| {
                 let end = (start + ROWS_PER_TASK).min(rows);
-                let mut scratch = Vec::new();
+                let mut ctx = Context { scratch: Vec::new(), fused: &self.fused, masks: vec![(usize::MAX, 0); self.fused.len()] };
                 let mut bits = vec![vec![0u8; (end - start).div_ceil(8)]; self.flags.len()];
                 for row in start..end {
                     let k = row - start;
                     self.dispatch.visit(row, &gates, &mut |p| {
                         let (f, program) = &bound[p];
-                        if program.holds(row, &mut scratch) {
+                        if program.holds(row, &mut ctx) {
                             bits[*f][k / 8] |= 1 << (k % 8);
                         }
                     });
@@ -295,14 +320,14 @@ impl FlagProgram {
 
 /// `pred` over the batch's columns, with what the batch decides folded in: a column the batch
 /// lacks, or whose rows are all null, passes no test.
-fn bind<'a>(pred: &'a Pred, columns: &'a [Column]) -> Bound<'a> {
+fn bind<'a>(pred: &'a Pred, columns: &'a [Column], fused: &[Fused]) -> Bound<'a> {
     let find = |name: &str| columns.iter().find(|c| c.name == name).filter(|c| c.null_count < c.rows);
     match pred {
         Pred::Const(b) => Bound::Const(*b),
         Pred::And(children) => {
             let mut kept = Vec::with_capacity(children.len());
             for child in children {
-                match bind(child, columns) {
+                match bind(child, columns, fused) {
                     Bound::Const(true) => {}
                     Bound::Const(false) => return Bound::Const(false),
                     b => kept.push(b),
@@ -317,7 +342,7 @@ fn bind<'a>(pred: &'a Pred, columns: &'a [Column]) -> Bound<'a> {
         Pred::Or(children) => {
             let mut kept = Vec::with_capacity(children.len());
             for child in children {
-                match bind(child, columns) {
+                match bind(child, columns, fused) {
                     Bound::Const(false) => {}
                     Bound::Const(true) => return Bound::Const(true),
                     b => kept.push(b),
@@ -329,26 +354,40 @@ fn bind<'a>(pred: &'a Pred, columns: &'a [Column]) -> Bound<'a> {
                 _ => Bound::Or(kept),
             }
         }
-        Pred::Not(child) => match bind(child, columns) {
+        Pred::Not(child) => match bind(child, columns, fused) {
             Bound::Const(b) => Bound::Const(!b),
             b => Bound::Not(Box::new(b)),
         },
-        Pred::Any { column, test } => find(column).map_or(Bound::Const(false), |c| Bound::Any(c, test)),
+        Pred::Any { column, test } => match find(column) {
+            None => Bound::Const(false),
+            Some(c) => match test {
+                Test::ContainsAny(any_of) => match Fused::find(fused, column, &any_of.needles) {
+                    Some((k, bit)) => Bound::AnyOf(c, k, bit, test),
+                    None => Bound::Any(c, test),
+                },
+                _ => Bound::Any(c, test),
+            },
+        },
         Pred::FirstInIpSet { column, table } => find(column).map_or(Bound::Const(false), |c| Bound::FirstInIpSet(c, table)),
     }
 }
 
 impl Bound<'_> {
-    fn holds(&self, row: usize, scratch: &mut Vec<u8>) -> bool {
+    fn holds(&self, row: usize, ctx: &mut Context<'_>) -> bool {
         match self {
             Bound::Const(b) => *b,
-            Bound::And(children) => children.iter().all(|c| c.holds(row, scratch)),
-            Bound::Or(children) => children.iter().any(|c| c.holds(row, scratch)),
-            Bound::Not(child) => !child.holds(row, scratch),
+            Bound::And(children) => children.iter().all(|c| c.holds(row, ctx)),
+            Bound::Or(children) => children.iter().any(|c| c.holds(row, ctx)),
+            Bound::Not(child) => !child.holds(row, ctx),
             Bound::Any(column, test) => match items(column, row) {
                 None => false,
-                Some(Items::One(value)) => test.passes(value, scratch),
-                Some(Items::List(values, range)) => range.into_iter().any(|k| test.passes(values.bytes(k), scratch)),
+                Some(Items::One(value)) => test.passes(value, &mut ctx.scratch),
+                Some(Items::List(values, range)) => range.into_iter().any(|k| test.passes(values.bytes(k), &mut ctx.scratch)),
+            },
+            Bound::AnyOf(column, k, bit, test) => match items(column, row) {
+                None => false,
+                Some(Items::One(value)) => ctx.fused_mask(*k, row, value) & bit != 0,
+                Some(Items::List(values, range)) => range.into_iter().any(|i| test.passes(values.bytes(i), &mut ctx.scratch)),
             },
             Bound::FirstInIpSet(column, table) => {
                 let first = match items(column, row) {
@@ -359,6 +398,90 @@ impl Bound<'_> {
                 first.and_then(parse_addr_bytes).is_some_and(|addr| table.lookup(addr) >= 0)
             }
         }
+    }
+}
+
+/// What one task's evaluation keeps between tests: a buffer for lower-casing, and the fused
+/// automata's answers for the current row.
+struct Context<'a> {
+    scratch: Vec<u8>,
+    fused: &'a [Fused],
+    /// Per fused automaton: (row, mask of the needle sets found in its value).
+    masks: Vec<(usize, u64)>,
+}
+
+impl Context<'_> {
+    fn fused_mask(&mut self, k: usize, row: usize, value: &[u8]) -> u64 {
+        let (at, mask) = self.masks[k];
+        if at == row {
+            return mask;
+        }
+        let fused = &self.fused[k];
+        let all = if fused.sets.len() == 64 { u64::MAX } else { (1u64 << fused.sets.len()) - 1 };
+        let mut mask = 0u64;
+        for m in fused.automaton.find_overlapping_iter(value) {
+            mask |= fused.sets_of[m.pattern().as_usize()];
+            if mask == all {
+                break;
+            }
+        }
+        self.masks[k] = (row, mask);
+        mask
+    }
+}
+
+impl Fused {
+    /// One automaton per column tested by `ContainsAny` more than once (in any programs), over
+    /// at most 64 distinct needle sets.
+    fn plan(programs: &[(usize, Pred)]) -> Vec<Fused> {
+        fn leaves<'p>(pred: &'p Pred, out: &mut Vec<(&'p str, &'p Arc<[Box<[u8]>]>)>) {
+            match pred {
+                Pred::And(children) | Pred::Or(children) => children.iter().for_each(|c| leaves(c, out)),
+                Pred::Not(child) => leaves(child, out),
+                Pred::Any { column, test: Test::ContainsAny(any_of) } => out.push((column, &any_of.needles)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        programs.iter().for_each(|(_, p)| leaves(p, &mut found));
+        let mut by_column: BTreeMap<&str, (usize, Vec<Arc<[Box<[u8]>]>>)> = BTreeMap::new();
+        for (column, needles) in found {
+            let (uses, sets) = by_column.entry(column).or_default();
+            *uses += 1;
+            if !sets.iter().any(|s| s == needles) {
+                sets.push(Arc::clone(needles));
+            }
+        }
+        let mut out = Vec::new();
+        for (column, (uses, sets)) in by_column {
+            if uses < 2 || sets.len() > 64 {
+                continue;
+            }
+            let mut patterns: Vec<&[u8]> = Vec::new();
+            let mut sets_of: Vec<u64> = Vec::new();
+            for (bit, set) in sets.iter().enumerate() {
+                for needle in set.iter() {
+                    match patterns.iter().position(|p| *p == &needle[..]) {
+                        Some(i) => sets_of[i] |= 1 << bit,
+                        None => {
+                            patterns.push(needle);
+                            sets_of.push(1 << bit);
+                        }
+                    }
+                }
+            }
+            // Standard semantics: the overlapping search reports every occurrence of every needle.
+            let Ok(automaton) = AhoCorasick::new(&patterns) else { continue };
+            out.push(Fused { column: column.to_string(), automaton, sets_of, sets });
+        }
+        out
+    }
+
+    /// (automaton, bit) answering `column`'s test for `needles`.
+    fn find(fused: &[Fused], column: &str, needles: &Arc<[Box<[u8]>]>) -> Option<(usize, u64)> {
+        let k = fused.iter().position(|f| f.column == column)?;
+        let bit = fused[k].sets.iter().position(|s| s == needles)?;
+        Some((k, 1 << bit))
     }
 }
 
@@ -393,7 +516,7 @@ impl Test {
             Test::PrefixSuffix(head, tail) => {
                 value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail)
             }
-            Test::ContainsAny(automaton) => automaton.is_match(value),
+            Test::ContainsAny(any_of) => any_of.automaton.is_match(value),
             Test::Regex(regex) => regex.is_match(value),
             Test::Number { low, high } => number(value).is_some_and(|x| {
                 low.map_or(true, |(b, inclusive)| if inclusive { x >= b } else { x > b })
@@ -458,9 +581,12 @@ impl Test {
     }
 
     pub fn contains_any(needles: &[Vec<u8>]) -> Result<Test> {
-        AhoCorasick::new(needles)
-            .map(Test::ContainsAny)
-            .map_err(|e| CoreError::invalid(format!("cannot build the substring automaton: {e}")))
+        let automaton = AhoCorasick::new(needles)
+            .map_err(|e| CoreError::invalid(format!("cannot build the substring automaton: {e}")))?;
+        let mut set: Vec<Box<[u8]>> = needles.iter().map(|n| n.clone().into_boxed_slice()).collect();
+        set.sort_unstable();
+        set.dedup();
+        Ok(Test::ContainsAny(AnyOf { automaton, needles: set.into() }))
     }
 
     pub fn regex(pattern: &str) -> Result<Test> {
@@ -590,7 +716,7 @@ mod tests {
         let fast = FlagProgram::new(program());
         assert_eq!(fast.gate_columns, ["source", "x"]);
         let (dispatch, programs) = Dispatch::every_flag(&program());
-        let slow = FlagProgram { flags: program(), programs, dispatch, gate_columns: Vec::new() };
+        let slow = FlagProgram { flags: program(), programs, dispatch, gate_columns: Vec::new(), fused: Vec::new() };
         let naive = naive_flags(&program(), &b);
         let (fast, slow) = (fast.evaluate(&b), slow.evaluate(&b));
         for ((f, s), n) in fast.iter().zip(&slow).zip(&naive) {
@@ -635,6 +761,52 @@ mod tests {
                 bits
             })
             .collect()
+    }
+
+    /// Fused substring automata against one automaton per test: needles overlapping each
+    /// other, shared between sets, repeated sets, the empty needle, list rows, tests under `Not`
+    /// and `Or`, and a column tested once (not fused).
+    #[test]
+    fn fused_substring_tests_agree_with_one_automaton_each() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut lines = Vec::new();
+        for _ in 0..3000 {
+            let word = |next: &mut dyn FnMut(usize) -> usize| {
+                (0..next(12)).map(|_| ["a", "b", "%", ".", "/", "ab"][next(6)]).collect::<String>()
+            };
+            let u = match next(6) {
+                0 => "null".to_string(),
+                1 => format!("[\"{}\",\"{}\"]", word(&mut next), word(&mut next)),
+                _ => format!("\"{}\"", word(&mut next)),
+            };
+            lines.push(format!("{{\"u\":{u},\"v\":\"{}\"}}", word(&mut next)));
+        }
+        let set = |needles: &[&str]| Test::contains_any(&needles.iter().map(|n| n.as_bytes().to_vec()).collect::<Vec<_>>()).unwrap();
+        let program = || -> Vec<(String, Pred)> {
+            vec![
+                ("dots".into(), any("u", set(&["..", "./"]))),
+                ("dots_again".into(), any("u", set(&["./", ".."]))),
+                ("overlap".into(), any("u", set(&["aba", "bab", "ab"]))),
+                ("pct".into(), Pred::Not(Box::new(any("u", set(&["%%", "%a"]))))),
+                ("either".into(), Pred::Or(vec![any("u", set(&["b/"])), any("v", set(&["a%"]))])),
+                ("empty".into(), any("u", set(&[""]))),
+                ("both".into(), Pred::And(vec![any("u", set(&["a"])), any("u", set(&["b", ".."]))])),
+            ]
+        };
+        let b = batch(&lines.join("\n"), &["u", "v"]);
+        let fast = FlagProgram::new(program());
+        assert_eq!(fast.fused.len(), 1, "only u is tested more than once");
+        let naive = naive_flags(&program(), &b);
+        for (f, n) in fast.evaluate(&b).iter().zip(&naive) {
+            assert_eq!(f.bits, *n, "flag {}", f.name);
+            assert!(f.bits.iter().any(|&byte| byte != 0), "flag {} set somewhere", f.name);
+        }
     }
 
     #[test]
