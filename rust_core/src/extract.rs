@@ -374,7 +374,7 @@ impl<'a> Lexer<'a> {
             // Non-ASCII bytes before the first special one (bits below its bit).
             let before = special.wrapping_sub(1) & !special;
             if high & before != 0 {
-                return self.string_rest(start, i);
+                break;
             }
             if special != 0 {
                 i += special.trailing_zeros() as usize;
@@ -382,17 +382,20 @@ impl<'a> Lexer<'a> {
                     self.i = i + 1;
                     return Ok(Span { kind: Kind::Str { escaped: false }, start: start as u32, end: i as u32 });
                 }
-                return self.string_rest(start, i);
+                break;
             }
             i += 16;
         }
-        self.string_rest(start, i)
+        // (end, escaped) come back in registers: a span returned through memory and merged
+        // with the one above stalled every caller on store forwarding.
+        let (end, escaped) = self.string_rest(start, i)?;
+        Ok(Span { kind: Kind::Str { escaped }, start: start as u32, end: end as u32 })
     }
 
     /// The rest of a string from `i` (no byte of `start..i` is special or non-ASCII): escapes,
     /// non-ASCII text (validated as UTF-8), control characters, and the last bytes of a line.
     #[inline(never)]
-    fn string_rest(&mut self, start: usize, mut i: usize) -> Lex<Span> {
+    fn string_rest(&mut self, start: usize, mut i: usize) -> Lex<(usize, bool)> {
         let s = self.s;
         let mut escaped = false;
         let mut non_ascii = false;
@@ -429,7 +432,7 @@ impl<'a> Lexer<'a> {
             return Err(Fail::Malformed);
         }
         self.i = i + 1;
-        Ok(Span { kind: Kind::Str { escaped }, start: start as u32, end: i as u32 })
+        Ok((i, escaped))
     }
 
     /// Validates the escape at `i` (a backslash); returns the index after it.
