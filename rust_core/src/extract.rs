@@ -760,6 +760,13 @@ fn hex4(s: &[u8], i: usize) -> Lex<u32> {
 
 /// The integer a JSON integer token denotes when orjson keeps it an int (i64 or u64 range).
 fn int_value(token: &[u8]) -> Option<i128> {
+    // Up to 18 digits (every such integer fits): a plain loop, not `str::parse` (the epoch
+    // timestamps of most records come through here).
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let v = digits.iter().fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
+        return Some(if digits.len() < token.len() { -i128::from(v) } else { i128::from(v) });
+    }
     if token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
         return None;
     }
@@ -1517,7 +1524,7 @@ impl Slots {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, slot: u32, span: Span) {
         let s = slot as usize;
         match self.mode[s] {
@@ -2272,6 +2279,27 @@ mod tests {
         ];
         for &(x, want) in table {
             assert_eq!(py_float(x), want, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn short_integers_read_like_str_parse() {
+        let mut tokens: Vec<String> = ["0", "-0", "007", "-", "", "+1", "1a", "999999999999999999", "-999999999999999999", "1000000000000000000"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut rng = Rng(0x5151_5151_dead_beef);
+        for _ in 0..20_000 {
+            let len = rng.below(21);
+            let mut t: String = (0..len).map(|_| char::from(b'0' + rng.below(10) as u8)).collect();
+            if rng.below(3) == 0 {
+                t.insert(0, '-');
+            }
+            tokens.push(t);
+        }
+        for t in &tokens {
+            let slow = t.parse::<i128>().ok().filter(|v| (i64::MIN as i128..=u64::MAX as i128).contains(v));
+            assert_eq!(int_value(t.as_bytes()), slow, "{t:?}");
         }
     }
 
