@@ -1409,7 +1409,7 @@ impl Strings {
     }
 
     /// The bytes of string `i` (UTF-8).
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&self, i: usize) -> &[u8] {
         match self {
             Strings::View { views, buffers, .. } => {

@@ -119,10 +119,41 @@ struct Dispatch {
 struct Split {
     /// Index into [`FlagProgram::gate_columns`].
     column: usize,
-    by_value: FxHashMap<Box<[u8]>, Dispatch>,
+    by_value: ByValue,
     /// Every program below this split, once, with this split's gate kept: for rows whose value
     /// is a list (any item may match).
     all: Vec<usize>,
+}
+
+/// The branches of a split by value: searched in order when there are few (a log source split
+/// has a handful; hashing the row's value cost more than comparing it), else hashed.
+#[derive(Debug)]
+enum ByValue {
+    Few(Vec<(Box<[u8]>, Dispatch)>),
+    Many(FxHashMap<Box<[u8]>, Dispatch>),
+}
+
+/// Up to this many branches are compared one by one.
+const FEW_VALUES: usize = 8;
+
+impl ByValue {
+    fn new(mut branches: Vec<(Box<[u8]>, Dispatch)>) -> ByValue {
+        if branches.len() <= FEW_VALUES {
+            // Deterministic order (the map's is not); values are distinct.
+            branches.sort_by(|a, b| a.0.cmp(&b.0));
+            ByValue::Few(branches)
+        } else {
+            ByValue::Many(branches.into_iter().collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self, value: &[u8]) -> Option<&Dispatch> {
+        match self {
+            ByValue::Few(branches) => branches.iter().find(|(v, _)| same_bytes(v, value)).map(|(_, d)| d),
+            ByValue::Many(map) => map.get(value),
+        }
+    }
 }
 
 /// A split is made when at least this many flags share a gate column.
@@ -253,7 +284,7 @@ impl Dispatch {
             columns.len() - 1
         });
         used.push(column);
-        let by_value = by_value.into_iter().map(|(v, sub)| (v, Dispatch::build(sub, used, columns, programs))).collect();
+        let by_value = ByValue::new(by_value.into_iter().map(|(v, sub)| (v, Dispatch::build(sub, used, columns, programs))).collect());
         used.pop();
         Dispatch { ungated, split: Some(Split { column: index, by_value, all }) }
     }
@@ -490,6 +521,7 @@ enum Items<'a> {
     List(&'a crate::extract::Strings, std::ops::Range<usize>),
 }
 
+#[inline(always)]
 fn items(column: &Column, row: usize) -> Option<Items<'_>> {
     if let Some(bits) = &column.validity {
         if bits[row / 8] & (1 << (row % 8)) == 0 {
@@ -508,7 +540,7 @@ impl Test {
     fn passes(&self, value: &[u8], scratch: &mut Vec<u8>) -> bool {
         match self {
             Test::Exists => true,
-            Test::Eq(text) => value == &text[..],
+            Test::Eq(text) => same_bytes(value, text),
             Test::In(set) => set.contains(value),
             Test::Prefix(text) => value.starts_with(text),
             Test::Suffix(text) => value.ends_with(text),
@@ -538,6 +570,26 @@ impl Test {
                 !(*skip_colon && value.contains(&b':')) && parse_addr_bytes(value).is_some_and(|a| table.lookup(a) >= 0)
             }
         }
+    }
+}
+
+/// `a == b` without a `memcmp` call for values of up to 16 bytes (two possibly overlapping
+/// words cover them): equality tests on short values (sources, event names, outcomes) are most
+/// of the tests a row runs.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap());
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -616,6 +668,28 @@ mod tests {
 
     fn any(column: &str, test: Test) -> Pred {
         Pred::Any { column: column.into(), test }
+    }
+
+    #[test]
+    fn short_equality_agrees_with_slice_equality() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..100_000 {
+            let len = next(24);
+            let a: Vec<u8> = (0..len).map(|_| b"ab"[next(2)]).collect();
+            let mut b = a.clone();
+            match next(3) {
+                0 => {}
+                1 if len > 0 => b[next(len)] ^= 1,
+                _ => b.truncate(next(len + 1)),
+            }
+            assert_eq!(same_bytes(&a, &b), a == b, "{a:?} {b:?}");
+        }
     }
 
     #[test]
@@ -710,11 +784,19 @@ mod tests {
                 ("never_x".into(), Pred::And(vec![eq("source", "a"), any("never", Test::Exists)])),
                 ("or_never".into(), Pred::Or(vec![any("never", Test::Exists), eq("source", "c")])),
                 ("not_never".into(), Pred::And(vec![eq("source", "b"), Pred::Not(Box::new(any("never", Test::Eq(b"z".to_vec().into()))))])),
+                // More source values than FEW_VALUES: the split on source is hashed, the one
+                // on x below it is searched in order.
+                ("wide".into(), any("source", Test::In(["a", "b", "c", "7", "z1", "z2", "z3", "z4", "z5", "z6"].iter().map(|v| v.as_bytes().into()).collect()))),
             ]
         };
         let b = batch(&text, &["source", "x", "never"]);
         let fast = FlagProgram::new(program());
         assert_eq!(fast.gate_columns, ["source", "x"]);
+        let Some(split) = &fast.dispatch.split else { panic!("a split on source") };
+        assert!(matches!(split.by_value, ByValue::Many(_)));
+        let Some(ByValue::Few(_)) = split.by_value.get(b"a").and_then(|d| d.split.as_ref()).map(|s| &s.by_value) else {
+            panic!("a split on x below source a")
+        };
         let (dispatch, programs) = Dispatch::every_flag(&program());
         let slow = FlagProgram { flags: program(), programs, dispatch, gate_columns: Vec::new(), fused: Vec::new() };
         let naive = naive_flags(&program(), &b);
