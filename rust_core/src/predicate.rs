@@ -51,12 +51,15 @@ pub enum Test {
     InIpSet { table: Arc<IpTable>, skip_colon: bool },
 }
 
+/// The needles of a [`Test::ContainsAny`], sorted, each once.
+type Needles = Arc<[Box<[u8]>]>;
+
 /// Substrings for [`Test::ContainsAny`]: the automaton, and the needles (sorted, each once) by
 /// which equal tests are recognised and fused (see [`Fused`]).
 #[derive(Debug, Clone)]
 pub struct AnyOf {
     automaton: AhoCorasick,
-    needles: Arc<[Box<[u8]>]>,
+    needles: Needles,
 }
 
 /// One substring automaton over the needles of every `ContainsAny` test of one column: a row's
@@ -69,7 +72,7 @@ struct Fused {
     /// Per pattern of `automaton`: the bits of the needle sets holding it.
     sets_of: Vec<u64>,
     /// The needle sets, by bit.
-    sets: Vec<Arc<[Box<[u8]>]>>,
+    sets: Vec<Needles>,
 }
 
 /// A boolean over one row.
@@ -465,7 +468,7 @@ impl Fused {
     /// One automaton per column tested by `ContainsAny` more than once (in any programs), over
     /// at most 64 distinct needle sets.
     fn plan(programs: &[(usize, Pred)]) -> Vec<Fused> {
-        fn leaves<'p>(pred: &'p Pred, out: &mut Vec<(&'p str, &'p Arc<[Box<[u8]>]>)>) {
+        fn leaves<'p>(pred: &'p Pred, out: &mut Vec<(&'p str, &'p Needles)>) {
             match pred {
                 Pred::And(children) | Pred::Or(children) => children.iter().for_each(|c| leaves(c, out)),
                 Pred::Not(child) => leaves(child, out),
@@ -475,7 +478,7 @@ impl Fused {
         }
         let mut found = Vec::new();
         programs.iter().for_each(|(_, p)| leaves(p, &mut found));
-        let mut by_column: BTreeMap<&str, (usize, Vec<Arc<[Box<[u8]>]>>)> = BTreeMap::new();
+        let mut by_column: BTreeMap<&str, (usize, Vec<Needles>)> = BTreeMap::new();
         for (column, needles) in found {
             let (uses, sets) = by_column.entry(column).or_default();
             *uses += 1;
@@ -509,7 +512,7 @@ impl Fused {
     }
 
     /// (automaton, bit) answering `column`'s test for `needles`.
-    fn find(fused: &[Fused], column: &str, needles: &Arc<[Box<[u8]>]>) -> Option<(usize, u64)> {
+    fn find(fused: &[Fused], column: &str, needles: &Needles) -> Option<(usize, u64)> {
         let k = fused.iter().position(|f| f.column == column)?;
         let bit = fused[k].sets.iter().position(|s| s == needles)?;
         Some((k, 1 << bit))
