@@ -58,7 +58,37 @@ pub fn parse_addr_bytes(text: &[u8]) -> Option<u128> {
     if text.len() > 64 {
         return None;
     }
+    // Every IPv6 spelling holds a ':'; without one only the dotted quad can parse, read here
+    // without the generic parser (rule flags test an address column on every row).
+    if !text.contains(&b':') {
+        return parse_ipv4(text).map(|v4| V4_MAPPED | u128::from(v4));
+    }
     std::str::from_utf8(text).ok().and_then(parse_addr)
+}
+
+/// The dotted quad as `Ipv4Addr::from_str` reads it: four decimal octets of one to three
+/// digits, at most 255, no leading zero.
+fn parse_ipv4(text: &[u8]) -> Option<u32> {
+    let mut addr = 0u32;
+    let mut parts = 0;
+    for part in text.split(|&b| b == b'.') {
+        parts += 1;
+        if parts > 4 || part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut octet = 0u32;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            octet = octet * 10 + u32::from(d - b'0');
+        }
+        if octet > 255 {
+            return None;
+        }
+        addr = addr << 8 | octet;
+    }
+    (parts == 4).then_some(addr)
 }
 
 /// Parse `addr` or `addr/len` (decimal length, as `ipaddress.ip_network(strict=False)`), clearing
@@ -345,6 +375,35 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn dotted_quads_parse_like_the_standard_parser() {
+        // Regression guard for the fast IPv4 path of `parse_addr_bytes`: every text without a
+        // ':' must read as `Ipv4Addr::from_str` reads it (or not at all).
+        let mut texts: Vec<String> = [
+            "0.0.0.0", "255.255.255.255", "256.0.0.1", "01.2.3.4", "0.01.0.0", "1.2.3", "1.2.3.4.5", "", ".", "1..2.3",
+            "1.2.3.4.", ".1.2.3.4", "+1.2.3.4", "1.2.3.-4", " 1.2.3.4", "1.2.3.4 ", "1.2.3.0004", "999.1.1.1", "1.2.3.٣",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let pieces = ["0", "1", "25", "255", "256", "00", "07", "199", "1000", ".", ".", ".", "a", " "];
+        for _ in 0..50_000 {
+            let mut t = String::new();
+            for _ in 0..(state % 9) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                t.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            texts.push(t);
+        }
+        for t in &texts {
+            let want = t.parse::<Ipv4Addr>().ok().map(|v4| V4_MAPPED | u128::from(u32::from(v4)));
+            assert_eq!(parse_addr_bytes(t.as_bytes()), want, "{t:?}");
+        }
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {

@@ -24,6 +24,7 @@
 //! [`LineStatus::NeedsPython`] where that is not reproduced exactly.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -66,45 +67,75 @@ struct Node {
     terminal: Option<u32>,
     /// Every slot whose walk reaches this node (ends here or continues below).
     slots: Vec<u32>,
-    /// Open-addressing table of child positions by key hash (`EMPTY` = free), for nodes with
-    /// many children (the top level holds every first component and every dotted key).
-    index: Vec<u32>,
+    /// Open-addressing table of the children by [`KeyWords`] (a power of two long, at most half
+    /// full; empty when there are no children).
+    index: Vec<IndexEntry>,
+    /// `64 - log2(index.len())`: the hash's top bits pick the first probe.
+    shift: u32,
+}
+
+/// A key as (length, first word, last word): for keys of up to 16 bytes the words cover every
+/// byte, so equal triples mean equal keys and a lookup compares three integers instead of
+/// calling `memcmp` (most keys of log records are short).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyWords {
+    head: u64,
+    tail: u64,
+    len: u32,
+}
+
+impl KeyWords {
+    #[inline(always)]
+    fn of(key: &[u8]) -> KeyWords {
+        let n = key.len();
+        let load8 = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().unwrap());
+        let load4 = |at: usize| u32::from_le_bytes(key[at..at + 4].try_into().unwrap()) as u64;
+        let (head, tail) = if n >= 8 {
+            (load8(0), load8(n - 8))
+        } else if n >= 4 {
+            (load4(0), load4(n - 4))
+        } else if n > 0 {
+            // 1 to 3 bytes: the first, the middle and the last are all of them.
+            (key[0] as u64 | (key[n / 2] as u64) << 8 | (key[n - 1] as u64) << 16, 0)
+        } else {
+            (0, 0)
+        };
+        KeyWords { head, tail, len: n as u32 }
+    }
+
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        (self.head ^ self.tail.rotate_left(29) ^ (self.len as u64).rotate_left(58)).wrapping_mul(K)
+    }
+}
+
+/// One position of [`Node::index`]: a child's key words and its position in `children`
+/// (`EMPTY` in `child`: a free position).
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    key: KeyWords,
+    child: u32,
 }
 
 const EMPTY: u32 = u32::MAX;
-/// Nodes with at most this many children are searched linearly.
-const LINEAR_CHILDREN: usize = 6;
-
-#[inline]
-fn key_hash(key: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = key.len() as u64;
-    let mut chunks = key.chunks_exact(8);
-    for c in &mut chunks {
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
-    }
-    h ^ (h >> 32)
-}
 
 impl Node {
     fn build_index(&mut self) {
-        if self.children.len() <= LINEAR_CHILDREN {
+        if self.children.is_empty() {
             return;
         }
-        let size = (self.children.len() * 4).next_power_of_two();
-        self.index = vec![EMPTY; size];
+        let size = (self.children.len() * 2).next_power_of_two().max(2);
+        let free = IndexEntry { key: KeyWords { head: 0, tail: 0, len: 0 }, child: EMPTY };
+        self.index = vec![free; size];
+        self.shift = 64 - size.trailing_zeros();
         for (c, (key, _)) in self.children.iter().enumerate() {
-            let mut at = key_hash(key) as usize & (size - 1);
-            while self.index[at] != EMPTY {
+            let words = KeyWords::of(key);
+            let mut at = (words.hash() >> self.shift) as usize;
+            while self.index[at].child != EMPTY {
                 at = (at + 1) & (size - 1);
             }
-            self.index[at] = c as u32;
+            self.index[at] = IndexEntry { key: words, child: c as u32 };
         }
     }
 
@@ -112,20 +143,29 @@ impl Node {
     #[inline]
     fn find(&self, key: &[u8]) -> Option<usize> {
         if self.index.is_empty() {
-            return self.children.iter().position(|(k, _)| **k == *key);
+            return None;
         }
+        let words = KeyWords::of(key);
         let mask = self.index.len() - 1;
-        let mut at = key_hash(key) as usize & mask;
+        let mut at = (words.hash() >> self.shift) as usize;
         loop {
-            let c = self.index[at];
-            if c == EMPTY {
+            let entry = &self.index[at];
+            if entry.key == words && entry.child != EMPTY {
+                // Past 16 bytes the words leave a middle part uncompared.
+                if words.len <= 16 || *self.children[entry.child as usize].0 == *key {
+                    return Some(entry.child as usize);
+                }
+            } else if entry.child == EMPTY {
                 return None;
-            }
-            if *self.children[c as usize].0 == *key {
-                return Some(c as usize);
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// The obvious search [`Node::find`] must agree with.
+    #[cfg(test)]
+    fn find_slow(&self, key: &[u8]) -> Option<usize> {
+        self.children.iter().position(|(k, _)| **k == *key)
     }
 }
 
@@ -318,12 +358,45 @@ impl<'a> Lexer<'a> {
     }
 
     /// A string starting at the opening quote; returns the span between the quotes.
-    #[inline]
+    ///
+    /// Inlined: the common string (ASCII, no escape) is a vector scan to the closing quote and a
+    /// span in registers (returned through memory, the span's odd layout stalled the caller
+    /// on store forwarding); everything else continues in [`Lexer::string_rest`].
+    #[inline(always)]
     fn string(&mut self) -> Lex<Span> {
         debug_assert_eq!(self.s[self.i], b'"');
         let s = self.s;
         let start = self.i + 1;
         let mut i = start;
+        #[cfg(target_arch = "x86_64")]
+        while i + 16 <= s.len() {
+            let (special, high) = sse2::string_block(&s[i..i + 16]);
+            // Non-ASCII bytes before the first special one (bits below its bit).
+            let before = special.wrapping_sub(1) & !special;
+            if high & before != 0 {
+                break;
+            }
+            if special != 0 {
+                i += special.trailing_zeros() as usize;
+                if s[i] == b'"' {
+                    self.i = i + 1;
+                    return Ok(Span { kind: Kind::Str { escaped: false }, start: start as u32, end: i as u32 });
+                }
+                break;
+            }
+            i += 16;
+        }
+        // (end, escaped) come back in registers: a span returned through memory and merged
+        // with the one above stalled every caller on store forwarding.
+        let (end, escaped) = self.string_rest(start, i)?;
+        Ok(Span { kind: Kind::Str { escaped }, start: start as u32, end: end as u32 })
+    }
+
+    /// The rest of a string from `i` (no byte of `start..i` is special or non-ASCII): escapes,
+    /// non-ASCII text (validated as UTF-8), control characters, and the last bytes of a line.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize, mut i: usize) -> Lex<(usize, bool)> {
+        let s = self.s;
         let mut escaped = false;
         let mut non_ascii = false;
         loop {
@@ -359,7 +432,7 @@ impl<'a> Lexer<'a> {
             return Err(Fail::Malformed);
         }
         self.i = i + 1;
-        Ok(Span { kind: Kind::Str { escaped }, start: start as u32, end: i as u32 })
+        Ok((i, escaped))
     }
 
     /// Validates the escape at `i` (a backslash); returns the index after it.
@@ -454,9 +527,129 @@ impl<'a> Lexer<'a> {
     }
 
     /// Validates and skips any value (nothing is built).
+    #[inline]
     fn skip_value(&mut self, depth: usize) -> Lex<Kind> {
         match self.peek()? {
             b'"' => Ok(self.string()?.kind),
+            b'{' | b'[' => self.skip_container(depth),
+            b't' => self.literal(b"true").map(|_| Kind::True),
+            b'f' => self.literal(b"false").map(|_| Kind::False),
+            b'n' => self.literal(b"null").map(|_| Kind::Null),
+            _ => Ok(self.number()?.kind),
+        }
+    }
+
+    /// Validates and skips an object or array without recursion: one bit per open container
+    /// (set: an array) instead of a stack frame each, so the inlined string scan does not
+    /// multiply the stack a 1024-deep document needs.
+    fn skip_container(&mut self, depth: usize) -> Lex<Kind> {
+        let mut arrays = [0u64; MAX_DEPTH / 64 + 1];
+        let mut open = 0usize;
+        let outer = if self.peek()? == b'[' { Kind::Array } else { Kind::Object };
+        // At the start of a value (the first: the outer container).
+        'value: loop {
+            let is_array = match self.peek()? {
+                b'"' => {
+                    self.string()?;
+                    None
+                }
+                b'{' => Some(false),
+                b'[' => Some(true),
+                b't' => {
+                    self.literal(b"true")?;
+                    None
+                }
+                b'f' => {
+                    self.literal(b"false")?;
+                    None
+                }
+                b'n' => {
+                    self.literal(b"null")?;
+                    None
+                }
+                _ => {
+                    self.number()?;
+                    None
+                }
+            };
+            if let Some(is_array) = is_array {
+                if depth + open >= MAX_DEPTH {
+                    return Err(Fail::Malformed);
+                }
+                let (word, bit) = (open / 64, 1u64 << (open % 64));
+                if is_array {
+                    arrays[word] |= bit;
+                } else {
+                    arrays[word] &= !bit;
+                }
+                open += 1;
+                self.i += 1;
+                self.skip_ws();
+                let close = if is_array { b']' } else { b'}' };
+                if self.peek()? != close {
+                    if !is_array {
+                        self.member_key()?;
+                    }
+                    continue 'value;
+                }
+                // An empty container: closed below.
+            } else {
+                self.skip_ws();
+            }
+            // After a value (or at the closing bracket of an empty container).
+            loop {
+                if open == 0 {
+                    return Ok(outer);
+                }
+                let top = open - 1;
+                let is_array = arrays[top / 64] & (1u64 << (top % 64)) != 0;
+                let close = if is_array { b']' } else { b'}' };
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.skip_ws();
+                        if !is_array {
+                            self.member_key()?;
+                        }
+                        continue 'value;
+                    }
+                    b if b == close => {
+                        self.i += 1;
+                        open -= 1;
+                        if open > 0 {
+                            self.skip_ws();
+                        }
+                    }
+                    _ => return Err(Fail::Malformed),
+                }
+            }
+        }
+    }
+
+    /// An object member's `"key" :` up to its value (whitespace around the colon skipped).
+    #[inline]
+    fn member_key(&mut self) -> Lex<()> {
+        if self.peek()? != b'"' {
+            return Err(Fail::Malformed);
+        }
+        self.string()?;
+        self.skip_ws();
+        self.expect(b':')?;
+        self.skip_ws();
+        Ok(())
+    }
+
+    /// [`Lexer::string`] behind a call, for the recursive document tree (a frame per level).
+    #[inline(never)]
+    fn string_outlined(&mut self) -> Lex<Span> {
+        self.string()
+    }
+
+    /// The recursive twin of [`Lexer::skip_value`] (tests compare them).
+    #[cfg(test)]
+    fn skip_value_slow(&mut self, depth: usize) -> Lex<Kind> {
+        match self.peek()? {
+            b'"' => Ok(self.string_outlined()?.kind),
             b'{' => {
                 if depth >= MAX_DEPTH {
                     return Err(Fail::Malformed);
@@ -471,11 +664,11 @@ impl<'a> Lexer<'a> {
                     if self.peek()? != b'"' {
                         return Err(Fail::Malformed);
                     }
-                    self.string()?;
+                    self.string_outlined()?;
                     self.skip_ws();
                     self.expect(b':')?;
                     self.skip_ws();
-                    self.skip_value(depth + 1)?;
+                    self.skip_value_slow(depth + 1)?;
                     self.skip_ws();
                     match self.peek()? {
                         b',' => {
@@ -501,7 +694,7 @@ impl<'a> Lexer<'a> {
                     return Ok(Kind::Array);
                 }
                 loop {
-                    self.skip_value(depth + 1)?;
+                    self.skip_value_slow(depth + 1)?;
                     self.skip_ws();
                     match self.peek()? {
                         b',' => {
@@ -520,6 +713,30 @@ impl<'a> Lexer<'a> {
             b'f' => self.literal(b"false").map(|_| Kind::False),
             b'n' => self.literal(b"null").map(|_| Kind::Null),
             _ => Ok(self.number()?.kind),
+        }
+    }
+}
+
+/// SSE2 (every x86-64 has it) for the string scan.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    /// Bit masks over 16 bytes: which are a quote, a backslash or a control character (below
+    /// 0x20), and which are not ASCII.
+    #[inline(always)]
+    pub(super) fn string_block(block: &[u8]) -> (u32, u32) {
+        assert!(block.len() >= 16);
+        // SAFETY: SSE2 is part of x86-64; the load reads 16 bytes the assert keeps in bounds.
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // b <= 0x1f exactly when max(b, 0x1f) == 0x1f (unsigned).
+            let limit = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+            let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+            (_mm_movemask_epi8(special) as u32, _mm_movemask_epi8(v) as u32)
         }
     }
 }
@@ -543,6 +760,13 @@ fn hex4(s: &[u8], i: usize) -> Lex<u32> {
 
 /// The integer a JSON integer token denotes when orjson keeps it an int (i64 or u64 range).
 fn int_value(token: &[u8]) -> Option<i128> {
+    // Up to 18 digits (every such integer fits): a plain loop, not `str::parse` (the epoch
+    // timestamps of most records come through here).
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let v = digits.iter().fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
+        return Some(if digits.len() < token.len() { -i128::from(v) } else { i128::from(v) });
+    }
     if token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
         return None;
     }
@@ -741,7 +965,7 @@ impl<'a> Lexer<'a> {
     fn tree(&mut self, depth: usize) -> Lex<Json<'a>> {
         match self.peek()? {
             b'"' => {
-                let span = self.string()?;
+                let span = self.string_outlined()?;
                 Ok(Json::Str(string_text(self.s, span)))
             }
             b'{' => {
@@ -759,7 +983,7 @@ impl<'a> Lexer<'a> {
                     if self.peek()? != b'"' {
                         return Err(Fail::Malformed);
                     }
-                    let key = string_text(self.s, self.string()?);
+                    let key = string_text(self.s, self.string_outlined()?);
                     self.skip_ws();
                     self.expect(b':')?;
                     self.skip_ws();
@@ -944,6 +1168,18 @@ impl ColumnBuilder {
         ColumnBuilder { item_offsets: vec![0], ..Default::default() }
     }
 
+    fn with_capacity(data: usize, items: usize, present: usize) -> Self {
+        let mut item_offsets = Vec::with_capacity(items.max(1));
+        item_offsets.push(0);
+        ColumnBuilder {
+            data: Vec::with_capacity(data),
+            item_offsets,
+            present_rows: Vec::with_capacity(present),
+            present_items: Vec::with_capacity(present),
+            any_list: false,
+        }
+    }
+
     /// The index the next item will get (pass it to `end_value`).
     #[inline]
     fn next_item(&self) -> u32 {
@@ -967,7 +1203,16 @@ impl ColumnBuilder {
 
 /// One column from the builders of consecutive runs of lines (`row_bases[k]`: the first row of
 /// run k). Text is not copied: each run's byte buffer becomes one data buffer of the views.
-fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], rows: usize) -> Column {
+///
+/// A column without any value shares `zeros` (a rule pack asks for many paths a batch of one
+/// log source never fills; each had its own zeroed views, 16 bytes a row).
+fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], rows: usize, zeros: Option<&Arc<Vec<u128>>>) -> Column {
+    if let Some(zeros) = zeros.filter(|_| parts.iter().all(|p| p.present_rows.is_empty())) {
+        debug_assert_eq!(zeros.len(), rows);
+        let values = ColumnValues::Scalar(Strings::View { views: Arc::clone(zeros), buffers: Vec::new(), sizes: Vec::new() });
+        let validity = (rows > 0).then(|| vec![0u8; rows.div_ceil(8)]);
+        return Column { name, rows, null_count: rows, validity, values };
+    }
     let mut validity = vec![0u8; rows.div_ceil(8)];
     let mut present = 0usize;
     for (part, &base) in parts.iter().zip(row_bases) {
@@ -993,6 +1238,25 @@ fn finish_column(name: String, parts: Vec<ColumnBuilder>, row_bases: &[usize], r
         list_offsets.resize(rows + 1, item_base as i32);
         let items = parts.into_iter().map(|p| (p.item_offsets, p.data)).collect();
         ColumnValues::List { list_offsets, items: Strings::items(items, VIEW_LIMIT) }
+    } else if parts.iter().all(|p| p.data.len() <= VIEW_LIMIT) {
+        // Each present row holds exactly one item. The views in one sequential pass (rows
+        // without a value are zero, an empty inline view), not zeroed and then scattered.
+        let mut views: Vec<u128> = Vec::with_capacity(rows);
+        let mut buffers = Vec::new();
+        for (p, &base) in parts.into_iter().zip(row_bases) {
+            let buffer = buffers.len() as u32;
+            for (&r, &i) in p.present_rows.iter().zip(&p.present_items) {
+                views.resize(base + r as usize, 0);
+                let (a, b) = (p.item_offsets[i as usize] as usize, p.item_offsets[i as usize + 1] as usize);
+                views.push(view_of(&p.data, a, b, buffer));
+            }
+            if !p.data.is_empty() {
+                buffers.push(p.data); // only inline (empty) strings otherwise: no buffer needed
+            }
+        }
+        views.resize(rows, 0);
+        let sizes = buffers.iter().map(|b| b.len() as i64).collect();
+        ColumnValues::Scalar(Strings::View { views: Arc::new(views), buffers, sizes })
     } else {
         // Each present row holds exactly one item.
         let rows_of = parts
@@ -1039,7 +1303,7 @@ pub enum Strings {
     /// 16-byte view per string, inline up to 12 bytes, else (prefix, buffer, offset) into one of
     /// `buffers` (one per run of lines, so parallel runs are never concatenated). `sizes` is the
     /// C interface's trailing buffer of data-buffer lengths.
-    View { views: Vec<u128>, buffers: Vec<Vec<u8>>, sizes: Vec<i64> },
+    View { views: Arc<Vec<u128>>, buffers: Vec<Vec<u8>>, sizes: Vec<i64> },
     /// `LargeUtf8` (64-bit offsets): when one run holds more text than a view offset addresses.
     Large { offsets: Vec<i64>, data: Vec<u8> },
 }
@@ -1087,7 +1351,7 @@ impl Strings {
                 buffers.push(data);
             }
             let sizes = buffers.iter().map(|b| b.len() as i64).collect();
-            Strings::View { views, buffers, sizes }
+            Strings::View { views: Arc::new(views), buffers, sizes }
         } else {
             let mut offsets = Vec::with_capacity(rows + 1);
             let mut data = Vec::new();
@@ -1115,7 +1379,7 @@ impl Strings {
                 }
             }
             let sizes = buffers.iter().map(|b| b.len() as i64).collect();
-            Strings::View { views, buffers, sizes }
+            Strings::View { views: Arc::new(views), buffers, sizes }
         } else {
             let mut offsets = vec![0i64];
             let mut all = Vec::new();
@@ -1145,7 +1409,7 @@ impl Strings {
     }
 
     /// The bytes of string `i` (UTF-8).
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&self, i: usize) -> &[u8] {
         match self {
             Strings::View { views, buffers, .. } => {
@@ -1218,6 +1482,9 @@ struct Slots {
     /// or, for a path ending on an array, a null element.
     null: Vec<bool>,
     null_touched: Vec<u32>,
+    /// A stack of "key seen" bits of the objects being walked, for children past the 64th
+    /// (the first 64 are a word on the walker's stack).
+    seen: Vec<u64>,
 }
 
 impl Slots {
@@ -1230,6 +1497,7 @@ impl Slots {
             touched: Vec::new(),
             null: vec![false; n],
             null_touched: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
@@ -1246,6 +1514,7 @@ impl Slots {
             self.null[slot as usize] = false;
         }
         self.null_touched.clear();
+        self.seen.clear(); // a failed walk leaves its words
     }
 
     #[inline]
@@ -1255,7 +1524,7 @@ impl Slots {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, slot: u32, span: Span) {
         let s = slot as usize;
         match self.mode[s] {
@@ -1389,8 +1658,9 @@ impl Walker<'_, '_> {
         let this = &nodes[node];
         let children = &this.children;
         // Which children were seen in this object: a repeat means orjson's last-wins rule applies.
+        // Children past the 64th get words on the slots' stack (taken when first needed).
         let mut seen: u64 = 0;
-        let mut seen_more: Vec<bool> = Vec::new();
+        let mut seen_more: Option<usize> = None;
         self.lx.i += 1;
         self.lx.skip_ws();
         if self.lx.peek()? == b'}' {
@@ -1425,12 +1695,17 @@ impl Walker<'_, '_> {
                         }
                         seen |= 1 << c;
                     } else {
-                        if seen_more.is_empty() {
-                            seen_more = vec![false; children.len()];
-                        }
-                        if std::mem::replace(&mut seen_more[c], true) {
+                        let stack = &mut self.slots.seen;
+                        let base = *seen_more.get_or_insert_with(|| {
+                            let base = stack.len();
+                            stack.resize(base + children.len() / 64, 0);
+                            base
+                        });
+                        let (word, bit) = (base + c / 64 - 1, 1u64 << (c % 64));
+                        if stack[word] & bit != 0 {
                             return Err(Fail::DuplicateKey);
                         }
+                        stack[word] |= bit;
                     }
                     self.value(children[c].1 as usize, depth + 1)?;
                 }
@@ -1446,6 +1721,9 @@ impl Walker<'_, '_> {
                 }
                 b'}' => {
                     self.lx.i += 1;
+                    if let Some(base) = seen_more {
+                        self.slots.seen.truncate(base);
+                    }
                     return Ok(());
                 }
                 _ => return Err(Fail::Malformed),
@@ -1471,14 +1749,36 @@ struct RowBuilder<'p> {
     escaped_key: bool,
 }
 
+/// The buffer lengths of each column of the last run of lines: (text bytes, items, rows with a
+/// value).
+#[derive(Debug, Default)]
+struct RunSizes(Vec<[usize; 3]>);
+
+impl RunSizes {
+    fn remember(&mut self, rows: &RowBuilder<'_>) {
+        self.0.clear();
+        self.0.extend(rows.columns.iter().map(|c| [c.data.len(), c.item_offsets.len(), c.present_rows.len()]));
+    }
+}
+
 impl<'p> RowBuilder<'p> {
-    fn new(paths: &'p FieldPaths) -> Self {
+    /// A builder for `lines` lines whose column buffers start as large as `sizes` says the
+    /// previous run's ended (plus an eighth): growing them by doubling copied every run's text
+    /// about once more and touched twice the fresh memory.
+    fn new(paths: &'p FieldPaths, lines: usize, sizes: &RunSizes) -> Self {
+        let grown = |n: usize| n + n / 8;
+        let columns = (0..paths.len())
+            .map(|c| match sizes.0.get(c) {
+                Some(&[data, items, present]) => ColumnBuilder::with_capacity(grown(data), grown(items), grown(present)),
+                None => ColumnBuilder::new(),
+            })
+            .collect();
         RowBuilder {
             paths,
             slots: Slots::new(2 * paths.walked()),
-            columns: (0..paths.len()).map(|_| ColumnBuilder::new()).collect(),
-            lines: Vec::new(),
-            status: Vec::new(),
+            columns,
+            lines: Vec::with_capacity(lines),
+            status: Vec::with_capacity(lines),
             derived: normalize::Derived::new(paths.len()),
             escaped_key: false,
         }
@@ -1695,28 +1995,34 @@ pub fn extract_fields(
         None => all_lines(hay, sep)?,
     };
     let selected_bytes: usize = lines.iter().map(|&(_, a, b)| b - a).sum();
-    let run = |part: &[(u32, usize, usize)]| {
-        let mut rows = RowBuilder::new(paths);
+    let run = |sizes: &mut RunSizes, part: &[(u32, usize, usize)]| {
+        let mut rows = RowBuilder::new(paths, part.len(), sizes);
         for &(i, a, b) in part {
             rows.push_line(i, &hay[a..b]);
         }
+        sizes.remember(&rows);
         rows
     };
+    let sequential = |lines: &[(u32, usize, usize)]| {
+        let mut sizes = RunSizes::default();
+        lines.chunks(LINES_PER_TASK).map(|part| run(&mut sizes, part)).collect()
+    };
+    let parallel = |lines: &[(u32, usize, usize)]| lines.par_chunks(LINES_PER_TASK).map_init(RunSizes::default, run).collect();
     // Runs of lines even on one thread: each run's text stays a small buffer of its own.
     let parts: Vec<RowBuilder<'_>> = match threads {
         Threads::Exactly(0) => return Err(CoreError::invalid("threads must be at least 1, got 0")),
         Threads::Exactly(n) if n > MAX_THREADS => {
             return Err(CoreError::invalid(format!("threads must be at most {MAX_THREADS}, got {n}")))
         }
-        Threads::Exactly(1) => lines.chunks(LINES_PER_TASK).map(run).collect(),
-        _ if selected_bytes < PARALLEL_MIN_BYTES => lines.chunks(LINES_PER_TASK).map(run).collect(),
-        Threads::Default => lines.par_chunks(LINES_PER_TASK).map(run).collect(),
+        Threads::Exactly(1) => sequential(&lines),
+        _ if selected_bytes < PARALLEL_MIN_BYTES => sequential(&lines),
+        Threads::Default => parallel(&lines),
         Threads::Exactly(n) => {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
                 .map_err(|e| CoreError::invalid(format!("cannot start {n} threads: {e}")))?;
-            pool.install(|| lines.par_chunks(LINES_PER_TASK).map(run).collect())
+            pool.install(|| parallel(&lines))
         }
     };
     Ok(assemble(paths, parts))
@@ -1752,10 +2058,12 @@ fn assemble(paths: &FieldPaths, parts: Vec<RowBuilder<'_>>) -> Extracted {
         }
     }
     let rows = lines.len();
+    let empty = |parts: &Vec<ColumnBuilder>| parts.iter().all(|p| p.present_rows.is_empty());
+    let zeros = by_column.iter().any(empty).then(|| Arc::new(vec![0u128; rows]));
     let columns = by_column
         .into_par_iter()
         .zip(paths.names.par_iter())
-        .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows))
+        .map(|(parts, name)| finish_column(name.clone(), parts, &row_bases, rows, zeros.as_ref()))
         .collect();
     Extracted { columns, lines, status, flags: Vec::new() }
 }
@@ -1770,6 +2078,175 @@ mod tests {
     fn public_types_are_send_and_sync() {
         assert_send_sync::<FieldPaths>();
         assert_send_sync::<Extracted>();
+    }
+
+    /// A small xorshift generator: tests that need many cases without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn trie_lookup_agrees_with_a_linear_search() {
+        // Keys that differ only in the middle (the words of long keys do not cover it), in the
+        // length, in one byte at either end, the empty key, and many children (probing).
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new(), b"a".to_vec(), b"ab".to_vec(), b"abc".to_vec(), b"acc".to_vec()];
+        for len in 1..=40 {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            keys.push(base.clone());
+            for at in [0, len / 2, len - 1] {
+                let mut k = base.clone();
+                k[at] = b'Z';
+                keys.push(k);
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for children in [0usize, 1, 3, 7, 64, 65, 200, keys.len()] {
+            let mut node = Node::default();
+            let mut pool = keys.clone();
+            for c in 0..children.min(pool.len()) {
+                let k = pool.swap_remove(rng.below(pool.len()));
+                node.children.push((k.into(), c as u32));
+            }
+            node.build_index();
+            for k in &keys {
+                assert_eq!(node.find(k), node.find_slow(k), "{children} children, key {:?}", String::from_utf8_lossy(k));
+            }
+            for _ in 0..2000 {
+                let len = rng.below(24);
+                let k: Vec<u8> = (0..len).map(|_| b"abcZ"[rng.below(4)]).collect();
+                assert_eq!(node.find(&k), node.find_slow(&k));
+            }
+        }
+    }
+
+    /// A random JSON value (nested up to `depth`), with whitespace here and there.
+    fn random_json(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
+        let ws = |rng: &mut Rng, out: &mut Vec<u8>| {
+            if rng.below(4) == 0 {
+                out.extend_from_slice(&b" \t\r\n"[..1 + rng.below(4)]);
+            }
+        };
+        ws(rng, out);
+        match rng.below(if depth == 0 { 6 } else { 8 }) {
+            0 => out.extend_from_slice(b"\"a string long enough for a vector\""),
+            1 => out.extend_from_slice(b"\"k\\u00e9\\n\""),
+            2 => out.extend_from_slice(b"-12.5e3"),
+            3 => out.extend_from_slice(b"true"),
+            4 => out.extend_from_slice(b"null"),
+            5 => out.extend_from_slice(b"0"),
+            6 => {
+                out.push(b'[');
+                for k in 0..rng.below(4) {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    random_json(rng, depth - 1, out);
+                }
+                ws(rng, out);
+                out.push(b']');
+            }
+            _ => {
+                out.push(b'{');
+                for k in 0..rng.below(4) {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    ws(rng, out);
+                    out.extend_from_slice(if rng.below(2) == 0 { b"\"a\"" } else { b"\"b\\\"c\"" });
+                    ws(rng, out);
+                    out.push(b':');
+                    random_json(rng, depth - 1, out);
+                }
+                ws(rng, out);
+                out.push(b'}');
+            }
+        }
+        ws(rng, out);
+    }
+
+    #[test]
+    fn skipping_without_recursion_agrees_with_the_recursive_twin() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let tokens: &[&[u8]] = &[b"{", b"}", b"[", b"]", b",", b":", b"\"", b"1", b"tru", b" ", b"\\", b"\x01"];
+        for round in 0..20_000 {
+            let mut doc = Vec::new();
+            random_json(&mut rng, 5, &mut doc);
+            // Most documents are mutated: a token inserted, or the end cut off.
+            match rng.below(3) {
+                0 => {}
+                1 => {
+                    let at = rng.below(doc.len() + 1);
+                    let t = tokens[rng.below(tokens.len())];
+                    doc.splice(at..at, t.iter().copied());
+                }
+                _ => doc.truncate(rng.below(doc.len() + 1)),
+            }
+            let start = doc.iter().position(|b| !b" \t\r\n".contains(b)).unwrap_or(doc.len());
+            // Depth limits: near MAX_DEPTH too.
+            let depth = if round % 2 == 0 { 0 } else { MAX_DEPTH - rng.below(6) };
+            let mut fast = Lexer { s: &doc, i: start };
+            let mut slow = Lexer { s: &doc, i: start };
+            let (a, b) = (fast.skip_value(depth), slow.skip_value_slow(depth));
+            assert_eq!(a, b, "{:?} at depth {depth}", String::from_utf8_lossy(&doc));
+            if a.is_ok() {
+                assert_eq!(fast.i, slow.i, "{:?}", String::from_utf8_lossy(&doc));
+            }
+        }
+    }
+
+    /// The string lexer without word or vector scanning.
+    fn string_slow(line: &[u8], at: usize) -> Lex<Span> {
+        let mut i = at + 1;
+        let mut escaped = false;
+        loop {
+            match line.get(i) {
+                None => return Err(Fail::Malformed),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    i = Lexer { s: line, i: 0 }.escape(i)?;
+                }
+                Some(0..=0x1f) => return Err(Fail::Malformed),
+                Some(_) => i += 1,
+            }
+        }
+        std::str::from_utf8(&line[at + 1..i]).map_err(|_| Fail::Malformed)?;
+        Ok(Span { kind: Kind::Str { escaped }, start: at as u32 + 1, end: i as u32 })
+    }
+
+    #[test]
+    fn string_scan_agrees_with_a_byte_loop() {
+        // Specials at every position of the 16- and 8-byte blocks and in the tail; UTF-8 good
+        // and bad (split sequences, a lone continuation, overlong), escapes good and bad.
+        let pieces: &[&[u8]] = &[
+            b"a", b"0123456789abcdef", b"\\\"", b"\\n", b"\\u00e9", b"\\ud83d\\ude00", b"\\ud83d", b"\\x", b"\x01",
+            b"\x1f", b" ", b"\x7f", "\u{e9}".as_bytes(), "\u{1f600}".as_bytes(), b"\xc3", b"\x80", b"\xc0\xaf", b"\xff", b"\"",
+        ];
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let mut line = b"\"".to_vec();
+            for _ in 0..rng.below(12) {
+                line.extend_from_slice(pieces[rng.below(pieces.len())]);
+            }
+            if rng.below(4) > 0 {
+                line.push(b'"');
+            }
+            for _ in 0..rng.below(20) {
+                line.push(b'x');
+            }
+            let fast = Lexer { s: &line, i: 0 }.string().map(|s| (s.kind, s.start, s.end));
+            let slow = string_slow(&line, 0).map(|s| (s.kind, s.start, s.end));
+            assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&line));
+        }
     }
 
     fn py_float(x: f64) -> String {
@@ -1802,6 +2279,27 @@ mod tests {
         ];
         for &(x, want) in table {
             assert_eq!(py_float(x), want, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn short_integers_read_like_str_parse() {
+        let mut tokens: Vec<String> = ["0", "-0", "007", "-", "", "+1", "1a", "999999999999999999", "-999999999999999999", "1000000000000000000"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut rng = Rng(0x5151_5151_dead_beef);
+        for _ in 0..20_000 {
+            let len = rng.below(21);
+            let mut t: String = (0..len).map(|_| char::from(b'0' + rng.below(10) as u8)).collect();
+            if rng.below(3) == 0 {
+                t.insert(0, '-');
+            }
+            tokens.push(t);
+        }
+        for t in &tokens {
+            let slow = t.parse::<i128>().ok().filter(|v| (i64::MIN as i128..=u64::MAX as i128).contains(v));
+            assert_eq!(int_value(t.as_bytes()), slow, "{t:?}");
         }
     }
 
@@ -1935,6 +2433,12 @@ mod tests {
         let ok = format!("{{\"a\":{}1{}}}", "[".repeat(1023), "]".repeat(1023));
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(1024), "]".repeat(1024));
         let (_, status) = rows(&format!("{ok}\n{deep}\n"), &["a", "b"]);
+        assert_eq!(status, vec![0, 1]);
+        // The walk itself through nested arrays (a path goes on below `a`), and objects.
+        let (_, status) = rows(&format!("{ok}\n{deep}\n"), &["a.b"]);
+        assert_eq!(status, vec![0, 1]);
+        let objects = |n: usize| format!("{{\"a\":{}1{}}}", "{\"b\":".repeat(n), "}".repeat(n));
+        let (_, status) = rows(&format!("{}\n{}\n", objects(1023), objects(1024)), &["a.c", "x"]);
         assert_eq!(status, vec![0, 1]);
     }
 

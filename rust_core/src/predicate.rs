@@ -12,30 +12,34 @@
 //! match that source's rules). Here a row is one pass over the predicates, `And` stops at the
 //! first false child (the source term comes first), and rows are split over threads.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 use memchr::memmem;
 use rayon::prelude::*;
 use regex::bytes::Regex;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::cidr::{parse_addr_bytes, IpTable};
 use crate::error::{CoreError, Result};
 use crate::extract::{Column, ColumnValues, Extracted};
 
+/// The values of an `In` test (Fx hashing: keys are short strings, the set is built by us).
+pub type ValueSet = FxHashSet<Box<[u8]>>;
+
 /// A test of one value (one item of a list column).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Test {
     Exists,
     Eq(Box<[u8]>),
-    In(HashSet<Box<[u8]>>),
+    In(ValueSet),
     Prefix(Box<[u8]>),
     Suffix(Box<[u8]>),
     Contains(memmem::Finder<'static>),
     /// Starts with the first, ends with the second, and they do not overlap.
     PrefixSuffix(Box<[u8]>, Box<[u8]>),
-    ContainsAny(AhoCorasick),
+    ContainsAny(AnyOf),
     Regex(Regex),
     /// Written as a number (`query.ast.NUMBER_PATTERN`) and within the bounds ((bound, inclusive)).
     Number { low: Option<(f64, bool)>, high: Option<(f64, bool)> },
@@ -47,8 +51,32 @@ pub enum Test {
     InIpSet { table: Arc<IpTable>, skip_colon: bool },
 }
 
-/// A boolean over one row.
+/// The needles of a [`Test::ContainsAny`], sorted, each once.
+type Needles = Arc<[Box<[u8]>]>;
+
+/// Substrings for [`Test::ContainsAny`]: the automaton, and the needles (sorted, each once) by
+/// which equal tests are recognised and fused (see [`Fused`]).
+#[derive(Debug, Clone)]
+pub struct AnyOf {
+    automaton: AhoCorasick,
+    needles: Needles,
+}
+
+/// One substring automaton over the needles of every `ContainsAny` test of one column: a row's
+/// value is scanned once (every match reported) and each test reads its bit, where each test
+/// scanned the value again (the web rules test `http.url` for five needle sets).
 #[derive(Debug)]
+struct Fused {
+    column: String,
+    automaton: AhoCorasick,
+    /// Per pattern of `automaton`: the bits of the needle sets holding it.
+    sets_of: Vec<u64>,
+    /// The needle sets, by bit.
+    sets: Vec<Needles>,
+}
+
+/// A boolean over one row.
+#[derive(Debug, Clone)]
 pub enum Pred {
     Const(bool),
     And(Vec<Pred>),
@@ -64,18 +92,27 @@ pub enum Pred {
 #[derive(Debug)]
 pub struct FlagProgram {
     pub flags: Vec<(String, Pred)>,
+    /// What the dispatch evaluates: (flag, its predicate without the gates the path to it
+    /// decided). A flag appears once per dispatch node that lists it.
+    programs: Vec<(usize, Pred)>,
     dispatch: Dispatch,
     /// The columns the dispatch tree splits on.
     gate_columns: Vec<String>,
+    fused: Vec<Fused>,
 }
 
 /// Which flags a row can set: a decision tree over the exact-value gates of the flags. Most rules
 /// are gated on their log source (`source:sshd ...`), and most CloudTrail rules then on the event
 /// name; a row evaluating every other source's and event's rules was most of the cost (measured
 /// on the default pack: 68 flags, 1.5 µs a row without the tree).
+///
+/// A flag reached through a value's branch does not test that gate again: the gate conjunct the
+/// split was made on is dropped from its program there (the row's single value is one the gate
+/// accepts). Rows whose gate value is a list (or a batch without the column) take `all`, where
+/// the programs keep that gate.
 #[derive(Debug, Default)]
 struct Dispatch {
-    /// Flags evaluated on every row that reaches this node.
+    /// Programs evaluated on every row that reaches this node.
     ungated: Vec<usize>,
     split: Option<Split>,
 }
@@ -85,9 +122,41 @@ struct Dispatch {
 struct Split {
     /// Index into [`FlagProgram::gate_columns`].
     column: usize,
-    by_value: HashMap<Box<[u8]>, Dispatch>,
-    /// Every flag below this split, once: for rows whose value is a list (any item may match).
+    by_value: ByValue,
+    /// Every program below this split, once, with this split's gate kept: for rows whose value
+    /// is a list (any item may match).
     all: Vec<usize>,
+}
+
+/// The branches of a split by value: searched in order when there are few (a log source split
+/// has a handful; hashing the row's value cost more than comparing it), else hashed.
+#[derive(Debug)]
+enum ByValue {
+    Few(Vec<(Box<[u8]>, Dispatch)>),
+    Many(FxHashMap<Box<[u8]>, Dispatch>),
+}
+
+/// Up to this many branches are compared one by one.
+const FEW_VALUES: usize = 8;
+
+impl ByValue {
+    fn new(mut branches: Vec<(Box<[u8]>, Dispatch)>) -> ByValue {
+        if branches.len() <= FEW_VALUES {
+            // Deterministic order (the map's is not); values are distinct.
+            branches.sort_by(|a, b| a.0.cmp(&b.0));
+            ByValue::Few(branches)
+        } else {
+            ByValue::Many(branches.into_iter().collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self, value: &[u8]) -> Option<&Dispatch> {
+        match self {
+            ByValue::Few(branches) => branches.iter().find(|(v, _)| same_bytes(v, value)).map(|(_, d)| d),
+            ByValue::Many(map) => map.get(value),
+        }
+    }
 }
 
 /// A split is made when at least this many flags share a gate column.
@@ -107,6 +176,8 @@ enum Bound<'a> {
     Or(Vec<Bound<'a>>),
     Not(Box<Bound<'a>>),
     Any(&'a Column, &'a Test),
+    /// A `ContainsAny` test answered by fused automaton `.1`, bit `.2` (`.3` for list items).
+    AnyOf(&'a Column, usize, u64, &'a Test),
     FirstInIpSet(&'a Column, &'a IpTable),
 }
 
@@ -133,46 +204,82 @@ fn gate_columns(pred: &Pred) -> Vec<&str> {
     }
 }
 
+/// `pred` without the conjunct [`gate_values`] finds for `column` (that conjunct is true).
+fn strip_gate(pred: &Pred, column: &str) -> Pred {
+    match pred {
+        Pred::Any { column: c, test: Test::Eq(_) | Test::In(_) } if c == column => Pred::Const(true),
+        Pred::And(children) => {
+            let at = children.iter().position(|c| gate_values(c, column).is_some()).expect("a gated predicate");
+            let mut rest: Vec<Pred> = Vec::with_capacity(children.len());
+            for (k, child) in children.iter().enumerate() {
+                match if k == at { strip_gate(child, column) } else { child.clone() } {
+                    Pred::Const(true) => {}
+                    kept => rest.push(kept),
+                }
+            }
+            match rest.len() {
+                0 => Pred::Const(true),
+                1 => rest.pop().unwrap(),
+                _ => Pred::And(rest),
+            }
+        }
+        _ => unreachable!("strip_gate on a predicate without a gate on {column}"),
+    }
+}
+
+/// Programs registered while the dispatch tree is built.
+struct Programs(Vec<(usize, Pred)>);
+
+impl Programs {
+    fn add(&mut self, flag: usize, pred: Pred) -> usize {
+        self.0.push((flag, pred));
+        self.0.len() - 1
+    }
+}
+
 impl Dispatch {
     /// No gate: every flag on every row (the obvious twin the tests compare with).
     #[cfg(test)]
-    fn every_flag(n: usize) -> Dispatch {
-        Dispatch { ungated: (0..n).collect(), split: None }
+    fn every_flag(flags: &[(String, Pred)]) -> (Dispatch, Vec<(usize, Pred)>) {
+        let programs: Vec<(usize, Pred)> = flags.iter().enumerate().map(|(f, (_, p))| (f, p.clone())).collect();
+        (Dispatch { ungated: (0..flags.len()).collect(), split: None }, programs)
     }
 
-    /// The tree for flags `subset`, splitting on the gate column most of them share (not one an
-    /// ancestor split on), while at least [`MIN_SPLIT`] do.
-    fn build(flags: &[(String, Pred)], subset: Vec<usize>, used: &mut Vec<String>, columns: &mut Vec<String>) -> Dispatch {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for &f in &subset {
-            let mut gated = gate_columns(&flags[f].1);
+    /// The tree for `subset` ((flag, predicate left to test) pairs), splitting on the gate column
+    /// most of them share (not one an ancestor split on), while at least [`MIN_SPLIT`] do.
+    fn build(subset: Vec<(usize, Pred)>, used: &mut Vec<String>, columns: &mut Vec<String>, programs: &mut Programs) -> Dispatch {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, pred) in &subset {
+            let mut gated = gate_columns(pred);
             gated.sort_unstable();
             gated.dedup();
             for c in gated.into_iter().filter(|c| !used.iter().any(|u| u == c)) {
-                *counts.entry(c).or_default() += 1;
+                *counts.entry(c.to_string()).or_default() += 1;
             }
         }
         // Ties go to the first name, so the tree does not depend on hashing.
-        let best = counts.into_iter().filter(|&(_, n)| n >= MIN_SPLIT).max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
+        let best = counts.into_iter().filter(|&(_, n)| n >= MIN_SPLIT).max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
         let Some((column, _)) = best else {
-            return Dispatch { ungated: subset, split: None };
+            let ungated = subset.into_iter().map(|(f, pred)| programs.add(f, pred)).collect();
+            return Dispatch { ungated, split: None };
         };
-        let column = column.to_string();
         let mut ungated = Vec::new();
-        let mut by_value: HashMap<Box<[u8]>, Vec<usize>> = HashMap::new();
+        let mut by_value: FxHashMap<Box<[u8]>, Vec<(usize, Pred)>> = FxHashMap::default();
         let mut all = Vec::new();
-        for f in subset {
-            match gate_values(&flags[f].1, &column) {
+        for (f, pred) in subset {
+            let values: Option<Vec<Box<[u8]>>> = gate_values(&pred, &column).map(|vs| vs.into_iter().map(Box::from).collect());
+            match values {
                 Some(values) => {
-                    all.push(f);
+                    let stripped = strip_gate(&pred, &column);
                     for v in values {
-                        let list = by_value.entry(v.into()).or_default();
-                        if list.last() != Some(&f) {
-                            list.push(f);
+                        let list = by_value.entry(v).or_default();
+                        if list.last().map(|(g, _)| *g) != Some(f) {
+                            list.push((f, stripped.clone()));
                         }
                     }
+                    all.push(programs.add(f, pred));
                 }
-                None => ungated.push(f),
+                None => ungated.push(programs.add(f, pred)),
             }
         }
         let index = columns.iter().position(|c| *c == column).unwrap_or_else(|| {
@@ -180,14 +287,14 @@ impl Dispatch {
             columns.len() - 1
         });
         used.push(column);
-        let by_value = by_value.into_iter().map(|(v, sub)| (v, Dispatch::build(flags, sub, used, columns))).collect();
+        let by_value = ByValue::new(by_value.into_iter().map(|(v, sub)| (v, Dispatch::build(sub, used, columns, programs))).collect());
         used.pop();
         Dispatch { ungated, split: Some(Split { column: index, by_value, all }) }
     }
 
-    /// Calls `visit` with every flag row `row` can set.
+    /// Calls `visit` with every program row `row` evaluates.
     fn visit(&self, row: usize, gates: &[Option<&Column>], visit: &mut impl FnMut(usize)) {
-        self.ungated.iter().for_each(|&f| visit(f));
+        self.ungated.iter().for_each(|&p| visit(p));
         let Some(split) = &self.split else { return };
         match gates[split.column].map(|c| items(c, row)) {
             Some(None) => {} // null: no gated flag holds
@@ -197,7 +304,7 @@ impl Dispatch {
                 }
             }
             // A list (any item may pass a gate) or a column the batch lacks: every flag below.
-            Some(Some(Items::List(..))) | None => split.all.iter().for_each(|&f| visit(f)),
+            Some(Some(Items::List(..))) | None => split.all.iter().for_each(|&p| visit(p)),
         }
     }
 }
@@ -205,28 +312,32 @@ impl Dispatch {
 impl FlagProgram {
     pub fn new(flags: Vec<(String, Pred)>) -> FlagProgram {
         let mut gate_columns = Vec::new();
-        let dispatch = Dispatch::build(&flags, (0..flags.len()).collect(), &mut Vec::new(), &mut gate_columns);
-        FlagProgram { flags, dispatch, gate_columns }
+        let mut programs = Programs(Vec::new());
+        let subset = flags.iter().enumerate().map(|(f, (_, p))| (f, p.clone())).collect();
+        let dispatch = Dispatch::build(subset, &mut Vec::new(), &mut gate_columns, &mut programs);
+        let fused = Fused::plan(&programs.0);
+        FlagProgram { flags, programs: programs.0, dispatch, gate_columns, fused }
     }
 
     /// Every flag over every row of `batch`.
     pub fn evaluate(&self, batch: &Extracted) -> Vec<Flag> {
         let rows = batch.lines.len();
         let find = |name: &str| batch.columns.iter().find(|c| c.name == name);
-        let bound: Vec<Bound<'_>> = self.flags.iter().map(|(_, p)| bind(p, &batch.columns)).collect();
+        let bound: Vec<(usize, Bound<'_>)> = self.programs.iter().map(|(f, p)| (*f, bind(p, &batch.columns, &self.fused))).collect();
         let gates: Vec<Option<&Column>> = self.gate_columns.iter().map(|name| find(name)).collect();
         let starts: Vec<usize> = (0..rows).step_by(ROWS_PER_TASK).collect();
         let parts: Vec<Vec<Vec<u8>>> = starts
             .par_iter()
             .map(|&start| {
                 let end = (start + ROWS_PER_TASK).min(rows);
-                let mut scratch = String::new();
-                let mut bits = vec![vec![0u8; (end - start).div_ceil(8)]; bound.len()];
+                let mut ctx = Context { scratch: Vec::new(), fused: &self.fused, masks: vec![(usize::MAX, 0); self.fused.len()] };
+                let mut bits = vec![vec![0u8; (end - start).div_ceil(8)]; self.flags.len()];
                 for row in start..end {
                     let k = row - start;
-                    self.dispatch.visit(row, &gates, &mut |f| {
-                        if bound[f].holds(row, &mut scratch) {
-                            bits[f][k / 8] |= 1 << (k % 8);
+                    self.dispatch.visit(row, &gates, &mut |p| {
+                        let (f, program) = &bound[p];
+                        if program.holds(row, &mut ctx) {
+                            bits[*f][k / 8] |= 1 << (k % 8);
                         }
                     });
                 }
@@ -241,29 +352,76 @@ impl FlagProgram {
     }
 }
 
-fn bind<'a>(pred: &'a Pred, columns: &'a [Column]) -> Bound<'a> {
-    let find = |name: &str| columns.iter().find(|c| c.name == name);
+/// `pred` over the batch's columns, with what the batch decides folded in: a column the batch
+/// lacks, or whose rows are all null, passes no test.
+fn bind<'a>(pred: &'a Pred, columns: &'a [Column], fused: &[Fused]) -> Bound<'a> {
+    let find = |name: &str| columns.iter().find(|c| c.name == name).filter(|c| c.null_count < c.rows);
     match pred {
         Pred::Const(b) => Bound::Const(*b),
-        Pred::And(children) => Bound::And(children.iter().map(|c| bind(c, columns)).collect()),
-        Pred::Or(children) => Bound::Or(children.iter().map(|c| bind(c, columns)).collect()),
-        Pred::Not(child) => Bound::Not(Box::new(bind(child, columns))),
-        Pred::Any { column, test } => find(column).map_or(Bound::Const(false), |c| Bound::Any(c, test)),
+        Pred::And(children) => {
+            let mut kept = Vec::with_capacity(children.len());
+            for child in children {
+                match bind(child, columns, fused) {
+                    Bound::Const(true) => {}
+                    Bound::Const(false) => return Bound::Const(false),
+                    b => kept.push(b),
+                }
+            }
+            match kept.len() {
+                0 => Bound::Const(true),
+                1 => kept.pop().unwrap(),
+                _ => Bound::And(kept),
+            }
+        }
+        Pred::Or(children) => {
+            let mut kept = Vec::with_capacity(children.len());
+            for child in children {
+                match bind(child, columns, fused) {
+                    Bound::Const(false) => {}
+                    Bound::Const(true) => return Bound::Const(true),
+                    b => kept.push(b),
+                }
+            }
+            match kept.len() {
+                0 => Bound::Const(false),
+                1 => kept.pop().unwrap(),
+                _ => Bound::Or(kept),
+            }
+        }
+        Pred::Not(child) => match bind(child, columns, fused) {
+            Bound::Const(b) => Bound::Const(!b),
+            b => Bound::Not(Box::new(b)),
+        },
+        Pred::Any { column, test } => match find(column) {
+            None => Bound::Const(false),
+            Some(c) => match test {
+                Test::ContainsAny(any_of) => match Fused::find(fused, column, &any_of.needles) {
+                    Some((k, bit)) => Bound::AnyOf(c, k, bit, test),
+                    None => Bound::Any(c, test),
+                },
+                _ => Bound::Any(c, test),
+            },
+        },
         Pred::FirstInIpSet { column, table } => find(column).map_or(Bound::Const(false), |c| Bound::FirstInIpSet(c, table)),
     }
 }
 
 impl Bound<'_> {
-    fn holds(&self, row: usize, scratch: &mut String) -> bool {
+    fn holds(&self, row: usize, ctx: &mut Context<'_>) -> bool {
         match self {
             Bound::Const(b) => *b,
-            Bound::And(children) => children.iter().all(|c| c.holds(row, scratch)),
-            Bound::Or(children) => children.iter().any(|c| c.holds(row, scratch)),
-            Bound::Not(child) => !child.holds(row, scratch),
+            Bound::And(children) => children.iter().all(|c| c.holds(row, ctx)),
+            Bound::Or(children) => children.iter().any(|c| c.holds(row, ctx)),
+            Bound::Not(child) => !child.holds(row, ctx),
             Bound::Any(column, test) => match items(column, row) {
                 None => false,
-                Some(Items::One(value)) => test.passes(value, scratch),
-                Some(Items::List(values, range)) => range.into_iter().any(|k| test.passes(values.bytes(k), scratch)),
+                Some(Items::One(value)) => test.passes(value, &mut ctx.scratch),
+                Some(Items::List(values, range)) => range.into_iter().any(|k| test.passes(values.bytes(k), &mut ctx.scratch)),
+            },
+            Bound::AnyOf(column, k, bit, test) => match items(column, row) {
+                None => false,
+                Some(Items::One(value)) => ctx.fused_mask(*k, row, value) & bit != 0,
+                Some(Items::List(values, range)) => range.into_iter().any(|i| test.passes(values.bytes(i), &mut ctx.scratch)),
             },
             Bound::FirstInIpSet(column, table) => {
                 let first = match items(column, row) {
@@ -277,11 +435,96 @@ impl Bound<'_> {
     }
 }
 
+/// What one task's evaluation keeps between tests: a buffer for lower-casing, and the fused
+/// automata's answers for the current row.
+struct Context<'a> {
+    scratch: Vec<u8>,
+    fused: &'a [Fused],
+    /// Per fused automaton: (row, mask of the needle sets found in its value).
+    masks: Vec<(usize, u64)>,
+}
+
+impl Context<'_> {
+    fn fused_mask(&mut self, k: usize, row: usize, value: &[u8]) -> u64 {
+        let (at, mask) = self.masks[k];
+        if at == row {
+            return mask;
+        }
+        let fused = &self.fused[k];
+        let all = if fused.sets.len() == 64 { u64::MAX } else { (1u64 << fused.sets.len()) - 1 };
+        let mut mask = 0u64;
+        for m in fused.automaton.find_overlapping_iter(value) {
+            mask |= fused.sets_of[m.pattern().as_usize()];
+            if mask == all {
+                break;
+            }
+        }
+        self.masks[k] = (row, mask);
+        mask
+    }
+}
+
+impl Fused {
+    /// One automaton per column tested by `ContainsAny` more than once (in any programs), over
+    /// at most 64 distinct needle sets.
+    fn plan(programs: &[(usize, Pred)]) -> Vec<Fused> {
+        fn leaves<'p>(pred: &'p Pred, out: &mut Vec<(&'p str, &'p Needles)>) {
+            match pred {
+                Pred::And(children) | Pred::Or(children) => children.iter().for_each(|c| leaves(c, out)),
+                Pred::Not(child) => leaves(child, out),
+                Pred::Any { column, test: Test::ContainsAny(any_of) } => out.push((column, &any_of.needles)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        programs.iter().for_each(|(_, p)| leaves(p, &mut found));
+        let mut by_column: BTreeMap<&str, (usize, Vec<Needles>)> = BTreeMap::new();
+        for (column, needles) in found {
+            let (uses, sets) = by_column.entry(column).or_default();
+            *uses += 1;
+            if !sets.iter().any(|s| s == needles) {
+                sets.push(Arc::clone(needles));
+            }
+        }
+        let mut out = Vec::new();
+        for (column, (uses, sets)) in by_column {
+            if uses < 2 || sets.len() > 64 {
+                continue;
+            }
+            let mut patterns: Vec<&[u8]> = Vec::new();
+            let mut sets_of: Vec<u64> = Vec::new();
+            for (bit, set) in sets.iter().enumerate() {
+                for needle in set.iter() {
+                    match patterns.iter().position(|p| *p == &needle[..]) {
+                        Some(i) => sets_of[i] |= 1 << bit,
+                        None => {
+                            patterns.push(needle);
+                            sets_of.push(1 << bit);
+                        }
+                    }
+                }
+            }
+            // Standard semantics: the overlapping search reports every occurrence of every needle.
+            let Ok(automaton) = AhoCorasick::new(&patterns) else { continue };
+            out.push(Fused { column: column.to_string(), automaton, sets_of, sets });
+        }
+        out
+    }
+
+    /// (automaton, bit) answering `column`'s test for `needles`.
+    fn find(fused: &[Fused], column: &str, needles: &Needles) -> Option<(usize, u64)> {
+        let k = fused.iter().position(|f| f.column == column)?;
+        let bit = fused[k].sets.iter().position(|s| s == needles)?;
+        Some((k, 1 << bit))
+    }
+}
+
 enum Items<'a> {
     One(&'a [u8]),
     List(&'a crate::extract::Strings, std::ops::Range<usize>),
 }
 
+#[inline(always)]
 fn items(column: &Column, row: usize) -> Option<Items<'_>> {
     if let Some(bits) = &column.validity {
         if bits[row / 8] & (1 << (row % 8)) == 0 {
@@ -297,10 +540,10 @@ fn items(column: &Column, row: usize) -> Option<Items<'_>> {
 }
 
 impl Test {
-    fn passes(&self, value: &[u8], scratch: &mut String) -> bool {
+    fn passes(&self, value: &[u8], scratch: &mut Vec<u8>) -> bool {
         match self {
             Test::Exists => true,
-            Test::Eq(text) => value == &text[..],
+            Test::Eq(text) => same_bytes(value, text),
             Test::In(set) => set.contains(value),
             Test::Prefix(text) => value.starts_with(text),
             Test::Suffix(text) => value.ends_with(text),
@@ -308,22 +551,21 @@ impl Test {
             Test::PrefixSuffix(head, tail) => {
                 value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail)
             }
-            Test::ContainsAny(automaton) => automaton.is_match(value),
+            Test::ContainsAny(any_of) => any_of.automaton.is_match(value),
             Test::Regex(regex) => regex.is_match(value),
             Test::Number { low, high } => number(value).is_some_and(|x| {
                 low.map_or(true, |(b, inclusive)| if inclusive { x >= b } else { x > b })
                     && high.map_or(true, |(b, inclusive)| if inclusive { x <= b } else { x < b })
             }),
             Test::Lower(inner) => {
-                // Extracted text is UTF-8 (the extractor validates or repairs every line).
-                let text = std::str::from_utf8(value).expect("extracted text is UTF-8");
-                if text.is_ascii() {
+                if value.is_ascii() {
                     scratch.clear();
-                    scratch.push_str(text);
-                    scratch.make_ascii_lowercase();
-                    inner.passes(scratch.as_bytes(), &mut String::new())
+                    scratch.extend(value.iter().map(u8::to_ascii_lowercase));
+                    inner.passes(scratch, &mut Vec::new())
                 } else {
-                    inner.passes(text.to_lowercase().as_bytes(), &mut String::new())
+                    // Extracted text is UTF-8 (the extractor validates or repairs every line).
+                    let text = std::str::from_utf8(value).expect("extracted text is UTF-8");
+                    inner.passes(text.to_lowercase().as_bytes(), &mut Vec::new())
                 }
             }
             Test::StripPrefix(prefix, inner) => value.strip_prefix(&prefix[..]).is_some_and(|rest| inner.passes(rest, scratch)),
@@ -331,6 +573,26 @@ impl Test {
                 !(*skip_colon && value.contains(&b':')) && parse_addr_bytes(value).is_some_and(|a| table.lookup(a) >= 0)
             }
         }
+    }
+}
+
+/// `a == b` without a `memcmp` call for values of up to 16 bytes (two possibly overlapping
+/// words cover them): equality tests on short values (sources, event names, outcomes) are most
+/// of the tests a row runs.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap());
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -374,9 +636,12 @@ impl Test {
     }
 
     pub fn contains_any(needles: &[Vec<u8>]) -> Result<Test> {
-        AhoCorasick::new(needles)
-            .map(Test::ContainsAny)
-            .map_err(|e| CoreError::invalid(format!("cannot build the substring automaton: {e}")))
+        let automaton = AhoCorasick::new(needles)
+            .map_err(|e| CoreError::invalid(format!("cannot build the substring automaton: {e}")))?;
+        let mut set: Vec<Box<[u8]>> = needles.iter().map(|n| n.clone().into_boxed_slice()).collect();
+        set.sort_unstable();
+        set.dedup();
+        Ok(Test::ContainsAny(AnyOf { automaton, needles: set.into() }))
     }
 
     pub fn regex(pattern: &str) -> Result<Test> {
@@ -406,6 +671,28 @@ mod tests {
 
     fn any(column: &str, test: Test) -> Pred {
         Pred::Any { column: column.into(), test }
+    }
+
+    #[test]
+    fn short_equality_agrees_with_slice_equality() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..100_000 {
+            let len = next(24);
+            let a: Vec<u8> = (0..len).map(|_| b"ab"[next(2)]).collect();
+            let mut b = a.clone();
+            match next(3) {
+                0 => {}
+                1 if len > 0 => b[next(len)] ^= 1,
+                _ => b.truncate(next(len + 1)),
+            }
+            assert_eq!(same_bytes(&a, &b), a == b, "{a:?} {b:?}");
+        }
     }
 
     #[test]
@@ -490,17 +777,121 @@ mod tests {
                 ("x2".into(), eq("x", "2")),
                 ("nested".into(), Pred::And(vec![Pred::And(vec![eq("source", "b"), eq("x", "0")])])),
                 ("seven".into(), eq("source", "7")),
+                // Two gates on one column: only the first is decided by the dispatch.
+                ("a_and_b".into(), Pred::And(vec![eq("source", "a"), eq("source", "b")])),
+                ("a_in_ab".into(), Pred::And(vec![eq("source", "a"), any("source", Test::In([b"a".as_slice(), b"b"].iter().map(|v| (*v).into()).collect()))])),
+                ("in_ab_b".into(), Pred::And(vec![any("source", Test::In([b"a".as_slice(), b"b"].iter().map(|v| (*v).into()).collect())), eq("source", "b")])),
+                // The gate deep in nested conjunctions, with other tests around it.
+                ("deep".into(), Pred::And(vec![Pred::Not(Box::new(eq("x", "2"))), Pred::And(vec![Pred::And(vec![eq("source", "c"), any("x", Test::Exists)])])])),
+                // A requested column no row fills: folded to false when bound.
+                ("never_x".into(), Pred::And(vec![eq("source", "a"), any("never", Test::Exists)])),
+                ("or_never".into(), Pred::Or(vec![any("never", Test::Exists), eq("source", "c")])),
+                ("not_never".into(), Pred::And(vec![eq("source", "b"), Pred::Not(Box::new(any("never", Test::Eq(b"z".to_vec().into()))))])),
+                // More source values than FEW_VALUES: the split on source is hashed, the one
+                // on x below it is searched in order.
+                ("wide".into(), any("source", Test::In(["a", "b", "c", "7", "z1", "z2", "z3", "z4", "z5", "z6"].iter().map(|v| v.as_bytes().into()).collect()))),
             ]
         };
-        let b = batch(&text, &["source", "x"]);
+        let b = batch(&text, &["source", "x", "never"]);
         let fast = FlagProgram::new(program());
         assert_eq!(fast.gate_columns, ["source", "x"]);
-        let slow = FlagProgram { flags: program(), dispatch: Dispatch::every_flag(8), gate_columns: Vec::new() };
+        let Some(split) = &fast.dispatch.split else { panic!("a split on source") };
+        assert!(matches!(split.by_value, ByValue::Many(_)));
+        let Some(ByValue::Few(_)) = split.by_value.get(b"a").and_then(|d| d.split.as_ref()).map(|s| &s.by_value) else {
+            panic!("a split on x below source a")
+        };
+        let (dispatch, programs) = Dispatch::every_flag(&program());
+        let slow = FlagProgram { flags: program(), programs, dispatch, gate_columns: Vec::new(), fused: Vec::new() };
+        let naive = naive_flags(&program(), &b);
         let (fast, slow) = (fast.evaluate(&b), slow.evaluate(&b));
-        for (f, s) in fast.iter().zip(&slow) {
+        for ((f, s), n) in fast.iter().zip(&slow).zip(&naive) {
             assert_eq!(f.bits, s.bits, "flag {}", f.name);
+            assert_eq!(f.bits, *n, "flag {}", f.name);
         }
-        assert!(fast.iter().all(|f| f.bits.iter().any(|&byte| byte != 0)), "every flag is set somewhere");
+        let never_set = ["a_and_b", "never_x"];
+        for f in &fast {
+            let set = f.bits.iter().any(|&byte| byte != 0);
+            assert_eq!(set, !never_set.contains(&f.name.as_str()), "flag {} set somewhere", f.name);
+        }
+    }
+
+    /// Every flag's predicate on every row, straight from `Pred` (no dispatch, no binding).
+    fn naive_flags(program: &[(String, Pred)], b: &Extracted) -> Vec<Vec<u8>> {
+        fn holds(pred: &Pred, b: &Extracted, row: usize) -> bool {
+            let column = |name: &str| b.columns.iter().find(|c| c.name == name);
+            match pred {
+                Pred::Const(v) => *v,
+                Pred::And(children) => children.iter().all(|c| holds(c, b, row)),
+                Pred::Or(children) => children.iter().any(|c| holds(c, b, row)),
+                Pred::Not(child) => !holds(child, b, row),
+                Pred::Any { column: name, test } => column(name).and_then(|c| c.row(row)).is_some_and(|items| {
+                    items.iter().any(|item| test.passes(item.as_bytes(), &mut Vec::new()))
+                }),
+                Pred::FirstInIpSet { column: name, table } => column(name)
+                    .and_then(|c| c.row(row))
+                    .and_then(|items| items.first().and_then(|v| parse_addr_bytes(v.as_bytes())))
+                    .is_some_and(|addr| table.lookup(addr) >= 0),
+            }
+        }
+        let rows = b.lines.len();
+        program
+            .iter()
+            .map(|(_, pred)| {
+                let mut bits = vec![0u8; rows.div_ceil(8)];
+                for row in 0..rows {
+                    if holds(pred, b, row) {
+                        bits[row / 8] |= 1 << (row % 8);
+                    }
+                }
+                bits
+            })
+            .collect()
+    }
+
+    /// Fused substring automata against one automaton per test: needles overlapping each
+    /// other, shared between sets, repeated sets, the empty needle, list rows, tests under `Not`
+    /// and `Or`, and a column tested once (not fused).
+    #[test]
+    fn fused_substring_tests_agree_with_one_automaton_each() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut lines = Vec::new();
+        for _ in 0..3000 {
+            let word = |next: &mut dyn FnMut(usize) -> usize| {
+                (0..next(12)).map(|_| ["a", "b", "%", ".", "/", "ab"][next(6)]).collect::<String>()
+            };
+            let u = match next(6) {
+                0 => "null".to_string(),
+                1 => format!("[\"{}\",\"{}\"]", word(&mut next), word(&mut next)),
+                _ => format!("\"{}\"", word(&mut next)),
+            };
+            lines.push(format!("{{\"u\":{u},\"v\":\"{}\"}}", word(&mut next)));
+        }
+        let set = |needles: &[&str]| Test::contains_any(&needles.iter().map(|n| n.as_bytes().to_vec()).collect::<Vec<_>>()).unwrap();
+        let program = || -> Vec<(String, Pred)> {
+            vec![
+                ("dots".into(), any("u", set(&["..", "./"]))),
+                ("dots_again".into(), any("u", set(&["./", ".."]))),
+                ("overlap".into(), any("u", set(&["aba", "bab", "ab"]))),
+                ("pct".into(), Pred::Not(Box::new(any("u", set(&["%%", "%a"]))))),
+                ("either".into(), Pred::Or(vec![any("u", set(&["b/"])), any("v", set(&["a%"]))])),
+                ("empty".into(), any("u", set(&[""]))),
+                ("both".into(), Pred::And(vec![any("u", set(&["a"])), any("u", set(&["b", ".."]))])),
+            ]
+        };
+        let b = batch(&lines.join("\n"), &["u", "v"]);
+        let fast = FlagProgram::new(program());
+        assert_eq!(fast.fused.len(), 1, "only u is tested more than once");
+        let naive = naive_flags(&program(), &b);
+        for (f, n) in fast.evaluate(&b).iter().zip(&naive) {
+            assert_eq!(f.bits, *n, "flag {}", f.name);
+            assert!(f.bits.iter().any(|&byte| byte != 0), "flag {} set somewhere", f.name);
+        }
     }
 
     #[test]

@@ -882,10 +882,7 @@ impl Derived {
                 Value::Span(span) => push_span_text(line, *span, &mut col.data),
                 Value::Static(text) => col.data.extend_from_slice(text),
                 Value::Owned(text) => col.data.extend_from_slice(text),
-                Value::Int(ms) => {
-                    use std::io::Write;
-                    write!(col.data, "{ms}").expect("writing to a Vec");
-                }
+                Value::Int(ms) => col.data.extend_from_slice(itoa::Buffer::new().format(*ms).as_bytes()),
                 Value::Null => unreachable!("skipped above"),
                 Value::Pieces(pieces) => {
                     list = true;
@@ -1042,10 +1039,7 @@ fn write_value(line: &[u8], value: &Value, out: &mut Vec<u8>) {
         }
         Value::Static(text) => write_json_string(text, out),
         Value::Owned(text) => write_json_string(text, out),
-        Value::Int(ms) => {
-            use std::io::Write;
-            write!(out, "{ms}").expect("writing to a Vec");
-        }
+        Value::Int(ms) => out.extend_from_slice(itoa::Buffer::new().format(*ms).as_bytes()),
         Value::Null => out.extend_from_slice(b"null"),
         Value::Pieces(pieces) => {
             out.push(b'[');

@@ -1,7 +1,6 @@
 //! Bindings of [`crate::predicate`]: `FlagProgram`, built from the nested tuples that
 //! `secmon/query/native.py` lowers rule queries to (the grammar is in `secmon/_core.pyi`).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -137,7 +136,7 @@ fn test_of(spec: &Spec<'_>) -> Result<Test, String> {
         }
         "in" => {
             want(1)?;
-            Test::In(texts(&args[0])?.into_iter().map(Vec::into_boxed_slice).collect::<HashSet<_>>())
+            Test::In(texts(&args[0])?.into_iter().map(Vec::into_boxed_slice).collect::<crate::predicate::ValueSet>())
         }
         "prefix" => {
             want(1)?;
