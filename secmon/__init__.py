@@ -8,19 +8,11 @@ private module ``secmon._core``. Heavier parts (the engine, Polars) load on firs
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
 
-# The core's allocator (mimalloc, which reads this when the extension loads) returns freed pages to
-# the system after a second rather than 10 ms: memory freed and soon needed again is reused
-# instead of mapped and zeroed again. Measured: an IpSet of 1M prefixes built in 0.36 s, not 0.98 s
-# (glibc's malloc took 0.41 s), a FIM baseline of /usr/share 10-30 ms faster; a scan's peak memory
-# is about 50 MB higher than with purging at once.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
-
-from secmon import _core  # noqa: E402
-from secmon._core import IpSet, Matcher, hash_bytes, hash_file, scan_tree  # noqa: E402
-from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError  # noqa: E402
+from secmon import _core
+from secmon._core import IpSet, Matcher, hash_bytes, hash_file, scan_tree
+from secmon.errors import InputError, QuerySyntaxError, RuleError, RuleSetError, SecmonError
 
 __version__ = _core.__version__
 

@@ -29,8 +29,3 @@ pub mod walk;
 
 #[cfg(feature = "python")]
 mod py;
-
-/// See the `mimalloc` entry of Cargo.toml.
-#[cfg(feature = "python")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
