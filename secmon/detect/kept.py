@@ -28,7 +28,7 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, bucket_of
 
 MAX_PENDING_WRITES = 1  # chunks' kept rows waiting for the writer thread (bounded memory)
 BUFFER_BYTES = 16 << 20  # kept rows held per scan before they are written, all rules together
-FILES_PER_PASS = 16  # a rule's kept files (one per spill) read at a time when slicing it
+PASS_BYTES = 8 << 20  # a rule's kept files read at a time when slicing it: about this many bytes
 BUCKETS_PER_SLICE = 16  # hash buckets a slice is made of: the grain slices are balanced with
 
 
@@ -47,6 +47,20 @@ def pack_buckets(rows: np.ndarray, slices: int) -> list[tuple[int, ...]]:
         members[lightest].append(bucket)
         loads[lightest] += int(rows[bucket])
     return [tuple(sorted(m)) for m in members if m]
+
+
+def _batches_of(files: list[str], limit: int) -> list[list[str]]:
+    """``files`` in order, cut into runs of about ``limit`` bytes (a bigger file is a run alone)."""
+    batches: list[list[str]] = [[]]
+    size = 0
+    for path in files:
+        nbytes = os.path.getsize(path)
+        if batches[-1] and size + nbytes > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += nbytes
+    return batches if batches[-1] else []
 
 
 def _compact(rows: pl.DataFrame) -> pl.DataFrame:
@@ -168,10 +182,11 @@ class KeptRows:
 
         A first pass counts each query's rows per hash bucket of its group-by values (reading
         those columns only) and packs the buckets into slices; a second writes each slice's rows
-        to files of its own, ``FILES_PER_PASS`` kept files at a time; then each slice is read
-        alone. Scanning every kept file once per slice instead cost a pass per slice, and a
-        scan's transient memory grows with what it reads. A slice's files are removed when the
-        consumer asks for the next slice."""
+        to files of its own, about ``PASS_BYTES`` of kept files at a time; then each slice is
+        read alone. Scanning every kept file once per slice instead cost a pass per slice, and a
+        scan's transient memory grows with what it reads (16 files a pass held 16 spills' rows
+        once a file held a whole spill's: 5 GB of input peaked 25% above 1 GB). A slice's files
+        are removed when the consumer asks for the next slice."""
         self.flush()
         files = self._files.get(compiled.index)
         if not files:
@@ -182,7 +197,7 @@ class KeptRows:
         bucket_ids = [
             bucket_of([pl.col(p).cast(pl.String) for p in compiled.queries[i].group_by], buckets).alias(f"__b{i}") for i, _ in queries
         ]
-        batches = [files[start:start + FILES_PER_PASS] for start in range(0, len(files), FILES_PER_PASS)]
+        batches = _batches_of(files, PASS_BYTES)
         rows = np.zeros(buckets, dtype=np.int64)
         for batch in batches:
             ids = self._scan(batch).select(*(pl.col(flag) for _, flag in queries), *bucket_ids).collect()

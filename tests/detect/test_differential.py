@@ -167,3 +167,16 @@ def test_float_group_values_are_written_like_the_event_table() -> None:
     fast = Engine([rule]).scan_events(events)
     assert keys(fast) == keys(reference_detect([rule], events))
     assert sorted(s.group_by["@size"] for s in fast) == ["0.0001", "1.5", "1e-05", "1e-07", "7"]
+
+
+def test_kept_files_are_read_in_runs_of_about_pass_bytes(tmp_path: Path) -> None:
+    sizes = [5, 3, 0, 9, 12, 1, 1, 1]
+    files = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"x" * size)
+        files.append(str(path))
+    batches = kept._batches_of(files, 8)
+    assert [f for batch in batches for f in batch] == files  # every file once, in order
+    assert [[sizes[files.index(f)] for f in batch] for batch in batches] == [[5, 3, 0], [9], [12], [1, 1, 1]]
+    assert kept._batches_of([], 8) == []
