@@ -2405,6 +2405,30 @@ mod tests {
     }
 
     #[test]
+    fn repeated_keys_past_the_64th_wanted_child_keep_the_last_value() {
+        // 130 wanted keys in one object: keys past the 64th are tracked on the `seen` stack, per
+        // object. A line repeating one takes the slow path (last value wins, as in orjson), and
+        // the same keys again in a nested object or on the next line are no repeat.
+        let names: Vec<String> = (0..130).map(|k| format!("k{k}")).collect();
+        let mut paths: Vec<&str> = names.iter().map(String::as_str).collect();
+        paths.push("o.k100");
+        let members = |value: &dyn Fn(&str) -> String| names.iter().map(|n| format!("\"{n}\":\"{}\"", value(n))).collect::<Vec<_>>().join(",");
+        let once = format!("{{{}}}", members(&|n| n.to_string()));
+        // Every key twice (so repeats land on both sides of the 64th child), the second value kept.
+        let twice = format!("{{{},{}}}", members(&|n| n.to_string()), members(&|n| format!("{n}!")));
+        let nested = format!("{{\"o\":{once},\"k100\":\"top\"}}");
+        let (table, status) = rows(&[once.as_str(), &twice, &nested, &once].join("\n"), &paths);
+        let column = |name: &str| &table[paths.iter().position(|p| *p == name).unwrap()];
+        assert_eq!(status, [LineStatus::Ok as u8; 4]);
+        for name in &names {
+            let again = format!("{name}!");
+            let want = if name == "k100" { v(&["top"]) } else { None };
+            assert_eq!(column(name), &[v(&[name]), v(&[&again]), want, v(&[name])], "{name}");
+        }
+        assert_eq!(column("o.k100"), &[None, None, v(&["k100"]), None]);
+    }
+
+    #[test]
     fn views_and_large_offsets_hold_the_same_strings() {
         // Two runs; strings inline (<= 12 bytes) and in buffers, rows without values between.
         let run_a = b"shortexactly12bytesa much longer string than twelve".to_vec();

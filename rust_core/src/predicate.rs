@@ -352,42 +352,38 @@ impl FlagProgram {
     }
 }
 
+/// An `and` (`unit` true) or an `or` (`unit` false) of `children` bound: children that are
+/// `unit` drop out, one that is the other constant decides it, and one child left stands alone.
+fn bind_all<'a>(
+    children: &'a [Pred],
+    columns: &'a [Column],
+    fused: &[Fused],
+    unit: bool,
+    make: fn(Vec<Bound<'a>>) -> Bound<'a>,
+) -> Bound<'a> {
+    let mut kept = Vec::with_capacity(children.len());
+    for child in children {
+        match bind(child, columns, fused) {
+            Bound::Const(b) if b == unit => {}
+            Bound::Const(b) => return Bound::Const(b),
+            b => kept.push(b),
+        }
+    }
+    match kept.len() {
+        0 => Bound::Const(unit),
+        1 => kept.pop().unwrap(),
+        _ => make(kept),
+    }
+}
+
 /// `pred` over the batch's columns, with what the batch decides folded in: a column the batch
 /// lacks, or whose rows are all null, passes no test.
 fn bind<'a>(pred: &'a Pred, columns: &'a [Column], fused: &[Fused]) -> Bound<'a> {
     let find = |name: &str| columns.iter().find(|c| c.name == name).filter(|c| c.null_count < c.rows);
     match pred {
         Pred::Const(b) => Bound::Const(*b),
-        Pred::And(children) => {
-            let mut kept = Vec::with_capacity(children.len());
-            for child in children {
-                match bind(child, columns, fused) {
-                    Bound::Const(true) => {}
-                    Bound::Const(false) => return Bound::Const(false),
-                    b => kept.push(b),
-                }
-            }
-            match kept.len() {
-                0 => Bound::Const(true),
-                1 => kept.pop().unwrap(),
-                _ => Bound::And(kept),
-            }
-        }
-        Pred::Or(children) => {
-            let mut kept = Vec::with_capacity(children.len());
-            for child in children {
-                match bind(child, columns, fused) {
-                    Bound::Const(false) => {}
-                    Bound::Const(true) => return Bound::Const(true),
-                    b => kept.push(b),
-                }
-            }
-            match kept.len() {
-                0 => Bound::Const(false),
-                1 => kept.pop().unwrap(),
-                _ => Bound::Or(kept),
-            }
-        }
+        Pred::And(children) => bind_all(children, columns, fused, true, Bound::And),
+        Pred::Or(children) => bind_all(children, columns, fused, false, Bound::Or),
         Pred::Not(child) => match bind(child, columns, fused) {
             Bound::Const(b) => Bound::Const(!b),
             b => Bound::Not(Box::new(b)),
@@ -704,6 +700,43 @@ mod tests {
             assert_eq!(number(bad.as_bytes()), None, "{bad}");
         }
         assert_eq!(number(b"-2.5e-3"), Some(-0.0025));
+    }
+
+    /// A xorshift draw below `n` (tests only: random input for the twin comparisons).
+    fn draw(state: &mut u64, n: usize) -> usize {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state % n as u64) as usize
+    }
+
+    #[test]
+    fn numbers_agree_with_the_pattern_on_random_text() {
+        let pattern = Regex::new(r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$").unwrap();
+        let mut state = 0x0bad_5eed_1234_5678u64;
+        for _ in 0..100_000 {
+            let len = draw(&mut state, 9);
+            let text: Vec<u8> = (0..len).map(|_| b"0123456789-+.eE x"[draw(&mut state, 17)]).collect();
+            let want = pattern.is_match(&text).then(|| std::str::from_utf8(&text).unwrap().parse::<f64>().unwrap());
+            assert_eq!(number(&text), want, "{:?}", String::from_utf8_lossy(&text));
+        }
+    }
+
+    #[test]
+    fn lower_agrees_with_str_to_lowercase_on_random_text() {
+        // ASCII values take the byte-wise shortcut, the others `str::to_lowercase`: both must
+        // give what `to_lowercase` gives (İ and Σ lower-case to other lengths).
+        let alphabet = ["a", "B", "z", "Q", "0", " ", "ä", "Ä", "İ", "Σ", "ß", "K"];
+        let mut state = 0x5eed_0000_abcd_ef01u64;
+        for _ in 0..20_000 {
+            let len = draw(&mut state, 6);
+            let text: String = (0..len).map(|_| alphabet[draw(&mut state, alphabet.len())]).collect();
+            let lower = text.to_lowercase();
+            let test = Test::Lower(Box::new(Test::Eq(lower.as_bytes().into())));
+            assert!(test.passes(text.as_bytes(), &mut Vec::new()), "{text:?}");
+            let other = Test::Lower(Box::new(Test::Eq(format!("{lower}x").as_bytes().into())));
+            assert!(!other.passes(text.as_bytes(), &mut Vec::new()), "{text:?}");
+        }
     }
 
     #[test]

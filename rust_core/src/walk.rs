@@ -1121,7 +1121,7 @@ impl<'a, R: Send> Shared<'a, R> {
                     }),
                     Some(algo) => {
                         while let Some((row, mut file, size)) = next_file() {
-                            let eof = row.stat.is_some_and(|s| hash::short_read_is_eof(&file, s.dev));
+                            let eof = eof_hint(&row, &file);
                             finished.push((row, hash::hash_open_file_sized_eof(&mut file, algo, size, eof)));
                         }
                     }

@@ -48,14 +48,10 @@ class SourceFile:
         self.fd: int | None = os.dup(fd)
         self.name = name
 
-    def pread(self, length: int, offset: int) -> bytes:
-        """``length`` bytes at ``offset``; ``InputError`` when the file no longer has them (it
-        was truncated or rewritten while the scan ran)."""
-        return self.read_records(np.array([offset], dtype=np.int64), np.array([length], dtype=np.int64))
-
     def read_records(self, offsets: np.ndarray, lengths: np.ndarray) -> bytes:
         """The records at ``offsets`` (int64 arrays), in that order, joined by newlines;
-        ``InputError`` when the file no longer has them."""
+        ``InputError`` when the file no longer has them (it was truncated or rewritten while the
+        scan ran)."""
         if self.fd is None:
             raise ValueError(f"{self.name}: the input file was closed")
         try:

@@ -74,13 +74,13 @@ class SampleJSON(tuple[bytes, ...]):
         return [loads(text) for text in self]
 
 
+_SLOT = "_samples"  # where a signal keeps its samples, parsed or not
+
+
 class _Samples:
     """The ``samples`` field of :class:`Signal`: a list of event dicts, kept as JSON until read
     when given as :class:`SampleJSON` (a dataclass field whose default is a descriptor: the
     generated ``__init__`` assigns through ``__set__``)."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = "_" + name
 
     @overload
     def __get__(self, signal: None, owner: type | None = None) -> tuple[()]: ...
@@ -90,28 +90,19 @@ class _Samples:
     def __get__(self, signal: Signal | None, owner: type | None = None) -> list[dict[str, Any]] | tuple[()]:
         if signal is None:
             return ()  # the field's default: no samples
-        value = signal.__dict__[self._slot]
-        if type(value) is SampleJSON:
-            value = signal.__dict__[self._slot] = value.events()
-        return value  # type: ignore[no-any-return]
-
-    def peek(self, signal: Signal) -> list[dict[str, Any]]:
-        """The samples, parsed but not kept parsed: for output that reads each signal once (a big
-        scan's signals holding every parsed sample would take hundreds of MB)."""
-        value = signal.__dict__[self._slot]
-        return value.events() if type(value) is SampleJSON else value  # type: ignore[no-any-return]
+        parsed = signal.__dict__[_SLOT] = sample_events(signal)  # kept parsed from now on
+        return parsed
 
     def __set__(self, signal: Signal, value: Iterable[dict[str, Any]] | SampleJSON) -> None:
-        signal.__dict__[self._slot] = value if type(value) is SampleJSON else list(value)
-
-
-_SAMPLES = _Samples()
+        signal.__dict__[_SLOT] = value if type(value) is SampleJSON else list(value)
 
 
 def sample_events(signal: Signal) -> list[dict[str, Any]]:
     """``signal.samples`` without keeping them parsed in the signal: for output and storage,
-    which read each signal once."""
-    return _SAMPLES.peek(signal)
+    which read each signal once (a big scan's signals holding every parsed sample would take
+    hundreds of MB)."""
+    value = signal.__dict__[_SLOT]
+    return value.events() if type(value) is SampleJSON else value  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -124,7 +115,7 @@ class Signal:
     first_seen_ms: int
     last_seen_ms: int
     event_count: int
-    samples: _Samples = _SAMPLES  # list[dict[str, Any]] when read
+    samples: _Samples = _Samples()  # list[dict[str, Any]] when read
     tags: list[str] = field(default_factory=list)
     message: str = ""
     status: str = "open"

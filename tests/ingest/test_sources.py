@@ -155,7 +155,8 @@ def test_chunk_file_offsets_point_at_the_chunk_data_in_the_file(
             assert cut, "an uncut chunk of a plain file knows its place"
         else:
             assert content[chunk.file_offset:chunk.file_offset + len(chunk.data)] == chunk.data
-            assert source.file is not None and source.file.pread(len(chunk.data), chunk.file_offset) == chunk.data
+            assert source.file is not None
+            assert source.file.read_records(np.array([chunk.file_offset]), np.array([len(chunk.data)])) == chunk.data
 
 
 def test_compressed_and_streamed_chunks_have_no_file_offset(tmp_path: Path) -> None:

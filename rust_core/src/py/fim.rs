@@ -228,14 +228,18 @@ impl FimTree {
             std::thread::scope(|scope| {
                 let file: &std::fs::File = &file;
                 let writer = scope.spawn(move || -> std::io::Result<()> {
+                    use std::io::Seek;
                     let mut out = file;
+                    let mut at = out.stream_position()?;
                     for part in parts {
                         out.write_all(&part)?;
-                        // Start writing these pages to disk now (no wait); errors are the
+                        // Start writing this part's pages to disk now (no wait); errors are the
                         // caller's fsync's to report.
-                        // SAFETY: plain syscall on a borrowed descriptor; offset 0 and
-                        // nbytes 0 mean "to the end of the file".
-                        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+                        // SAFETY: plain syscall on a borrowed descriptor, over the bytes just written.
+                        unsafe {
+                            libc::sync_file_range(file.as_raw_fd(), at as i64, part.len() as i64, libc::SYNC_FILE_RANGE_WRITE)
+                        };
+                        at += part.len() as u64;
                     }
                     Ok(())
                 });
