@@ -32,6 +32,7 @@ use crate::error::{CoreError, Result};
 use crate::matcher;
 
 mod normalize;
+mod select;
 
 pub use normalize::normalized_json;
 

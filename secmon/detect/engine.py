@@ -35,7 +35,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from secmon._core import FlagProgram, count_lines, extract_fields, select_lines
+from secmon._core import FlagProgram, extract_fields, select_lines
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import detect_rule, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
@@ -284,7 +284,7 @@ class Engine:
         batch = None
         if native:
             if line_idx is None:
-                line_idx = np.arange(count_lines(chunk.data), dtype=np.uint32)
+                line_idx = np.arange(chunk.line_count, dtype=np.uint32)
             batch = split_native(
                 chunk.data, line_idx, self._paths, src.max_line_bytes, self._flag_program, self._value_paths
             )
@@ -302,7 +302,10 @@ class Engine:
             self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
             if batch.events:
                 self.stats.count_events(src.name, batch.events)
-                self._keep(batch.table.drop("__line"), self._line_places(chunk, batch), events=batch.events, rows=batch.rows)
+                self._keep(
+                    batch.table.drop("__line"), self._line_places(chunk, batch), events=batch.events, rows=batch.rows,
+                    own_buffers=batch.rows is not None,
+                )
         if self.progress is not None:
             self.progress(len(chunk.data))
 
@@ -396,6 +399,7 @@ class Engine:
         *,
         events: int | None = None,
         rows: np.ndarray | None = None,
+        own_buffers: bool = False,
     ) -> None:
         """Keep the rows of an event table some rule query matched: the timestamp, the values
         detection reads, one flag per query, a scan-wide event id and the event's place in the
@@ -404,7 +408,8 @@ class Engine:
 
         The table holds ``events`` events (default: its height). With ``rows`` its flag columns
         were evaluated natively and it holds only matching events, ``rows[i]`` being the index of
-        its row i among the ``events``."""
+        its row i among the ``events``; ``own_buffers``: its columns hold no text of other rows
+        (see ``KeptRows.add``)."""
         first_eid = self._next_eid
         self._next_eid += table.height if events is None else events
         if not self.compiled or table.height == 0:
@@ -429,7 +434,7 @@ class Engine:
             pl.Series(EID, event_idx + first_eid, dtype=pl.Int64),
             pl.Series(REF, refs, dtype=pl.Int64),
             pl.Series(LEN, lengths, dtype=pl.Int32),
-        ))
+        ), own_buffers=own_buffers)
 
 
 def _flag_program(compiled: Sequence[CompiledRule]) -> FlagProgram | None:

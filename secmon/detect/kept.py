@@ -114,12 +114,14 @@ class KeptRows:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def add(self, rows: pl.DataFrame) -> None:
-        """Keep ``rows`` (written in the background, in order; read methods wait for them)."""
+    def add(self, rows: pl.DataFrame, *, own_buffers: bool = False) -> None:
+        """Keep ``rows`` (written in the background, in order; read methods wait for them).
+        ``own_buffers``: their columns hold no text of other rows (they were gathered natively,
+        ``ExtractedBatch.select``), so they are kept without a copy."""
         if rows.height == 0:
             return
         self.height += rows.height
-        self._pending.append(self._writer.submit(self._write, rows))
+        self._pending.append(self._writer.submit(self._write, rows, own_buffers))
         while len(self._pending) > MAX_PENDING_WRITES:
             self._pending.popleft().result()
 
@@ -134,9 +136,11 @@ class KeptRows:
         self.flush()
         return self._flag_rows
 
-    def _write(self, rows: pl.DataFrame) -> None:
+    def _write(self, rows: pl.DataFrame, own_buffers: bool = False) -> None:
         # One schema for every part of a rule, so one scan reads them all.
-        rows = _compact(rows.select([pl.col(name).cast(dtype) for name, dtype in self.schema.items()]))
+        rows = rows.select([pl.col(name).cast(dtype) for name, dtype in self.schema.items()])
+        if not own_buffers:
+            rows = _compact(rows)
         counts = rows.select(pl.col(pl.Boolean).sum()).row(0, named=True)
         for flag, count in counts.items():
             self._flag_rows[flag] = self._flag_rows.get(flag, 0) + count

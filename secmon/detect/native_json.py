@@ -68,22 +68,24 @@ def split_native(
         line_idx, starts, lengths = line_idx[~too_long], starts[~too_long], lengths[~too_long]
     if line_idx.size == 0:
         return NativeBatch(pl.DataFrame(), python_idx)
-    frame = pl.DataFrame(extract_fields(data, list(paths), line_idx, normalize=True, flags=flags))
-    ok = frame["__status"] == STATUS_OK
-    back = frame.filter(~ok)["__line"].to_numpy().astype(np.uint32)
-    python_lines = np.sort(np.concatenate((python_idx, back))).astype(np.uint32)
-    columns = [pl.col("timestamp").cast(pl.Int64).alias("timestamp")]
+    batch = extract_fields(data, list(paths), line_idx, normalize=True, flags=flags)
+    ok = batch.statuses() == STATUS_OK
+    python_lines = np.sort(np.concatenate((python_idx, batch.line_numbers()[~ok]))).astype(np.uint32)
+    timestamp = pl.col("timestamp").cast(pl.Int64).alias("timestamp")
     rows = None
     if flags is None:
-        columns += [pl.col(p) for p in paths if p != "timestamp"]
-        kept = frame.select(*columns, pl.col("__line")).filter(ok)
+        frame = pl.DataFrame(batch)
+        columns = [timestamp, *(pl.col(p) for p in paths if p != "timestamp")]
+        kept = frame.select(*columns, pl.col("__line")).filter(pl.Series(ok))
         events = kept.height
     else:
-        # Only the columns detection reads are gathered, for the rows it keeps.
-        columns += [pl.col(p) for p in keep if p != "timestamp"] + [pl.col(name) for name in flags.names]
-        matched = ok & frame.select(pl.any_horizontal(flags.names)).to_series()
+        # Only the rows some flag is set for and the columns detection reads, gathered natively
+        # into buffers of their own (``ExtractedBatch.select``).
+        matched = batch.matched_rows()
         events = int(ok.sum())
-        rows = (ok.cast(pl.UInt32).cum_sum() - 1).filter(matched).to_numpy()
-        kept = frame.select(*columns, pl.col("__line")).filter(matched)
+        rows = (np.cumsum(ok, dtype=np.int64) - 1)[matched]
+        names = [p for p in keep if p != "timestamp"] + list(flags.names)
+        picked = pl.DataFrame(batch.select(matched, ["timestamp", *names]))
+        kept = picked.select(timestamp, *(pl.col(name) for name in names), pl.col("__line"))
     at = np.searchsorted(line_idx, kept["__line"].to_numpy())
     return NativeBatch(kept, python_lines, starts[at], lengths[at], events, rows)

@@ -58,15 +58,17 @@ class LineRejected(Exception):
         self.detail = detail
 
 
-def selected_lines(data: bytes, line_idx: np.ndarray | None) -> tuple[int, Iterable[tuple[int, bytes]]]:
-    """(number of lines in ``data``, (index, line) pairs of the selected lines).
+def selected_lines(data: bytes, line_idx: np.ndarray | None, n_lines: int | None = None) -> tuple[int, Iterable[tuple[int, bytes]]]:
+    """(number of lines in ``data``, (index, line) pairs of the selected lines); ``n_lines``, the
+    number of lines when the caller knows it.
 
     All lines: one ``bytes.split``. A selection: the Rust ``select_lines`` when built, so lines
     the prefilter ruled out are never turned into Python objects."""
     if line_idx is None:
         lines = split_lines(data)
         return len(lines), enumerate(lines)
-    n_lines = fast_line_count(data)
+    if n_lines is None:
+        n_lines = fast_line_count(data)
     selection = np.asarray(line_idx)
     if selection.size == 0:
         return n_lines, ()
@@ -157,7 +159,7 @@ class LogFormat:
     def _parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
         source = chunk.source
         name = source.name
-        n_lines, selected = selected_lines(chunk.data, line_idx)
+        n_lines, selected = selected_lines(chunk.data, line_idx, chunk.line_count if line_idx is not None else None)
         stats.count_read(name, n_lines, chunk.nbytes)
         limit = source.max_line_bytes
         first_line = chunk.first_line

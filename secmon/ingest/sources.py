@@ -19,6 +19,7 @@ import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,7 +28,7 @@ import numpy as np
 from secmon._core import read_records
 from secmon.errors import InputError
 from secmon.ingest.formats import LogFormat, detect_format, get_format
-from secmon.ingest.lines import fast_line_count, line_count
+from secmon.ingest.lines import fast_line_count
 from secmon.ingest.stats import CORRUPT_INPUT, UNREADABLE_FILE
 
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
@@ -92,9 +93,11 @@ class Chunk:
         if self.nbytes < 0:
             object.__setattr__(self, "nbytes", len(self.data))
 
-    @property
+    @cached_property
     def line_count(self) -> int:
-        return line_count(self.data)
+        """Lines in ``data``, counted once: the reader, the prefilter stage and the parser all
+        need it (four passes over every chunk's bytes cost 0.25 s of CPU at 1M events)."""
+        return fast_line_count(self.data)
 
 
 class _PrefixedStream(io.RawIOBase):
@@ -333,9 +336,10 @@ class Source:
                 continue
             # One copy of the block into the chunk (a concatenation, then a slice of it, was two).
             data = b"".join((carry, memoryview(block)[: cut + 1])) if carry else block[: cut + 1]
-            yield make_chunk(data)
+            chunk = make_chunk(data)
+            yield chunk
             carry_extra = 0
-            line_no += fast_line_count(data)
+            line_no += chunk.line_count
             carry = block[cut + 1 :]
             if len(carry) > limit:
                 carry_extra += len(carry) - (limit + 1)

@@ -13,7 +13,7 @@ use std::ptr::{null, null_mut, NonNull};
 use std::sync::Arc;
 
 use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 
@@ -385,6 +385,33 @@ impl PyExtractedBatch {
     /// 5 needs Python's normalization).
     fn statuses<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
         PyArray1::from_slice(py, &self.inner.status)
+    }
+
+    /// Rows of status ok (0) for which some flag is set, ascending (a numpy uint32 array).
+    fn matched_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        PyArray1::from_vec(py, self.inner.matched_rows())
+    }
+
+    /// A new batch of rows `rows` (numpy uint32, any order) and the columns `columns` (paths and
+    /// flags; `__line` and `__status` always come along), their text in buffers of their own.
+    fn select(&self, py: Python<'_>, rows: PyReadonlyArray1<'_, u32>, columns: Vec<String>) -> PyResult<PyExtractedBatch> {
+        let rows = rows.as_slice()?;
+        let height = self.inner.lines.len();
+        if let Some(bad) = rows.iter().find(|&&r| r as usize >= height) {
+            return Err(PyIndexError::new_err(format!("row {bad} is out of range for a batch of {height} rows")));
+        }
+        let (mut paths, mut flags) = (Vec::new(), Vec::new());
+        for name in &columns {
+            match self.which(name) {
+                Some(Which::Path(i)) => paths.push(i),
+                Some(Which::Flag(k)) => flags.push(k),
+                Some(Which::Line | Which::Status) => {}
+                None => return Err(PyKeyError::new_err(format!("no column {name:?}; the columns are {:?}", self.names()))),
+            }
+        }
+        let inner = Arc::clone(&self.inner);
+        let picked = py.detach(|| inner.select(rows, &paths, &flags));
+        Ok(PyExtractedBatch { inner: Arc::new(picked) })
     }
 
     fn column(&self, name: &str) -> PyResult<PyExtractedColumn> {
