@@ -244,6 +244,12 @@ class ExtractedBatch:
         """The ``__line`` column as a new numpy array."""
     def statuses(self) -> NDArray[np.uint8]:
         """The ``__status`` column as a new numpy array."""
+    def matched_rows(self) -> NDArray[np.uint32]:
+        """Rows of status 0 for which some flag is set, ascending."""
+    def select(self, rows: NDArray[np.uint32], columns: Sequence[str]) -> ExtractedBatch:
+        """A new batch of ``rows`` (any order; ``IndexError`` past the end) and ``columns`` (paths
+        then flags, each in the order given; ``__line`` and ``__status`` always come along), its text
+        copied into buffers of its own: holding it does not hold this batch's text."""
     def column(self, name: str) -> ExtractedColumn:
         """One column by name (``KeyError`` listing the names when there is none)."""
     def __getitem__(self, key: str, /) -> ExtractedColumn: ...

@@ -846,3 +846,27 @@ def test_normalized_events_write_the_normalized_record(record: dict[str, Any]) -
     (text,) = normalized_events(b"  " + line + b"  \n", [0])
     assert text is not None
     assert orjson.loads(text) == normalize_record(json.loads(line))
+
+
+@SETTINGS
+@given(st.lists(lines(), max_size=12), st.lists(st.sampled_from(PATHS), min_size=1, max_size=6, unique=True), st.data())
+def test_select_equals_gathering_the_frame(docs: list[bytes], paths: list[str], data: st.DataObject) -> None:
+    """``ExtractedBatch.select`` (native gather into new buffers) against Polars' gather of the
+    whole frame: any rows, repeats and any order included, any subset of the path columns."""
+    buffer = b"\n".join(docs)
+    batch = extract_fields(buffer, paths)
+    frame = pl.DataFrame(batch)
+    height = len(batch)
+    rows = data.draw(st.lists(st.integers(0, height - 1), max_size=3 * height)) if height else []
+    names = [c for c in frame.columns if c in data.draw(st.sets(st.sampled_from(frame.columns[: -2]))) or c.startswith("__")]
+    picked = pl.DataFrame(batch.select(np.array(rows, dtype=np.uint32), [n for n in names if not n.startswith("__")]))
+    assert_frame_equal(picked, frame[rows].select(names))
+
+
+def test_select_names_bad_rows_and_columns() -> None:
+    batch = extract_fields(b'{"a": "x"}\n{"a": "y"}\n', ["a"])
+    with pytest.raises(IndexError, match="row 2 is out of range for a batch of 2 rows"):
+        batch.select(np.array([0, 2], dtype=np.uint32), ["a"])
+    with pytest.raises(KeyError, match='no column "b"'):
+        batch.select(np.array([0], dtype=np.uint32), ["b"])
+    assert batch.matched_rows().tolist() == []  # no flag program: no row is matched
