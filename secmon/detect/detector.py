@@ -10,6 +10,7 @@ needed; the only per-signal Python left is building the ``Signal`` objects and p
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import polars as pl
 
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.event_store import EventStore
-from secmon.detect.lifecycle import LifecycleOptions, signal_spans, signals_from_spans
+from secmon.detect.lifecycle import LifecycleOptions, SignalSpans, signal_spans, signals_from_spans
 from secmon.detect.new_value import ROW, new_value_triggers
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
@@ -29,40 +30,68 @@ SIGNAL_BATCH = 2048  # signals built (samples read and parsed) at a time
 CASE = "__case"
 
 
+@dataclass(frozen=True)
+class RuleSpans:
+    """What one rule found over its kept rows, before any ``Signal`` is built: the rule frame
+    (sorted, group ids in ``__gid``) and the signal spans over it. Building these is Polars and
+    native work, mostly without the GIL; building signals from them is Python."""
+
+    compiled: CompiledRule
+    frame: pl.DataFrame
+    groups: list[str]
+    found: SignalSpans
+    event_rows: np.ndarray | None  # frame rows of the spans' events (new value: the triggers')
+
+
 def detect_rule(
     compiled: CompiledRule, table: pl.LazyFrame | pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
 ) -> Iterator[Signal]:
     """Every signal ``compiled`` raises over ``table`` (the kept rows it matched, with its flag
     and value columns); samples come from ``store``. With ``groups_slice``, only the signals of
-    those groups.
+    those groups: :func:`rule_spans`, then :func:`signals_of`."""
+    spans = rule_spans(compiled, table, store, groups_slice)
+    if spans is not None:
+        yield from signals_of(spans, store)
 
-    Signals are built ``SIGNAL_BATCH`` at a time, as they are consumed: a rule can raise a signal
-    per event, and signals with their sample events are what memory grew with once rules were
-    sliced (measured: 105k signals of one rule held 230 MB).
+
+def rule_spans(
+    compiled: CompiledRule, table: pl.LazyFrame | pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
+) -> RuleSpans | None:
+    """The rule frame and signal spans of ``compiled`` over ``table``; None when it raises none.
 
     The lifecycle walk is this module's ``signal_spans``, looked up at each call so that tests
     can put the Python twin (``lifecycle.signal_spans_reference``) in its place."""
     frame = build_rule_frame(compiled, table, store, groups_slice)
     if frame.height == 0:
-        return
+        return None
     groups = group_columns(compiled)
     frame = frame.with_columns(_group_ids(groups).alias(GROUP_ID))
     if compiled.rule.options.detection_method == "new_value":
         triggers = new_value_triggers(compiled, frame, [GROUP_ID])
         if triggers.height == 0:
-            return
+            return None
         # A new-value signal counts the events that carried new values: the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
     else:
         triggers = threshold_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
         if triggers.height == 0:
-            return
+            return None
         events, event_rows, window_ms = frame, None, compiled.rule.options.evaluation_window * 1000
     found = signal_spans(
         LifecycleOptions.of(compiled, window_ms),
         events[GROUP_ID].to_numpy(), events[TS].to_numpy(), events[EID].to_numpy(),
         triggers[GROUP_ID].to_numpy(), triggers[TS].to_numpy(), triggers[CASE].to_numpy(),
     )
+    return RuleSpans(compiled, frame, groups, found, event_rows)
+
+
+def signals_of(spans: RuleSpans, store: EventStore) -> Iterator[Signal]:
+    """The ``Signal`` objects of ``spans``, samples from ``store``.
+
+    Signals are built ``SIGNAL_BATCH`` at a time, as they are consumed: a rule can raise a signal
+    per event, and signals with their sample events are what memory grew with once rules were
+    sliced (measured: 105k signals of one rule held 230 MB)."""
+    frame, groups, found, event_rows = spans.frame, spans.groups, spans.found, spans.event_rows
     group_ids = frame[GROUP_ID].to_numpy()
     for start in range(0, len(found), SIGNAL_BATCH):
         part = found.part(start, start + SIGNAL_BATCH)
@@ -73,7 +102,7 @@ def detect_rule(
             group_values = [()] * len(part)
         sample_rows = part.sample_rows if event_rows is None else event_rows[part.sample_rows]
         with gc_paused():  # hundreds of thousands of fresh acyclic containers: measured 0.2 s of 0.7 s
-            batch = signals_from_spans(compiled, part, group_values, sample_json(frame, sample_rows, store))
+            batch = signals_from_spans(spans.compiled, part, group_values, sample_json(frame, sample_rows, store))
         yield from batch
 
 
