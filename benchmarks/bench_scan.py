@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Table, measure_command, measure_python
+from benchmarks.harness import AnswerLater, Table, measure_command, measure_python
 
 SEED = 7
 CACHE = Path(os.environ.get("SECMON_BENCH_CACHE", Path(tempfile.gettempdir()) / "secmon-bench"))
@@ -72,14 +72,14 @@ def prepare(n_events: int) -> tuple[Path, Path]:
 # --- contenders (run in fresh processes by the harness) -------------------------------------
 
 
-def secmon_scan(path: str, intel: str) -> tuple[int, str]:
+def secmon_scan(path: str, intel: str) -> AnswerLater:
     from secmon import Engine, default_rules
 
     result = Engine(default_rules(), intel=[intel]).detect([path])
-    return _signal_digest(result.signals)
+    return AnswerLater(_signal_digest, result.signals)
 
 
-def plain_python_scan(path: str, intel: str) -> tuple[int, str]:
+def plain_python_scan(path: str, intel: str) -> AnswerLater:
     import json
 
     from secmon import Engine, default_rules
@@ -99,10 +99,10 @@ def plain_python_scan(path: str, intel: str) -> tuple[int, str]:
             if hit or any(rule.matches_event(event, i) for rule in compiled for i in range(len(rule.queries))):
                 kept.append(event)
     result = Engine(default_rules(), intel=[intel]).detect(kept)
-    return _signal_digest(result.signals)
+    return AnswerLater(_signal_digest, result.signals)
 
 
-def polars_scan(path: str, intel: str) -> tuple[int, str]:
+def polars_scan(path: str, intel: str) -> AnswerLater:
     """Polars alone: read the whole file with Polars' NDJSON reader, flatten the attribute paths
     the rules read, then the same compiled filters and windowed detection as secmon."""
     import polars as pl
@@ -113,7 +113,7 @@ def polars_scan(path: str, intel: str) -> tuple[int, str]:
     frame = pl.read_ndjson(path, infer_schema_length=None)
     columns = [_flat_column(frame.schema, p).alias(p) for p in engine.attribute_paths if p != "timestamp"]
     table = frame.select(pl.col("timestamp").cast(pl.Int64), *columns)
-    return _signal_digest(engine.detect_table(table))
+    return AnswerLater(_signal_digest, engine.detect_table(table))
 
 
 def _flat_column(schema: Any, path: str) -> Any:
