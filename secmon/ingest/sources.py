@@ -15,6 +15,7 @@ import glob
 import gzip
 import io
 import os
+import stat
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
@@ -158,6 +159,35 @@ class _TolerantGzip:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+LINE_END_WINDOW = 64 * 1024  # bytes before a chunk's end searched for the line end it stops at
+
+
+def _regular_file_size(stream: BinaryIO) -> int | None:
+    """The size of the regular file ``stream`` reads, None when it is something else."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, io.UnsupportedOperation):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _to_line_end(stream: BinaryIO, chunk_bytes: int, size: int) -> int:
+    """How much of a regular file to read next so that the read ends just after a newline: at
+    most ``chunk_bytes``, found by reading the last ``LINE_END_WINDOW`` bytes of that span first.
+    The block read is then the chunk itself; cut at its last newline, it was copied once more
+    (measured: 0.25 s of the reading thread's 0.34 s over 553 MB). ``chunk_bytes`` when there is
+    no newline in the window or the span reaches the end of the file as it was when opened: the
+    caller cuts and carries as for any stream, which is also what happens if the file changes
+    between the two reads."""
+    position = stream.tell()
+    if position + chunk_bytes >= size:
+        return chunk_bytes
+    window = min(LINE_END_WINDOW, chunk_bytes)
+    tail = os.pread(stream.fileno(), window, position + chunk_bytes - window)
+    cut = tail.rfind(b"\n")
+    return chunk_bytes if cut < 0 else chunk_bytes - len(tail) + cut + 1
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes:
@@ -310,8 +340,12 @@ class Source:
             lead = 0
             return chunk
         skipping = False  # inside an over-long line whose first limit+1 bytes are in ``carry``
+        regular_size = _regular_file_size(stream) if plain else None
         while True:
-            block = stream.read(chunk_bytes)
+            want = chunk_bytes
+            if regular_size is not None and not carry and not skipping:
+                want = _to_line_end(stream, chunk_bytes, regular_size)
+            block = stream.read(want)
             if head:
                 block, head = head + block, b""
             if not block:
@@ -334,8 +368,12 @@ class Source:
                 else:
                     carry = buf
                 continue
-            # One copy of the block into the chunk (a concatenation, then a slice of it, was two).
-            data = b"".join((carry, memoryview(block)[: cut + 1])) if carry else block[: cut + 1]
+            # One copy of the block into the chunk (a concatenation, then a slice of it, was two);
+            # none when the block is the chunk (read up to a line end, see ``_to_line_end``).
+            if carry:
+                data = b"".join((carry, memoryview(block)[: cut + 1]))
+            else:
+                data = block if cut + 1 == len(block) else block[: cut + 1]
             chunk = make_chunk(data)
             yield chunk
             carry_extra = 0

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from secmon.errors import InputError
 from secmon.ingest import FORMATS, IngestStats, Source, open_sources, parse_events, split_lines
+from secmon.ingest import sources
 from secmon.ingest.sources import expand_paths
 
 SYSLOG_LINES = [
@@ -92,6 +93,26 @@ def test_any_chunk_size_gives_the_same_events(fmt: str, data: st.DataObject, chu
     assert_same(whole, chunked)
     zipped = run_source(Source("t", data=gzip.compress(raw), format=fmt, year=2015, max_line_bytes=200), chunk_bytes)
     assert_same(whole, zipped)
+
+
+@pytest.mark.parametrize("window", [1, 5, 64, 64 * 1024])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture], deadline=None)
+@given(data=st.data(), chunk_bytes=st.one_of(st.integers(1, 8), st.integers(9, 400)))
+def test_file_chunks_read_to_a_line_end_give_the_same_events(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, window: int, data: st.DataObject, chunk_bytes: int
+) -> None:
+    """A regular file is read up to a line end found in the last ``window`` bytes of each span
+    (``_to_line_end``), a stream cut and carried: the same events, statistics and bytes, and
+    chunks that are exactly the file's bytes where they say they are."""
+    monkeypatch.setattr(sources, "LINE_END_WINDOW", window)
+    raw = data.draw(log_bytes(JSON_LINES))
+    path = tmp_path_factory.mktemp("window") / "events.jsonl"
+    path.write_bytes(raw)
+    from_file = Source("t", path=path, format="ndjson", max_line_bytes=200)
+    assert_same(run_source(Source("t", data=raw, format="ndjson", max_line_bytes=200), chunk_bytes), run_source(from_file, chunk_bytes))
+    for chunk in Source("t", path=path, format="ndjson", max_line_bytes=200).chunks(chunk_bytes):
+        if chunk.file_offset is not None:
+            assert raw[chunk.file_offset:chunk.file_offset + len(chunk.data)] == chunk.data
 
 
 @settings(max_examples=40, deadline=None)
