@@ -52,6 +52,10 @@ from secmon.signals.model import Signal, signals_to_frame
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 DEFAULT_SLICE_ROWS = 100_000
+# Rule parts whose spans are found ahead of the signals being built: a rule with many signals
+# keeps this thread busy while the worker goes through the next ones. Each is in memory until its
+# signals are built.
+RULES_AHEAD = 3
 CHUNK_WORKERS = 2  # chunks whose native work runs at once (each also uses the core's thread pool)
 # The prefilter of a natively extracted input is left out for PREFILTER_REST_CHUNKS chunks after
 # a chunk where it passed more than PREFILTER_MAX_PASS of the lines: extracting a line costs a few
@@ -223,23 +227,28 @@ class Engine:
             compiled, groups_slice, rows = part
             return True, rule_spans(compiled, rows, self._store, groups_slice)
 
+        # One worker runs the parts in order (it alone advances ``parts``, which unlinks a
+        # slice's files once the next is asked for: by then the worker has read them).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="secmon-rules") as worker:
-            ahead = worker.submit(next_spans)
-            while True:
-                more, spans = ahead.result()
+            ahead = deque(worker.submit(next_spans) for _ in range(RULES_AHEAD))
+            while ahead:
+                more, spans = ahead.popleft().result()
                 if not more:
                     return
-                ahead = worker.submit(next_spans)
+                ahead.append(worker.submit(next_spans))
                 if spans is not None:
                     yield from signals_of(spans, self._store)
 
     def _rule_parts(self) -> Iterator[tuple[CompiledRule, GroupSlice | None, pl.LazyFrame]]:
-        """Each rule's kept rows, in slices of its groups when it kept more than ``slice_rows``."""
-        for compiled in self.compiled:
-            kept_rows = self._kept.rule_rows(compiled)
-            if kept_rows == 0:
+        """Each rule's kept rows, in slices of its groups when it kept more than ``slice_rows``;
+        the rules that kept the most rows first: their signals, the most to build, are then built
+        while the worker finds the smaller rules' spans (the rule with the most signals, last in
+        rule order, was built alone at the end: 0.4 s of 1.3 s of detection at 1M events)."""
+        kept_rows = {compiled.index: self._kept.rule_rows(compiled) for compiled in self.compiled}
+        for compiled in sorted(self.compiled, key=lambda c: -kept_rows[c.index]):
+            if kept_rows[compiled.index] == 0:
                 continue  # nothing to read (a scan of every kept file to learn that cost 17 ms a rule)
-            slices = -(-kept_rows // self.slice_rows)
+            slices = -(-kept_rows[compiled.index] // self.slice_rows)
             if slices > 1 and compiled.queries[0].group_by:
                 for groups_slice, rows in self._kept.rule_slices(compiled, slices):
                     yield compiled, groups_slice, rows
