@@ -158,7 +158,7 @@ class KeptRows:
         self._buffered_bytes = 0
         for rule in self._rules:
             flags = self._flags(rule)
-            part = rows.filter(pl.any_horizontal(flags)).select(self._columns(rule))
+            part = rows.select(self._columns(rule)).filter(pl.any_horizontal(flags))  # gathers its columns only
             if part.height == 0:
                 continue
             files = self._files.setdefault(rule.index, [])
