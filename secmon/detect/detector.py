@@ -1,4 +1,6 @@
-"""Run one compiled rule over an event table: rule frame -> triggers -> signal spans -> signals.
+"""Run one compiled rule over an event table, in two steps: ``rule_spans`` (rule frame ->
+triggers -> signal spans; Polars and native) and ``signals_of`` (spans -> ``Signal`` objects;
+Python), which the engine runs on two threads.
 
 The rule frame comes sorted by (group-by values, time, event order), so runs of equal group-by
 values are numbered once (``__gid``) and every later step works on that one integer column:
@@ -43,24 +45,12 @@ class RuleSpans:
     event_rows: np.ndarray | None  # frame rows of the spans' events (new value: the triggers')
 
 
-def detect_rule(
-    compiled: CompiledRule, table: pl.LazyFrame | pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
-) -> Iterator[Signal]:
-    """Every signal ``compiled`` raises over ``table`` (the kept rows it matched, with its flag
-    and value columns); samples come from ``store``. With ``groups_slice``, only the signals of
-    those groups: :func:`rule_spans`, then :func:`signals_of`."""
-    spans = rule_spans(compiled, table, store, groups_slice)
-    if spans is not None:
-        yield from signals_of(spans, store)
-
-
 def rule_spans(
     compiled: CompiledRule, table: pl.LazyFrame | pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
 ) -> RuleSpans | None:
-    """The rule frame and signal spans of ``compiled`` over ``table``; None when it raises none.
-
-    The lifecycle walk is this module's ``signal_spans``, looked up at each call so that tests
-    can put the Python twin (``lifecycle.signal_spans_reference``) in its place."""
+    """The rule frame and signal spans of ``compiled`` over ``table`` (the kept rows it matched,
+    with its flag and value columns), only the groups of ``groups_slice`` when given; None when
+    it raises no signal."""
     frame = build_rule_frame(compiled, table, store, groups_slice)
     if frame.height == 0:
         return None
