@@ -17,7 +17,8 @@ Kept rows go to disk as they come (:mod:`secmon.detect.kept`); the events they c
 where they are (the input file) or go to an event store (:mod:`secmon.detect.event_store`) that
 turns them into JSON only for samples and ties. After the last chunk the kept rows are detected
 rule by rule (threshold, new value) in event time, each rule reading only its own rows and
-columns, a large rule one hash slice of its groups at a time. Neither input order,
+columns, a large rule one hash slice of its groups at a time; a worker thread finds the signal
+spans of the next rules while this one builds the signals of the last. Neither input order,
 chunking, slicing nor the prefilter changes the signals (tests compare all of them).
 """
 
@@ -167,7 +168,8 @@ class Engine:
         return ScanResult(signals, self.stats, self.skipped_lines)
 
     def signals(self, source: Source) -> Iterator[Signal]:
-        """Signals rule by rule as the scan finds them, for inputs whose signals are too many to
+        """Signals rule by rule as the scan finds them (the rules that matched the fewest rows
+        first; ``detect`` sorts them), for inputs whose signals are too many to
         hold (every signal carries its sample events): memory then holds one rule's signals at a
         time. ``self.stats`` and ``self.skipped_lines`` describe the input once the first signal
         comes (or the iterator ends)."""
