@@ -821,7 +821,7 @@ pub fn push_py_float(x: f64, out: &mut Vec<u8>) {
             let int_len = exp as usize + 1;
             if digits.len() <= int_len {
                 out.extend_from_slice(&digits);
-                out.extend(std::iter::repeat(b'0').take(int_len - digits.len()));
+                out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
                 out.extend_from_slice(b".0");
             } else {
                 out.extend_from_slice(&digits[..int_len]);
@@ -830,7 +830,7 @@ pub fn push_py_float(x: f64, out: &mut Vec<u8>) {
             }
         } else {
             out.extend_from_slice(b"0.");
-            out.extend(std::iter::repeat(b'0').take((-exp - 1) as usize));
+            out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
             out.extend_from_slice(&digits);
         }
     } else {
@@ -849,7 +849,7 @@ pub fn push_py_float(x: f64, out: &mut Vec<u8>) {
 /// Rust. Only in that case are the digits moved down to the even neighbour.
 fn even_on_tie(x: f64, digits: &mut Vec<u8>, exp: i32) {
     let last = *digits.last().expect("at least one digit");
-    if (last - b'0') % 2 == 0 {
+    if (last - b'0').is_multiple_of(2) {
         return;
     }
     let mut lower = digits.clone();
@@ -2241,9 +2241,7 @@ mod tests {
             if rng.below(4) > 0 {
                 line.push(b'"');
             }
-            for _ in 0..rng.below(20) {
-                line.push(b'x');
-            }
+            line.extend(std::iter::repeat_n(b'x', rng.below(20)));
             let fast = Lexer { s: &line, i: 0 }.string().map(|s| (s.kind, s.start, s.end));
             let slow = string_slow(&line, 0).map(|s| (s.kind, s.start, s.end));
             assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&line));

@@ -550,8 +550,8 @@ impl Test {
             Test::ContainsAny(any_of) => any_of.automaton.is_match(value),
             Test::Regex(regex) => regex.is_match(value),
             Test::Number { low, high } => number(value).is_some_and(|x| {
-                low.map_or(true, |(b, inclusive)| if inclusive { x >= b } else { x > b })
-                    && high.map_or(true, |(b, inclusive)| if inclusive { x <= b } else { x < b })
+                low.is_none_or(|(b, inclusive)| if inclusive { x >= b } else { x > b })
+                    && high.is_none_or(|(b, inclusive)| if inclusive { x <= b } else { x < b })
             }),
             Test::Lower(inner) => {
                 if value.is_ascii() {

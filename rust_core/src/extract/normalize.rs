@@ -707,7 +707,7 @@ fn is_decimal_number(text: &[u8]) -> bool {
     };
     !int.is_empty()
         && int.iter().all(u8::is_ascii_digit)
-        && frac.map_or(true, |f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
 }
 
 /// `timestamps._ISO` in full on stripped ASCII text, then `parse_iso8601`'s arithmetic:
@@ -900,63 +900,6 @@ impl Derived {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_dates_follow_parse_iso8601() {
-        let table: &[(&str, Option<i64>)] = &[
-            ("2023-07-10T12:00:42Z", Some(1_688_990_442_000)),
-            ("2023-07-10 12:00:42.123456789+02:00", Some(1_688_983_242_123)),
-            ("2023-07-10", Some(1_688_947_200_000)),
-            ("2023-07-10-05", Some(1_688_947_200_000 + 5 * 3_600_000)),
-            ("2023-07-10 Z", Some(1_688_947_200_000)),
-            ("2023-07-10T12:00", Some(1_688_990_400_000)),
-            ("2023-07-10T12:00:60", Some(1_688_990_460_000)),
-            ("2023-07-10T12:00:00,5z", Some(1_688_990_400_500)),
-            ("2023-07-10T12:00:00+0599", Some(1_688_990_400_000 - (5 * 60 + 99) * 60_000)),
-            ("2024-02-29T00:00:00Z", Some(1_709_164_800_000)),
-            ("1969-12-31T23:59:59.999Z", Some(-1)),
-            ("0001-01-01", Some(-62_135_596_800_000)),
-            ("2023-02-29", None),
-            ("0000-01-01", None),
-            ("2023-07-10T24:00:00Z", None),
-            ("2023-07-10T12:00:00.Z", None),
-            ("2023-07-10T12:00:00+053", None),
-            ("2023-07-10t12:00:00", None),
-            ("2023-7-10", None),
-            ("2023-07-10T12", None),
-        ];
-        for &(text, want) in table {
-            assert_eq!(parse_iso8601(text.as_bytes()), want, "{text}");
-        }
-    }
-
-    #[test]
-    fn epoch_numbers_follow_epoch_to_ms() {
-        assert_eq!(epoch_int_ms(1_700_000_000), Some(1_700_000_000_000));
-        assert_eq!(epoch_int_ms(1_700_000_000_123), Some(1_700_000_000_123));
-        assert_eq!(epoch_int_ms(-1_700_000_000_123_456), Some(-1_700_000_000_124));
-        assert_eq!(epoch_float_ms(1_700_000_000.0005), Some(1_700_000_000_000));
-        assert_eq!(epoch_float_ms(0.0025), Some(2));
-        assert_eq!(epoch_float_ms(-1.7e14), Some(-170_000_000_000));
-        assert_eq!(parse_timestamp_text(b" 1700000000 "), Some(1_700_000_000_000));
-        assert_eq!(parse_timestamp_text(b"1.5"), Some(1500));
-        assert_eq!(parse_timestamp_text(b"1e9"), None);
-    }
-
-    #[test]
-    fn ipv4_is_the_regex_of_messages_is_ip() {
-        for ok in ["0.0.0.0", "255.255.255.255", "10.0.0.1", "192.168.10.20"] {
-            assert!(is_ipv4(ok.as_bytes()), "{ok}");
-        }
-        for bad in ["256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "", "a.b.c.d", "1..2.3", "1.2.3.4 "] {
-            assert!(!is_ipv4(bad.as_bytes()), "{bad}");
-        }
-    }
-}
-
 // --- the normalized event as JSON ----------------------------------------------------------------
 
 /// The normalized record of a line as JSON text: the line itself with the members normalization
@@ -1085,4 +1028,61 @@ pub fn normalized_json(hay: &[u8], sep: u8, line_idx: &[u32]) -> crate::error::R
         out.push(Some(text));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates_follow_parse_iso8601() {
+        let table: &[(&str, Option<i64>)] = &[
+            ("2023-07-10T12:00:42Z", Some(1_688_990_442_000)),
+            ("2023-07-10 12:00:42.123456789+02:00", Some(1_688_983_242_123)),
+            ("2023-07-10", Some(1_688_947_200_000)),
+            ("2023-07-10-05", Some(1_688_947_200_000 + 5 * 3_600_000)),
+            ("2023-07-10 Z", Some(1_688_947_200_000)),
+            ("2023-07-10T12:00", Some(1_688_990_400_000)),
+            ("2023-07-10T12:00:60", Some(1_688_990_460_000)),
+            ("2023-07-10T12:00:00,5z", Some(1_688_990_400_500)),
+            ("2023-07-10T12:00:00+0599", Some(1_688_990_400_000 - (5 * 60 + 99) * 60_000)),
+            ("2024-02-29T00:00:00Z", Some(1_709_164_800_000)),
+            ("1969-12-31T23:59:59.999Z", Some(-1)),
+            ("0001-01-01", Some(-62_135_596_800_000)),
+            ("2023-02-29", None),
+            ("0000-01-01", None),
+            ("2023-07-10T24:00:00Z", None),
+            ("2023-07-10T12:00:00.Z", None),
+            ("2023-07-10T12:00:00+053", None),
+            ("2023-07-10t12:00:00", None),
+            ("2023-7-10", None),
+            ("2023-07-10T12", None),
+        ];
+        for &(text, want) in table {
+            assert_eq!(parse_iso8601(text.as_bytes()), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn epoch_numbers_follow_epoch_to_ms() {
+        assert_eq!(epoch_int_ms(1_700_000_000), Some(1_700_000_000_000));
+        assert_eq!(epoch_int_ms(1_700_000_000_123), Some(1_700_000_000_123));
+        assert_eq!(epoch_int_ms(-1_700_000_000_123_456), Some(-1_700_000_000_124));
+        assert_eq!(epoch_float_ms(1_700_000_000.000_5), Some(1_700_000_000_000));
+        assert_eq!(epoch_float_ms(0.0025), Some(2));
+        assert_eq!(epoch_float_ms(-1.7e14), Some(-170_000_000_000));
+        assert_eq!(parse_timestamp_text(b" 1700000000 "), Some(1_700_000_000_000));
+        assert_eq!(parse_timestamp_text(b"1.5"), Some(1500));
+        assert_eq!(parse_timestamp_text(b"1e9"), None);
+    }
+
+    #[test]
+    fn ipv4_is_the_regex_of_messages_is_ip() {
+        for ok in ["0.0.0.0", "255.255.255.255", "10.0.0.1", "192.168.10.20"] {
+            assert!(is_ipv4(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "", "a.b.c.d", "1..2.3", "1.2.3.4 "] {
+            assert!(!is_ipv4(bad.as_bytes()), "{bad}");
+        }
+    }
 }

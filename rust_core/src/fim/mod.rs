@@ -1,5 +1,5 @@
-//! File integrity monitoring, whole commands in Rust: scan a tree into baseline rows (walk + hash
-//! + xattrs, in parallel), serialize/parse the baseline payload, and diff two trees under a
+//! File integrity monitoring, whole commands in Rust: scan a tree into baseline rows (walk, hash
+//! and xattrs, in parallel), serialize/parse the baseline payload, and diff two trees under a
 //! per-path attribute policy.
 //!
 //! Python (`secmon/fim/fast.py`) only parses arguments, verifies/writes the baseline file and
