@@ -167,6 +167,26 @@ def test_streamed_signals_are_the_detected_signals(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["events.ndjson"], "the scan's spill files are gone"
 
 
+def test_streamed_signals_closed_early_stop_the_detection_worker(tmp_path: Path) -> None:
+    """A consumer that stops after the first signal: the worker finding spans ahead stops too,
+    and the scan's spill files are removed."""
+    import threading
+
+    events = _tie_events(60, 3)
+    log = tmp_path / "events.ndjson"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules = [rule_from_dict({
+        "id": f"r{i}", "name": f"r{i}", "queries": [{"query": "source:sshd", "groupByFields": ["@network.client.ip"]}],
+        "cases": [{"status": "low", "condition": f"a > {i}"}],
+        "options": {"evaluationWindow": 60, "keepAlive": 60, "maxSignalDuration": 600},
+    }, file="<t>") for i in range(6)]
+    signals = Engine(rules, temp_dir=str(tmp_path), slice_rows=10).signals([log])
+    assert next(signals) is not None
+    signals.close()
+    assert not [t for t in threading.enumerate() if t.name == "secmon-rules"]
+    assert [p.name for p in tmp_path.iterdir()] == ["events.ndjson"], "the scan's spill files are gone"
+
+
 def test_samples_read_in_place_equal_samples_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Kept lines of plain input files are read back from the inputs; copies in the store (gzip,
     more files than the store holds open) must give the same signals and samples. The inputs
