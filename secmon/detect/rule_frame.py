@@ -123,7 +123,29 @@ def build_rule_frame(
             missing.append(pl.lit(None, dtype=pl.String).alias(f"__v{i}"))
     if missing:
         frame = frame.with_columns(missing)
-    return with_ties_broken(frame.sort([*groups, TS, EID], nulls_last=True), [*groups, TS], store)
+    return with_ties_broken(sorted_by_group(frame, groups), [*groups, TS], store)
+
+
+_HASH = "__group_hash"
+
+
+def group_hash(key: pl.Expr) -> pl.Expr:
+    return key.hash(seed=0)
+
+
+def sorted_by_group(frame: pl.DataFrame, groups: list[str]) -> pl.DataFrame:
+    """``frame`` with each group's rows together, in time and then event order. The groups come
+    in the order of a 64-bit hash of their values: a sort on integers (sorting on the group text
+    took 0.17-0.20 s of the 1M-event scan's detection, the hash 0.07 s). Should two groups share
+    a hash (a run of one hash then holds more than one run of group values), by the values."""
+    if not groups:
+        return frame.sort([TS, EID], nulls_last=True)
+    key = pl.struct(groups) if len(groups) > 1 else pl.col(groups[0])
+    by_hash = frame.with_columns(group_hash(key).alias(_HASH)).sort([_HASH, TS, EID])
+    group_runs, hash_runs = by_hash.select(key.rle_id().max(), pl.col(_HASH).rle_id().max()).row(0)
+    if group_runs != hash_runs:
+        return frame.sort([*groups, TS, EID], nulls_last=True)
+    return by_hash.drop(_HASH)
 
 
 def with_ties_broken(frame: pl.DataFrame, key: list[str], store: EventStore) -> pl.DataFrame:

@@ -12,6 +12,8 @@ import random
 from pathlib import Path
 from unittest.mock import patch
 
+import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +21,7 @@ from secmon.detect import engine as engine_module
 from secmon.detect import kept
 from secmon.detect.engine import Engine
 from secmon.detect.reference import reference_detect
+from secmon.detect.rule_frame import EID, TS
 from secmon.rules.loader import rule_from_dict
 
 BASE_MS = 1_700_000_000_000
@@ -180,3 +183,30 @@ def test_kept_files_are_read_in_runs_of_about_pass_bytes(tmp_path: Path) -> None
     assert [f for batch in batches for f in batch] == files  # every file once, in order
     assert [[sizes[files.index(f)] for f in batch] for batch in batches] == [[5, 3, 0], [9], [12], [1, 1, 1]]
     assert kept._batches_of([], 8) == []
+
+
+@pytest.mark.parametrize("hash_of", ["real", "three values", "one value"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", None, ""]), st.sampled_from(["x", None]), st.integers(0, 5)), max_size=60))
+def test_rows_sorted_by_group_hash_keep_each_group_together_in_time_order(
+    monkeypatch: pytest.MonkeyPatch, hash_of: str, rows: list[tuple[str | None, str | None, int]]
+) -> None:
+    """``sorted_by_group`` sorts on a hash of the group values; whatever the hash (colliding ones
+    included), each group's rows come together in (time, event id) order, as sorting on the
+    values gives them."""
+    from secmon.detect import rule_frame
+
+    if hash_of != "real":
+        mod = 3 if hash_of == "three values" else 1
+        monkeypatch.setattr(rule_frame, "group_hash", lambda key: key.hash(seed=0) % mod)
+    frame = pl.DataFrame(
+        {"g0": [r[0] for r in rows], "g1": [r[1] for r in rows], TS: [r[2] for r in rows], EID: list(range(len(rows)))[::-1]},
+        schema={"g0": pl.String, "g1": pl.String, TS: pl.Int64, EID: pl.Int64},
+    )
+    for groups in (["g0"], ["g0", "g1"]):
+        got = rule_frame.sorted_by_group(frame, groups)
+        runs = got.select(pl.struct(groups).rle_id().alias("run"), *groups, TS, EID)
+        by_value = frame.sort([*groups, TS, EID], nulls_last=True)
+        assert runs["run"].n_unique() == by_value.select(pl.struct(groups).rle_id()).to_series().n_unique()
+        for part in runs.partition_by("run", maintain_order=True):
+            assert part.select(TS, EID).rows() == sorted(part.select(TS, EID).rows())
