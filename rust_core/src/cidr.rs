@@ -373,6 +373,7 @@ impl IpTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -387,15 +388,12 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         let pieces = ["0", "1", "25", "255", "256", "00", "07", "199", "1000", ".", ".", ".", "a", " "];
         for _ in 0..50_000 {
             let mut t = String::new();
-            for _ in 0..(state % 9) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                t.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            for _ in 0..rng.below(9) {
+                t.push_str(pieces[rng.below(pieces.len())]);
             }
             texts.push(t);
         }
@@ -555,13 +553,8 @@ mod tests {
 
     #[test]
     fn random_prefix_sets_agree_with_the_naive_twin() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.next_u64();
         for round in 0..200 {
             let mut b = IpSetBuilder::new();
             // Addresses drawn from a tiny pool of high bits so prefixes nest and collide often.

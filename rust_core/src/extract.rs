@@ -1435,10 +1435,8 @@ impl Strings {
 impl Column {
     /// Row `i` as text items (`None` when null): a test and debugging view.
     pub fn row(&self, i: usize) -> Option<Vec<&str>> {
-        if let Some(bits) = &self.validity {
-            if bits[i / 8] & (1 << (i % 8)) == 0 {
-                return None;
-            }
+        if !self.is_valid(i) {
+            return None;
         }
         Some(match &self.values {
             ColumnValues::Scalar(strings) => vec![strings.get(i)],
@@ -1446,6 +1444,12 @@ impl Column {
                 (list_offsets[i]..list_offsets[i + 1]).map(|k| items.get(k as usize)).collect()
             }
         })
+    }
+
+    /// Whether row `row` holds a value (is not null).
+    #[inline(always)]
+    pub fn is_valid(&self, row: usize) -> bool {
+        self.validity.as_ref().is_none_or(|bits| bits[row / 8] & (1 << (row % 8)) != 0)
     }
 
     pub fn is_list(&self) -> bool {
@@ -2072,6 +2076,7 @@ fn assemble(paths: &FieldPaths, parts: Vec<RowBuilder<'_>>) -> Extracted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -2079,18 +2084,6 @@ mod tests {
     fn public_types_are_send_and_sync() {
         assert_send_sync::<FieldPaths>();
         assert_send_sync::<Extracted>();
-    }
-
-    /// A small xorshift generator: tests that need many cases without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
     }
 
     #[test]
@@ -2109,7 +2102,7 @@ mod tests {
         }
         keys.sort();
         keys.dedup();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         for children in [0usize, 1, 3, 7, 64, 65, 200, keys.len()] {
             let mut node = Node::default();
             let mut pool = keys.clone();
@@ -2130,8 +2123,8 @@ mod tests {
     }
 
     /// A random JSON value (nested up to `depth`), with whitespace here and there.
-    fn random_json(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
-        let ws = |rng: &mut Rng, out: &mut Vec<u8>| {
+    fn random_json(rng: &mut XorShift, depth: usize, out: &mut Vec<u8>) {
+        let ws = |rng: &mut XorShift, out: &mut Vec<u8>| {
             if rng.below(4) == 0 {
                 out.extend_from_slice(&b" \t\r\n"[..1 + rng.below(4)]);
             }
@@ -2176,7 +2169,7 @@ mod tests {
 
     #[test]
     fn skipping_without_recursion_agrees_with_the_recursive_twin() {
-        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut rng = XorShift(0x1234_5678_9abc_def1);
         let tokens: &[&[u8]] = &[b"{", b"}", b"[", b"]", b",", b":", b"\"", b"1", b"tru", b" ", b"\\", b"\x01"];
         for round in 0..20_000 {
             let mut doc = Vec::new();
@@ -2232,7 +2225,7 @@ mod tests {
             b"a", b"0123456789abcdef", b"\\\"", b"\\n", b"\\u00e9", b"\\ud83d\\ude00", b"\\ud83d", b"\\x", b"\x01",
             b"\x1f", b" ", b"\x7f", "\u{e9}".as_bytes(), "\u{1f600}".as_bytes(), b"\xc3", b"\x80", b"\xc0\xaf", b"\xff", b"\"",
         ];
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let mut line = b"\"".to_vec();
             for _ in 0..rng.below(12) {
@@ -2287,7 +2280,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let mut rng = Rng(0x5151_5151_dead_beef);
+        let mut rng = XorShift(0x5151_5151_dead_beef);
         for _ in 0..20_000 {
             let len = rng.below(21);
             let mut t: String = (0..len).map(|_| char::from(b'0' + rng.below(10) as u8)).collect();

@@ -27,5 +27,8 @@ pub mod predicate;
 pub mod records;
 pub mod walk;
 
+#[cfg(test)]
+mod test_rng;
+
 #[cfg(feature = "python")]
 mod py;

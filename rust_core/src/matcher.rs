@@ -1689,6 +1689,7 @@ fn check_line_limit(hay: &[u8], sep: u8) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -2067,23 +2068,9 @@ mod tests {
         assert_eq!(got.lines, vec![0, 2]);
     }
 
-    /// A small deterministic generator (xorshift) so the randomized twin test needs no crate.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     #[test]
     fn random_inputs_agree_with_the_naive_twin_in_every_configuration() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         for round in 0..1500 {
             // Long patterns need a tinier alphabet to occur at all.
             let alphabet: &[u8] = if round % 2 == 0 {
@@ -2092,24 +2079,24 @@ mod tests {
                 b"aAb\n;"
             };
             let hay: Vec<u8> = (0..rng.below(80))
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .map(|_| alphabet[rng.below(alphabet.len())])
                 .collect();
             // Even rounds: short random patterns. Odd rounds: 4..11 bytes (both hashed-engine
             // filters), half of them cut from the haystack so they do occur.
-            let n_pats = rng.below(7) as usize;
+            let n_pats = rng.below(7);
             let pats: Vec<Vec<u8>> = (0..n_pats)
                 .map(|_| {
                     let len = if round % 2 == 0 {
                         1 + rng.below(3)
                     } else {
                         4 + rng.below(8)
-                    } as usize;
+                    };
                     if round % 2 == 1 && rng.below(2) == 0 && hay.len() >= len {
-                        let at = rng.below((hay.len() - len + 1) as u64) as usize;
+                        let at = rng.below(hay.len() - len + 1);
                         hay[at..at + len].to_vec()
                     } else {
                         (0..len)
-                            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                            .map(|_| alphabet[rng.below(alphabet.len())])
                             .collect()
                     }
                 })
@@ -2172,10 +2159,10 @@ mod tests {
 
     #[test]
     fn fold_word_lowercases_ascii_letters_only() {
-        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        let mut rng = XorShift(0x1234_5678_9ABC_DEF1);
         for b in 0..=255u8 {
             for at in 0..8 {
-                let mut bytes = rng.next().to_le_bytes();
+                let mut bytes = rng.next_u64().to_le_bytes();
                 bytes[at] = b;
                 let expected = u64::from_le_bytes(bytes.map(|x| x.to_ascii_lowercase()));
                 assert_eq!(
@@ -2262,23 +2249,23 @@ mod tests {
 
     #[test]
     fn random_long_inputs_agree_with_the_naive_twin_in_every_configuration() {
-        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
         // Letters on both sides of the case range, bytes >= 0x80 whose 0x20 bit differs.
         let alphabets: [&[u8]; 3] = [b"aA\n;", b"abAB@[\xc1\xe1\n;", b"aAzZ`{\n;"];
         for round in 0..400 {
             let alphabet = alphabets[round % 3];
             let hay: Vec<u8> = (0..rng.below(300))
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .map(|_| alphabet[rng.below(alphabet.len())])
                 .collect();
             let pats: Vec<Vec<u8>> = (0..1 + rng.below(8))
                 .map(|_| {
-                    let len = 4 + rng.below(21) as usize;
+                    let len = 4 + rng.below(21);
                     if rng.below(4) != 0 && hay.len() >= len {
-                        let at = rng.below((hay.len() - len + 1) as u64) as usize;
+                        let at = rng.below(hay.len() - len + 1);
                         hay[at..at + len].to_vec()
                     } else {
                         (0..len)
-                            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                            .map(|_| alphabet[rng.below(alphabet.len())])
                             .collect()
                     }
                 })

@@ -169,6 +169,13 @@ pub struct Flag {
     pub bits: Vec<u8>,
 }
 
+impl Flag {
+    /// Whether the flag is set for row `row`.
+    pub fn is_set(&self, row: usize) -> bool {
+        self.bits[row / 8] & (1 << (row % 8)) != 0
+    }
+}
+
 /// A predicate with its columns resolved to the batch's columns (None: the batch lacks it).
 enum Bound<'a> {
     Const(bool),
@@ -522,10 +529,8 @@ enum Items<'a> {
 
 #[inline(always)]
 fn items(column: &Column, row: usize) -> Option<Items<'_>> {
-    if let Some(bits) = &column.validity {
-        if bits[row / 8] & (1 << (row % 8)) == 0 {
-            return None;
-        }
+    if !column.is_valid(row) {
+        return None;
     }
     Some(match &column.values {
         ColumnValues::Scalar(strings) => Items::One(strings.bytes(row)),
@@ -649,6 +654,7 @@ impl Test {
 mod tests {
     use super::*;
     use crate::extract::{extract_fields, FieldPaths, Threads};
+    use crate::test_rng::XorShift;
 
     fn batch(lines: &str, paths: &[&str]) -> Extracted {
         let paths = FieldPaths::new(paths).unwrap();
@@ -661,7 +667,7 @@ mod tests {
         program
             .evaluate(&b)
             .iter()
-            .map(|f| (0..b.lines.len()).map(|r| f.bits[r / 8] & (1 << (r % 8)) != 0).collect())
+            .map(|f| (0..b.lines.len()).map(|r| f.is_set(r)).collect())
             .collect()
     }
 
@@ -671,13 +677,8 @@ mod tests {
 
     #[test]
     fn short_equality_agrees_with_slice_equality() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = XorShift(0x1234_5678_9abc_def1u64);
+        let mut next = |n: usize| rng.below(n);
         for _ in 0..100_000 {
             let len = next(24);
             let a: Vec<u8> = (0..len).map(|_| b"ab"[next(2)]).collect();
@@ -702,21 +703,14 @@ mod tests {
         assert_eq!(number(b"-2.5e-3"), Some(-0.0025));
     }
 
-    /// A xorshift draw below `n` (tests only: random input for the twin comparisons).
-    fn draw(state: &mut u64, n: usize) -> usize {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        (*state % n as u64) as usize
-    }
 
     #[test]
     fn numbers_agree_with_the_pattern_on_random_text() {
         let pattern = Regex::new(r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$").unwrap();
-        let mut state = 0x0bad_5eed_1234_5678u64;
+        let mut rng = XorShift(0x0bad_5eed_1234_5678);
         for _ in 0..100_000 {
-            let len = draw(&mut state, 9);
-            let text: Vec<u8> = (0..len).map(|_| b"0123456789-+.eE x"[draw(&mut state, 17)]).collect();
+            let len = rng.below(9);
+            let text: Vec<u8> = (0..len).map(|_| b"0123456789-+.eE x"[rng.below(17)]).collect();
             let want = pattern.is_match(&text).then(|| std::str::from_utf8(&text).unwrap().parse::<f64>().unwrap());
             assert_eq!(number(&text), want, "{:?}", String::from_utf8_lossy(&text));
         }
@@ -727,10 +721,10 @@ mod tests {
         // ASCII values take the byte-wise shortcut, the others `str::to_lowercase`: both must
         // give what `to_lowercase` gives (İ and Σ lower-case to other lengths).
         let alphabet = ["a", "B", "z", "Q", "0", " ", "ä", "Ä", "İ", "Σ", "ß", "K"];
-        let mut state = 0x5eed_0000_abcd_ef01u64;
+        let mut rng = XorShift(0x5eed_0000_abcd_ef01);
         for _ in 0..20_000 {
-            let len = draw(&mut state, 6);
-            let text: String = (0..len).map(|_| alphabet[draw(&mut state, alphabet.len())]).collect();
+            let len = rng.below(6);
+            let text: String = (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect();
             let lower = text.to_lowercase();
             let test = Test::Lower(Box::new(Test::Eq(lower.as_bytes().into())));
             assert!(test.passes(text.as_bytes(), &mut Vec::new()), "{text:?}");
@@ -781,13 +775,8 @@ mod tests {
     fn dispatch_agrees_with_evaluating_every_flag() {
         let sources = ["\"a\"", "\"b\"", "\"c\"", "[\"a\",\"c\"]", "[]", "null", "7"];
         let mut lines = Vec::new();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1du64);
+        let mut next = |n: usize| rng.below(n);
         for _ in 0..3000 {
             let mut fields = Vec::new();
             if next(5) > 0 {
@@ -886,13 +875,8 @@ mod tests {
     /// and `Or`, and a column tested once (not fused).
     #[test]
     fn fused_substring_tests_agree_with_one_automaton_each() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = |n: usize| rng.below(n);
         let mut lines = Vec::new();
         for _ in 0..3000 {
             let word = |next: &mut dyn FnMut(usize) -> usize| {

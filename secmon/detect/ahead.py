@@ -1,5 +1,5 @@
-"""``work(item)`` for each item of an iterator, computed on a worker thread ahead of its consumer,
-as far ahead as a budget allows."""
+"""The items of an iterator computed on a worker thread ahead of their consumer, as far ahead as
+a budget allows."""
 
 from __future__ import annotations
 
@@ -8,23 +8,20 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
-def computed_ahead(
-    items: Iterator[T], work: Callable[[T], R], weight: Callable[[R], int], budget: int, name: str
-) -> Iterator[R]:
-    """``work(item)`` for every item, in order. A worker thread (named ``name``) advances
-    ``items`` and computes results while the consumer uses the ones before, and stops while the
-    results computed and not yet used up weigh more than ``budget`` (a result is used up when the
-    consumer asks for the next one). So memory holds a budget's worth of results, whatever their
-    number, and the consumer waits only when the worker is behind.
+def computed_ahead(items: Iterator[R], weight: Callable[[R], int], budget: int, name: str) -> Iterator[R]:
+    """The items of ``items``, in order. A worker thread (named ``name``) advances ``items``
+    (so computes them) while the consumer uses the ones before, and stops while the items
+    computed and not yet used up weigh more than ``budget`` (an item is used up when the consumer
+    asks for the next one). So memory holds a budget's worth of items, whatever their number,
+    and the consumer waits only when the worker is behind.
 
-    An error of ``items`` or ``work`` is raised to the consumer after the results before it;
-    closing the generator early stops the worker after the item it is on."""
+    An error of ``items`` is raised to the consumer after the items before it; closing the
+    generator early stops the worker after the item it is on."""
     lane: _Lane[R] = _Lane()
-    worker = threading.Thread(target=lane.fill, args=(items, work, weight, budget), name=name, daemon=True)
+    worker = threading.Thread(target=lane.fill, args=(items, weight, budget), name=name, daemon=True)
     worker.start()
     try:
         while True:
@@ -53,10 +50,9 @@ class _Lane(Generic[R]):
         self._stopped = False
         self._error: BaseException | None = None
 
-    def fill(self, items: Iterator[T], work: Callable[[T], R], weight: Callable[[R], int], budget: int) -> None:
+    def fill(self, items: Iterator[R], weight: Callable[[R], int], budget: int) -> None:
         try:
-            for item in items:
-                result = work(item)
+            for result in items:
                 with self._cond:
                     used = weight(result)
                     self._ready.append((result, used))

@@ -42,7 +42,7 @@ from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import RuleSpans, rule_spans, signals_of, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
-from secmon.detect.native_json import split_native
+from secmon.detect.native_json import gathered_rows, split_native
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, as_number, as_text
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
@@ -223,16 +223,13 @@ class Engine:
         other, detection used one core of two; one part ahead, a rule with many signals left
         the worker idle while they were built)."""
 
-        def spans_of(part: tuple[CompiledRule, GroupSlice | None, pl.LazyFrame]) -> RuleSpans | None:
-            compiled, groups_slice, rows = part
-            return rule_spans(compiled, rows, self._store, groups_slice)
-
         def rows_of(spans: RuleSpans | None) -> int:
             return 0 if spans is None else spans.frame.height
 
         # The worker alone advances the parts, which unlinks a slice's files once the next is
         # asked for: by then it has read them.
-        for spans in computed_ahead(self._rule_parts(), spans_of, rows_of, self.slice_rows, "secmon-rules"):
+        found = (rule_spans(compiled, rows, self._store, groups_slice) for compiled, groups_slice, rows in self._rule_parts())
+        for spans in computed_ahead(found, rows_of, self.slice_rows, "secmon-rules"):
             if spans is not None:
                 yield from signals_of(spans, self._store)
 
@@ -326,10 +323,7 @@ class Engine:
             self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)
             if batch.events:
                 self.stats.count_events(src.name, batch.events)
-                self._keep(
-                    batch.table.drop("__line"), self._line_places(chunk, batch), events=batch.events, rows=batch.rows,
-                    own_buffers=batch.rows is not None,
-                )
+                self._keep(batch.table.drop("__line"), self._line_places(chunk, batch), events=batch.events, rows=batch.rows)
         if self.progress is not None:
             self.progress(len(chunk.data))
 
@@ -392,15 +386,16 @@ class Engine:
         # Natively: ``extract_fields`` builds the columns from the events' canonical JSON (its
         # contract is ``to_frame`` of the parsed line, and a JSON round trip gives the same dict),
         # and the same bytes are what the store keeps for the kept rows: one serialization each.
-        batch = pl.DataFrame(extract_fields(b"\n".join(lines), self._paths, flags=self._flag_program))
-        table = batch.drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
+        extracted = extract_fields(b"\n".join(lines), self._paths, flags=self._flag_program)
         if self._flag_program is None:
+            table = pl.DataFrame(extracted).drop("__line", "__status").with_columns(pl.col(TS).cast(pl.Int64))
             self._keep(table, lambda idx: self._store.append([lines[i] for i in idx.tolist()], CANONICAL))
             return
-        matched = table.select(pl.any_horizontal(self._flag_program.names)).to_series()
-        rows = np.flatnonzero(matched.to_numpy())
+        # Every line has status ok, so the matched rows are the rows some flag is set for: orjson
+        # writes valid UTF-8 objects nested at most 254 deep, the extractor reads 1,024.
+        rows = extracted.matched_rows()
         self._keep(
-            table.filter(matched),
+            gathered_rows(extracted, rows, self._value_paths, self._flag_program).drop("__line"),
             lambda idx: self._store.append([lines[i] for i in rows[idx].tolist()], CANONICAL),
             events=len(lines),
             rows=rows,
@@ -423,7 +418,6 @@ class Engine:
         *,
         events: int | None = None,
         rows: np.ndarray | None = None,
-        own_buffers: bool = False,
     ) -> None:
         """Keep the rows of an event table some rule query matched: the timestamp, the values
         detection reads, one flag per query, a scan-wide event id and the event's place in the
@@ -431,9 +425,9 @@ class Engine:
         (ref, length) arrays).
 
         The table holds ``events`` events (default: its height). With ``rows`` its flag columns
-        were evaluated natively and it holds only matching events, ``rows[i]`` being the index of
-        its row i among the ``events``; ``own_buffers``: its columns hold no text of other rows
-        (see ``KeptRows.add``)."""
+        were evaluated natively and it holds only matching events, gathered natively into
+        buffers of their own (``native_json.gathered_rows``), ``rows[i]`` being the index of its
+        row i among the ``events``."""
         first_eid = self._next_eid
         self._next_eid += table.height if events is None else events
         if not self.compiled or table.height == 0:
@@ -458,7 +452,7 @@ class Engine:
             pl.Series(EID, event_idx + first_eid, dtype=pl.Int64),
             pl.Series(REF, refs, dtype=pl.Int64),
             pl.Series(LEN, lengths, dtype=pl.Int32),
-        ), own_buffers=own_buffers)
+        ), own_buffers=rows is not None)
 
 
 def _flag_program(compiled: Sequence[CompiledRule]) -> FlagProgram | None:

@@ -93,6 +93,7 @@ class KeptRows:
         # each chunk's rows by rule made the writer thread the slowest stage of the scan.
         self._buffer: list[pl.DataFrame] = []
         self._buffered_bytes = 0
+        self._buffered_flags: set[str] = set()  # flags set on some buffered row
         self.height = 0
         self._flag_rows: dict[str, int] = {}  # rows kept with each flag set
         # Writing a chunk's rows once per rule is a few dozen small Polars calls: a writer thread
@@ -144,6 +145,8 @@ class KeptRows:
         counts = rows.select(pl.col(pl.Boolean).sum()).row(0, named=True)
         for flag, count in counts.items():
             self._flag_rows[flag] = self._flag_rows.get(flag, 0) + count
+            if count:
+                self._buffered_flags.add(flag)
         self._buffer.append(rows)
         self._buffered_bytes += int(rows.estimated_size())
         if self._buffered_bytes >= BUFFER_BYTES:
@@ -154,13 +157,14 @@ class KeptRows:
         if not self._buffer:
             return
         rows = pl.concat(self._buffer, rechunk=False)
+        matched, self._buffered_flags = self._buffered_flags, set()
         self._buffer.clear()
         self._buffered_bytes = 0
         for rule in self._rules:
             flags = self._flags(rule)
+            if matched.isdisjoint(flags):
+                continue  # none of its rows in this spill
             part = rows.select(self._columns(rule)).filter(pl.any_horizontal(flags))  # gathers its columns only
-            if part.height == 0:
-                continue
             files = self._files.setdefault(rule.index, [])
             path = str(Path(self._dir.name) / f"rule{rule.index}-{len(files):07d}.arrow")
             part.write_ipc(path, compression="uncompressed")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from secmon._core import FlagProgram, extract_fields, line_spans
+from secmon._core import ExtractedBatch, FlagProgram, extract_fields, line_spans
 
 # ``__status`` of rows the native table keeps; every other status is parsed in Python.
 STATUS_OK = 0
@@ -71,21 +71,25 @@ def split_native(
     batch = extract_fields(data, list(paths), line_idx, normalize=True, flags=flags)
     ok = batch.statuses() == STATUS_OK
     python_lines = np.sort(np.concatenate((python_idx, batch.line_numbers()[~ok]))).astype(np.uint32)
-    timestamp = pl.col("timestamp").cast(pl.Int64).alias("timestamp")
     rows = None
     if flags is None:
         frame = pl.DataFrame(batch)
-        columns = [timestamp, *(pl.col(p) for p in paths if p != "timestamp")]
+        columns = [pl.col("timestamp").cast(pl.Int64), *(pl.col(p) for p in paths if p != "timestamp")]
         kept = frame.select(*columns, pl.col("__line")).filter(pl.Series(ok))
         events = kept.height
     else:
-        # Only the rows some flag is set for and the columns detection reads, gathered natively
-        # into buffers of their own (``ExtractedBatch.select``).
         matched = batch.matched_rows()
         events = int(ok.sum())
         rows = (np.cumsum(ok, dtype=np.int64) - 1)[matched]
-        names = [p for p in keep if p != "timestamp"] + list(flags.names)
-        picked = pl.DataFrame(batch.select(matched, ["timestamp", *names]))
-        kept = picked.select(timestamp, *(pl.col(name) for name in names), pl.col("__line"))
+        kept = gathered_rows(batch, matched, keep, flags)
     at = np.searchsorted(line_idx, kept["__line"].to_numpy())
     return NativeBatch(kept, python_lines, starts[at], lengths[at], events, rows)
+
+
+def gathered_rows(batch: ExtractedBatch, rows: np.ndarray, keep: Sequence[str], flags: FlagProgram) -> pl.DataFrame:
+    """Rows ``rows`` of ``batch`` with the ``timestamp`` (Int64), the ``keep`` paths, the flags and
+    ``__line``, gathered natively into buffers of their own (``ExtractedBatch.select``): the
+    kept rows of a chunk without Polars filtering every column and without the chunk's text."""
+    names = [p for p in keep if p != "timestamp"] + list(flags.names)
+    picked = pl.DataFrame(batch.select(rows.astype(np.uint32, copy=False), ["timestamp", *names]))
+    return picked.select(pl.col("timestamp").cast(pl.Int64), *names, "__line")

@@ -130,6 +130,7 @@ _HASH = "__group_hash"
 
 
 def group_hash(key: pl.Expr) -> pl.Expr:
+    """The 64-bit hash groups are sorted on (a function of its own: tests make hashes collide)."""
     return key.hash(seed=0)
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.lines import fast_line_count, fast_select_lines, split_lines
+from secmon.ingest.lines import fast_select_lines, split_lines
 from secmon.ingest.stats import IngestStats
 
 if TYPE_CHECKING:
@@ -58,17 +58,16 @@ class LineRejected(Exception):
         self.detail = detail
 
 
-def selected_lines(data: bytes, line_idx: np.ndarray | None, n_lines: int | None = None) -> tuple[int, Iterable[tuple[int, bytes]]]:
-    """(number of lines in ``data``, (index, line) pairs of the selected lines); ``n_lines``, the
-    number of lines when the caller knows it.
+def selected_lines(chunk: Chunk, line_idx: np.ndarray | None) -> tuple[int, Iterable[tuple[int, bytes]]]:
+    """(number of lines in ``chunk``, (index, line) pairs of the selected lines).
 
     All lines: one ``bytes.split``. A selection: the Rust ``select_lines`` when built, so lines
     the prefilter ruled out are never turned into Python objects."""
+    data = chunk.data
     if line_idx is None:
         lines = split_lines(data)
         return len(lines), enumerate(lines)
-    if n_lines is None:
-        n_lines = fast_line_count(data)
+    n_lines = chunk.line_count
     selection = np.asarray(line_idx)
     if selection.size == 0:
         return n_lines, ()
@@ -159,7 +158,7 @@ class LogFormat:
     def _parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
         source = chunk.source
         name = source.name
-        n_lines, selected = selected_lines(chunk.data, line_idx, chunk.line_count if line_idx is not None else None)
+        n_lines, selected = selected_lines(chunk, line_idx)
         stats.count_read(name, n_lines, chunk.nbytes)
         limit = source.max_line_bytes
         first_line = chunk.first_line

@@ -103,7 +103,7 @@ class NdjsonFormat(JsonFormatBase):
     def _parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
         source = chunk.source
         name = source.name
-        n_lines, selected = selected_lines(chunk.data, line_idx, chunk.line_count if line_idx is not None else None)
+        n_lines, selected = selected_lines(chunk, line_idx)
         stats.count_read(name, n_lines, chunk.nbytes)
         limit = source.max_line_bytes
         first_line = chunk.first_line

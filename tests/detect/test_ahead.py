@@ -28,7 +28,7 @@ def test_results_come_in_order_and_the_worker_stays_within_the_budget(weights: l
         return i
 
     out = []
-    for i in computed_ahead(iter(range(len(weights))), work, lambda i: weights[i], budget, "test-ahead"):
+    for i in computed_ahead(map(work, range(len(weights))), lambda i: weights[i], budget, "test-ahead"):
         time.sleep(0.0005)  # a slow consumer: the worker runs as far ahead as it may
         out.append(i)
         with lock:
@@ -46,7 +46,7 @@ def test_an_error_comes_after_the_results_before_it() -> None:
 
     got = []
     with pytest.raises(ValueError, match="item 3"):
-        for i in computed_ahead(iter(range(10)), work, lambda _: 1, 100, "test-ahead"):
+        for i in computed_ahead(map(work, range(10)), lambda _: 1, 100, "test-ahead"):
             got.append(i)
     assert got == [0, 1, 2]
 
@@ -59,7 +59,7 @@ def test_closing_early_stops_the_worker() -> None:
             made.append(i)
             yield i
 
-    results = computed_ahead(items(), lambda i: i, lambda _: 1, 5, "test-ahead")
+    results = computed_ahead(items(), lambda _: 1, 5, "test-ahead")
     assert next(results) == 0
     results.close()
     assert not any(t.name == "test-ahead" for t in threading.enumerate())

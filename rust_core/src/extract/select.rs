@@ -57,10 +57,6 @@ fn gather_bits(bits: &[u8], rows: &[u32]) -> Vec<u8> {
 }
 
 impl Column {
-    fn is_valid(&self, row: usize) -> bool {
-        self.validity.as_ref().is_none_or(|bits| bits[row / 8] & (1 << (row % 8)) != 0)
-    }
-
     /// Rows `rows` of this column, the text copied into new buffers.
     fn gather(&self, rows: &[u32]) -> Column {
         let validity = self.validity.as_ref().map(|bits| gather_bits(bits, rows));
@@ -126,6 +122,7 @@ impl Strings {
 mod tests {
     use super::*;
     use crate::extract::{extract_fields, FieldPaths, Threads};
+    use crate::test_rng::XorShift;
 
     /// The slow twin: row `r` of every column, read through `Column::row`.
     fn rows_of(batch: &Extracted, rows: &[u32], columns: &[usize]) -> Vec<Vec<Option<Vec<String>>>> {
@@ -142,21 +139,12 @@ mod tests {
         Flag { name: name.into(), bits: packed }
     }
 
-    fn bit(flag: &Flag, k: usize) -> bool {
-        flag.bits[k / 8] & (1 << (k % 8)) != 0
-    }
-
     #[test]
     fn selected_rows_read_as_the_rows_they_were() {
         // Short (inline) and long strings, lists, nulls, a malformed line and a blank one.
         let mut text = Vec::new();
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next_u64();
         for i in 0..3000 {
             let long = "x".repeat((next() % 40) as usize);
             match next() % 6 {
@@ -189,7 +177,7 @@ mod tests {
             for (k, &r) in rows.iter().enumerate() {
                 assert_eq!(picked.lines[k], batch.lines[r as usize]);
                 assert_eq!(picked.status[k], batch.status[r as usize]);
-                assert_eq!(bit(&picked.flags[0], k), bit(&batch.flags[1], r as usize));
+                assert_eq!(picked.flags[0].is_set(k), batch.flags[1].is_set(r as usize));
             }
             for (c, &from) in picked.columns.iter().zip(&columns) {
                 let nulls = rows.iter().filter(|&&r| !batch.columns[from].is_valid(r as usize)).count();

@@ -643,6 +643,7 @@ pub fn sha256_many(messages: &[&[u8]]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
     use sha2::Digest;
 
     fn reference(data: &[u8]) -> String {
@@ -651,15 +652,8 @@ mod tests {
 
     /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
     fn bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        (0..len).map(|_| rng.next_u64() as u8).collect()
     }
 
     /// Each lane's states after `compress_one` of its blocks: what every multi-lane kernel must give.
