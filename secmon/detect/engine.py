@@ -47,6 +47,7 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, as_number, a
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
+from secmon.ingest.formats import BUILTIN_FORMATS
 from secmon.query.native import NotNative
 from secmon.rules.loader import RuleSet, load_rules
 from secmon.rules.model import Rule
@@ -65,8 +66,6 @@ CHUNK_WORKERS = 2  # chunks whose native work runs at once (each also uses the c
 PREFILTER_MAX_PASS = 0.8
 PREFILTER_REST_CHUNKS = 8
 _ROW = "__row"  # a kept row's position in its chunk's event table
-# Formats whose events hold only JSON-safe values (user-defined parsers may cast "nan" to a float).
-BUILTIN_FORMATS = frozenset({"ndjson", "json", "syslog", "access_log", "nginx", "apache", "apache_error", "text"})
 RulesLike = RuleSet | Iterable[Rule] | str | Path | Sequence[str | Path] | None
 Source = str | Path | Sequence[str | Path] | pl.DataFrame | Sequence[Mapping[str, Any]]
 
@@ -317,6 +316,7 @@ class Engine:
         self.skipped_lines += done.skipped
         if done.native is None:
             events = src.format.parse(chunk, done.line_idx, self.stats)
+            # Built-in formats' events hold only JSON-safe values (a user parser may cast "nan" to a float).
             self._keep_events(events, json_safe=getattr(src.format, "name", None) in BUILTIN_FORMATS)
         else:
             batch = done.native

@@ -1,7 +1,7 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``syslog``, ``access_log``, ``nginx``,
-``apache``, ``apache_error``, ``text``, plus user parsers) to :class:`LogFormat` objects;
+``apache``, ``apache_error``, ``journald``, ``text``, plus user parsers) to :class:`LogFormat` objects;
 :func:`get_format` raises an error listing the valid names; :func:`detect_format` picks one from
 the first lines of a file. The rules every format follows are in ``secmon.ingest.base``.
 """
@@ -13,6 +13,7 @@ import re
 from secmon.errors import InputError
 from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
+from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
 from secmon.ingest.syslog import SyslogFormat
 from secmon.ingest.text import TextFormat
@@ -22,6 +23,7 @@ FORMATS: dict[str, LogFormat] = {
     for fmt in (
         NdjsonFormat(),
         JsonDocumentFormat(),
+        JournaldFormat(),
         SyslogFormat(),
         AccessLogFormat(),
         AccessLogFormat("nginx", "nginx"),
@@ -65,7 +67,9 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
         # One malformed first line must not turn a whole NDJSON file into one bad document, so
         # the first lines vote.
         if sum(map(ndjson.sniff, lines)) * 2 >= len(lines) or ndjson.sniff(lines[0]):
-            return ndjson
+            # Journal entries (`journalctl -o json`) are JSON lines of their own shape.
+            journald = FORMATS["journald"]
+            return journald if sum(map(journald.sniff, lines)) * 2 > len(lines) else ndjson
         if first.startswith("{") or _JSON_ARRAY_START.match(first):
             return FORMATS["json"]
     # User parsers go first (they are more specific) and take part only through their own

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 Event = dict[str, Any]
 
 _AUTH = re.compile(
@@ -165,3 +167,41 @@ MessageParser = Callable[[Event, str], int]
 
 # Program (source) -> message parser. PAM lines are recognised by program suffix or prefix.
 MESSAGE_PARSERS: dict[str, MessageParser] = {"sshd": parse_sshd}
+
+_PROGRAM_SUFFIX = re.compile(r"\(.*\)$| [\d.]+$")
+
+# Programs that log for another one. OpenSSH 9.8 moved the per-connection work, authentication
+# included, out of ``sshd`` into ``sshd-session`` (and 10.0 the authentication on into
+# ``sshd-auth``): their lines are sshd's, for ``source:sshd`` rules and sshd's message parser.
+PROGRAM_ALIASES: dict[str, str] = {"sshd-session": "sshd", "sshd-auth": "sshd"}
+
+
+def program_source(program: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 (a deliberate cache)
+    """``sshd`` -> sshd, ``sshd(pam_unix)`` -> sshd, ``sshd-session`` -> sshd, ``/usr/sbin/cron``
+    -> cron, ``syslogd 1.4.1`` -> syslogd."""
+    found = cache.get(program)
+    if found is None:
+        if len(cache) >= 4096:  # junk input can name endless "programs": keep the cache bounded
+            cache.clear()
+        name = _PROGRAM_SUFFIX.sub("", program.rsplit("/", 1)[-1]).lower() or program.lower()
+        found = cache[program] = PROGRAM_ALIASES.get(name, name)
+    return found
+
+
+def parse_program_message(event: Event, program: str, message: str) -> Event | list[Event]:
+    """Set ``source`` from the logging ``program`` and map its ``message`` onto attributes where
+    secmon knows the program; a de-duplicated line (``message repeated N times``) gives N events."""
+    source = event["source"] = program_source(program)
+    if "(pam_unix)" in program:
+        parse_pam(event, message, service=source)
+        return event
+    parse_message = MESSAGE_PARSERS.get(source)
+    if parse_message is not None:
+        copies = parse_message(event, message)
+        if copies > 1:
+            # Independent copies (callers may mutate events); orjson is ~10x faster than deepcopy.
+            frozen = orjson.dumps(event)
+            return [event] + [orjson.loads(frozen) for _ in range(copies - 1)]
+    elif message.startswith("pam_unix("):
+        parse_pam(event, message)
+    return event

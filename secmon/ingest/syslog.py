@@ -8,11 +8,9 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-import orjson
-
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat, raw_safe
-from secmon.ingest.messages import MESSAGE_PARSERS, parse_pam
+from secmon.ingest.messages import parse_program_message
 from secmon.ingest.timestamps import MONTHS, TimestampError, day_ms, parse_iso8601
 
 if TYPE_CHECKING:
@@ -39,18 +37,6 @@ _SD_ELEMENT = re.compile(r"\[([^\s\]=\"]+)((?:\s+[^=\s\]\"]+=\"(?:[^\"\\]|\\.)*\
 _SD_PARAM = re.compile(r"([^=\s\]\"]+)=\"((?:[^\"\\]|\\.)*)\"")
 _SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
 _SEVERITY_STATUS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
-_PROGRAM_SUFFIX = re.compile(r"\(.*\)$| [\d.]+$")
-
-
-def _program_source(program: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 (a deliberate cache)
-    """``sshd`` -> sshd, ``sshd(pam_unix)`` -> sshd, ``/usr/sbin/cron`` -> cron, ``syslogd 1.4.1`` ->
-    syslogd."""
-    found = cache.get(program)
-    if found is None:
-        if len(cache) >= 4096:  # junk input can name endless "programs": keep the cache bounded
-            cache.clear()
-        found = cache[program] = _PROGRAM_SUFFIX.sub("", program.rsplit("/", 1)[-1]).lower() or program.lower()
-    return found
 
 
 class YearTracker:
@@ -215,18 +201,4 @@ class SyslogFormat(LogFormat):
         syslog["appname"] = program
         if pid is not None:
             syslog["pid"] = pid
-        program_source = _program_source(program)
-        event["source"] = program_source
-        if "(pam_unix)" in program:
-            parse_pam(event, message, service=program_source)
-            return event
-        parse_message = MESSAGE_PARSERS.get(program_source)
-        if parse_message is not None:
-            copies = parse_message(event, message)
-            if copies > 1:
-                # Independent copies (callers may mutate events); orjson is ~10x faster than deepcopy.
-                frozen = orjson.dumps(event)
-                return [event] + [orjson.loads(frozen) for _ in range(copies - 1)]
-        elif message.startswith("pam_unix("):
-            parse_pam(event, message)
-        return event
+        return parse_program_message(event, program, message)

@@ -99,6 +99,22 @@ SSHD_CASES: list[tuple[str, dict[str, Any]]] = [
          "message": "error: Received disconnect from 1.2.3.4: 3: bye"},
     ),
     (
+        # OpenSSH 9.8+ logs authentication from sshd-session (10.0+: sshd-auth): still sshd's lines.
+        "Nov 28 10:00:01 deb13 sshd-session[4242]: Failed password for root from 203.0.113.9 port 22221 ssh2",
+        {"source": "sshd", "service": "sshd-session", "syslog.appname": "sshd-session", "evt.outcome": "failure",
+         "network.client.ip": "203.0.113.9", "usr.name": "root"},
+    ),
+    (
+        "2026-11-28T10:00:02.123456+00:00 deb13 sshd-auth[4243]: pam_unix(sshd:auth): authentication failure; "
+        "logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
+        {"source": "sshd", "service": "sshd-auth", "evt.outcome": "failure", "pam.module": "pam_unix",
+         "network.client.ip": "203.0.113.9"},
+    ),
+    (
+        "Nov 28 10:00:03 h /usr/sbin/CRON[77]: (root) CMD (true)",
+        {"source": "cron", "service": "/usr/sbin/CRON"},
+    ),
+    (
         "<38>Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user x from 1.2.3.4",
         {"status": "info", "syslog.facility": 4, "syslog.severity": 6, "usr.name": "x"},
     ),
@@ -275,3 +291,16 @@ def test_is_ip_matches_ipaddress() -> None:
         assert is_ip(text) == reference(text), text
 
     check()
+
+
+def test_default_ssh_rules_fire_on_openssh_9_8_session_lines(tmp_path: Path) -> None:
+    from secmon import Engine, default_rules
+
+    lines = [f"Nov 28 10:00:{i:02d} deb13 sshd-session[{100 + i}]: Failed password for root from 203.0.113.9 port {40000 + i} ssh2"
+             for i in range(12)]
+    lines.append("Nov 28 10:00:30 deb13 sshd-session[200]: Accepted password for root from 203.0.113.9 port 41000 ssh2")
+    path = tmp_path / "auth.log"
+    path.write_text("\n".join(lines) + "\n")
+    for prefilter in (True, False):
+        fired = {s.rule_id for s in Engine(default_rules(), year=2026, prefilter=prefilter).detect([path]).signals}
+        assert {"ssh-brute-force", "ssh-brute-force-then-success"} <= fired, prefilter
