@@ -36,6 +36,7 @@ DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 HEAD_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+JOURNAL_MAGIC = b"LPKSHHRH"  # systemd journal files (/var/log/journal/*/*.journal)
 UTF8_BOM = b"\xef\xbb\xbf"
 STDIN_NAME = "<stdin>"
 
@@ -243,6 +244,9 @@ class Source:
         self.file: SourceFile | None = None
         head = self._head()
         self.format: LogFormat = get_format(format) if format is not None else detect_format(head)
+        if format is None and head.startswith(JOURNAL_MAGIC):
+            # journald's binary store, met in a scan of /var/log: not lines to count as garbage.
+            self.unreadable = f"a binary systemd journal file; read it through `journalctl --file {name} -o json | secmon scan -`"
 
     def __repr__(self) -> str:
         return f"Source({self.name!r}, format={self.format.name!r})"

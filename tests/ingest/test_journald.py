@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from secmon import Engine, default_rules
-from secmon.ingest import FORMATS, IngestStats, Source, parse_lines
+from secmon.ingest import FORMATS, IngestStats, Source, parse_events, parse_lines
 from secmon.ingest.journald import field_text
 from secmon.ingest.messages import PROGRAM_ALIASES
 
@@ -175,3 +175,13 @@ def test_source_promise_holds_on_every_entry(tmp_path: Path) -> None:
         for event in parse_lines([line], format="journald"):
             literals = fmt.implied_literals("source", event["source"])
             assert literals is not None and any(lit.lower() in line.lower() for lit in literals)
+
+
+def test_a_binary_journal_file_is_reported_with_how_to_read_it(tmp_path: Path) -> None:
+    journal = tmp_path / "system.journal"
+    journal.write_bytes(b"LPKSHHRH" + bytes(range(256)) * 4 + b"\nnot\xfftext\n")
+    stats = IngestStats()
+    assert parse_events([journal], stats=stats) == []
+    assert stats.rejected == {"unreadable_file": 1}
+    (example,) = stats.examples["unreadable_file"]
+    assert "journalctl --file" in example and "-o json" in example
