@@ -9,7 +9,7 @@ Two levels, so the engine can run its literal prefilter over raw bytes before an
 
 Formats (registry :data:`FORMATS`): ``ndjson``, ``json`` (documents: CloudTrail ``Records``,
 arrays, Kubernetes ``EventList``), ``syslog`` (RFC 3164/5424 with sshd and PAM message parsers),
-``access_log``/``nginx``/``apache`` (common/combined), ``apache_error``, ``journald``
+``access_log``/``nginx``/``apache`` (common/combined), ``apache_error``, ``nginx_error``, ``journald``
 (``journalctl -o json``), ``text``, plus user
 parsers from YAML (:func:`register_parsers`). For the prefilter, each format says which values
 occur in its raw lines (:meth:`LogFormat.verbatim`, :meth:`LogFormat.implied_literals`).

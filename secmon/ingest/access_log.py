@@ -1,4 +1,4 @@
-"""Web server logs: Apache/nginx common and combined access logs, and the Apache error log."""
+"""Web server logs: Apache/nginx common and combined access logs, and the Apache and nginx error logs."""
 
 from __future__ import annotations
 
@@ -161,4 +161,80 @@ class ApacheErrorFormat(LogFormat):
                 event["network"] = {"client": {"ip": with_port.group(1), "port": int(with_port.group(2))}}
             else:
                 event["network"] = {"client": {"ip": client} if is_ip(client) else {"host": client}}
+        return event
+
+
+# --- nginx error log -------------------------------------------------------------------------
+
+_NGINX_ERROR = re.compile(r"(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2}) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)", re.DOTALL)
+# The context nginx appends to a message about a request: `, client: 1.2.3.4, server: _,
+# request: "GET / HTTP/1.1", upstream: "http://...", host: "example.com", referrer: "..."`.
+_NGINX_CONTEXT = re.compile(r", (client|server|request|upstream|host|referrer): (\"[^\"]*\"|[^,]*)")
+
+
+class NginxErrorFormat(LogFormat):
+    """nginx ``error.log``: ``2024/05/01 10:00:00 [error] 1234#1234: *5 open() "/x" failed (2: No
+    such file or directory), client: 1.2.3.4, server: _, request: "GET /x HTTP/1.1", host: "h"``.
+
+    The time is the server's local time, without a zone: read as UTC, as for the Apache error log.
+    ``error.message`` is the message before the request context; the context's client and request
+    become ``network.client.ip`` and ``http.method``/``url``/``version`` as in the access log, its
+    Host header ``http.url_details.host`` (``host`` is the machine that logged)."""
+
+    name = "nginx_error"
+    description = "nginx error log (date [level] pid#tid: *connection message, client: ip, request: ...), source:nginx"
+    verbatim_paths = frozenset(
+        {"message", "error.message", "network.client.ip", "http.method", "http.url", "http.url_details.path",
+         "http.version", "http.url_details.host", "http.referer", "nginx.server", "nginx.upstream"}
+    )  # fmt: skip
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path in ("source", "service"):
+            return None if value == "nginx" else []  # a constant of this format
+        if path == "status":
+            return [f"[{value}]"] if value.isalpha() else []
+        return super().implied_literals(path, value)
+
+    def sniff(self, line: str) -> bool:
+        return _NGINX_ERROR.fullmatch(line) is not None
+
+    def parse_text(self, text: str, source: Source) -> Event:
+        m = _NGINX_ERROR.fullmatch(text)
+        if m is None:
+            raise LineRejected(reasons.UNPARSED_LINE, text)
+        year, month, day, hour, minute, second, level, pid, tid, connection, message = m.groups()
+        try:
+            ts = day_ms(int(year), int(month), int(day)) + clock_ms(int(hour), int(minute), int(second))
+        except TimestampError as exc:
+            raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
+        nginx: dict[str, Any] = {"pid": pid, "tid": tid}
+        if connection is not None:
+            nginx["connection_id"] = int(connection)
+        event: Event = {"timestamp": ts, "source": "nginx", "service": "nginx", "status": level.lower(),
+                        "message": message, "nginx": nginx}
+        context = _NGINX_CONTEXT.search(message)
+        if context is None:
+            return event
+        event["error"] = {"message": message[: context.start()]}
+        http: dict[str, Any] = {}
+        for key, raw in _NGINX_CONTEXT.findall(message, context.start()):
+            value = raw[1:-1] if raw.startswith('"') and raw.endswith('"') and len(raw) > 1 else raw
+            if key == "client":
+                event["network"] = {"client": {"ip": value} if is_ip(value) else {"host": value}}
+            elif key == "request":
+                parts = value.split(" ")
+                if len(parts) == 3:
+                    http["method"], http["url"], version = parts
+                    http["url_details"] = {"path": parts[1].split("?", 1)[0]}
+                    http["version"] = version.removeprefix("HTTP/")
+                elif value:
+                    http["url"] = value
+            elif key == "host":
+                http.setdefault("url_details", {})["host"] = value
+            elif key == "referrer":
+                http["referer"] = value
+            else:
+                nginx[key] = value
+        if http:
+            event["http"] = http
         return event

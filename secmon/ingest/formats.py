@@ -1,7 +1,7 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``syslog``, ``access_log``, ``nginx``,
-``apache``, ``apache_error``, ``journald``, ``text``, plus user parsers) to :class:`LogFormat` objects;
+``apache``, ``apache_error``, ``nginx_error``, ``journald``, ``text``, plus user parsers) to :class:`LogFormat` objects;
 :func:`get_format` raises an error listing the valid names; :func:`detect_format` picks one from
 the first lines of a file. The rules every format follows are in ``secmon.ingest.base``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from secmon.errors import InputError
-from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat
+from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat, NginxErrorFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
 from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
@@ -29,6 +29,7 @@ FORMATS: dict[str, LogFormat] = {
         AccessLogFormat("nginx", "nginx"),
         AccessLogFormat("apache", "apache"),
         ApacheErrorFormat(),
+        NginxErrorFormat(),
         TextFormat(),
     )
 }
@@ -39,7 +40,7 @@ _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "syslog", "access_log", "apache_error")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "syslog", "access_log", "apache_error", "nginx_error")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:

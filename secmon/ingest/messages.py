@@ -1,7 +1,9 @@
 """Message parsers: the text a program logged, mapped onto Datadog's standard attributes.
 
-They run after the syslog envelope is split off and add attributes to the event in place, the way
-Datadog's integration pipelines do for ``source:sshd`` and PAM lines.
+They run once the program that logged the text is known (a syslog line's tag, a journal entry's
+``SYSLOG_IDENTIFIER``): :func:`parse_program_message` names the ``source`` after the program and
+adds attributes to the event in place, the way Datadog's integration pipelines do for
+``source:sshd`` and PAM lines.
 
 Mapping decisions (documented here because detection rules depend on them):
 

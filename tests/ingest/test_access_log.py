@@ -82,3 +82,77 @@ def test_access_log_verbatim_flags() -> None:
     fmt = FORMATS["access_log"]
     assert fmt.verbatim("http.url") and fmt.verbatim("network.client.ip") and fmt.verbatim("http.status_code")
     assert not fmt.verbatim("status") and not fmt.verbatim("source") and not fmt.verbatim("timestamp")
+
+
+NGINX_ERROR_LINES = [
+    '2026/11/28 10:00:01 [error] 1234#1234: *5 open() "/usr/share/nginx/html/wp-login.php" failed (2: No such file '
+    'or directory), client: 192.0.2.77, server: _, request: "GET /wp-login.php?x=1 HTTP/1.1", host: "example.com", '
+    'referrer: "http://example.com/"',
+    '2026/11/28 10:00:02 [warn] 1234#1234: *6 an upstream response is buffered to a temporary file /var/cache/1, '
+    'client: 2001:db8::7, server: api, request: "POST /api HTTP/2.0", upstream: "http://127.0.0.1:8080/api"',
+    "2026/11/28 10:00:03 [notice] 1#1: signal process started",
+    '2026/11/28 10:00:04 [error] 9#9: *7 access forbidden by rule, client: 198.51.100.3, server: _, request: "BADREQ"',
+]
+
+
+def test_nginx_error_lines() -> None:
+    events = parse_lines(NGINX_ERROR_LINES, format="nginx_error")
+    assert [e["timestamp"] for e in events[:2]] == [
+        int(dt.datetime(2026, 11, 28, 10, 0, s, tzinfo=dt.timezone.utc).timestamp() * 1000) for s in (1, 2)
+    ]
+    first, second, notice, forbidden = events
+    assert (first["source"], first["service"], first["status"]) == ("nginx", "nginx", "error")
+    assert first["error"]["message"] == 'open() "/usr/share/nginx/html/wp-login.php" failed (2: No such file or directory)'
+    assert first["network"]["client"]["ip"] == "192.0.2.77"
+    assert first["http"] == {"method": "GET", "url": "/wp-login.php?x=1", "version": "1.1", "referer": "http://example.com/",
+                             "url_details": {"path": "/wp-login.php", "host": "example.com"}}
+    assert first["nginx"] == {"pid": "1234", "tid": "1234", "connection_id": 5, "server": "_"}
+    assert second["network"]["client"]["ip"] == "2001:db8::7" and second["nginx"]["upstream"] == "http://127.0.0.1:8080/api"
+    assert second["status"] == "warn" and second["http"]["method"] == "POST"
+    assert notice["message"] == "signal process started" and "http" not in notice and "connection_id" not in notice["nginx"]
+    assert forbidden["http"] == {"url": "BADREQ"}
+
+
+def test_nginx_error_log_is_detected_and_its_promises_hold(tmp_path: Path) -> None:
+    from secmon.ingest import Source
+
+    path = tmp_path / "error.log"
+    path.write_text("\n".join(NGINX_ERROR_LINES) + "\n")
+    source = Source(str(path), path=path)
+    assert source.format.name == "nginx_error"
+    fmt = source.format
+    for line, event in zip(NGINX_ERROR_LINES, parse_lines(NGINX_ERROR_LINES, format="nginx_error"), strict=True):
+        stack: list[tuple[str, Any]] = [("", event)]
+        while stack:
+            prefix, node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend((f"{prefix}{k}.", v) for k, v in node.items())
+                continue
+            path_name = prefix[:-1]
+            literals = fmt.implied_literals(path_name, str(node))
+            if literals is not None:
+                assert any(lit.lower() in line.lower() for lit in literals), (path_name, node)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_web_rules_over_nginx_error_logs_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
+    import random
+
+    from secmon import Engine, default_rules
+
+    rnd = random.Random(seed)
+    urls = ["/index.html", "/../../etc/passwd", "/a?id=1%27%20OR%201%3D1", "/cgi-bin/x", "/wp-login.php", "/%2e%2e/x"]
+    lines = []
+    for i in range(300):
+        level = rnd.choice(["error", "warn", "crit", "notice"])
+        client = f"192.0.2.{rnd.randrange(1, 6)}"
+        lines.append(f'2026/11/28 10:{i // 60:02d}:{i % 60:02d} [{level}] 7#7: *{i} open() "/srv{rnd.choice(urls)}" failed '
+                     f'(2: No such file or directory), client: {client}, server: _, request: "GET {rnd.choice(urls)} HTTP/1.1"')
+    path = tmp_path / "error.log"
+    path.write_text("\n".join(lines) + "\n")
+    rules = default_rules()
+    fast = Engine(rules, chunk_bytes=2048).detect([path])
+    plain = Engine(rules, prefilter=False, chunk_bytes=2048).detect([path])
+    assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
+    assert {s.rule_id for s in fast.signals} >= {"web-path-traversal-attempt"}
+    assert not plain.stats.rejected and plain.stats.events_read == 300
