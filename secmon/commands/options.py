@@ -23,3 +23,20 @@ def rules_from_args(args: argparse.Namespace) -> RuleSet:
     if args.rules:
         rules = rules + load_rules(args.rules)
     return rules
+
+
+def add_parser_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parsers", action="append", default=[], metavar="FILE",
+                        help="YAML file of your own log parsers (regexes with named groups); repeatable. "
+                             "Their names work with --input-format and their `detect` patterns in format detection")
+
+
+def register_parsers_from_args(args: argparse.Namespace) -> list[str]:
+    """Add the ``--parsers`` files' formats to the registry; a bad file is a clear error (file,
+    parser, field, reason) before any input is read."""
+    from secmon.ingest.parsers import register_parsers
+
+    names: list[str] = []
+    for path in args.parsers:
+        names.extend(register_parsers(path))
+    return names

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secmon.commands.options import add_rule_options, rules_from_args
+from secmon.commands.options import add_parser_options, add_rule_options, register_parsers_from_args, rules_from_args
 
 if TYPE_CHECKING:
     from secmon.signals.model import Signal
@@ -30,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     scan.add_argument("-o", "--output", metavar="FILE", help="write signals here instead of stdout")
     scan.add_argument("--store", metavar="DB", help="also save the signals in this SQLite signal store")
     scan.add_argument("--input-format", metavar="NAME", help="parse every input as this format (default: detect per file)")
+    add_parser_options(scan)
     scan.add_argument("--year", type=int, help="year for syslog timestamps that carry none (default: the current year)")
     scan.add_argument("--no-prefilter", action="store_true", help="parse every line (slower; same signals)")
     scan.add_argument("--fail-on", choices=tuple(SEVERITY_RANK), metavar="SEVERITY",
@@ -42,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from secmon.detect.engine import Engine
 
+    register_parsers_from_args(args)
     rules = rules_from_args(args)
     with ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(_progress(args.paths))

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from secmon.commands.options import add_rule_options, rules_from_args
+from secmon.commands.options import add_parser_options, add_rule_options, register_parsers_from_args, rules_from_args
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -36,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (default: the bundled pack)")
     test.add_argument("--no-prefilter", action="store_true", help="parse every line (check the prefilter changes nothing)")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    add_parser_options(test)
     test.set_defaults(func=_test)
 
     export = sub.add_parser("export", help="export rules as Datadog rule JSON (a list) or YAML")
@@ -89,6 +90,7 @@ def _test(args: argparse.Namespace) -> int:
     from secmon.rules import DEFAULT_RULES_DIR, load_rules
     from secmon.rules.testing import run_rule_tests
 
+    register_parsers_from_args(args)
     paths = args.paths or [str(DEFAULT_RULES_DIR)]
     rules = load_rules(paths)
     results = run_rule_tests(paths, rules, prefilter=not args.no_prefilter)

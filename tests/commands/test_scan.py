@@ -172,3 +172,50 @@ def test_a_big_table_is_plain_text_with_every_signal() -> None:
     rich_out = io.StringIO()
     scan.print_table(signals[:2], rich_out, "")
     assert "Rule 0" in rich_out.getvalue() and "10.0.0.1" in rich_out.getvalue()
+
+
+PARSERS = r"""parsers:
+  - name: vpnd
+    detect: '^\d{4}-\d\d-\d\dT\S+ vpnd '
+    patterns:
+      - '(?P<ts>\S+) vpnd login (?P<evt__outcome>success|failure) user=(?P<usr__name>\S+) ip=(?P<network__client__ip>\S+)'
+    timestamp: {field: ts, format: iso8601}
+    static: {evt.name: authentication}
+"""
+VPN_RULE = {
+    "id": "vpn-bf", "name": "VPN brute force",
+    "queries": [{"query": "source:vpnd @evt.name:authentication @evt.outcome:failure",
+                 "groupByFields": ["@network.client.ip"], "aggregation": "count"}],
+    "cases": [{"status": "high", "condition": "a >= 5"}],
+    "options": {"evaluationWindow": 300, "keepAlive": 600, "maxSignalDuration": 3600},
+}
+VPN_LINES = "".join(f"2026-11-28T10:00:{i:02d}Z vpnd login failure user=bob ip=198.51.100.{i % 2}\n" for i in range(20))
+
+
+def test_scan_and_rules_test_read_logs_through_user_parsers(tmp_path: Path) -> None:
+    parsers, rule, log = tmp_path / "parsers.yaml", tmp_path / "vpn.json", tmp_path / "vpn.log"
+    parsers.write_text(PARSERS)
+    rule.write_text(json.dumps(VPN_RULE))
+    log.write_text(VPN_LINES)
+    for extra in ([], ["--input-format", "vpnd"]):  # found by its `detect` pattern, or named
+        result = secmon("scan", str(log), "--parsers", str(parsers), "--rules", str(rule), "--no-default-rules",
+                        "--format", "json", *extra)
+        assert result.returncode == 0, result.stderr
+        assert sorted(s["group_by"]["@network.client.ip"] for s in json.loads(result.stdout)) == ["198.51.100.0", "198.51.100.1"]
+    without = secmon("scan", str(log), "--rules", str(rule), "--no-default-rules", "--format", "json")
+    assert json.loads(without.stdout) == [] and "0 events read" in without.stderr  # plain text: no source:vpnd
+    (tmp_path / "vpn.test.yaml").write_text(
+        "rule: vpn-bf\ntests:\n  - name: fires per IP\n    lines: |\n"
+        + "".join(f"      {line}\n" for line in VPN_LINES.splitlines()) + "    expect:\n      - {event_count: 10}\n      - {event_count: 10}\n"
+    )
+    assert secmon("rules", "test", str(rule), "--parsers", str(parsers)).returncode == 0
+
+
+def test_a_bad_parser_file_is_named_with_its_field_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "parsers.yaml"
+    bad.write_text("parsers:\n  - name: x\n    patterns: ['(unclosed']\n    timestamp: {field: ts, format: iso8601}\n")
+    log = tmp_path / "a.log"
+    log.write_text("x\n")
+    result = secmon("scan", str(log), "--parsers", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{bad}: parser 'x': patterns[0]: invalid regular expression" in result.stderr
