@@ -106,6 +106,9 @@ def raw_safe(value: str, escaped: frozenset[str]) -> bool:
 JSON_ESCAPED = frozenset('"\\/') | frozenset(chr(c) for c in range(0x20))
 QUOTE_ESCAPED = frozenset('"\\')
 
+# Datadog's status for each syslog severity, 0 to 7.
+SYSLOG_SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
+
 
 class LogFormat:
     """Base class: a named way of turning raw lines into events."""

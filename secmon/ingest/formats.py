@@ -1,9 +1,9 @@
 """The registry of log formats and format detection.
 
-:data:`FORMATS` maps names (``ndjson``, ``json``, ``syslog``, ``access_log``, ``nginx``,
-``apache``, ``apache_error``, ``nginx_error``, ``journald``, ``text``, plus user parsers) to :class:`LogFormat` objects;
-:func:`get_format` raises an error listing the valid names; :func:`detect_format` picks one from
-the first lines of a file. The rules every format follows are in ``secmon.ingest.base``.
+:data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``syslog``, ``access_log``,
+``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers) to
+:class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
+:func:`detect_format` picks one from the first lines of a file. The rules every format follows are in ``secmon.ingest.base``.
 """
 
 from __future__ import annotations

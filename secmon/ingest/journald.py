@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.base import JSON_ESCAPED, Event, LineRejected, LogFormat, raw_safe
+from secmon.ingest.base import JSON_ESCAPED, SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
 from secmon.ingest.messages import parse_program_message
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 _TIMESTAMP_FIELDS = ("_SOURCE_REALTIME_TIMESTAMP", "__REALTIME_TIMESTAMP")
 _PROGRAM_FIELDS = ("SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT", "_COMM")
-_SEVERITY_STATUS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 
 
 def field_text(value: Any) -> str | None:
@@ -81,28 +80,27 @@ def _small_int(text: str | None) -> int | None:
     return int(text) if text is not None and text.isascii() and text.isdigit() and len(text) <= 3 else None
 
 
-def journal_event(entry: dict[str, Any]) -> Event | list[Event]:
-    """The event(s) of one journal entry (the entry itself, with the mapped attributes added)."""
-    event = entry
-    event["timestamp"] = _timestamp_ms(entry)
-    message = field_text(entry.get("MESSAGE"))
+def journal_event(event: dict[str, Any]) -> Event | list[Event]:
+    """The event(s) of one journal entry: the entry itself, with the mapped attributes added."""
+    event["timestamp"] = _timestamp_ms(event)
+    message = field_text(event.get("MESSAGE"))
     if message is not None:
         event["message"] = message
-    host = field_text(entry.get("_HOSTNAME"))
+    host = field_text(event.get("_HOSTNAME"))
     if host:
         event["host"] = host
     syslog: dict[str, Any] = {}
-    severity = _small_int(field_text(entry.get("PRIORITY")))
-    if severity is not None and severity < len(_SEVERITY_STATUS):
+    severity = _small_int(field_text(event.get("PRIORITY")))
+    if severity is not None and severity < len(SYSLOG_SEVERITIES):
         syslog["severity"] = severity
-        event["status"] = _SEVERITY_STATUS[severity]
-    facility = _small_int(field_text(entry.get("SYSLOG_FACILITY")))
+        event["status"] = SYSLOG_SEVERITIES[severity]
+    facility = _small_int(field_text(event.get("SYSLOG_FACILITY")))
     if facility is not None:
         syslog["facility"] = facility
-    program = _first_text(entry, _PROGRAM_FIELDS)
+    program = _first_text(event, _PROGRAM_FIELDS)
     if program is not None:
         event["service"] = syslog["appname"] = program
-    pid = _first_text(entry, ("SYSLOG_PID", "_PID"))
+    pid = _first_text(event, ("SYSLOG_PID", "_PID"))
     if pid is not None:
         syslog["pid"] = pid
     if syslog:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from secmon.ingest.base import SYSLOG_SEVERITIES
 from secmon.ingest.messages import is_ip
 from secmon.ingest.timestamps import TimestampError, parse_any
 
@@ -51,7 +52,6 @@ _HOST_ATTRIBUTES = ("host", "hostname", "syslog.hostname")
 _SERVICE_ATTRIBUTES = ("service", "syslog.appname", "dd.service")
 
 # Datadog's status remapper: syslog severity numbers and the usual words, by prefix.
-_SYSLOG_SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 _STATUS_WORDS: dict[str, str] = {
     "emerg": "emergency", "emergency": "emergency", "f": "emergency", "fatal": "emergency",
     "a": "alert", "alert": "alert",
@@ -109,10 +109,10 @@ def _set_nested(record: Event, path: tuple[str, ...], value: Any) -> None:
 
 def normalize_status(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 7:
-        return _SYSLOG_SEVERITIES[value]
+        return SYSLOG_SEVERITIES[value]
     text = str(value).strip().lower()
     if text.isdigit() and int(text) <= 7:
-        return _SYSLOG_SEVERITIES[int(text)]
+        return SYSLOG_SEVERITIES[int(text)]
     return _STATUS_WORDS.get(text) or _STATUS_WORDS.get(text[:1], text) if text else "info"
 
 

@@ -9,7 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.base import Event, LineRejected, LogFormat, raw_safe
+from secmon.ingest.base import SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
 from secmon.ingest.messages import parse_program_message
 from secmon.ingest.timestamps import MONTHS, TimestampError, day_ms, parse_iso8601
 
@@ -36,7 +36,6 @@ _RFC5424 = re.compile(
 _SD_ELEMENT = re.compile(r"\[([^\s\]=\"]+)((?:\s+[^=\s\]\"]+=\"(?:[^\"\\]|\\.)*\")*)\s*\]")
 _SD_PARAM = re.compile(r"([^=\s\]\"]+)=\"((?:[^\"\\]|\\.)*)\"")
 _SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
-_SEVERITY_STATUS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 
 
 class YearTracker:
@@ -191,7 +190,7 @@ class SyslogFormat(LogFormat):
             syslog = event.setdefault("syslog", {})
             syslog["severity"] = priority & 7
             syslog["facility"] = priority >> 3
-            event["status"] = _SEVERITY_STATUS[priority & 7]
+            event["status"] = SYSLOG_SEVERITIES[priority & 7]
         if not program:
             return event
         event["service"] = program
