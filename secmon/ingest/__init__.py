@@ -9,16 +9,18 @@ Two levels, so the engine can run its literal prefilter over raw bytes before an
 
 Formats (registry :data:`FORMATS`): ``ndjson``, ``json`` (documents: CloudTrail ``Records``,
 arrays, Kubernetes ``EventList``), ``syslog`` (RFC 3164/5424 with sshd and PAM message parsers),
-``access_log``/``nginx``/``apache`` (common/combined), ``apache_error``, ``nginx_error``, ``journald``
-(``journalctl -o json``), ``text``, plus user
-parsers from YAML (:func:`register_parsers`). For the prefilter, each format says which values
-occur in its raw lines (:meth:`LogFormat.verbatim`, :meth:`LogFormat.implied_literals`).
+``access_log``/``nginx``/``apache`` (common/combined), ``apache_error``, ``nginx_error``,
+``journald`` (``journalctl -o json``), ``docker``/``cri`` (container runtime logs around lines of
+another format), ``text``, plus user parsers from YAML (:func:`register_parsers`). For the
+prefilter, each format says which values occur in its raw lines (:meth:`LogFormat.verbatim`,
+:meth:`LogFormat.implied_literals`).
 
 Modules: ``sources`` (inputs, chunks), ``lines`` (line splitting, Rust twin), ``base`` (the
-LogFormat contract and the rules every format follows), ``json_format``/``json_events``
-(JSON, CloudTrail, Kubernetes audit), ``syslog``/``messages`` (syslog, sshd, PAM), ``journald``, ``access_log``,
-``text``, ``parsers`` (user parsers), ``formats`` (registry, detection), ``events``
-(``to_frame``), ``stats`` (IngestStats), ``timestamps``, ``api`` (``parse_events``).
+LogFormat contract and the rules every format follows), ``json_format``/``json_events`` (JSON,
+CloudTrail, Kubernetes audit), ``syslog``/``messages`` (syslog, sshd, PAM), ``journald``,
+``containers``, ``access_log``, ``text``, ``parsers`` (user parsers), ``formats`` (registry,
+detection), ``events`` (``to_frame``), ``stats`` (IngestStats), ``timestamps``, ``api``
+(``parse_events``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The registry of log formats and format detection.
 
-:data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``syslog``, ``access_log``,
-``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers) to
-:class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
+:data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
+``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers)
+to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file. The rules every format follows are in ``secmon.ingest.base``.
 """
 
@@ -13,6 +13,7 @@ import re
 from secmon.errors import InputError
 from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat, NginxErrorFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
+from secmon.ingest.containers import ContainerFormat, CriFormat, DockerJsonFormat
 from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
 from secmon.ingest.syslog import SyslogFormat
@@ -24,6 +25,8 @@ FORMATS: dict[str, LogFormat] = {
         NdjsonFormat(),
         JsonDocumentFormat(),
         JournaldFormat(),
+        DockerJsonFormat(),
+        CriFormat(),
         SyslogFormat(),
         AccessLogFormat(),
         AccessLogFormat("nginx", "nginx"),
@@ -40,7 +43,7 @@ _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "syslog", "access_log", "apache_error", "nginx_error")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "access_log", "apache_error", "nginx_error")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:
@@ -68,9 +71,12 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
         # One malformed first line must not turn a whole NDJSON file into one bad document, so
         # the first lines vote.
         if sum(map(ndjson.sniff, lines)) * 2 >= len(lines) or ndjson.sniff(lines[0]):
-            # Journal entries (`journalctl -o json`) are JSON lines of their own shape.
-            journald = FORMATS["journald"]
-            return journald if sum(map(journald.sniff, lines)) * 2 > len(lines) else ndjson
+            # Journal entries (`journalctl -o json`) and Docker's container logs are JSON lines of
+            # their own shapes.
+            for shaped in (FORMATS["journald"], FORMATS["docker"]):
+                if sum(map(shaped.sniff, lines)) * 2 > len(lines):
+                    return shaped
+            return ndjson
         if first.startswith("{") or _JSON_ARRAY_START.match(first):
             return FORMATS["json"]
     # User parsers go first (they are more specific) and take part only through their own
@@ -95,6 +101,16 @@ __all__ = [
     "LineRejected",
     "LogFormat",
     "detect_format",
+    "format_for_file",
     "gc_paused",
     "get_format",
 ]
+
+
+def format_for_file(name: str | LogFormat | None, head: bytes) -> LogFormat:
+    """The format a file is read with: ``name`` (forced) or the one detected from its ``head``;
+    a container runtime's format is bound to the format of the lines it wraps, found in ``head``."""
+    fmt = get_format(name) if name is not None else detect_format(head)
+    if isinstance(fmt, ContainerFormat) and fmt.inner is None:
+        return fmt.bound(head, detect_format)
+    return fmt

@@ -28,7 +28,7 @@ import numpy as np
 
 from secmon._core import read_records
 from secmon.errors import InputError
-from secmon.ingest.formats import LogFormat, detect_format, get_format
+from secmon.ingest.formats import LogFormat, format_for_file, get_format
 from secmon.ingest.lines import fast_line_count
 from secmon.ingest.stats import CORRUPT_INPUT, UNREADABLE_FILE
 
@@ -243,7 +243,7 @@ class Source:
         #: The plain file being read (set by ``chunks``), for chunks with a ``file_offset``.
         self.file: SourceFile | None = None
         head = self._head()
-        self.format: LogFormat = get_format(format) if format is not None else detect_format(head)
+        self.format: LogFormat = format_for_file(format, head)
         if format is None and head.startswith(JOURNAL_MAGIC):
             # journald's binary store, met in a scan of /var/log: not lines to count as garbage.
             self.unreadable = f"a binary systemd journal file; read it through `journalctl --file {name} -o json | secmon scan -`"
