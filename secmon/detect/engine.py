@@ -47,7 +47,6 @@ from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, as_number, a
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
-from secmon.ingest.formats import BUILTIN_FORMATS
 from secmon.query.native import NotNative
 from secmon.rules.loader import RuleSet, load_rules
 from secmon.rules.model import Rule
@@ -316,8 +315,7 @@ class Engine:
         self.skipped_lines += done.skipped
         if done.native is None:
             events = src.format.parse(chunk, done.line_idx, self.stats)
-            # Built-in formats' events hold only JSON-safe values (a user parser may cast "nan" to a float).
-            self._keep_events(events, json_safe=getattr(src.format, "name", None) in BUILTIN_FORMATS)
+            self._keep_events(events, json_safe=getattr(src.format, "json_safe_events", False))
         else:
             batch = done.native
             self._keep_events(src.format.parse(chunk, batch.python_lines, self.stats), json_safe=True)

@@ -116,6 +116,9 @@ class LogFormat:
     name: str = ""
     description: str = ""
     line_oriented: bool = True
+    #: Whether every value of its events is one JSON can hold (a user parser may cast "nan" to a
+    #: float): the engine then writes them as JSON without checking.
+    json_safe_events: bool = True
     #: Attribute paths whose values are copied byte for byte from the raw line (text formats).
     verbatim_paths: frozenset[str] = frozenset()
 

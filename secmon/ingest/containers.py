@@ -64,6 +64,7 @@ class ContainerFormat(LogFormat):
     def __init__(self, inner: LogFormat | None = None) -> None:
         self.inner = inner
         self.name = self.runtime if inner is None else f"{self.runtime}+{inner.name}"
+        self.json_safe_events = inner is None or inner.json_safe_events
 
     def not_wrapped(self, line: str) -> LineRejected:
         """Why ``line`` (which :meth:`unwrap` turned down) gives no event."""

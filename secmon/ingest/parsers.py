@@ -109,6 +109,8 @@ def _cast(kind: str, text: str) -> Any:
 class UserFormat(LogFormat):
     """A format defined by a user parser file (see the module docstring)."""
 
+    json_safe_events = False  # a cast may make a float JSON has no spelling for ("nan", "inf")
+
     def __init__(
         self,
         name: str,

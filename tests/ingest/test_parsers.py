@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,37 @@ def test_not_yaml_or_wrong_shape(tmp_path: Path) -> None:
     path.write_text("- just a list\n")
     with pytest.raises(ParserFileError, match="a list under 'parsers'"):
         load_parsers(path)
+
+
+def test_a_cast_to_nan_goes_through_the_engine(tmp_path: Path) -> None:
+    """A float cast reads "nan" and "inf", which JSON cannot hold: such a format says its events
+    are not JSON-safe (``json_safe_events``), and so does a container's log wrapping it."""
+    from secmon import Engine
+    from secmon.rules.model import Rule
+
+    path = tmp_path / "parsers.yaml"
+    path.write_text(r"""
+parsers:
+  - name: meter
+    detect: '^\d+ meter '
+    patterns: ['(?P<timestamp>\d+) meter value=(?P<value>\S+) host=(?P<network__client__ip>\S+)']
+    casts: {value: float}
+""")
+    names = register_parsers(path)
+    try:
+        assert not FORMATS["meter"].json_safe_events
+        lines = [f"{1700000000 + i} meter value={v} host=192.0.2.1" for i, v in enumerate(["1.5", "nan", "inf", "2"])]
+        plain = tmp_path / "meter.log"
+        plain.write_text("\n".join(lines) + "\n")
+        docker = tmp_path / "meter-json.log"
+        docker.write_text("".join(json.dumps({"log": line + "\n", "stream": "stdout", "time": "2026-11-28T10:00:00Z"}) + "\n"
+                                  for line in lines))
+        rule = Rule.model_validate({"id": "m", "name": "meter", "queries": [{"query": "@network.client.ip:192.0.2.1",
+                                    "groupByFields": ["@network.client.ip"]}], "cases": [{"status": "low", "condition": "a >= 4"}]})
+        for log in (plain, docker):
+            assert Source(str(log), path=log).format.json_safe_events is False
+            (signal,) = Engine([rule]).detect([log]).signals
+            assert signal.event_count == 4
+            assert [e["value"] for e in signal.samples][:1] == [1.5]
+    finally:
+        unregister_parsers(names)
