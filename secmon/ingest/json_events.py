@@ -6,7 +6,8 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
 
 - Generic: ``timestamp`` from the first of Datadog's reserved date attributes that reads as a date
   (``@timestamp``, ``timestamp``, ``_timestamp``, ``Timestamp``, ``eventTime``, ``date``,
-  ``published_date``, ``syslog.timestamp``); ``message`` from ``message``/``msg``/``log``; ``status``
+  ``published_date``, ``syslog.timestamp``), else from :data:`FALLBACK_DATE_ATTRIBUTES` (Okta's
+  ``published``, Azure's ``time``, Windows' ``TimeCreated``, ...); ``message`` from ``message``/``msg``/``log``; ``status``
   from ``status``/``severity``/``level``/``syslog.severity`` normalized to Datadog's names;
   ``host`` from ``host``/``hostname``/``syslog.hostname``; ``service`` from
   ``service``/``syslog.appname``/``dd.service``; ``source`` from ``ddsource``; ``tags`` from
@@ -46,6 +47,21 @@ RESERVED_DATE_ATTRIBUTES: tuple[str, ...] = (
     "published_date",
     "syslog.timestamp",
 )
+# Not Datadog's reserved date attributes but the dates other sources' pipelines remap (Datadog's
+# Okta, Azure and Windows integrations among them). Read only when a record has none of the
+# reserved ones, and only a value that reads as a date from 1990 to 2100 (a "time" holding a
+# duration is skipped): a record with none is still rejected, not dated "now".
+FALLBACK_DATE_ATTRIBUTES: tuple[str, ...] = (
+    "published",  # Okta System Log
+    "time",  # Azure activity and resource logs
+    "TimeCreated",  # Windows event logs (EVTX as JSON, Sysmon)
+    "UtcTime",  # Sysmon's own
+    "EventTime",  # NXLog
+    "ts",  # Zeek, zap
+    "@t",  # Serilog's compact JSON
+    "datetime",
+)
+_PLAUSIBLE_MS = (631152000000, 4102444800000)  # 1990-01-01 .. 2100-01-01
 _MESSAGE_ATTRIBUTES = ("message", "msg", "log")
 _STATUS_ATTRIBUTES = ("status", "severity", "level", "syslog.severity")
 _HOST_ATTRIBUTES = ("host", "hostname", "syslog.hostname")
@@ -184,8 +200,27 @@ def normalize_k8s_audit(record: Event) -> Event:
     return record
 
 
+def _fallback_timestamp(record: Event) -> int:
+    for name in FALLBACK_DATE_ATTRIBUTES:
+        value = lookup(record, name)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            ms = parse_any(value)
+        except TimestampError:
+            continue
+        if _PLAUSIBLE_MS[0] <= ms < _PLAUSIBLE_MS[1]:
+            return ms
+    raise MissingTimestamp(
+        "no date attribute (" + ", ".join(RESERVED_DATE_ATTRIBUTES) + "; nor " + ", ".join(FALLBACK_DATE_ATTRIBUTES) + ")"
+    )
+
+
 def normalize_generic(record: Event) -> Event:
-    record["timestamp"] = _timestamp(record, RESERVED_DATE_ATTRIBUTES)
+    try:
+        record["timestamp"] = _timestamp(record, RESERVED_DATE_ATTRIBUTES)
+    except MissingTimestamp:
+        record["timestamp"] = _fallback_timestamp(record)
     if "message" not in record:
         message = _first(record, _MESSAGE_ATTRIBUTES)
         if message is not None:
@@ -234,6 +269,7 @@ def unwrap_document(document: Any) -> list[Any]:
 
 
 __all__ = [
+    "FALLBACK_DATE_ATTRIBUTES",
     "MissingTimestamp",
     "RESERVED_DATE_ATTRIBUTES",
     "TimestampError",

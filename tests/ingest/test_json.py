@@ -179,3 +179,61 @@ def test_json_verbatim_flags() -> None:
     ndjson = FORMATS["ndjson"]
     assert ndjson.verbatim("evt.name") and ndjson.verbatim("userIdentity.arn") and ndjson.verbatim("network.client.ip")
     assert not ndjson.verbatim("evt.outcome") and not ndjson.verbatim("source") and not ndjson.verbatim("timestamp")
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"published": "2023-07-10T12:00:42Z", "eventType": "user.session.start"}, T),  # Okta
+        ({"time": "2023-07-10T12:00:42.0000000Z", "operationName": "x"}, T),  # Azure (7 fraction digits)
+        ({"TimeCreated": "2023-07-10T12:00:42.000000Z", "EventID": 4625}, T),  # Windows, Sysmon
+        ({"UtcTime": "2023-07-10 12:00:42.000"}, T),
+        ({"ts": 1688990442.0, "uid": "C1"}, T),  # Zeek
+        ({"@t": "2023-07-10T12:00:42Z"}, T),
+        # A "time" that is a duration is not a date: the next name is read.
+        ({"time": 12.5, "ts": 1688990442}, T),
+        # Datadog's reserved attributes come first.
+        ({"date": "2023-07-10T12:00:42Z", "published": "2001-01-01T00:00:00Z"}, T),
+    ],
+)
+def test_dates_other_pipelines_remap_are_read_when_no_reserved_one_is_there(record: dict[str, Any], expected: int) -> None:
+    (event,) = parse_lines([json.dumps(record)], format="ndjson")
+    assert event["timestamp"] == expected
+
+
+@pytest.mark.parametrize("record", [{"time": 12.5}, {"time": True}, {"ts": "soon"}, {"published": None}, {"level": "info"}])
+def test_a_record_without_a_readable_date_is_still_rejected(record: dict[str, Any]) -> None:
+    stats = IngestStats()
+    assert parse_lines([json.dumps(record)], format="ndjson", stats=stats) == []
+    assert stats.rejected == {"missing_timestamp": 1}
+
+
+def test_sigma_regression_events_are_dated(dataset: Callable[[str], Path]) -> None:
+    """Windows events flattened from EVTX carry TimeCreated only: every one reads."""
+    stats = IngestStats()
+    events = parse_events([dataset("sigma/regression_events_flat.jsonl")], stats=stats)
+    assert len(events) == 238 and not stats.rejected
+    assert all(1_500_000_000_000 < e["timestamp"] < 1_800_000_000_000 for e in events)
+
+
+def test_okta_brute_force_scenario(dataset: Callable[[str], Path], tmp_path: Path) -> None:
+    """panther-tests' Okta scenario: 9 failed logins of one user from 4 IPs, 5 of them from
+    194.88.246.242, then a success from it. A threshold rule over Okta's own fields (>= 5 failures
+    from one IP in 10 minutes) gives exactly one signal, for that IP."""
+    import yaml
+
+    from secmon import Engine
+    from secmon.rules.model import Rule
+
+    scenario = yaml.safe_load(dataset("panther-tests/test_scenarios/okta-add-administrator/brute_force_logins.yml").read_text())
+    log = tmp_path / "okta.jsonl"
+    log.write_text("".join(json.dumps(record) + "\n" for record in scenario["Logs"]))
+    rule = Rule.model_validate({
+        "id": "okta-bf", "name": "Okta brute force",
+        "queries": [{"query": "@eventType:user.session.start @outcome.result:FAILURE", "groupByFields": ["@client.ipAddress"]}],
+        "cases": [{"status": "high", "condition": "a >= 5"}],
+        "options": {"evaluationWindow": 600, "keepAlive": 600, "maxSignalDuration": 3600},
+    })
+    for prefilter in (True, False):
+        (signal,) = Engine([rule], prefilter=prefilter).detect([log]).signals
+        assert signal.group_by == {"@client.ipAddress": "194.88.246.242"} and signal.event_count == 5

@@ -22,5 +22,6 @@ def test_summary_json_and_merge() -> None:
     assert document["files"]["b.jsonl"] == {"lines": 9, "bytes": second.bytes_read, "events": 1, "rejected": 8}
     assert document["examples"]["missing_timestamp"] == ["b.jsonl:2: no date attribute (@timestamp, timestamp, "
                                                          "_timestamp, Timestamp, eventTime, date, published_date, "
-                                                         "syslog.timestamp)"]
+                                                         "syslog.timestamp; nor published, time, TimeCreated, UtcTime, "
+                                                         "EventTime, ts, @t, datetime)"]
     assert Counter(document["rejected"]) == first.rejected
