@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from secmon.ingest.sources import Source
 
 _QUOTED = r"\"((?:[^\"\\]|\\.)*)\""
+# Apache's vhost_combined (Debian's other_vhosts_access.log) starts with "host:port ".
 _ACCESS = re.compile(
-    r"(\S+) (\S+) (\S+) \[([^\]]+)\] " + _QUOTED + r" (\d{3}|-) (\d+|-)(?: " + _QUOTED + " " + _QUOTED + r")?.*",
+    r"(?:([^\s:\[]+):(\d+) (?=\S+ \S+ \S+ \[))?(\S+) (\S+) (\S+) \[([^\]]+)\] " + _QUOTED
+    + r" (\d{3}|-) (\d+|-)(?: " + _QUOTED + " " + _QUOTED + r")?.*",
     re.DOTALL,
 )
 # Only \" and \\ are undone; \xhh (Apache's escape for non-printable bytes) stays as logged.
@@ -31,7 +33,8 @@ def _status_from_code(code: int) -> str:
 
 
 class AccessLogFormat(LogFormat):
-    """Apache/nginx common and combined access logs (``\\"`` inside quoted fields is unescaped)."""
+    """Apache/nginx common and combined access logs (``\\"`` inside quoted fields is unescaped),
+    also with Apache's ``vhost_combined`` ``host:port`` in front (``http.url_details.host``/``port``)."""
 
     line_oriented = True
     verbatim_paths = frozenset(
@@ -43,6 +46,7 @@ class AccessLogFormat(LogFormat):
             "http.method",
             "http.url",
             "http.url_details.path",
+            "http.url_details.host",
             "http.version",
             "http.status_code",
             "network.bytes_written",
@@ -63,7 +67,7 @@ class AccessLogFormat(LogFormat):
         m = _ACCESS.fullmatch(text)
         if m is None:
             raise LineRejected(reasons.UNPARSED_LINE, text)
-        client, ident, user, stamp, request, status, size, referer, agent = m.groups()
+        vhost, port, client, ident, user, stamp, request, status, size, referer, agent = m.groups()
         try:
             ts = parse_access_log_time(stamp)
         except TimestampError as exc:
@@ -92,6 +96,8 @@ class AccessLogFormat(LogFormat):
             event["status"] = _status_from_code(code)
         if size != "-":
             event["network"]["bytes_written"] = int(size)
+        if vhost is not None:
+            http.setdefault("url_details", {}).update(host=vhost, port=int(port))
         if referer is not None and referer != "-":
             http["referer"] = _unescape(referer)
         if agent is not None and agent != "-":

@@ -156,3 +156,16 @@ def test_web_rules_over_nginx_error_logs_with_and_without_the_prefilter(tmp_path
     assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
     assert {s.rule_id for s in fast.signals} >= {"web-path-traversal-attempt"}
     assert not plain.stats.rejected and plain.stats.events_read == 300
+
+
+def test_apache_vhost_combined_lines() -> None:
+    """Debian's other_vhosts_access.log: vhost_combined puts "host:port " in front."""
+    lines = ['www.example.com:443 192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET /a?b=1 HTTP/1.1" 200 2326 "-" "curl/8"',
+             'example.org:80 2001:db8::1 - bob [10/Oct/2000:13:55:37 -0700] "POST /login HTTP/1.1" 401 12 "-" "-"',
+             'fe80::1 - - [10/Oct/2000:13:55:38 -0700] "GET / HTTP/1.1" 200 1']  # an IPv6 client alone is not a vhost
+    first, second, third = parse_lines(lines, format="access_log")
+    assert first["http"]["url_details"] == {"path": "/a", "host": "www.example.com", "port": 443}
+    assert first["network"]["client"]["ip"] == "192.0.2.1" and first["http"]["status_code"] == 200
+    assert second["network"]["client"]["ip"] == "2001:db8::1" and second["usr"] == {"name": "bob"}
+    assert third["network"]["client"]["ip"] == "fe80::1" and "host" not in third["http"]["url_details"]
+    assert FORMATS["access_log"].verbatim("http.url_details.host")
