@@ -17,9 +17,13 @@ FRAGMENTS = [
     b'{"timestamp": ', b'"2023-07-10T12:00:42Z"', b"1688990442", b'"eventTime": ', b'{"Records": [',
     b'1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /', b' HTTP/1.1" 200 1', b"[Sun Dec 04 04:47:44 2005] [error] ",
     b"2023-07-10T12:00:42Z ", b"x" * 40,
+    b'{"__REALTIME_TIMESTAMP": "1688990442000000", "MESSAGE": ', b'"SYSLOG_IDENTIFIER": "sshd-session"', b"[70, 255]",
+    b'{"log": "', b'\\n", "stream": "stderr", "time": "2023-07-10T12:00:42.123456789Z"}', b"\\u003c",
+    b"2023-07-10T12:00:42.123456789Z stdout F ", b" stderr P ",
+    b"2023/07/10 12:00:42 [error] 7#7: *3 ", b', client: 1.2.3.4, request: "GET / HTTP/1.1"',
 ]
 blobs = st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=8), max_size=40).map(b"".join)
-LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "text"]
+LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "nginx_error", "journald", "docker", "cri", "text"]
 
 
 @pytest.mark.parametrize("fmt", [*LINE_FORMATS, "json"])
@@ -28,7 +32,7 @@ LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "text"]
 def test_any_bytes_are_parsed_or_counted(fmt: str, data: bytes, year: int | None) -> None:
     source = Source("fuzz", data=data, format=fmt, year=year, max_line_bytes=64)
     stats = IngestStats()
-    events = [e for chunk in source.chunks(17) for e in FORMATS[fmt].parse(chunk, None, stats)]
+    events = [e for chunk in source.chunks(17) for e in source.format.parse(chunk, None, stats)]
     if data.startswith(b"\x1f\x8b"):  # gzip magic: lines are counted after decompression
         assert stats.rejected["corrupt_input"] == 1
         return
