@@ -53,7 +53,7 @@ _FROM_IP = re.compile(
 )
 _PAM_PREFIX = re.compile(r"pam_unix\((\w[\w-]*):(\w+)\): (.*)")
 _PAM_AUTH_FAILURE = re.compile(r"authentication failure; (.*)")
-_PAM_SESSION = re.compile(r"session (opened|closed) for user (\S+)")
+_PAM_SESSION = re.compile(r"session (opened|closed) for user ([^\s(]+)")  # "root(uid=0)" on newer PAM
 _KEY_VALUE = re.compile(r"(\w+)=(\S*)")
 
 # Mapped message parts stay small and flat; a nested dict is built per event only where needed.
@@ -165,10 +165,78 @@ def parse_pam(event: Event, message: str, service: str | None = None) -> int:
     return 1
 
 
+_SUDO = re.compile(r"\s*(\S+) : (.*?)\bCOMMAND=(.*)", re.DOTALL)
+_NEW_USER = re.compile(r"new user: (.*)")
+_ADD_TO_GROUP = re.compile(r"add '([^']*)' to (?:shadow )?group '([^']*)'")
+_ADDED_BY = re.compile(r"user (\S+) added by (\S+) to group (\S+)")
+_COMMA_KEY_VALUE = re.compile(r"(\w+)=([^,]*)")
+
+
+def parse_sudo(event: Event, message: str) -> int:
+    """sudo's log of a command: ``alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ;
+    COMMAND=/usr/bin/id``, a refusal naming its reason first (``3 incorrect password attempts``,
+    ``user NOT in sudoers``, ``command not allowed``): ``evt.name:sudo``, ``evt.outcome``,
+    ``usr.name`` (who ran sudo), ``sudo.user`` (as whom), ``sudo.command`` (the rest of the line: a
+    command may hold " ; " itself), ``sudo.tty``, ``sudo.pwd``, ``sudo.reason``. PAM lines as PAM's."""
+    if message.startswith("pam_unix("):
+        return parse_pam(event, message)
+    m = _SUDO.fullmatch(message)
+    if m is None:
+        return 1
+    user, head, command = m.groups()
+    sudo: dict[str, Any] = {"command": command}
+    reason = None
+    for part in head.split(" ; "):
+        key, sep, value = part.partition("=")
+        if sep and key in ("TTY", "PWD", "USER", "GROUP"):
+            sudo[key.lower()] = value
+        elif part.strip() and reason is None:
+            reason = part.strip()
+    if reason is not None:
+        sudo["reason"] = reason
+    event["evt"] = {"name": "sudo", "outcome": "failure" if reason is not None else "success"}
+    event["usr"] = {"name": user}
+    event["sudo"] = sudo
+    return 1
+
+
+def parse_account_change(event: Event, message: str) -> int:
+    """useradd, usermod and gpasswd: ``new user: name=bob, UID=1001, ...`` gives
+    ``evt.name:user_created`` and ``target.user.*`` (``name``, ``uid``, ``gid``, ``home``,
+    ``shell``); ``add 'bob' to group 'sudo'`` and gpasswd's ``user bob added by root to group
+    sudo`` give ``evt.name:group_member_added``, ``target.user.name``, ``target.group.name`` (and
+    ``usr.name``, who did it, where the line says)."""
+    created = _NEW_USER.fullmatch(message)
+    if created is not None:
+        fields = {key.lower(): value.strip() for key, value in _COMMA_KEY_VALUE.findall(created.group(1))}
+        user = {key: fields[key] for key in ("name", "uid", "gid", "home", "shell") if key in fields}
+        event["evt"] = {"name": "user_created"}
+        event["target"] = {"user": user}
+        return 1
+    added = _ADD_TO_GROUP.fullmatch(message)
+    if added is not None:
+        member, group = added.groups()
+    else:
+        added = _ADDED_BY.fullmatch(message)
+        if added is None:
+            return 1
+        member, actor, group = added.groups()
+        event["usr"] = {"name": actor}
+    event["evt"] = {"name": "group_member_added"}
+    event["target"] = {"user": {"name": member}, "group": {"name": group}}
+    return 1
+
+
 MessageParser = Callable[[Event, str], int]
 
 # Program (source) -> message parser. PAM lines are recognised by program suffix or prefix.
-MESSAGE_PARSERS: dict[str, MessageParser] = {"sshd": parse_sshd}
+MESSAGE_PARSERS: dict[str, MessageParser] = {
+    "sshd": parse_sshd,
+    "sudo": parse_sudo,
+    "useradd": parse_account_change,
+    "usermod": parse_account_change,
+    "gpasswd": parse_account_change,
+}
 
 _PROGRAM_SUFFIX = re.compile(r"\(.*\)$| [\d.]+$")
 

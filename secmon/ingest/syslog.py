@@ -102,6 +102,13 @@ class SyslogFormat(LogFormat):
             "ssh.auth_method",
             "pam.rhost",
             "pam.service",
+            "sudo.user",
+            "sudo.command",
+            "sudo.tty",
+            "sudo.pwd",
+            "sudo.reason",
+            "target.user.name",
+            "target.group.name",
         }
     )
 
@@ -116,9 +123,11 @@ class SyslogFormat(LogFormat):
             # The program name, lower-cased: the line holds it in some ASCII case.
             return [value] if value.isascii() and raw_safe(value, self.escaped_chars) else None
         if path == "evt.name":
-            return ["Failed ", "Accepted ", "authentication failure"] if value == "authentication" else []
+            # What the message parsers (secmon.ingest.messages) set evt.name from.
+            return {"authentication": ["Failed ", "Accepted ", "authentication failure"], "sudo": ["COMMAND="],
+                    "user_created": ["new user: "], "group_member_added": ["add '", " added by "]}.get(value, [])
         if path == "evt.outcome":
-            return {"failure": ["Failed ", "authentication failure"], "success": ["Accepted "]}.get(value, [])
+            return {"failure": ["Failed ", "authentication failure", "COMMAND="], "success": ["Accepted ", "COMMAND="]}.get(value, [])
         if path == "pam.module":
             return ["pam_unix"] if value == "pam_unix" else []
         return super().implied_literals(path, value)

@@ -87,7 +87,7 @@ def test_bad_wrapper_lines_are_counted_per_reason(tmp_path: Path) -> None:
 
 def test_docker_escapes_withhold_promises() -> None:
     fmt = DockerJsonFormat(FORMATS["syslog"])
-    assert fmt.implied_literals("evt.outcome", "failure") == ["Failed ", "authentication failure"]
+    assert fmt.implied_literals("evt.outcome", "failure") == ["Failed ", "authentication failure", "COMMAND="]
     assert fmt.implied_literals("network.client.ip", "1.2.3.4") == ["1.2.3.4"]
     for value in ("a&b", "<x>", "caf\u00e9", 'q"q'):
         assert fmt.implied_literals("network.client.ip", value) is None, value

@@ -120,7 +120,7 @@ def test_implied_literals_occur_in_the_raw_line(dataset: Callable[[str], Path], 
 
 def test_implied_literals_table() -> None:
     syslog, ndjson, access = FORMATS["syslog"], FORMATS["ndjson"], FORMATS["access_log"]
-    assert syslog.implied_literals("evt.outcome", "failure") == ["Failed ", "authentication failure"]
+    assert syslog.implied_literals("evt.outcome", "failure") == ["Failed ", "authentication failure", "COMMAND="]
     assert syslog.implied_literals("evt.outcome", "maybe") == []
     assert syslog.implied_literals("source", "sshd") == ["sshd"]
     assert syslog.implied_literals("timestamp", "1") is None

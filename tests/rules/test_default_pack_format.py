@@ -29,7 +29,7 @@ from secmon.rules.testing import RuleTestCase, load_test_cases, run_test_case
 
 PACK = Path(secmon.__file__).parent / "rules" / "default"
 # The folders of this pack; other folders (fim/) belong to other packs with their own tests.
-FOLDERS = ("ssh", "cloudtrail", "kubernetes", "web")
+FOLDERS = ("ssh", "linux", "cloudtrail", "kubernetes", "web")
 DATASETS = Path(__file__).parents[2] / ".." / "shared" / "datasets"
 MIN_RULES = 34
 
@@ -62,6 +62,7 @@ TECHNIQUES = {
     "T1485": ("data-destruction", {"TA0040"}),
     "T1528": ("steal-application-access-token", {"TA0006"}),
     "T1530": ("data-from-cloud-storage", {"TA0009"}),
+    "T1548": ("abuse-elevation-control-mechanism", {"TA0004", "TA0005"}),
     "T1496": ("resource-hijacking", {"TA0040"}),
     "T1537": ("transfer-data-to-cloud-account", {"TA0010"}),
     "T1552": ("unsecured-credentials", {"TA0006"}),
