@@ -12,7 +12,8 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
   ``host`` from ``host``/``hostname``/``syslog.hostname``; ``service`` from
   ``service``/``syslog.appname``/``dd.service``; ``source`` from ``ddsource``; ``tags`` from
   ``ddtags`` (``"k:v,k2:v2"``) when ``tags`` is absent.
-- CloudTrail (``eventSource`` + ``eventName`` + ``eventTime``): ``source``/``service``
+- CloudTrail (``eventSource`` + ``eventName`` + ``eventTime``; also inside the ``detail`` of an
+  EventBridge event whose ``detail-type`` ends in "via CloudTrail", which becomes the event): ``source``/``service``
   ``cloudtrail``, ``evt.name`` <- ``eventName``, ``evt.outcome`` ``failure`` when ``errorCode`` is
   present else ``success``, ``network.client.ip`` <- ``sourceIPAddress`` when it is an IP (it can be
   ``AWS Internal`` or a service host name, which are not clients), ``http.useragent`` <-
@@ -244,10 +245,18 @@ def normalize_generic(record: Event) -> Event:
     return record
 
 
+def _is_cloudtrail(record: Event) -> bool:
+    return "eventSource" in record and "eventName" in record and "eventTime" in record
+
+
 def normalize_record(record: Event) -> Event:
-    """Turn one JSON object into an event in place (raises MissingTimestamp/TimestampError)."""
-    if "eventSource" in record and "eventName" in record and "eventTime" in record:
+    """Turn one JSON object into an event (raises MissingTimestamp/TimestampError): the record
+    itself, changed in place; for a CloudTrail event EventBridge delivered, the event inside."""
+    if _is_cloudtrail(record):
         return normalize_cloudtrail(record)
+    detail = record.get("detail")
+    if type(detail) is dict and str(record.get("detail-type", "")).endswith("via CloudTrail") and _is_cloudtrail(detail):
+        return normalize_cloudtrail(detail)
     if record.get("kind") == "Event" and str(record.get("apiVersion", "")).startswith("audit.k8s.io"):
         return normalize_k8s_audit(record)
     return normalize_generic(record)

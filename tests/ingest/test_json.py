@@ -237,3 +237,29 @@ def test_okta_brute_force_scenario(dataset: Callable[[str], Path], tmp_path: Pat
     for prefilter in (True, False):
         (signal,) = Engine([rule], prefilter=prefilter).detect([log]).signals
         assert signal.group_by == {"@client.ipAddress": "194.88.246.242"} and signal.event_count == 5
+
+
+def test_cloudtrail_delivered_by_eventbridge_is_the_cloudtrail_event(dataset: Callable[[str], Path], tmp_path: Path) -> None:
+    """EventBridge's "AWS API Call via CloudTrail" events carry the CloudTrail record in
+    ``detail``: it becomes the event, and the default pack finds what it finds in the plain
+    records, with the native extractor (which leaves such envelopes to Python, a reserved date in
+    the envelope or not) and without it."""
+    from secmon import Engine, default_rules
+
+    plain = dataset("cloudtrail-invictus/events.jsonl")
+    wrapped = tmp_path / "eventbridge.jsonl"
+    with wrapped.open("w") as out:
+        for k, line in enumerate(plain.read_text().splitlines()):
+            record = json.loads(line)
+            envelope = {"version": "0", "id": f"e-{k}", "detail-type": "AWS API Call via CloudTrail",
+                        "source": f"aws.{record['eventSource'].split('.')[0]}", "account": "123456789012",
+                        "time": record["eventTime"], "region": record.get("awsRegion"), "resources": [], "detail": record}
+            if k % 2:
+                envelope["timestamp"] = record["eventTime"]  # what a shipper may add: still unwrapped
+            out.write(json.dumps(envelope) + "\n")
+    assert parse_events([wrapped]) == parse_events([plain])
+    rules = default_rules()
+    expected = sorted(s.key() for s in Engine(rules).detect([plain]).signals)
+    assert expected
+    for native_json in (True, False):
+        assert sorted(s.key() for s in Engine(rules, native_json=native_json).detect([wrapped]).signals) == expected

@@ -13,7 +13,8 @@
 //! to the Python twin. It says no, conservatively, for: timestamps outside the ISO-8601/epoch
 //! forms below, non-ASCII text where Python's Unicode rules (`\d`, `strip`, `lower`) would
 //! differ, a scalar or array in the way of a nested target, lists and objects where a scalar is
-//! copied, `sourceIPAddress` that might be IPv6, record lists (`Records`, `items`).
+//! copied, `sourceIPAddress` that might be IPv6, record lists (`Records`, `items`), EventBridge
+//! envelopes (`detail-type`).
 
 use std::borrow::Cow;
 
@@ -34,7 +35,7 @@ pub(super) const RAW_PATHS: &[&str] = &[
     "responseStatus", "responseStatus.code",
     "evt", "evt.name", "evt.outcome", "network", "network.client", "network.client.ip",
     "http", "http.useragent", "http.status_code", "usr", "usr.id", "usr.name",
-    "Records", "items",
+    "Records", "items", "detail-type",
 ];
 
 /// Positions in [`RAW_PATHS`].
@@ -53,10 +54,10 @@ enum R {
     ResponseStatus, ResponseCode,
     Evt, EvtName, EvtOutcome, Network, NetworkClient, ClientIp,
     Http, HttpUseragent, HttpStatusCode, Usr, UsrId, UsrName,
-    Records, Items,
+    Records, Items, DetailType,
 }
 
-const N_RAW: usize = R::Items as usize + 1;
+const N_RAW: usize = R::DetailType as usize + 1;
 const _: () = assert!(N_RAW == RAW_PATHS.len());
 
 // Ingest's attribute lists, in its order (`json_events.py`).
@@ -262,6 +263,9 @@ impl Row<'_> {
     fn derive(&self, out: &mut Derived) -> Step<()> {
         if self.present(R::Records) || self.present(R::Items) {
             return Err(NeedsPython); // ingest unwraps record lists (json_format.py)
+        }
+        if self.present(R::DetailType) {
+            return Err(NeedsPython); // ingest unwraps CloudTrail events delivered by EventBridge
         }
         // `timestamp` is overwritten: anything below it that a column reads would change.
         if matches!(self.get(R::Timestamp), Val::List) || matches!(self.get(R::Timestamp), Val::One(s) if s.kind == Kind::Object) {
