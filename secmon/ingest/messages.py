@@ -177,7 +177,8 @@ def parse_sudo(event: Event, message: str) -> int:
     COMMAND=/usr/bin/id``, a refusal naming its reason first (``3 incorrect password attempts``,
     ``user NOT in sudoers``, ``command not allowed``): ``evt.name:sudo``, ``evt.outcome``,
     ``usr.name`` (who ran sudo), ``sudo.user`` (as whom), ``sudo.command`` (the rest of the line: a
-    command may hold " ; " itself), ``sudo.tty``, ``sudo.pwd``, ``sudo.reason``. PAM lines as PAM's."""
+    command may hold " ; " itself), ``sudo.tty``, ``sudo.pwd``, ``sudo.reason`` (and any other
+    ``KEY=value`` sudo logs, lower-cased: ``sudo.group``, ``sudo.env``). PAM lines as PAM's."""
     if message.startswith("pam_unix("):
         return parse_pam(event, message)
     m = _SUDO.fullmatch(message)
@@ -188,7 +189,7 @@ def parse_sudo(event: Event, message: str) -> int:
     reason = None
     for part in head.split(" ; "):
         key, sep, value = part.partition("=")
-        if sep and key in ("TTY", "PWD", "USER", "GROUP"):
+        if sep and key.isupper() and key.isalpha():  # TTY, PWD, USER, GROUP, ENV, TSID, CHROOT, ...
             sudo[key.lower()] = value
         elif part.strip() and reason is None:
             reason = part.strip()

@@ -304,3 +304,38 @@ def test_default_ssh_rules_fire_on_openssh_9_8_session_lines(tmp_path: Path) -> 
     for prefilter in (True, False):
         fired = {s.rule_id for s in Engine(default_rules(), year=2026, prefilter=prefilter).detect([path]).signals}
         assert {"ssh-brute-force", "ssh-brute-force-then-success"} <= fired, prefilter
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("   alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id",
+         {"evt.outcome": "success", "usr.name": "alice", "sudo.user": "root", "sudo.command": "/usr/bin/id", "sudo.tty": "pts/0"}),
+        ("alice : TTY=pts/0 ; PWD=/srv ; USER=postgres ; GROUP=db ; ENV=PGDATA=/x ; COMMAND=/bin/sh -c 'a ; b'",
+         {"evt.outcome": "success", "sudo.group": "db", "sudo.env": "PGDATA=/x", "sudo.command": "/bin/sh -c 'a ; b'",
+          "sudo.reason": None}),
+        ("    bob : user NOT in sudoers ; TTY=pts/1 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/bash",
+         {"evt.name": "sudo", "evt.outcome": "failure", "sudo.reason": "user NOT in sudoers", "usr.name": "bob"}),
+        ("alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash",
+         {"evt.outcome": "failure", "sudo.reason": "3 incorrect password attempts"}),
+        ("unable to resolve host web-1: Name or service not known", {"evt.name": None, "usr.name": None}),
+        ("pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)",
+         {"pam.service": "sudo", "usr.name": "root", "evt.name": None}),
+    ],
+)
+def test_sudo_lines(message: str, expected: dict[str, Any]) -> None:
+    event = one(f"Nov 28 10:00:00 web-1 sudo: {message}", year=2026)
+    assert event["source"] == "sudo"
+    for path, value in expected.items():
+        assert get(event, path) == value, path
+
+
+def test_account_changes() -> None:
+    created = one("Nov 28 10:00:05 web-1 useradd[900]: new user: name=bob, UID=1001, GID=1001, home=/home/bob, shell=/bin/bash, from=/dev/pts/0")
+    assert created["evt"] == {"name": "user_created"}
+    assert created["target"] == {"user": {"name": "bob", "uid": "1001", "gid": "1001", "home": "/home/bob", "shell": "/bin/bash"}}
+    added = one("Nov 28 10:00:06 web-1 usermod[901]: add 'bob' to shadow group 'wheel'")
+    assert added["evt"] == {"name": "group_member_added"} and added["target"] == {"user": {"name": "bob"}, "group": {"name": "wheel"}}
+    by = one("Nov 28 10:00:07 web-1 gpasswd[902]: user bob added by alice to group docker")
+    assert by["usr"] == {"name": "alice"} and by["target"]["group"] == {"name": "docker"}
+    assert "evt" not in one("Nov 28 10:00:08 web-1 useradd[903]: new group: name=bob, GID=1001")
