@@ -32,11 +32,40 @@ def _status_from_code(code: int) -> str:
     return "error" if code >= 500 else "warn" if code >= 400 else "info"
 
 
-class AccessLogFormat(LogFormat):
+class _WebServerFormat(LogFormat):
+    """A web server's log: every line matches ``line_pattern``, and ``source`` and ``service`` are
+    one constant of the format."""
+
+    source = ""
+    line_pattern: re.Pattern[str]
+
+    def sniff(self, line: str) -> bool:
+        return self.line_pattern.fullmatch(line) is not None
+
+    def matched(self, text: str) -> re.Match[str]:
+        m = self.line_pattern.fullmatch(text)
+        if m is None:
+            raise LineRejected(reasons.UNPARSED_LINE, text)
+        return m
+
+    def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path in ("source", "service"):
+            return None if value == self.source else []  # a constant of this format
+        if path == "status":
+            return self.status_literals(value)
+        return super().implied_literals(path, value)
+
+    def status_literals(self, value: str) -> list[str] | None:
+        """What a line holds when its event's ``status`` is ``value`` (None: not written in it)."""
+        return None
+
+
+class AccessLogFormat(_WebServerFormat):
     """Apache/nginx common and combined access logs (``\\"`` inside quoted fields is unescaped),
     also with Apache's ``vhost_combined`` ``host:port`` in front (``http.url_details.host``/``port``)."""
 
     line_oriented = True
+    line_pattern = _ACCESS
     verbatim_paths = frozenset(
         {
             "message",
@@ -47,7 +76,7 @@ class AccessLogFormat(LogFormat):
             "http.url",
             "http.url_details.path",
             "http.url_details.host",
-            "http.version",
+            "http.version",  # "HTTP/" cut off: the rest is still a substring of the line
             "http.status_code",
             "network.bytes_written",
             "http.referer",
@@ -60,14 +89,8 @@ class AccessLogFormat(LogFormat):
         self.source = source
         self.description = f"Apache/nginx common or combined access log (source:{source})"
 
-    def sniff(self, line: str) -> bool:
-        return _ACCESS.fullmatch(line) is not None
-
     def parse_text(self, text: str, source: Source) -> Event:
-        m = _ACCESS.fullmatch(text)
-        if m is None:
-            raise LineRejected(reasons.UNPARSED_LINE, text)
-        vhost, port, client, ident, user, stamp, request, status, size, referer, agent = m.groups()
+        vhost, port, client, ident, user, stamp, request, status, size, referer, agent = self.matched(text).groups()
         try:
             ts = parse_access_log_time(stamp)
         except TimestampError as exc:
@@ -106,15 +129,6 @@ class AccessLogFormat(LogFormat):
 
     escaped_chars = QUOTE_ESCAPED
 
-    def verbatim(self, path: str) -> bool:
-        # http.version drops the "HTTP/" prefix but the rest is still a substring of the line.
-        return path in self.verbatim_paths
-
-    def implied_literals(self, path: str, value: str) -> list[str] | None:
-        if path in ("source", "service"):
-            return None if value == self.source else []  # a constant of this format
-        return super().implied_literals(path, value)
-
 
 # --- Apache error log ------------------------------------------------------------------------
 
@@ -126,28 +140,20 @@ _APACHE_ERROR = re.compile(
 _IPV4_PORT = re.compile(r"(\d+\.\d+\.\d+\.\d+):(\d+)")
 
 
-class ApacheErrorFormat(LogFormat):
+class ApacheErrorFormat(_WebServerFormat):
     """Apache ``error_log``: ``[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] message``."""
 
     name = "apache_error"
     description = "Apache error log ([date] [level] [client ip] message), source:apache"
     verbatim_paths = frozenset({"message", "network.client.ip", "network.client.port"})
+    source = "apache"
+    line_pattern = _APACHE_ERROR
 
-    def implied_literals(self, path: str, value: str) -> list[str] | None:
-        if path in ("source", "service"):
-            return None if value == "apache" else []
-        if path == "status":
-            return [f"{value}]"] if value.isalpha() else []  # "[error]" or "[core:error]"
-        return super().implied_literals(path, value)
-
-    def sniff(self, line: str) -> bool:
-        return _APACHE_ERROR.fullmatch(line) is not None
+    def status_literals(self, value: str) -> list[str] | None:
+        return [f"{value}]"] if value.isalpha() else []  # "[error]" or "[core:error]"
 
     def parse_text(self, text: str, source: Source) -> Event:
-        m = _APACHE_ERROR.fullmatch(text)
-        if m is None:
-            raise LineRejected(reasons.UNPARSED_LINE, text)
-        mon, day, hour, minute, second, fraction, year, level, pid, client, message = m.groups()
+        mon, day, hour, minute, second, fraction, year, level, pid, client, message = self.matched(text).groups()
         month = MONTHS.get(mon)
         if month is None:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"unknown month {mon!r}: {text}")
@@ -178,7 +184,7 @@ _NGINX_ERROR = re.compile(r"(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2}) \[(\
 _NGINX_CONTEXT = re.compile(r", (client|server|request|upstream|host|referrer): (\"[^\"]*\"|[^,]*)")
 
 
-class NginxErrorFormat(LogFormat):
+class NginxErrorFormat(_WebServerFormat):
     """nginx ``error.log``: ``2024/05/01 10:00:00 [error] 1234#1234: *5 open() "/x" failed (2: No
     such file or directory), client: 1.2.3.4, server: _, request: "GET /x HTTP/1.1", host: "h"``.
 
@@ -193,22 +199,14 @@ class NginxErrorFormat(LogFormat):
         {"message", "error.message", "network.client.ip", "http.method", "http.url", "http.url_details.path",
          "http.version", "http.url_details.host", "http.referer", "nginx.server", "nginx.upstream"}
     )  # fmt: skip
+    source = "nginx"
+    line_pattern = _NGINX_ERROR
 
-    def implied_literals(self, path: str, value: str) -> list[str] | None:
-        if path in ("source", "service"):
-            return None if value == "nginx" else []  # a constant of this format
-        if path == "status":
-            return [f"[{value}]"] if value.isalpha() else []
-        return super().implied_literals(path, value)
-
-    def sniff(self, line: str) -> bool:
-        return _NGINX_ERROR.fullmatch(line) is not None
+    def status_literals(self, value: str) -> list[str] | None:
+        return [f"[{value}]"] if value.isalpha() else []
 
     def parse_text(self, text: str, source: Source) -> Event:
-        m = _NGINX_ERROR.fullmatch(text)
-        if m is None:
-            raise LineRejected(reasons.UNPARSED_LINE, text)
-        year, month, day, hour, minute, second, level, pid, tid, connection, message = m.groups()
+        year, month, day, hour, minute, second, level, pid, tid, connection, message = self.matched(text).groups()
         try:
             ts = day_ms(int(year), int(month), int(day)) + clock_ms(int(hour), int(minute), int(second))
         except TimestampError as exc:
