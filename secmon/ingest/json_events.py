@@ -7,20 +7,21 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
 - Generic: ``timestamp`` from the first of Datadog's reserved date attributes that reads as a date
   (``@timestamp``, ``timestamp``, ``_timestamp``, ``Timestamp``, ``eventTime``, ``date``,
   ``published_date``, ``syslog.timestamp``), else from :data:`FALLBACK_DATE_ATTRIBUTES` (Okta's
-  ``published``, Azure's ``time``, Windows' ``TimeCreated``, ...); ``message`` from ``message``/``msg``/``log``; ``status``
-  from ``status``/``severity``/``level``/``syslog.severity`` normalized to Datadog's names;
-  ``host`` from ``host``/``hostname``/``syslog.hostname``; ``service`` from
-  ``service``/``syslog.appname``/``dd.service``; ``source`` from ``ddsource``; ``tags`` from
-  ``ddtags`` (``"k:v,k2:v2"``) when ``tags`` is absent.
+  ``published``, Azure's ``time``, Windows' ``TimeCreated``, ...); ``message`` from
+  ``message``/``msg``/``log``; ``status`` from ``status``/``severity``/``level``/``syslog.severity``
+  normalized to Datadog's names; ``host`` from ``host``/``hostname``/``syslog.hostname``;
+  ``service`` from ``service``/``syslog.appname``/``dd.service``; ``source`` from ``ddsource``;
+  ``tags`` from ``ddtags`` (``"k:v,k2:v2"``) when ``tags`` is absent.
 - CloudTrail (``eventSource`` + ``eventName`` + ``eventTime``; also inside the ``detail`` of an
-  EventBridge event whose ``detail-type`` ends in "via CloudTrail", which becomes the event): ``source``/``service``
-  ``cloudtrail``, ``evt.name`` <- ``eventName``, ``evt.outcome`` ``failure`` when ``errorCode`` is
-  present else ``success``, ``network.client.ip`` <- ``sourceIPAddress`` when it is an IP (it can be
-  ``AWS Internal`` or a service host name, which are not clients), ``http.useragent`` <-
-  ``userAgent``, ``usr.id`` <- ``userIdentity.arn``, ``usr.name`` <- ``userIdentity.userName`` or,
-  for assumed roles, the role name (``sessionContext.sessionIssuer.userName``). The first four are
-  what Datadog's CloudTrail pipeline produces (checked against ``cloudtrail-stratus``); ``usr.*``
-  is ours, Datadog leaves the identity in ``userIdentity``.
+  EventBridge event whose ``detail-type`` ends in "via CloudTrail", which becomes the event):
+  ``source``/``service`` ``cloudtrail``, ``evt.name`` <- ``eventName``, ``evt.outcome`` ``failure``
+  when ``errorCode`` is present else ``success``, ``network.client.ip`` <- ``sourceIPAddress`` when
+  it is an IP (it can be ``AWS Internal`` or a service host name, which are not clients),
+  ``http.useragent`` <- ``userAgent``, ``usr.id`` <- ``userIdentity.arn``, ``usr.name`` <-
+  ``userIdentity.userName`` or, for assumed roles, the role name
+  (``sessionContext.sessionIssuer.userName``). The first four are what Datadog's CloudTrail pipeline
+  produces (checked against ``cloudtrail-stratus``); ``usr.*`` is ours, Datadog leaves the identity
+  in ``userIdentity``.
 - Kubernetes audit (``kind: Event``, ``apiVersion: audit.k8s.io/*``): ``source``
   ``kubernetes.audit``, ``usr.name`` <- ``user.username``, ``network.client.ip`` <-
   ``sourceIPs[0]``, ``evt.name`` <- ``verb``, ``http.useragent`` <- ``userAgent``,
@@ -208,8 +209,8 @@ def _fallback_timestamp(record: Event) -> int:
             continue
         try:
             ms = parse_any(value)
-        except TimestampError:
-            continue
+        except (TimestampError, ValueError, TypeError, OverflowError):
+            continue  # not a date: a fallback name may hold anything
         if _PLAUSIBLE_MS[0] <= ms < _PLAUSIBLE_MS[1]:
             return ms
     raise MissingTimestamp(
