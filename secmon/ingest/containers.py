@@ -15,15 +15,19 @@ is detected from the first lines of the file and each line parsed with it, so th
 JSON rules apply inside containers as they do on the host. A line that format cannot read (a
 container mixes its own lines with a server's, an error log on stderr beside an access log on
 stdout) is kept as an event of its own: the runtime's time, the line as ``message``, ``status``
-``error`` for stderr and ``info`` for stdout. Events also carry ``container.stream``. An event's
-time is the line's own where its format reads one, else the runtime's.
+``error`` for stderr and ``info`` for stdout. Events also carry ``container.stream``, and the tags
+Datadog's agent gives container logs where the file's path names them: ``container_id`` (Docker's
+``containers/<id>/<id>-json.log``, CRI's ``/var/log/containers/<pod>_<namespace>_<container>-<id>.log``),
+``kube_namespace``, ``pod_name`` and ``kube_container_name`` (those and
+``/var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log``). An event's time is the line's own where
+its format reads one, else the runtime's.
 
 Lines the runtime split (Docker cuts lines over 16 KiB into pieces, the last ending in a newline;
 CRI tags the pieces ``P``) are read piece by piece, not joined.
 
-The prefilter gets the wrapped format's promises. Inside Docker's JSON a line is a JSON string,
-where ``"``, ``\\``, control characters, ``<``, ``>``, ``&`` and non-ASCII text may be escaped: a
-literal holding one of those is not promised.
+The prefilter gets the wrapped format's promises, none for ``tags`` (the path's are not in the
+line). Inside Docker's JSON a line is a JSON string, where ``"``, ``\\``, control characters, ``<``,
+``>``, ``&`` and non-ASCII text may be escaped: a literal holding one of those is not promised.
 """
 
 from __future__ import annotations
@@ -47,6 +51,27 @@ if TYPE_CHECKING:
 _DOCKER_ESCAPED = JSON_ESCAPED | frozenset("<>&")
 _CRI_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\S+) (stdout|stderr) ([PF])(?: (.*))?", re.DOTALL)
 _DOCKER_KEYS = ("log", "stream", "time")
+_ROTATED = r"(?:\.[\w.-]*)?"  # .1, .gz, .20240501-101010.gz
+_DOCKER_PATH = re.compile(r"(?:^|/)([0-9a-f]{64})/\1-json\.log" + _ROTATED + "$")
+_CRI_CONTAINERS_PATH = re.compile(r"(?:^|/)([^/_]+)_([^/_]+)_([^/_]+)-([0-9a-f]{64})\.log" + _ROTATED + "$")
+_CRI_PODS_PATH = re.compile(r"(?:^|/)([^/_]+)_([^/_]+)_[0-9a-f-]+/([^/_]+)/\d+\.log" + _ROTATED + "$")
+
+
+def path_tags(path: str) -> list[str]:
+    """The tags Datadog's agent gives a container's logs, from where the runtime keeps them."""
+    m = _DOCKER_PATH.search(path)
+    if m is not None:
+        return [f"container_id:{m.group(1)}"]
+    m = _CRI_CONTAINERS_PATH.search(path)
+    if m is not None:
+        pod, namespace, container, container_id = m.groups()
+        return [f"container_id:{container_id}", f"kube_namespace:{namespace}", f"pod_name:{pod}",
+                f"kube_container_name:{container}"]
+    m = _CRI_PODS_PATH.search(path)
+    if m is not None:
+        namespace, pod, container = m.groups()
+        return [f"kube_namespace:{namespace}", f"pod_name:{pod}", f"kube_container_name:{container}"]
+    return []
 # A wrapped line its format turns down for one of these is kept as a plain event, not rejected.
 _KEPT_AS_PLAIN = frozenset(
     {reasons.UNPARSED_LINE, reasons.MISSING_TIMESTAMP, reasons.BAD_TIMESTAMP, reasons.MALFORMED_JSON, reasons.NOT_AN_OBJECT}
@@ -85,10 +110,10 @@ class ContainerFormat(LogFormat):
     # --- the prefilter's promises: the wrapped format's --------------------------------------
 
     def verbatim(self, path: str) -> bool:
-        return self.inner is not None and self.inner.verbatim(path)
+        return path != "tags" and self.inner is not None and self.inner.verbatim(path)
 
     def implied_literals(self, path: str, value: str) -> list[str] | None:
-        if self.inner is None:
+        if self.inner is None or path == "tags":
             return None
         literals = self.inner.implied_literals(path, value)
         if literals is None or any(not lit.isascii() or self.wrapper_escapes.intersection(lit) for lit in literals):
@@ -115,11 +140,18 @@ class ContainerFormat(LogFormat):
             if rejected.reason not in _KEPT_AS_PLAIN:
                 raise
             produced = {"timestamp": runtime_ms, "message": line, "status": "error" if stream == "stderr" else "info"}
+        tags = source.parse_state.get("container_tags")
+        if tags is None:
+            tags = source.parse_state["container_tags"] = path_tags(source.name)
         events: list[Event] = [produced] if isinstance(produced, dict) else produced
         for event in events:
             container = event.setdefault("container", {})
             if isinstance(container, dict):  # a JSON line's own "container" is left as it is
                 container.setdefault("stream", stream)
+            if tags:
+                own = event.setdefault("tags", [])
+                if isinstance(own, list):
+                    own.extend(tag for tag in tags if tag not in own)
         return produced
 
     def _parse_wrapped(self, line: str, runtime_ms: int, source: Source) -> Event | list[Event]:

@@ -153,3 +153,31 @@ def leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, dict):
         return [leaf for key, value in node.items() for leaf in leaves(value, f"{prefix}{key}.")]
     return [] if isinstance(node, (list, float)) or node is None else [(prefix[:-1], node)]
+
+
+def test_kubernetes_and_docker_paths_give_datadogs_container_tags(tmp_path: Path) -> None:
+    from secmon.rules.model import Rule
+
+    cid = "ab" * 32
+    cri = tmp_path / "var/log/containers" / f"web-7d9f-x2k4q_payments_nginx-{cid}.log"
+    other = tmp_path / "var/log/containers" / f"web-5c8d-p9z7w_shop_nginx-{'cd' * 32}.log"
+    docker = tmp_path / "containers" / cid / f"{cid}-json.log.1"
+    for path in (cri, other, docker):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [ACCESS.format(n=1, s=i, url="/../../etc/passwd", code=200, agent="curl") for i in range(3)]
+    write(cri, [cri_line(line, second=i) for i, line in enumerate(lines)])
+    write(other, [cri_line(line, second=i) for i, line in enumerate(lines)])
+    write(docker, [docker_line(line, second=i) for i, line in enumerate(lines)])
+    (event, *_) = parse_events([cri])
+    assert event["tags"] == [f"container_id:{cid}", "kube_namespace:payments", "pod_name:web-7d9f-x2k4q", "kube_container_name:nginx"]
+    assert parse_events([docker])[0]["tags"] == [f"container_id:{cid}"]
+    pods = tmp_path / "var/log/pods/payments_web-7d9f-x2k4q_0f1e2d3c-aaaa-bbbb/nginx/0.log"
+    pods.parent.mkdir(parents=True)
+    write(pods, [cri_line(lines[0])])
+    assert parse_events([pods])[0]["tags"] == ["kube_namespace:payments", "pod_name:web-7d9f-x2k4q", "kube_container_name:nginx"]
+    rule = Rule.model_validate({"id": "ns", "name": "payments traversal", "queries": [
+        {"query": "kube_namespace:payments @http.url:*etc\\/passwd*", "groupByFields": ["@network.client.ip"]}],
+        "cases": [{"status": "high", "condition": "a > 0"}]})
+    for prefilter in (True, False):  # the tags are not in the lines: the prefilter must not count on them
+        (signal,) = Engine([rule], prefilter=prefilter).detect([cri, other, docker]).signals
+        assert signal.event_count == 3
