@@ -1,7 +1,7 @@
 """Regenerate the bundled sample logs ``secmon demo`` scans: ``python -m secmon.samples.generate``.
 
 Synthetic but realistic: a day of sshd auth logs with a brute force that ends in a successful
-login, nginx access logs with a scanner and injection attempts, CloudTrail records of a
+login (then a new account made an administrator, and a sudo refusal), nginx access logs with a scanner and injection attempts, CloudTrail records of a
 compromised IAM user, and Kubernetes audit events. Seeded, so the files never change by accident.
 """
 
@@ -42,6 +42,14 @@ def _sshd(rnd: random.Random) -> str:
         lines.append((attack, f"sshd[{pid}]: Failed password for {invalid}{name} from 203.0.113.66 port {40000 + i} ssh2"))
     lines.append((attack + timedelta(seconds=4), "sshd[20999]: message repeated 3 times: [ Failed password for root from 203.0.113.66 port 40999 ssh2]"))
     lines.append((attack + timedelta(seconds=9), "sshd[21000]: Accepted password for root from 203.0.113.66 port 41000 ssh2"))
+    # The intruder keeps a way back in: an account of its own, then made an administrator.
+    # (Fixed lines, no draws: the other sample files stay as they were.)
+    lines.append((attack + timedelta(seconds=40), "useradd[21010]: new group: name=sysbackup, GID=1001"))
+    lines.append((attack + timedelta(seconds=40), "useradd[21010]: new user: name=sysbackup, UID=1001, GID=1001, home=/home/sysbackup, shell=/bin/bash, from=/dev/pts/0"))
+    lines.append((attack + timedelta(seconds=55), "usermod[21020]: add 'sysbackup' to group 'sudo'"))
+    lines.append((attack + timedelta(seconds=55), "usermod[21020]: add 'sysbackup' to shadow group 'sudo'"))
+    # A web shell's account probing for root.
+    lines.append((START + timedelta(hours=7, minutes=3), "sudo:  www-data : user NOT in sudoers ; TTY=unknown ; PWD=/var/www ; USER=root ; COMMAND=/bin/sh"))
     # A slow, low-volume scanner that stays under the threshold.
     for i in range(4):
         t2 = START + timedelta(hours=5, minutes=i * 7)
