@@ -33,13 +33,14 @@ line). Inside Docker's JSON a line is a JSON string, where ``"``, ``\\``, contro
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import JSON_ESCAPED, Event, LineRejected, LogFormat
-from secmon.ingest.json_events import MissingTimestamp, normalize_record
+from secmon.ingest.json_format import JsonFormatBase, json_object, record_event
+from secmon.ingest.text import TextFormat
 from secmon.ingest.timestamps import TimestampError, parse_iso8601
 
 if TYPE_CHECKING:
@@ -156,28 +157,23 @@ class ContainerFormat(LogFormat):
 
     def _parse_wrapped(self, line: str, runtime_ms: int, source: Source) -> Event | list[Event]:
         inner = self.inner
-        if inner is None or inner.name == "text":
+        if inner is None or isinstance(inner, TextFormat):
             raise LineRejected(reasons.UNPARSED_LINE)  # plain text: kept with the runtime's time
-        if not inner.line_oriented or inner.name == "ndjson":
+        if isinstance(inner, JsonFormatBase):  # NDJSON, or JSON documents read a line at a time
             return _json_event(line, runtime_ms)
         return inner.parse_text(line, source)
 
 
 def _json_event(line: str, runtime_ms: int) -> Event:
     """A wrapped JSON line, normalized as NDJSON is; without a date of its own, the runtime's."""
+    record = json_object(line)
     try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        raise LineRejected(reasons.MALFORMED_JSON) from None
-    if type(record) is not dict:
-        raise LineRejected(reasons.NOT_AN_OBJECT)
-    try:
-        return normalize_record(record)
-    except MissingTimestamp:
-        record["timestamp"] = runtime_ms
-        return normalize_record(record)
-    except (TimestampError, ValueError, TypeError, OverflowError) as exc:
-        raise LineRejected(reasons.BAD_TIMESTAMP, str(exc)) from None
+        return record_event(record)
+    except LineRejected as rejected:
+        if rejected.reason != reasons.MISSING_TIMESTAMP:
+            raise
+    record["timestamp"] = runtime_ms
+    return record_event(record)
 
 
 class DockerJsonFormat(ContainerFormat):

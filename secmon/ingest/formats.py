@@ -3,7 +3,9 @@
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
 ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
-:func:`detect_format` picks one from the first lines of a file. The rules every format follows are in ``secmon.ingest.base``.
+:func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
+container runtime's format to the lines it wraps. The rules every format follows are in
+``secmon.ingest.base``.
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
     return FORMATS[best] if votes[best] * 2 >= len(lines) else FORMATS["text"]
 
 
+def format_for_file(name: str | LogFormat | None, head: bytes) -> LogFormat:
+    """The format a file is read with: ``name`` (forced) or the one detected from its ``head``;
+    a container runtime's format is bound to the format of the lines it wraps, found in ``head``."""
+    fmt = get_format(name) if name is not None else detect_format(head)
+    if isinstance(fmt, ContainerFormat) and fmt.inner is None:
+        return fmt.bound(head, detect_format)
+    return fmt
+
+
 __all__ = [
     "BUILTIN_FORMATS",
     "FORMATS",
@@ -106,11 +117,3 @@ __all__ = [
     "get_format",
 ]
 
-
-def format_for_file(name: str | LogFormat | None, head: bytes) -> LogFormat:
-    """The format a file is read with: ``name`` (forced) or the one detected from its ``head``;
-    a container runtime's format is bound to the format of the lines it wraps, found in ``head``."""
-    fmt = get_format(name) if name is not None else detect_format(head)
-    if isinstance(fmt, ContainerFormat) and fmt.inner is None:
-        return fmt.bound(head, detect_format)
-    return fmt

@@ -35,6 +35,7 @@ import orjson
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import JSON_ESCAPED, SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
+from secmon.ingest.json_format import json_object
 from secmon.ingest.messages import parse_program_message
 
 if TYPE_CHECKING:
@@ -131,10 +132,4 @@ class JournaldFormat(LogFormat):
         return isinstance(entry, dict) and any(name in entry for name in _TIMESTAMP_FIELDS)
 
     def parse_text(self, text: str, source: Source) -> Event | list[Event]:
-        try:
-            entry = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            raise LineRejected(reasons.MALFORMED_JSON, str(exc)) from None
-        if type(entry) is not dict:
-            raise LineRejected(reasons.NOT_AN_OBJECT, f"a JSON {type(entry).__name__}, not an object")
-        return journal_event(entry)
+        return journal_event(json_object(text))

@@ -30,19 +30,37 @@ def _is_float(text: str) -> bool:
     return True
 
 
+def json_object(text: str | bytes) -> dict[str, Any]:
+    """One line's JSON object: ``malformed_json`` or ``not_an_object`` otherwise (LineRejected)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise LineRejected(reasons.MALFORMED_JSON, str(exc)) from None
+    if type(value) is not dict:
+        raise LineRejected(reasons.NOT_AN_OBJECT, f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def record_event(record: dict[str, Any]) -> Event:
+    """``normalize_record``, its refusals as LineRejected: ``missing_timestamp``, ``bad_timestamp``."""
+    try:
+        return normalize_record(record)
+    except MissingTimestamp as exc:
+        raise LineRejected(reasons.MISSING_TIMESTAMP, str(exc)) from None
+    except (TimestampError, ValueError, TypeError, OverflowError) as exc:
+        raise LineRejected(reasons.BAD_TIMESTAMP, str(exc)) from None
+
+
 def _records_to_events(
     records: list[Any], stats: IngestStats, name: str, where: Callable[[int], int | str], out: list[Event]
 ) -> None:
     for k, record in enumerate(records):
-        if type(record) is not dict:
-            stats.reject(reasons.NOT_AN_OBJECT, name, where(k), f"a JSON {type(record).__name__}, not an object")
-            continue
         try:
-            out.append(normalize_record(record))
-        except MissingTimestamp as exc:
-            stats.reject(reasons.MISSING_TIMESTAMP, name, where(k), str(exc))
-        except (TimestampError, ValueError, TypeError, OverflowError) as exc:
-            stats.reject(reasons.BAD_TIMESTAMP, name, where(k), str(exc))
+            if type(record) is not dict:
+                raise LineRejected(reasons.NOT_AN_OBJECT, f"a JSON {type(record).__name__}, not an object")
+            out.append(record_event(record))
+        except LineRejected as rejected:
+            stats.reject(rejected.reason, name, where(k), rejected.detail)
 
 
 class JsonFormatBase(LogFormat):
@@ -130,11 +148,9 @@ class NdjsonFormat(JsonFormatBase):
             # The common case first: one plain object per line, normalized in place.
             if type(obj) is dict and "Records" not in obj and "items" not in obj:
                 try:
-                    append(normalize_record(obj))
-                except MissingTimestamp as exc:
-                    stats.reject(reasons.MISSING_TIMESTAMP, name, first_line + i, str(exc))
-                except (TimestampError, ValueError, TypeError, OverflowError) as exc:
-                    stats.reject(reasons.BAD_TIMESTAMP, name, first_line + i, str(exc))
+                    append(record_event(obj))
+                except LineRejected as rejected:
+                    stats.reject(rejected.reason, name, first_line + i, rejected.detail)
                 continue
             line_no = first_line + i
             _records_to_events(unwrap_document(obj), stats, name, lambda _k: line_no, events)

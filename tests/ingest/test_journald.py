@@ -68,10 +68,11 @@ def test_pam_and_repeated_messages_are_parsed_as_in_syslog() -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        # Without SYSLOG_IDENTIFIER the unit names the program, then the command.
-        ({"ident": None}, {"service": "ssh.service", "source": "ssh.service"}),
-        ({"ident": None, "_SYSTEMD_UNIT": ""}, {"service": "sshd-session", "source": "sshd"}),
-        ({"ident": "CRON", "_PID": "9", "SYSLOG_PID": "8"}, {"service": "CRON", "source": "cron", "syslog.pid": "8"}),
+        # Without SYSLOG_IDENTIFIER the unit names the program, then the command. (A null field
+        # is what journalctl writes for a value over its size limit: as good as absent.)
+        ({"SYSLOG_IDENTIFIER": None}, {"service": "ssh.service", "source": "ssh.service"}),
+        ({"SYSLOG_IDENTIFIER": None, "_SYSTEMD_UNIT": ""}, {"service": "sshd-session", "source": "sshd"}),
+        ({"SYSLOG_IDENTIFIER": "CRON", "_PID": "9", "SYSLOG_PID": "8"}, {"service": "CRON", "source": "cron", "syslog.pid": "8"}),
         ({"PRIORITY": "3"}, {"status": "error", "syslog.severity": 3}),
         ({"PRIORITY": "x"}, {"status": None, "syslog.severity": None}),
         ({"_SOURCE_REALTIME_TIMESTAMP": None}, {"timestamp": (T0_US + 250) // 1000}),
@@ -82,11 +83,7 @@ def test_pam_and_repeated_messages_are_parsed_as_in_syslog() -> None:
     ],
 )
 def test_field_variants(fields: dict[str, Any], expected: dict[str, Any]) -> None:
-    ident = fields.pop("ident", "sshd-session")
-    record = entry("hello", ident=ident, **fields)
-    if fields.get("_SOURCE_REALTIME_TIMESTAMP", "") is None:
-        del record["_SOURCE_REALTIME_TIMESTAMP"]
-    (event,) = parse(record)
+    (event,) = parse(entry("hello", **fields))
     for path, value in expected.items():
         node: Any = event
         for part in path.split("."):

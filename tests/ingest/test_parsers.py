@@ -129,8 +129,10 @@ def test_not_yaml_or_wrong_shape(tmp_path: Path) -> None:
 
 
 def test_a_cast_to_nan_goes_through_the_engine(tmp_path: Path) -> None:
-    """A float cast reads "nan" and "inf", which JSON cannot hold: such a format says its events
-    are not JSON-safe (``json_safe_events``), and so does a container's log wrapping it."""
+    """A float cast reads "nan" and "inf", which JSON cannot hold (orjson writes them as null):
+    such a format says its events are not JSON-safe (``json_safe_events``), and so does a
+    container's log wrapping it, so the engine keeps those values as they are and a query on the
+    attribute still sees all four events."""
     from secmon import Engine
     from secmon.rules.model import Rule
 
@@ -151,7 +153,7 @@ parsers:
         docker = tmp_path / "meter-json.log"
         docker.write_text("".join(json.dumps({"log": line + "\n", "stream": "stdout", "time": "2026-11-28T10:00:00Z"}) + "\n"
                                   for line in lines))
-        rule = Rule.model_validate({"id": "m", "name": "meter", "queries": [{"query": "@network.client.ip:192.0.2.1",
+        rule = Rule.model_validate({"id": "m", "name": "meter", "queries": [{"query": "@network.client.ip:192.0.2.1 @value:*",
                                     "groupByFields": ["@network.client.ip"]}], "cases": [{"status": "low", "condition": "a >= 4"}]})
         for log in (plain, docker):
             assert Source(str(log), path=log).format.json_safe_events is False
