@@ -16,15 +16,11 @@ from typing import Any
 import polars as pl
 
 from secmon import query as q
+from secmon.detect.fields import source_columns, value_column
 from secmon.query.literals import names_a_source as names_a_source
 from secmon.query.native import lower
 from secmon.rules.condition import Condition, parse_condition
 from secmon.rules.model import SEVERITY_RANK, Rule
-
-
-def attribute_path(field: str) -> str:
-    """Event-table column for a rule field: ``@network.client.ip`` -> ``network.client.ip``."""
-    return field[1:] if field.startswith("@") else field
 
 
 @dataclass(frozen=True)
@@ -32,7 +28,7 @@ class CompiledQuery:
     name: str
     ast: q.Query
     aggregation: str
-    group_by: tuple[str, ...]  # event-table columns
+    group_by: tuple[str, ...]  # value columns (secmon.detect.fields)
     distinct: tuple[str, ...]
     metrics: tuple[str, ...]
     optional_group_by: bool
@@ -61,9 +57,9 @@ class CompiledRule:
                 name=rule.query_name(i),
                 ast=q.parse(rq.query),
                 aggregation=rq.aggregation,
-                group_by=tuple(attribute_path(f) for f in rq.group_by_fields),
-                distinct=tuple(attribute_path(f) for f in rq.distinct_fields),
-                metrics=tuple(attribute_path(f) for f in rq.metric_fields),
+                group_by=tuple(value_column(f) for f in rq.group_by_fields),
+                distinct=tuple(value_column(f) for f in rq.distinct_fields),
+                metrics=tuple(value_column(f) for f in rq.metric_fields),
                 optional_group_by=rq.has_optional_group_by_fields,
             )
             for i, rq in enumerate(rule.queries)
@@ -94,7 +90,7 @@ class CompiledRule:
         paths: set[str] = {"timestamp"}
         for cq in self.queries:
             paths |= q.attribute_paths(cq.ast)
-            paths.update(cq.group_by, cq.distinct, cq.metrics)
+            paths.update(c for value in (*cq.group_by, *cq.distinct, *cq.metrics) for c in source_columns(value))
         for ast in self.requires + self.suppresses:
             paths |= q.attribute_paths(ast)
         return frozenset(paths)

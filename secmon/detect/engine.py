@@ -43,7 +43,8 @@ from secmon.detect.detector import RuleSpans, rule_spans, signals_of, sort_signa
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
 from secmon.detect.native_json import gathered_rows, split_native
-from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, as_number, as_text
+from secmon.detect.fields import number_value, source_columns, text_value
+from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice
 from secmon.errors import InputError
 from secmon.ingest import IngestStats, normalize_events, open_sources
 from secmon.ingest.events import to_frame
@@ -146,6 +147,8 @@ class Engine:
         self._value_paths = sorted(
             {p for c in self.compiled for cq in c.queries for p in (*cq.group_by, *cq.distinct, *cq.metrics)}
         )
+        # The event-table columns those are derived from: what native extraction gathers.
+        self._gathered_paths = sorted({c for p in self._value_paths for c in source_columns(p)})
         self._numeric_paths = {p for c in self.compiled for cq in c.queries for p in cq.metrics if cq.aggregation in ("sum", "max")}
         self._matchers: dict[str, Any] = {}
         self._flag_cache: dict[tuple[tuple[str, str], ...], list[pl.Expr]] = {}
@@ -305,7 +308,7 @@ class Engine:
             if line_idx is None:
                 line_idx = np.arange(chunk.line_count, dtype=np.uint32)
             batch = split_native(
-                chunk.data, line_idx, self._paths, src.max_line_bytes, self._flag_program, self._value_paths
+                chunk.data, line_idx, self._paths, src.max_line_bytes, self._flag_program, self._gathered_paths
             )
         return _Prefiltered(chunk, line_idx, skipped, batch, pass_rate)
 
@@ -393,7 +396,7 @@ class Engine:
         # writes valid UTF-8 objects nested at most 254 deep, the extractor reads 1,024.
         rows = extracted.matched_rows()
         self._keep(
-            gathered_rows(extracted, rows, self._value_paths, self._flag_program).drop("__line"),
+            gathered_rows(extracted, rows, self._gathered_paths, self._flag_program).drop("__line"),
             lambda idx: self._store.append([lines[i] for i in rows[idx].tolist()], CANONICAL),
             events=len(lines),
             rows=rows,
@@ -432,7 +435,7 @@ class Engine:
             return
         flag_names = [c for compiled in self.compiled for c in compiled.flag_columns]
         values = [
-            (as_number(table.schema, p) if p in self._numeric_paths else as_text(table.schema, p)).alias(p)
+            (number_value(table.schema, p) if p in self._numeric_paths else text_value(table.schema, p)).alias(p)
             for p in self._value_paths
         ]
         query = table.lazy().with_row_index(_ROW)

@@ -17,16 +17,17 @@ import orjson
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import sort_signals
 from secmon.detect.event_store import tie_digest
+from secmon.detect.fields import event_value
 from secmon.detect.new_value import DAY_MS
 from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
-from secmon.signals.model import MAX_SAMPLES, Signal, lookup_path, render_message
+from secmon.signals.model import MAX_SAMPLES, Signal, render_message
 
 
 def value_text(value: Any) -> str | None:
     """An attribute value as detection reads it: a scalar as the event table writes it
     (``secmon.ingest.events.scalar_text``), a list of values joined with ", " as
-    ``rule_frame.as_text`` joins a list column."""
+    ``fields.text_value`` joins a list column."""
     if isinstance(value, list):
         return ", ".join(t for t in (scalar_text(v) for v in value) if t is not None)
     return scalar_text(value)
@@ -89,13 +90,13 @@ def _rows(compiled: CompiledRule, ordered: list[tuple[int, str, dict[str, Any]]]
         for i, cq in enumerate(compiled.queries):
             if not compiled.matches_event(event, i):
                 continue
-            group = tuple(value_text(lookup_path(event, p)) for p in cq.group_by)
+            group = tuple(value_text(event_value(event, p)) for p in cq.group_by)
             if not cq.optional_group_by and any(g is None for g in group):
                 continue
-            distinct_parts = [value_text(lookup_path(event, p)) for p in cq.distinct]
+            distinct_parts = [value_text(event_value(event, p)) for p in cq.distinct]
             distinct = None if not cq.distinct or any(p is None for p in distinct_parts) else "\x1f".join(distinct_parts)  # type: ignore[arg-type]
-            metric = _number(lookup_path(event, cq.metrics[0])) if cq.metrics else None
-            value_parts = [value_text(lookup_path(event, p)) for p in cq.metrics]
+            metric = _number(event_value(event, cq.metrics[0])) if cq.metrics else None
+            value_parts = [value_text(event_value(event, p)) for p in cq.metrics]
             value = None if not cq.metrics or any(p is None for p in value_parts) else "\x1f".join(value_parts)  # type: ignore[arg-type]
             rows.append(_Row(eid, ts, canonical, event, i, group, distinct, metric, value))
     return rows

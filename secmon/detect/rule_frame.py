@@ -14,6 +14,7 @@ import polars as pl
 
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.event_store import EventStore
+from secmon.detect.fields import number_value, text_value
 
 TS = "timestamp"
 EID = "__eid"  # unique per event across the whole scan
@@ -54,23 +55,6 @@ def query_columns(compiled: CompiledRule) -> list[str]:
     return [f"__q{i}" for i in range(len(compiled.queries))]
 
 
-def as_text(schema: pl.Schema, path: str) -> pl.Expr:
-    """A group-by value as text; lists join with ', '; a column the table lacks is all null."""
-    if path not in schema:
-        return pl.lit(None, dtype=pl.String)
-    if isinstance(schema[path], pl.List):
-        return pl.col(path).list.join(", ")
-    return pl.col(path).cast(pl.String)
-
-
-def as_number(schema: pl.Schema, path: str) -> pl.Expr:
-    if path not in schema:
-        return pl.lit(None, dtype=pl.Float64)
-    if isinstance(schema[path], pl.List):
-        return pl.col(path).list.first().cast(pl.Float64, strict=False)
-    return pl.col(path).cast(pl.Float64, strict=False)
-
-
 def build_rule_frame(
     compiled: CompiledRule, table: pl.LazyFrame | pl.DataFrame, store: EventStore, groups_slice: GroupSlice | None = None
 ) -> pl.DataFrame:
@@ -90,17 +74,17 @@ def build_rule_frame(
         if flag not in schema:
             continue
         columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(REF), pl.col(LEN)]
-        columns += [as_text(schema, path).alias(name) for name, path in zip(groups, cq.group_by)]
+        columns += [text_value(schema, path).alias(name) for name, path in zip(groups, cq.group_by)]
         columns += [pl.lit(j == i).alias(name) for j, name in enumerate(flags)]
         if cq.distinct:
-            distinct = pl.concat_str([as_text(schema, p) for p in cq.distinct], separator="\x1f")
+            distinct = pl.concat_str([text_value(schema, p) for p in cq.distinct], separator="\x1f")
         else:
             distinct = pl.lit(None, dtype=pl.String)
         columns.append(distinct.alias(f"__d{i}"))
-        metric = as_number(schema, cq.metrics[0]) if cq.metrics else pl.lit(None, dtype=pl.Float64)
+        metric = number_value(schema, cq.metrics[0]) if cq.metrics else pl.lit(None, dtype=pl.Float64)
         columns.append(metric.alias(f"__m{i}"))
         if cq.aggregation == "new_value":
-            values = [as_text(schema, p) for p in cq.metrics]
+            values = [text_value(schema, p) for p in cq.metrics]
             columns.append(pl.concat_str(values, separator="\x1f").alias(f"__v{i}"))
         part = table.filter(pl.col(flag)).select(columns)
         if groups and not cq.optional_group_by:

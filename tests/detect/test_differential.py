@@ -37,15 +37,22 @@ QUERIES = [
     "@http.status_code:[400 TO 499]",
     "@network.client.ip:10.0.0.1 OR @network.client.ip:203.0.113.7",
     '"invalid user"',
+    "env:prod",
 ]
-GROUP_FIELDS = [[], ["@network.client.ip"], ["@usr.name"], ["@network.client.ip", "@usr.name"]]
+# Bare names other than reserved attributes are tag keys (``env``), read from the attribute of
+# that name where an event has no such tag (``team``).
+GROUP_FIELDS = [[], ["@network.client.ip"], ["@usr.name"], ["@network.client.ip", "@usr.name"], ["env"], ["env", "team"], ["host"]]
+TAG_SETS = [[], ["env:prod"], ["env:dev", "team:red"], ["env:prod", "env:dev"], ["env:"], ["team:blue", "envoy:x"]]
 
 
 def event_strategy() -> st.SearchStrategy[dict]:
     return st.builds(
-        lambda ts, source, outcome, user, ip, status, bytes_, invalid: {
+        lambda ts, source, outcome, user, ip, status, bytes_, invalid, tags, team: {
             "timestamp": BASE_MS + ts * 1000,
             "source": source,
+            "host": "web-1" if invalid else "web-2",
+            **({"tags": tags} if tags is not None else {}),
+            **({"team": team} if team is not None else {}),
             "message": ("Failed password for invalid user " if invalid else "Accepted password for ") + user,
             "evt": {"name": "authentication", "outcome": outcome},
             "usr": {"name": user},
@@ -60,6 +67,8 @@ def event_strategy() -> st.SearchStrategy[dict]:
         st.sampled_from([200, 404, 403, 500]),
         st.integers(0, 5000),
         st.booleans(),
+        st.one_of(st.none(), st.sampled_from(TAG_SETS)),
+        st.sampled_from([None, "green"]),
     )
 
 
@@ -73,11 +82,11 @@ def rule_strategy(draw: st.DrawFn, index: int = 0) -> dict:
         aggregation = "new_value" if method == "new_value" else draw(st.sampled_from(["count", "cardinality", "sum", "max", "none"]))
         query = {"query": draw(st.sampled_from(QUERIES)), "groupByFields": group, "aggregation": aggregation}
         if aggregation == "cardinality":
-            query["distinctFields"] = [draw(st.sampled_from(["@usr.name", "@network.client.ip"]))]
+            query["distinctFields"] = [draw(st.sampled_from(["@usr.name", "@network.client.ip", "env"]))]
         if aggregation in ("sum", "max"):
             query["metrics"] = ["@http.bytes"]
         if aggregation == "new_value":
-            query["metrics"] = draw(st.sampled_from([["@network.client.ip"], ["@usr.name"], ["@usr.name", "@network.client.ip"]]))
+            query["metrics"] = draw(st.sampled_from([["@network.client.ip"], ["@usr.name"], ["@usr.name", "@network.client.ip"], ["env"]]))
         queries.append(query)
     names = "ab"[:n_queries]
     if method == "new_value":
