@@ -81,6 +81,15 @@ def event_value(event: dict[str, Any], column: str) -> Any:
     return values or lookup_path(event, key)
 
 
+def env_of(event: dict[str, Any] | None) -> str | None:
+    """An event's environment, as ``decreaseCriticalityBasedOnEnv`` reads it: its first ``env:``
+    tag, else its ``env`` attribute."""
+    value = event_value(event, value_column("env")) if event is not None else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
+
 def _as_text(schema: pl.Schema, column: str) -> pl.Expr:
     if column not in schema:
         return pl.lit(None, dtype=pl.String)

@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from secmon.detect.compiled import CompiledRule
+from secmon.detect.fields import env_of
 from secmon.signals.model import _TEMPLATE_VAR, MAX_SAMPLES, SampleJSON, Signal, lookup_path
 
 
@@ -269,6 +270,7 @@ def signals_from_spans(
     severities = [case.severity for case in compiled.cases]
     tags = list(rule.tags)
     message = MessageTemplate.parse(rule.message)
+    by_env = bool(rule.options.decrease_criticality_based_on_env)
     loads = orjson.loads
     offsets = spans.sample_offsets.tolist()
     out: list[Signal] = []
@@ -278,6 +280,9 @@ def signals_from_spans(
         mine = SampleJSON(samples[offsets[k]:offsets[k + 1]])
         group_by = dict(zip(fields, group_values[k]))
         first = partial(loads, mine[0]) if mine else None
-        out.append(Signal(rule.id, rule.name, severities[case], names[case], group_by, first_seen, last_seen, count,
+        severity = severities[case]
+        if by_env:
+            severity = rule.options.severity_in_env(severity, env_of(first() if first else None))
+        out.append(Signal(rule.id, rule.name, severity, names[case], group_by, first_seen, last_seen, count,
                           mine, list(tags), message.render(first, group_by)))
     return out

@@ -17,7 +17,7 @@ import orjson
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import sort_signals
 from secmon.detect.event_store import tie_digest
-from secmon.detect.fields import event_value
+from secmon.detect.fields import env_of, event_value
 from secmon.detect.new_value import DAY_MS
 from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
@@ -168,7 +168,8 @@ def _lifecycle(
         rule = compiled.rule
         group_by = dict(zip(rule.group_by_fields, group))
         case = compiled.cases[sig["case"]]
-        return Signal(rule.id, rule.name, case.severity, case.name, group_by, events[0].ts, events[-1].ts,
+        severity = rule.options.severity_in_env(case.severity, env_of(samples[0] if samples else None))
+        return Signal(rule.id, rule.name, severity, case.name, group_by, events[0].ts, events[-1].ts,
                       len(events), samples, list(rule.tags),
                       render_message(rule.message, samples[0] if samples else None, group_by))
 

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+# decreaseCriticalityBasedOnEnv lowers signals whose env tag starts with one of these.
+NON_PRODUCTION_ENVS = ("staging", "test", "dev")
 Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none"]
 DetectionMethod = Literal["threshold", "new_value"]
 
@@ -85,6 +88,14 @@ class RuleOptions(_Model):
     new_value_options: NewValueOptions | None = None
     decrease_criticality_based_on_env: bool | None = None
     hardcoded_evaluator_type: str | None = None
+
+    def severity_in_env(self, severity: Severity, env: str | None) -> Severity:
+        """``severity`` for a signal whose ``env`` tag is ``env``: with
+        ``decreaseCriticalityBasedOnEnv``, one level lower where the env starts with ``staging``,
+        ``test`` or ``dev`` (Datadog's rule; ``info`` stays ``info``)."""
+        if not self.decrease_criticality_based_on_env or env is None or not env.startswith(NON_PRODUCTION_ENVS):
+            return severity
+        return SEVERITIES[max(SEVERITY_RANK[severity] - 1, 0)]
 
     @model_validator(mode="after")
     def _durations_consistent(self) -> RuleOptions:

@@ -103,6 +103,7 @@ def rule_strategy(draw: st.DrawFn, index: int = 0) -> dict:
         keep_alive = draw(st.sampled_from([0, 30, 300]))
         options = {"detectionMethod": "threshold", "evaluationWindow": draw(st.sampled_from([0, 1, 60, 300])),
                    "keepAlive": keep_alive, "maxSignalDuration": draw(st.sampled_from([keep_alive, 600, 86400]))}
+    options["decreaseCriticalityBasedOnEnv"] = draw(st.booleans())
     rule = {"id": f"rule-{index}", "name": f"random rule {index}", "queries": queries, "cases": cases, "options": options,
             "message": "{{@usr.name}} from {{@network.client.ip}}"}
     if draw(st.booleans()):

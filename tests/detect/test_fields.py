@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,25 @@ def test_polars_values_equal_the_event_dict_values(events: list[dict[str, Any]],
 def test_tags_column_as_plain_text_is_one_tag() -> None:
     table = pl.DataFrame({"tags": ["env:prod", None]})
     assert table.select(text_value(table.schema, "tags:env")).to_series().to_list() == ["prod", None]
+
+
+@pytest.mark.parametrize("native_flags", [True, False])
+def test_decrease_criticality_based_on_env_lowers_non_production_signals(native_flags: bool) -> None:
+    """Datadog: one level lower where the signal's env tag starts with staging, test or dev."""
+    cases = [{"status": "high", "condition": "a >= 3"}, {"status": "info", "condition": "a >= 1"}]
+    rule = rule_from_dict({"id": "env", "name": "env", "queries": [{"query": "@evt.outcome:failure", "groupByFields": ["@usr.name"]}],
+                           "cases": cases, "options": {"evaluationWindow": 60, "keepAlive": 600, "maxSignalDuration": 3600,
+                                                       "decreaseCriticalityBasedOnEnv": True}})
+    base = 1_700_000_000_000
+    envs = {"alice": ["env:prod"], "bob": ["env:staging-eu"], "carol": ["env:development"], "dave": ["env:test", "env:prod"],
+            "erin": [], "frank": ["env:production"]}
+    events = [{"timestamp": base + i, "evt": {"outcome": "failure"}, "usr": {"name": user}, "tags": tags}
+              for user, tags in envs.items() for i in range(3)]
+    events.append({"timestamp": base + 10_000_000, "evt": {"outcome": "failure"}, "usr": {"name": "bob"}, "tags": ["env:dev"]})
+    signals = Engine([rule], native_flags=native_flags).scan_events(events)
+    got = sorted((s.group_by["@usr.name"], s.severity) for s in signals)
+    assert got == [("alice", "high"), ("bob", "info"), ("bob", "medium"), ("carol", "medium"), ("dave", "medium"),
+                   ("erin", "high"), ("frank", "high")]
+    assert sorted(s.key() for s in signals) == sorted(s.key() for s in reference_detect([rule], events))
+    unchanged = rule_from_dict({**rule.to_datadog(), "options": {**rule.to_datadog()["options"], "decreaseCriticalityBasedOnEnv": False}})
+    assert {s.severity for s in Engine([unchanged]).scan_events(events)} == {"high", "info"}
