@@ -1,4 +1,4 @@
-"""Normalizing JSON records into events: generic logs, CloudTrail and Kubernetes audit.
+"""Normalizing JSON records into events: generic logs, CloudTrail, Okta and Kubernetes audit.
 
 The record itself becomes the event (raw fields stay addressable, e.g. ``@userIdentity.arn``);
 standard attributes are *added* next to them, never overwriting a value already present (records
@@ -22,6 +22,13 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
   (``sessionContext.sessionIssuer.userName``). The first four are what Datadog's CloudTrail pipeline
   produces (checked against ``cloudtrail-stratus``); ``usr.*`` is ours, Datadog leaves the identity
   in ``userIdentity``.
+- Okta System Log (``eventType`` and an ``actor`` object): ``source`` ``okta``, ``evt.name`` <-
+  ``eventType``, ``evt.outcome`` <- ``outcome.result`` (as written: ``SUCCESS``, ``FAILURE``, ...),
+  ``usr.email``/``usr.name``/``usr.id`` <- ``actor.alternateId``/``displayName``/``id``,
+  ``network.client.ip`` <- ``client.ipAddress``, ``http.useragent`` <- the raw user agent,
+  ``network.client.geoip`` (country, subdivision and city names, location) <- Okta's
+  ``client.geographicalContext``, ``message`` <- ``displayMessage``: what Datadog's Okta pipeline
+  gives its rules (``source:okta @evt.name:user.session.start @evt.outcome:FAILURE``).
 - Kubernetes audit (``kind: Event``, ``apiVersion: audit.k8s.io/*``): ``source``
   ``kubernetes.audit``, ``usr.name`` <- ``user.username``, ``network.client.ip`` <-
   ``sourceIPs[0]``, ``evt.name`` <- ``verb``, ``http.useragent`` <- ``userAgent``,
@@ -202,6 +209,42 @@ def normalize_k8s_audit(record: Event) -> Event:
     return record
 
 
+# Okta System Log -> Datadog's standard attributes, as Datadog's Okta pipeline maps them (its
+# rules read ``@evt.name``, ``@evt.outcome:FAILURE``, ``@usr.email``): (raw path, target path).
+_OKTA_COPIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("eventType", ("evt", "name")),
+    ("outcome.result", ("evt", "outcome")),
+    ("actor.alternateId", ("usr", "email")),
+    ("actor.displayName", ("usr", "name")),
+    ("actor.id", ("usr", "id")),
+    ("client.ipAddress", ("network", "client", "ip")),
+    ("client.userAgent.rawUserAgent", ("http", "useragent")),
+    ("client.geographicalContext.country", ("network", "client", "geoip", "country", "name")),
+    ("client.geographicalContext.state", ("network", "client", "geoip", "subdivision", "name")),
+    ("client.geographicalContext.city", ("network", "client", "geoip", "city", "name")),
+    ("client.geographicalContext.geolocation.lat", ("network", "client", "geoip", "location", "latitude")),
+    ("client.geographicalContext.geolocation.lon", ("network", "client", "geoip", "location", "longitude")),
+    ("displayMessage", ("message",)),
+)
+
+
+def is_okta(record: Event) -> bool:
+    """An Okta System Log event (``/api/v1/logs``, event hooks, log streams)."""
+    return isinstance(record.get("eventType"), str) and isinstance(record.get("actor"), dict)
+
+
+def normalize_okta(record: Event) -> Event:
+    """The generic normalization (``published`` dates it), ``source`` ``okta``, then Okta's fields
+    copied onto the standard attributes (raw fields stay: ``@outcome.result`` still works)."""
+    normalize_generic(record)
+    record.setdefault("source", "okta")
+    for raw, target in _OKTA_COPIES:
+        value = lookup(record, raw)
+        if value is not None and not isinstance(value, (dict, list)):
+            _set_nested(record, target, value)
+    return record
+
+
 def _fallback_timestamp(record: Event) -> int:
     for name in FALLBACK_DATE_ATTRIBUTES:
         value = lookup(record, name)
@@ -260,6 +303,8 @@ def normalize_record(record: Event) -> Event:
         return normalize_cloudtrail(detail)
     if record.get("kind") == "Event" and str(record.get("apiVersion", "")).startswith("audit.k8s.io"):
         return normalize_k8s_audit(record)
+    if is_okta(record):
+        return normalize_okta(record)
     return normalize_generic(record)
 
 

@@ -241,6 +241,41 @@ def test_okta_brute_force_scenario(dataset: Callable[[str], Path], tmp_path: Pat
         assert signal.group_by == {"@client.ipAddress": "194.88.246.242"} and signal.event_count == 5
 
 
+@pytest.mark.parametrize("stamped", [False, True], ids=["as-exported", "with-timestamp"])
+def test_okta_events_carry_datadogs_standard_attributes(dataset: Callable[[str], Path], tmp_path: Path, stamped: bool) -> None:
+    """Okta rules as Datadog writes them (``source:okta @evt.name:... @evt.outcome:FAILURE``,
+    grouped by ``@usr.email``) fire on raw Okta System Log events. With a reserved ``timestamp``
+    (a collector's), the native extractor would read the record itself: it must leave Okta's
+    mapping to Python, so both give the same signals."""
+    import yaml
+
+    from secmon import Engine
+    from secmon.rules.model import Rule
+
+    scenario = yaml.safe_load(dataset("panther-tests/test_scenarios/okta-add-administrator/brute_force_logins.yml").read_text())
+    records = scenario["Logs"]
+    if stamped:
+        records = [{**record, "timestamp": record["published"]} for record in records]
+    log = tmp_path / "okta.jsonl"
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+    failures = "source:okta @evt.name:user.session.start @evt.outcome:FAILURE"
+    rules = [Rule.model_validate({
+        "id": rule_id, "name": rule_id, "queries": [{"query": failures, "groupByFields": [field]}],
+        "cases": [{"status": "high", "condition": f"a >= {threshold}"}],
+        "options": {"evaluationWindow": 900, "keepAlive": 600, "maxSignalDuration": 3600},
+    }) for rule_id, field, threshold in (("by-user", "@usr.email", 9), ("by-ip", "@network.client.ip", 5))]
+    for prefilter, native_json in ((True, True), (False, True), (True, False)):
+        signals = Engine(rules, prefilter=prefilter, native_json=native_json).detect([log]).signals
+        assert sorted((s.rule_id, s.group_by, s.event_count) for s in signals) == [
+            ("by-ip", {"@network.client.ip": "194.88.246.242"}, 5),
+            ("by-user", {"@usr.email": "jack.naglieri@runpanther.io"}, 9),
+        ], (prefilter, native_json)
+    (event,) = parse_lines([json.dumps(records[0])], format="ndjson")
+    assert event["source"] == "okta" and event["evt"] == {"name": "user.session.start", "outcome": "FAILURE"}
+    assert event["outcome"]["result"] == "FAILURE"  # the raw fields stay
+    assert event["network"]["client"]["geoip"]["country"]["name"] == event["client"]["geographicalContext"]["country"]
+
+
 def test_cloudtrail_delivered_by_eventbridge_is_the_cloudtrail_event(dataset: Callable[[str], Path], tmp_path: Path) -> None:
     """EventBridge's "AWS API Call via CloudTrail" events carry the CloudTrail record in
     ``detail``: it becomes the event, and the default pack finds what it finds in the plain
