@@ -228,9 +228,15 @@ _OKTA_COPIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# Okta's top-level names as data lakes that lower-case column names store them (Panther's
+# Okta.SystemLog: ``eventtype``, ``displaymessage``); nested names keep their case there.
+_OKTA_LOWERCASED = {"eventType": "eventtype", "displayMessage": "displaymessage"}
+
+
 def is_okta(record: Event) -> bool:
     """An Okta System Log event (``/api/v1/logs``, event hooks, log streams)."""
-    return isinstance(record.get("eventType"), str) and isinstance(record.get("actor"), dict)
+    event_type = record.get("eventType", record.get("eventtype"))
+    return isinstance(event_type, str) and isinstance(record.get("actor"), dict)
 
 
 def normalize_okta(record: Event) -> Event:
@@ -240,6 +246,8 @@ def normalize_okta(record: Event) -> Event:
     record.setdefault("source", "okta")
     for raw, target in _OKTA_COPIES:
         value = lookup(record, raw)
+        if value is None and raw in _OKTA_LOWERCASED:
+            value = record.get(_OKTA_LOWERCASED[raw])
         if value is not None and not isinstance(value, (dict, list)):
             _set_nested(record, target, value)
     return record

@@ -241,12 +241,13 @@ def test_okta_brute_force_scenario(dataset: Callable[[str], Path], tmp_path: Pat
         assert signal.group_by == {"@client.ipAddress": "194.88.246.242"} and signal.event_count == 5
 
 
-@pytest.mark.parametrize("stamped", [False, True], ids=["as-exported", "with-timestamp"])
-def test_okta_events_carry_datadogs_standard_attributes(dataset: Callable[[str], Path], tmp_path: Path, stamped: bool) -> None:
+@pytest.mark.parametrize("variant", ["as-exported", "with-timestamp", "lower-cased-with-timestamp"])
+def test_okta_events_carry_datadogs_standard_attributes(dataset: Callable[[str], Path], tmp_path: Path, variant: str) -> None:
     """Okta rules as Datadog writes them (``source:okta @evt.name:... @evt.outcome:FAILURE``,
-    grouped by ``@usr.email``) fire on raw Okta System Log events. With a reserved ``timestamp``
-    (a collector's), the native extractor would read the record itself: it must leave Okta's
-    mapping to Python, so both give the same signals."""
+    grouped by ``@usr.email``) fire on raw Okta System Log events, also as data lakes store them
+    (top-level names lower-cased). With a reserved ``timestamp`` (a collector's), the native
+    extractor would read the record itself: it must leave Okta's mapping to Python, so both give
+    the same signals."""
     import yaml
 
     from secmon import Engine
@@ -254,8 +255,10 @@ def test_okta_events_carry_datadogs_standard_attributes(dataset: Callable[[str],
 
     scenario = yaml.safe_load(dataset("panther-tests/test_scenarios/okta-add-administrator/brute_force_logins.yml").read_text())
     records = scenario["Logs"]
-    if stamped:
+    if variant != "as-exported":
         records = [{**record, "timestamp": record["published"]} for record in records]
+    if variant.startswith("lower-cased"):
+        records = [{(k.lower() if k in ("eventType", "displayMessage") else k): v for k, v in record.items()} for record in records]
     log = tmp_path / "okta.jsonl"
     log.write_text("".join(json.dumps(record) + "\n" for record in records))
     failures = "source:okta @evt.name:user.session.start @evt.outcome:FAILURE"
@@ -272,7 +275,7 @@ def test_okta_events_carry_datadogs_standard_attributes(dataset: Callable[[str],
         ], (prefilter, native_json)
     (event,) = parse_lines([json.dumps(records[0])], format="ndjson")
     assert event["source"] == "okta" and event["evt"] == {"name": "user.session.start", "outcome": "FAILURE"}
-    assert event["outcome"]["result"] == "FAILURE"  # the raw fields stay
+    assert event["outcome"]["result"] == "FAILURE" and event["message"] == records[0].get("displayMessage", records[0].get("displaymessage"))
     assert event["network"]["client"]["geoip"]["country"]["name"] == event["client"]["geographicalContext"]["country"]
 
 

@@ -35,7 +35,7 @@ pub(super) const RAW_PATHS: &[&str] = &[
     "responseStatus", "responseStatus.code",
     "evt", "evt.name", "evt.outcome", "network", "network.client", "network.client.ip",
     "http", "http.useragent", "http.status_code", "usr", "usr.id", "usr.name",
-    "Records", "items", "detail-type", "eventType", "actor",
+    "Records", "items", "detail-type", "eventType", "eventtype", "actor",
 ];
 
 /// Positions in [`RAW_PATHS`].
@@ -54,7 +54,7 @@ enum R {
     ResponseStatus, ResponseCode,
     Evt, EvtName, EvtOutcome, Network, NetworkClient, ClientIp,
     Http, HttpUseragent, HttpStatusCode, Usr, UsrId, UsrName,
-    Records, Items, DetailType, EventType, Actor,
+    Records, Items, DetailType, EventType, LowerEventType, Actor,
 }
 
 const N_RAW: usize = R::Actor as usize + 1;
@@ -267,7 +267,7 @@ impl Row<'_> {
         if self.present(R::DetailType) {
             return Err(NeedsPython); // ingest unwraps CloudTrail events delivered by EventBridge
         }
-        if self.present(R::EventType) && self.present(R::Actor) {
+        if (self.present(R::EventType) || self.present(R::LowerEventType)) && self.present(R::Actor) {
             return Err(NeedsPython); // ingest maps Okta System Log events (`is_okta`)
         }
         // `timestamp` is overwritten: anything below it that a column reads would change.
