@@ -1,7 +1,7 @@
 """``secmon demo``: the main job on bundled sample logs, no arguments needed.
 
 Scans the sample logs in ``secmon/samples/`` (sshd auth log, gzipped nginx access log,
-CloudTrail, Kubernetes audit) with the default rule pack and prints the signals.
+CloudTrail, Kubernetes audit, Okta) with the default rule pack and prints the signals.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
-SAMPLE_FILES = ("auth.log", "access.log.gz", "cloudtrail.json", "k8s-audit.jsonl")
+SAMPLE_FILES = ("auth.log", "access.log.gz", "cloudtrail.json", "k8s-audit.jsonl", "okta.jsonl")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

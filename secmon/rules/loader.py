@@ -213,6 +213,11 @@ def check_rule(rule: Rule) -> list[RuleError]:
             for position, value in enumerate(fields):
                 if not value or not value.strip() or " " in value.strip():
                     errors.append(RuleError(file, f"{where}.{fld_name}[{position}]", "not an attribute name", value))
+    if rule.group_signals_by and set(rule.group_signals_by) != set(rule.group_by_fields):
+        # Fewer signals, one per value of a subset of the group-by fields: not run yet. Datadog's
+        # exports often carry the whole group-by list here, which changes nothing.
+        errors.append(RuleError(file, "groupSignalsBy", "grouping signals by a subset of the group-by fields is not supported by secmon yet",
+                                list(rule.group_signals_by)))
     for index, rule_filter in enumerate(rule.filters):
         try:
             parse_query(rule_filter.query)
@@ -298,6 +303,7 @@ _DATADOG_FIELDS_NOT_YET = frozenset({
 _DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
     "detectionMethod": frozenset({"impossible_travel", "anomaly_detection", "third_party", "hardcoded", "sequence_detection"}),
     "aggregation": frozenset({"geo_data", "event_count"}),
+    "learningMethod": frozenset({"threshold"}),
     "type": frozenset({"signal_correlation", "workload_security", "application_security", "cloud_configuration",
                        "infrastructure_configuration", "api_security"}),
 }

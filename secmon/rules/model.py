@@ -75,7 +75,7 @@ class NewValueOptions(_Model):
     # Days, as in Datadog (0, 1, 7 / 1, 2, 7, 14, 21, 28); any non-negative number is accepted.
     learning_duration: int | float = Field(default=0, ge=0)
     forget_after: int | float = Field(default=28, gt=0)
-    learning_method: Literal["duration", "threshold"] = "duration"
+    learning_method: Literal["duration"] = "duration"  # Datadog's "threshold" is named as not supported yet
     learning_threshold: int = Field(default=0, ge=0)
     instantaneous_baseline: bool | None = None
 

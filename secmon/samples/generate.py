@@ -1,8 +1,9 @@
 """Regenerate the bundled sample logs ``secmon demo`` scans: ``python -m secmon.samples.generate``.
 
 Synthetic but realistic: a day of sshd auth logs with a brute force that ends in a successful
-login (then a new account made an administrator, and a sudo refusal), nginx access logs with a scanner and injection attempts, CloudTrail records of a
-compromised IAM user, and Kubernetes audit events. Seeded, so the files never change by accident.
+login (then a new account made an administrator, and a sudo refusal), nginx access logs with a
+scanner and injection attempts, CloudTrail records of a compromised IAM user, Kubernetes audit
+events, and Okta sign-ins with a brute-forced account turned administrator. Seeded, so the files never change by accident.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -168,6 +170,62 @@ def _k8s(rnd: random.Random) -> str:
     return "".join(json.dumps(e) + "\n" for e in events)
 
 
+def _okta(rnd: random.Random) -> str:
+    """Okta System Log events, as ``/api/v1/logs`` returns them: a day of sign-ins, then an account
+    brute forced from rotating addresses until a sign-in succeeds; the intruder grants itself
+    administrator rights and resets the MFA factors of the finance director."""
+    office = {"city": "Amsterdam", "state": "North Holland", "country": "Netherlands", "lat": 52.37, "lon": 4.89}
+    abroad = [{"city": "Sao Paulo", "state": "Sao Paulo", "country": "Brazil", "lat": -23.55, "lon": -46.63},
+              {"city": "Hanoi", "state": "Hanoi", "country": "Vietnam", "lat": 21.03, "lon": 105.85}]
+
+    def event(t: datetime, event_type: str, result: str, actor: str, ip: str, place: dict, message: str, **extra) -> dict:
+        return {
+            "uuid": f"{rnd.getrandbits(128):032x}",
+            "published": f"{t:%Y-%m-%dT%H:%M:%S}.{rnd.randint(0, 999):03d}Z",
+            "eventType": event_type,
+            "version": "0",
+            "severity": "INFO" if result == "SUCCESS" else "WARN",
+            "displayMessage": message,
+            "actor": {"id": f"00u{zlib.crc32(actor.encode()):012d}", "type": "User", "alternateId": actor,
+                      "displayName": actor.split("@")[0].replace(".", " ").title()},
+            "client": {"userAgent": {"rawUserAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/128.0", "os": "Windows 10",
+                                     "browser": "FIREFOX"},
+                       "zone": "null", "device": "Computer", "ipAddress": ip,
+                       "geographicalContext": {"city": place["city"], "state": place["state"], "country": place["country"],
+                                               "geolocation": {"lat": place["lat"], "lon": place["lon"]}}},
+            "outcome": {"result": result, **({"reason": "INVALID_CREDENTIALS"} if result == "FAILURE" else {})},
+            "target": extra.pop("target", []),
+            "debugContext": {"debugData": extra.pop("debug", {})},
+            "authenticationContext": {"authenticationStep": 0, "externalSessionId": f"idx{rnd.getrandbits(64):016x}"},
+        }
+
+    users = ["alice@example.com", "bob@example.com", "carol@example.com", "finance.director@example.com"]
+    events = []
+    t = START
+    for _ in range(200):
+        t += timedelta(seconds=rnd.randint(30, 300))
+        user = rnd.choice(users)
+        result = "FAILURE" if rnd.random() < 0.05 else "SUCCESS"  # the odd typo
+        events.append(event(t, "user.session.start", result, user, f"198.51.100.{rnd.randint(10, 40)}", office, "User login to Okta"))
+    attack = START + timedelta(hours=8)
+    for i in range(12):
+        attack += timedelta(seconds=rnd.randint(20, 50))
+        place = abroad[i % 2]
+        events.append(event(attack, "user.session.start", "FAILURE", "bob@example.com", f"192.0.2.{100 + i}", place, "User login to Okta"))
+    attack += timedelta(seconds=30)
+    events.append(event(attack, "user.session.start", "SUCCESS", "bob@example.com", "192.0.2.111", abroad[1], "User login to Okta"))
+    events.append(event(attack + timedelta(minutes=3), "user.account.privilege.grant", "SUCCESS", "bob@example.com", "192.0.2.111",
+                        abroad[1], "Grant user privilege",
+                        target=[{"id": "00u000000000042", "type": "User", "alternateId": "bob@example.com", "displayName": "Bob"}],
+                        debug={"privilegeGranted": "Super administrator"}))
+    events.append(event(attack + timedelta(minutes=5), "user.mfa.factor.reset_all", "SUCCESS", "bob@example.com", "192.0.2.111",
+                        abroad[1], "Reset all factors for user",
+                        target=[{"id": "00u000000000077", "type": "User", "alternateId": "finance.director@example.com",
+                                 "displayName": "Finance Director"}]))
+    events.sort(key=lambda e: e["published"])
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
 def main() -> None:
     rnd = random.Random(20260314)
     (HERE / "auth.log").write_text(_sshd(rnd))
@@ -175,6 +233,8 @@ def main() -> None:
         fh.write(_access(rnd).encode())
     (HERE / "cloudtrail.json").write_text(json.dumps(_cloudtrail(rnd), indent=1))
     (HERE / "k8s-audit.jsonl").write_text(_k8s(rnd))
+    # Its own seed: the files above stay as they were before it was added.
+    (HERE / "okta.jsonl").write_text(_okta(random.Random(20260315)))
 
 
 if __name__ == "__main__":

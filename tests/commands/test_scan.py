@@ -118,7 +118,8 @@ def test_demo_runs_and_finds_the_planted_attacks() -> None:
     assert proc.returncode == 0, proc.stderr
     rules = {s["rule_id"] for s in json.loads(proc.stdout)}
     assert {"ssh-brute-force", "aws-console-login-without-mfa", "k8s-cluster-admin-binding", "linux-user-created",
-            "linux-user-added-to-admin-group", "linux-sudo-not-in-sudoers"} <= rules
+            "linux-user-added-to-admin-group", "linux-sudo-not-in-sudoers", "okta-brute-force-then-success",
+            "okta-admin-privilege-granted", "okta-mfa-factor-reset"} <= rules
 
 
 def _signals(n: int) -> list:

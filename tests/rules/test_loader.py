@@ -104,6 +104,22 @@ def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -
     assert [e.field for e in validate_rules(write(tmp_path, "shape.json", {**DATADOG_EXPORT, "type": ["signal_correlation"]}))] == ["type"]
 
 
+def test_options_that_would_change_the_signals_are_named_not_ignored(tmp_path: Path) -> None:
+    """A new-value rule learning by threshold, and signals grouped by a subset of the group-by
+    fields, would give other signals than Datadog's: refused by name. Their no-op spellings (the
+    default learning method, groupSignalsBy holding every group-by field) load."""
+    query = {"query": "source:sshd", "groupByFields": ["@usr.name", "host"], "aggregation": "new_value", "metrics": ["@network.client.ip"]}
+    rule = {**DATADOG_EXPORT, "queries": [query], "cases": [{"status": "low"}], "options": {"detectionMethod": "new_value",
+            "newValueOptions": {"learningMethod": "threshold", "learningThreshold": 1, "forgetAfter": 7}}}
+    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "nv.json", rule))}
+    assert errors == {"options.newValueOptions.learningMethod": "Datadog's 'threshold' is not supported by secmon yet; supported: 'duration'"}
+    fine = {**rule, "options": {"detectionMethod": "new_value", "newValueOptions": {"learningMethod": "duration", "learningThreshold": 0}}}
+    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "subset.json", {**fine, "groupSignalsBy": ["host"]}))}
+    assert errors == {"groupSignalsBy": "grouping signals by a subset of the group-by fields is not supported by secmon yet"}
+    fine["groupSignalsBy"] = ["host", "@usr.name"]
+    assert validate_rules(write(tmp_path, "fine.json", fine)) == []
+
+
 def test_yaml_rule_without_id_gets_its_file_stem(tmp_path: Path) -> None:
     text = """
 name: Root login
