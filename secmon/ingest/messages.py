@@ -47,9 +47,16 @@ _AUTH = re.compile(
 _INVALID_USER = re.compile(r"[Ii]nvalid user (.*?) from (\S+?)(?: port (\d+))?")
 _REPEATED = re.compile(r"message repeated (\d+) times: \[ ?(.*?)\]?")
 _REVERSE = re.compile(r"reverse mapping checking getaddrinfo for (\S+) \[([^\]]+)\] failed.*")
+# Lines that name the client (and maybe the account) but are no authentication verdict: scanners'
+# probes, pre-auth disconnects, sessions ending. The address is checked to be an IP.
 _FROM_IP = re.compile(
-    r"(?:error: )?(?:Connection closed by|Received disconnect from|Did not receive identification string from"
-    r"|Disconnected from|Connection reset by)(?: (?:invalid |authenticating )?user \S+)? (\S+?)(?: port (\d+))?(?:[: ].*)?"
+    r"(?:error: |fatal: )?"
+    r"(?:Connection closed by|Received disconnect from|Did not receive identification string from|Disconnected from"
+    r"|Connection reset by|Connection from|banner exchange: Connection from|Unable to negotiate with"
+    r"|Timeout before authentication for|maximum authentication attempts exceeded for(?: invalid user)?)"
+    # The account where the line names one: "by invalid user admin 1.2.3.4 port 22", "for root from 1.2.3.4".
+    r"(?: (?:(?:invalid |authenticating )?user )?(\S+?)(?= \S+ port | from ))?"
+    r"(?: from)? (\S+?)(?: port (\d+))?(?:[: ].*)?"
 )
 _PAM_PREFIX = re.compile(r"pam_unix\((\w[\w-]*):(\w+)\): (.*)")
 _PAM_AUTH_FAILURE = re.compile(r"authentication failure; (.*)")
@@ -128,8 +135,10 @@ def parse_sshd(event: Event, message: str) -> int:
             parse_pam(event, message)
             return 1
     m = _FROM_IP.fullmatch(message)
-    if m is not None and is_ip(m.group(1)):
-        _set_client(event, m.group(1), m.group(2))
+    if m is not None and is_ip(m.group(2)):
+        _set_client(event, m.group(2), m.group(3))
+        if m.group(1) is not None:
+            event["usr"] = {"name": m.group(1)}
     return 1
 
 

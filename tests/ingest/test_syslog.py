@@ -93,6 +93,40 @@ SSHD_CASES: list[tuple[str, dict[str, Any]]] = [
         "Jul 27 14:42:00 combo a message without a program tag",
         {"source": None, "host": "combo", "message": "a message without a program tag"},
     ),
+    # Current OpenSSH's pre-auth lines: the client, and the account where the line names one.
+    (
+        "Nov 28 10:00:01 h1 sshd[101]: Connection closed by authenticating user root 203.0.113.9 port 50522 [preauth]",
+        {"network.client.ip": "203.0.113.9", "network.client.port": 50522, "usr.name": "root", "evt.outcome": None},
+    ),
+    (
+        "Nov 28 10:00:02 h1 sshd[102]: Disconnected from invalid user admin 203.0.113.9 port 50523 [preauth]",
+        {"network.client.ip": "203.0.113.9", "usr.name": "admin", "evt.outcome": None},
+    ),
+    (
+        "Nov 28 10:00:03 h1 sshd[103]: error: maximum authentication attempts exceeded for invalid user oracle "
+        "from 203.0.113.12 port 50602 ssh2 [preauth]",
+        {"network.client.ip": "203.0.113.12", "network.client.port": 50602, "usr.name": "oracle", "evt.outcome": None},
+    ),
+    (
+        "Nov 28 10:00:04 h1 sshd[104]: banner exchange: Connection from 203.0.113.9 port 50528: invalid format",
+        {"network.client.ip": "203.0.113.9", "usr.name": None},
+    ),
+    (
+        "Nov 28 10:00:05 h1 sshd[105]: Unable to negotiate with 203.0.113.9 port 50529: no matching key exchange method found.",
+        {"network.client.ip": "203.0.113.9", "network.client.port": 50529},
+    ),
+    (
+        'Nov 28 10:00:06 h1 sshd[106]: Connection from 203.0.113.10 port 50600 on 10.0.0.5 port 22 rdomain ""',
+        {"network.client.ip": "203.0.113.10", "network.client.port": 50600, "usr.name": None},
+    ),
+    (
+        "Nov 28 10:00:07 h1 sshd[107]: fatal: Timeout before authentication for 203.0.113.13 port 50603",
+        {"network.client.ip": "203.0.113.13"},
+    ),
+    (
+        "Nov 28 10:00:08 h1 sshd[108]: Connection closed by authenticating user root host.example.com port 50605 [preauth]",
+        {"network.client.ip": None, "usr.name": None},
+    ),
     (
         "Dec 10 06:55:46 sshd[7]: error: Received disconnect from 1.2.3.4: 3: bye",
         {"host": None, "source": "sshd", "syslog.pid": "7", "network.client.ip": "1.2.3.4",
