@@ -69,6 +69,31 @@ FALLBACK_DATE_ATTRIBUTES: tuple[str, ...] = (
     "ts",  # Zeek, zap
     "@t",  # Serilog's compact JSON
     "datetime",
+    # SaaS audit logs and security products, as their APIs export them:
+    "created_at",  # GitHub audit log, Asana, Zendesk, Tines, Anthropic, ...
+    "createdAt",  # Wiz, GuardDuty findings
+    "CreatedAt",  # AWS Security Hub (ASFF)
+    "createdDateTime",  # Microsoft Graph (Entra ID sign-ins and audits, security alerts)
+    "CreationTime",  # Microsoft 365 management activity API
+    "created",  # Snyk, MongoDB Atlas
+    "id.time",  # Google Workspace Admin SDK activities
+    "date_create",  # Slack audit logs (epoch seconds)
+    "data.date",  # Auth0
+    "metadata.eventCreationTime",  # CrowdStrike event streams (epoch milliseconds)
+    "event.timestamp",  # Notion
+    "event.time",  # Zscaler ZIA
+    "messageTime",  # Proofpoint TAP
+    "effective_at",  # OpenAI audit logs
+    "unixTime",  # osquery results
+    "EVENT_TIMESTAMP",  # Snowflake login history
+    "TIMESTAMP_DERIVED",  # Salesforce event log files
+    "generatedDateTime",  # DocuSign Connect
+    "Datetime",  # Cloudflare firewall events
+    "EdgeStartTimestamp",  # Cloudflare HTTP requests
+    "query_timestamp",  # Route 53 Resolver query logs
+    "occurred_at",
+    "occurredAt",
+    "p_event_time",  # Panther's normalized event time, in records exported from it
 )
 _PLAUSIBLE_MS = (631152000000, 4102444800000)  # 1990-01-01 .. 2100-01-01
 _MESSAGE_ATTRIBUTES = ("message", "msg", "log")
@@ -254,8 +279,13 @@ def normalize_okta(record: Event) -> Event:
 
 
 def _fallback_timestamp(record: Event) -> int:
+    # Data lakes that lower-case column names store CreationTime as creationtime: a top-level
+    # name is also found in another case (the record's own spelling first).
+    lowered = {key.lower(): key for key in record if isinstance(key, str)}
     for name in FALLBACK_DATE_ATTRIBUTES:
         value = lookup(record, name)
+        if value is None and "." not in name:
+            value = record.get(lowered.get(name.lower(), name))
         if value is None or isinstance(value, bool):
             continue
         try:
@@ -265,7 +295,8 @@ def _fallback_timestamp(record: Event) -> int:
         if _PLAUSIBLE_MS[0] <= ms < _PLAUSIBLE_MS[1]:
             return ms
     raise MissingTimestamp(
-        "no date attribute (" + ", ".join(RESERVED_DATE_ATTRIBUTES) + "; nor " + ", ".join(FALLBACK_DATE_ATTRIBUTES) + ")"
+        f"no date attribute (none of Datadog's {len(RESERVED_DATE_ATTRIBUTES)}, e.g. timestamp, @timestamp, date; nor of"
+        f" {len(FALLBACK_DATE_ATTRIBUTES)} date fields of known sources, e.g. published, time, created_at)"
     )
 
 

@@ -38,11 +38,14 @@ def clock_ms(hour: int, minute: int, second: int) -> int:
     return ((hour * 60 + minute) * 60 + second) * 1000
 
 
-# ISO 8601 / RFC 3339: date, optional time with optional fraction, optional zone.
+# ISO 8601 / RFC 3339: date, optional time with optional fraction, optional zone; the zone may
+# be followed or replaced by the name UTC or GMT ("2024-05-30 08:55:35 (UTC)", Go's
+# "2024-05-30 08:55:35 +0000 UTC").
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
     r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?"
+    r"(?:\s*\(?(?:UTC|GMT)\)?)?"
 )
 
 

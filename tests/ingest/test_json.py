@@ -194,6 +194,15 @@ def test_json_verbatim_flags() -> None:
         ({"time": 12.5, "ts": 1688990442}, T),
         # Datadog's reserved attributes come first.
         ({"date": "2023-07-10T12:00:42Z", "published": "2001-01-01T00:00:00Z"}, T),
+        # SaaS audit logs and security products.
+        ({"action": "repo.create", "actor": "octocat", "created_at": 1688990442000}, T),  # GitHub audit log
+        ({"id": {"time": "2023-07-10T12:00:42.000Z", "applicationName": "login"}, "events": []}, T),  # Google Workspace
+        ({"date_create": 1688990442, "action": "user_login"}, T),  # Slack audit logs
+        ({"createdDateTime": "2023-07-10T12:00:42Z", "userPrincipalName": "a@example.com"}, T),  # Entra ID sign-ins
+        ({"metadata": {"eventCreationTime": 1688990442000}, "event": {}}, T),  # CrowdStrike event streams
+        ({"creationtime": "2023-07-10 12:00:42", "operation": "New-InboxRule"}, T),  # M365, lower-cased by a data lake
+        ({"Timestamp": "2023-07-10 12:00:42 (UTC)", "CanaryName": "c"}, T),  # Thinkst Canary
+        ({"ts": "2023-07-10 12:00:42 +0000 UTC"}, T),  # Go's time.Time
     ],
 )
 def test_dates_other_pipelines_remap_are_read_when_no_reserved_one_is_there(record: dict[str, Any], expected: int) -> None:
@@ -206,6 +215,36 @@ def test_a_record_without_a_readable_date_is_still_rejected(record: dict[str, An
     stats = IngestStats()
     assert parse_lines([json.dumps(record)], format="ndjson", stats=stats) == []
     assert stats.rejected == {"missing_timestamp": 1}
+
+
+# Panther's labelled events of SaaS sources, per log type the date field its API writes.
+PANTHER_DATE_FIELDS = {"GitHub.Audit": "created_at", "GSuite.ActivityEvent": "id.time", "Slack.AuditLogs": "date_create",
+                       "Auth0.Events": "data.date", "Asana.Audit": "created_at", "Zendesk.Audit": "created_at",
+                       "Crowdstrike.EventStreams": "metadata.eventCreationTime", "Proofpoint.Event": "messageTime",
+                       "OpenAI.Audit": "effective_at", "Notion.AuditLogs": "event.timestamp"}
+
+
+def test_saas_audit_events_are_dated_by_their_own_date_field(dataset: Callable[[str], Path]) -> None:
+    """Every panther-tests event of those sources that has its source's date field, holding a
+    date, is read and dated by it (they were all rejected as missing_timestamp before)."""
+    from secmon.ingest.json_events import RESERVED_DATE_ATTRIBUTES, lookup
+    from secmon.ingest.timestamps import TimestampError, parse_any
+
+    checked = 0
+    for line in dataset("panther-tests/rule_tests.jsonl").read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        field = PANTHER_DATE_FIELDS.get((case.get("log_types") or [""])[0])
+        record = case.get("log")
+        if field is None or not isinstance(record, dict) or any(lookup(record, name) is not None for name in RESERVED_DATE_ATTRIBUTES):
+            continue
+        try:
+            expected = parse_any(lookup(record, field))
+        except (TimestampError, ValueError):
+            continue  # absent, or a fixture's placeholder ("redacted")
+        (event,) = parse_lines([json.dumps(record)], format="ndjson")
+        assert event["timestamp"] == expected, (case["log_types"], case["test_name"])
+        checked += 1
+    assert checked >= 250
 
 
 def test_sigma_regression_events_are_dated(dataset: Callable[[str], Path]) -> None:
