@@ -1,7 +1,7 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
-``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers)
+``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
 container runtime's format to the lines it wraps. The rules every format follows are in
@@ -14,6 +14,7 @@ import re
 
 from secmon.errors import InputError
 from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat, NginxErrorFormat
+from secmon.ingest.auditd import AuditdFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
 from secmon.ingest.containers import ContainerFormat, CriFormat, DockerJsonFormat
 from secmon.ingest.journald import JournaldFormat
@@ -30,6 +31,7 @@ FORMATS: dict[str, LogFormat] = {
         DockerJsonFormat(),
         CriFormat(),
         SyslogFormat(),
+        AuditdFormat(),
         AccessLogFormat(),
         AccessLogFormat("nginx", "nginx"),
         AccessLogFormat("apache", "apache"),
@@ -45,7 +47,7 @@ _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "access_log", "apache_error", "nginx_error")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:
