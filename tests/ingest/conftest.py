@@ -1,11 +1,14 @@
-"""Shared fixtures for the ingest tests: the real datasets, read in place."""
+"""Shared fixtures for the ingest tests: the real datasets, read in place; the prefilter promise check."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from secmon.ingest.base import LogFormat
 
 DATASETS = Path(__file__).parents[2] / ".." / "shared" / "datasets"
 
@@ -21,3 +24,23 @@ def dataset() -> Callable[[str], Path]:
         return path
 
     return find
+
+
+def leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted path, value) of every scalar of an event; lists, floats and nulls are left out (their
+    text is not what the raw line holds)."""
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in leaves(value, f"{prefix}{key}.")]
+    return [] if isinstance(node, (list, float)) or node is None else [(prefix[:-1], node)]
+
+
+def promises_checked(fmt: LogFormat, line: str, event: dict[str, Any]) -> int:
+    """Assert that for every value of ``event`` (parsed from ``line``) one of the literals ``fmt``
+    promises the prefilter occurs in the line, ASCII case-insensitively; how many values had one."""
+    checked = 0
+    for name, value in leaves(event):
+        literals = fmt.implied_literals(name, str(value))
+        if literals is not None:
+            checked += 1
+            assert any(lit.lower() in line.lower() for lit in literals), (fmt.name, name, value, line)
+    return checked

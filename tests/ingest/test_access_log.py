@@ -12,6 +12,8 @@ import pytest
 
 from secmon.ingest import FORMATS, IngestStats, parse_events, parse_lines
 
+from .conftest import promises_checked
+
 UTC = dt.timezone.utc
 
 
@@ -121,19 +123,8 @@ def test_nginx_error_log_is_detected_and_its_promises_hold(tmp_path: Path) -> No
     source = Source(str(path), path=path)
     assert source.format.name == "nginx_error"
     fmt = source.format
-    promised = 0
-    for line, event in zip(NGINX_ERROR_LINES, parse_lines(NGINX_ERROR_LINES, format="nginx_error"), strict=True):
-        stack: list[tuple[str, Any]] = [("", event)]
-        while stack:
-            prefix, node = stack.pop()
-            if isinstance(node, dict):
-                stack.extend((f"{prefix}{k}.", v) for k, v in node.items())
-                continue
-            path_name = prefix[:-1]
-            literals = fmt.implied_literals(path_name, str(node))
-            if literals is not None:
-                promised += 1
-                assert any(lit.lower() in line.lower() for lit in literals), (path_name, node)
+    events = parse_lines(NGINX_ERROR_LINES, format="nginx_error")
+    promised = sum(promises_checked(fmt, line, event) for line, event in zip(NGINX_ERROR_LINES, events, strict=True))
     assert promised >= 20  # message, status, client, request and context values of the four lines
 
 
