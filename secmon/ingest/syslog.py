@@ -4,14 +4,13 @@ mapped by ``messages``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
 from secmon.ingest.messages import parse_program_message
-from secmon.ingest.timestamps import MONTHS, TimestampError, day_ms, parse_iso8601
+from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, day_ms, parse_iso8601
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -36,45 +35,6 @@ _RFC5424 = re.compile(
 _SD_ELEMENT = re.compile(r"\[([^\s\]=\"]+)((?:\s+[^=\s\]\"]+=\"(?:[^\"\\]|\\.)*\")*)\s*\]")
 _SD_PARAM = re.compile(r"([^=\s\]\"]+)=\"((?:[^\"\\]|\\.)*)\"")
 _SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
-
-
-class YearTracker:
-    """Years for RFC 3164 timestamps, which have none.
-
-    The first line gets ``year`` (default: the current UTC year, or the previous one if the date
-    would be more than a day in the future). A jump back of more than six months (Dec -> Jan)
-    starts the next year; a line more than six months *ahead* of the last one (a late December
-    line after January began) belongs to the year before. State lives on the :class:`Source`,
-    so chunks must be parsed in order (any chunk size gives the same years). Behind a prefilter
-    only parsed lines are seen: the rollover is still found as long as parsed lines lie on both
-    sides of it, and only a gap of more than six months between parsed lines can mislead it."""
-
-    def __init__(self, year: int | None) -> None:
-        self.year = year
-        self.last_month: int | None = None
-
-    def year_for(self, month: int, day: int) -> int:
-        if self.year is None:
-            now = dt.datetime.now(dt.timezone.utc)
-            self.year = now.year
-            try:
-                future = dt.datetime(now.year, month, day, tzinfo=dt.timezone.utc) - now > dt.timedelta(days=1)
-            except ValueError:
-                future = False
-            if future:
-                self.year -= 1
-        last = self.last_month
-        if last is None:
-            self.last_month = month
-            return self.year
-        if month < last - 6:
-            self.year += 1
-            self.last_month = month
-            return self.year
-        if month > last + 6:
-            return self.year - 1
-        self.last_month = month
-        return self.year
 
 
 def _sd_value(text: str) -> str:

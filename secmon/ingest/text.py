@@ -1,41 +1,125 @@
-"""Plain text lines: the message only, timestamp from a leading ISO 8601 date or rejected."""
+"""Plain text lines: the message only, timestamp from a leading date or rejected.
+
+The leading dates read (each may be bracketed, and is followed by anything but more of a date):
+
+- ISO 8601 (``2016-09-28 04:30:30,123``: Windows CBS, Python's logging, most servers);
+- ``2024/05/01 10:00:00`` (Go's ``log`` package, many tools written in Go);
+- ``01-May-2024 10:00:00.123`` (Tomcat, BIND);
+- ``May  1 10:00:00`` (a syslog-style date on a line that is no syslog record) and
+  ``[05.01 10:00:00]`` (Proxifier), whose year comes from ``--year`` and the rollover rule of
+  syslog (:class:`~secmon.ingest.timestamps.YearTracker`);
+- epoch seconds with a fraction (``1714557600.123``: Squid's access log).
+
+Times without a zone are UTC.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
-from secmon.ingest.timestamps import TimestampError, parse_iso8601
+from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, clock_ms, day_ms, epoch_to_ms, parse_iso8601
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
 
-# The time may be bracketed (``[2016-09-28 04:30:30]``) and followed by anything but more of a
-# time: a space, a comma (Windows CBS, Python's logging: ``2016-09-28 04:30:30, Info ...``), ``]``.
-_LEADING_ISO = re.compile(
-    r"\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)(?![\w:.+-])"
+_END = r"\]?(?![\w:.+/-])"  # the date ends here: no more of a date follows
+_CLOCK = r"(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
+_LEADING_ISO = re.compile(r"\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)" + _END)
+_LEADING_SLASHED = re.compile(r"\[?(\d{4})/(\d{2})/(\d{2}) " + _CLOCK + _END)
+_LEADING_DAY_MONTH_YEAR = re.compile(r"\[?(\d{2})-([A-Z][a-z]{2})-(\d{4}) " + _CLOCK + _END)
+_LEADING_BSD = re.compile(r"\[?([A-Z][a-z]{2}) {1,2}(\d{1,2}) " + _CLOCK + _END)
+_LEADING_PROXIFIER = re.compile(r"\[(\d{2})\.(\d{2}) " + _CLOCK + r"\]")
+_LEADING_EPOCH = re.compile(r"(\d{10})\.(\d{1,6})(?=\s)")
+_PLAUSIBLE_MS = (631152000000, 4102444800000)  # 1990-01-01 .. 2100-01-01, for bare epoch numbers
+
+
+def _millis(fraction: str | None) -> int:
+    return int((fraction + "00")[:3]) if fraction else 0
+
+
+def _at(year: int, month: int, day: int, groups: tuple[str | None, ...]) -> int:
+    hour, minute, second, fraction = groups
+    return day_ms(year, month, day) + clock_ms(int(hour or 0), int(minute or 0), int(second or 0)) + _millis(fraction)
+
+
+def _tracked_year(source: Source, month: int, day: int) -> int:
+    tracker = source.parse_state.get("years")
+    if tracker is None:
+        tracker = source.parse_state["years"] = YearTracker(source.year)
+    return tracker.year_for(month, day)
+
+
+def _iso(m: re.Match[str], source: Source) -> int:
+    return parse_iso8601(m.group(1).replace(",", "."))
+
+
+def _slashed(m: re.Match[str], source: Source) -> int:
+    return _at(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.groups()[3:])
+
+
+def _day_month_year(m: re.Match[str], source: Source) -> int:
+    month = MONTHS.get(m.group(2))
+    if month is None:
+        raise TimestampError(f"unknown month {m.group(2)!r}")
+    return _at(int(m.group(3)), month, int(m.group(1)), m.groups()[3:])
+
+
+def _bsd(m: re.Match[str], source: Source) -> int:
+    month = MONTHS.get(m.group(1))
+    if month is None:
+        raise TimestampError(f"unknown month {m.group(1)!r}")
+    day = int(m.group(2))
+    return _at(_tracked_year(source, month, day), month, day, m.groups()[2:])
+
+
+def _proxifier(m: re.Match[str], source: Source) -> int:
+    month, day = int(m.group(1)), int(m.group(2))
+    if not 1 <= month <= 12:
+        raise TimestampError(f"no month {month}")  # before the year tracker takes it for a month
+    return _at(_tracked_year(source, month, day), month, day, m.groups()[2:])
+
+
+def _epoch(m: re.Match[str], source: Source) -> int:
+    ms = epoch_to_ms(int(m.group(1))) + _millis(m.group(2))
+    if not _PLAUSIBLE_MS[0] <= ms < _PLAUSIBLE_MS[1]:
+        raise TimestampError(f"{m.group(0)} is not a plausible epoch time")
+    return ms
+
+
+# (pattern, its reader), tried in this order; the first that matches gives the time.
+_LEADING_DATES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], Source], int]], ...] = (
+    (_LEADING_ISO, _iso),
+    (_LEADING_SLASHED, _slashed),
+    (_LEADING_DAY_MONTH_YEAR, _day_month_year),
+    (_LEADING_BSD, _bsd),
+    (_LEADING_PROXIFIER, _proxifier),
+    (_LEADING_EPOCH, _epoch),
 )
 
 
 class TextFormat(LogFormat):
-    """Anything else: the line is the message. A line that starts with an ISO 8601 time gets it;
+    """Anything else: the line is the message. A line that starts with a date it knows gets it;
     any other line is rejected as ``missing_timestamp`` (there is no honest time to give it)."""
 
     name = "text"
-    description = "plain text lines: message only; timestamp from a leading ISO 8601 date, else rejected"
+    description = "plain text lines: message only; timestamp from a leading date (ISO 8601, Go, Tomcat, syslog-style, epoch), else rejected"
     verbatim_paths = frozenset({"message"})
 
     def sniff(self, line: str) -> bool:
         return True
 
     def parse_text(self, text: str, source: Source) -> Event:
-        m = _LEADING_ISO.match(text)
-        if m is None:
-            raise LineRejected(reasons.MISSING_TIMESTAMP, text)
-        try:
-            ts = parse_iso8601(m.group(1).replace(",", "."))
-        except TimestampError as exc:
-            raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
-        return {"timestamp": ts, "message": text}
+        for pattern, read in _LEADING_DATES:
+            m = pattern.match(text)
+            if m is None:
+                continue
+            try:
+                ts = read(m, source)
+            except TimestampError as exc:
+                raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
+            return {"timestamp": ts, "message": text}
+        raise LineRejected(reasons.MISSING_TIMESTAMP, text)

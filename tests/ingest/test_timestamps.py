@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import datetime as dt
 
 import pytest
@@ -119,6 +121,57 @@ def test_text_lines_take_a_leading_time_however_it_is_delimited(line: str, expec
     from secmon.ingest.text import TextFormat
 
     assert TextFormat().parse_text(line, None) == {"timestamp": naive_ms(expected), "message": line}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("2024/05/01 10:00:00 http: TLS handshake error from 192.0.2.7:5555: EOF",  # Go's log package
+         dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)),
+        ("2024/05/01 10:00:00.123456 [WARN] plugin exited", dt.datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)),
+        ("01-May-2024 10:00:00.250 INFO [main] org.apache.catalina.startup.Catalina.start",  # Tomcat
+         dt.datetime(2024, 5, 1, 10, 0, 0, 250000, tzinfo=UTC)),
+        ("May  1 10:00:00 not a syslog record", dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)),
+        ("[05.01 10:00:00] chrome.exe - proxy.example:5070 open through proxy", dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)),
+        ("1714557600.123    120 192.0.2.7 TCP_MISS/200 1024 GET http://example.com/ - HIER_DIRECT/93.184.216.34 text/html",
+         dt.datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)),  # Squid
+    ],
+)
+def test_text_lines_take_other_common_leading_dates(line: str, expected: dt.datetime) -> None:
+    from secmon.ingest.sources import Source
+    from secmon.ingest.text import TextFormat
+
+    source = Source("app.log", data=b"", year=2026)
+    assert TextFormat().parse_text(line, source) == {"timestamp": naive_ms(expected), "message": line}
+
+
+def test_text_dates_without_a_year_roll_over_like_syslogs(dataset: Any) -> None:
+    """loghub's Proxifier log ([MM.DD HH:MM:SS], no year) is read whole; a December-January
+    rollover moves to the next year."""
+    from secmon.ingest import IngestStats, parse_events
+    from secmon.ingest.sources import Source
+    from secmon.ingest.text import TextFormat
+
+    stats = IngestStats()
+    events = parse_events([dataset("loghub/Proxifier/Proxifier_2k.log")], year=2026, stats=stats)
+    assert len(events) == 2000 and not stats.rejected
+    assert naive_ms(dt.datetime(2026, 10, 30, tzinfo=UTC)) <= events[0]["timestamp"] < naive_ms(dt.datetime(2026, 11, 1, tzinfo=UTC))
+    source = Source("p.log", data=b"", year=2025)
+    fmt = TextFormat()
+    stamps = [fmt.parse_text(line, source)["timestamp"] for line in ("[12.31 23:59:59] a", "[01.01 00:00:01] b")]
+    assert stamps == [naive_ms(dt.datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)), naive_ms(dt.datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC))]
+
+
+@pytest.mark.parametrize("line", ["2024/02/30 10:00:00 no such day", "31-Foo-2024 10:00:00 no such month",
+                                  "0000000001.000 too early for an epoch time", "[13.01 10:00:00] no such month"])
+def test_text_lines_with_a_broken_leading_date(line: str) -> None:
+    from secmon.ingest.base import LineRejected
+    from secmon.ingest.sources import Source
+    from secmon.ingest.text import TextFormat
+
+    with pytest.raises(LineRejected) as rejected:
+        TextFormat().parse_text(line, Source("x", data=b"", year=2026))
+    assert rejected.value.reason == "bad_timestamp"
 
 
 @pytest.mark.parametrize("line", ["no time here", "2016-09-28 04:30:301 run-on digits", "2016-09-28 04:30:30.5.6 not a time",
