@@ -16,11 +16,19 @@ from typing import Any
 import polars as pl
 
 from secmon import query as q
-from secmon.detect.fields import source_columns, value_column
+from secmon.detect.fields import geo_columns, source_columns, value_column
 from secmon.query.literals import names_a_source as names_a_source
 from secmon.query.native import lower
 from secmon.rules.condition import Condition, parse_condition
 from secmon.rules.model import SEVERITY_RANK, Rule
+
+
+def _metric_columns(aggregation: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """A query's metric value columns; a geo_data query's location attribute reads as its parts."""
+    columns = tuple(value_column(f) for f in fields)
+    if aggregation == "geo_data":
+        return tuple(c for column in columns for c in geo_columns(column))
+    return columns
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class CompiledRule:
                 aggregation=rq.aggregation,
                 group_by=tuple(value_column(f) for f in rq.group_by_fields),
                 distinct=tuple(value_column(f) for f in rq.distinct_fields),
-                metrics=tuple(value_column(f) for f in rq.metric_fields),
+                metrics=_metric_columns(rq.aggregation, rq.metric_fields),
                 optional_group_by=rq.has_optional_group_by_fields,
             )
             for i, rq in enumerate(rule.queries)

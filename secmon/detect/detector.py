@@ -23,6 +23,7 @@ from secmon.detect.lifecycle import LifecycleOptions, SignalSpans, signal_spans,
 from secmon.detect.new_value import ROW, new_value_triggers
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
+from secmon.detect.travel import impossible_travel_triggers
 from secmon.ingest.base import gc_paused
 from secmon.signals.model import Signal
 
@@ -55,11 +56,14 @@ def rule_spans(
         return None
     groups = group_columns(compiled)
     frame = frame.with_columns(_group_ids(groups).alias(GROUP_ID))
-    if compiled.rule.options.detection_method == "new_value":
-        triggers = new_value_triggers(compiled, frame, [GROUP_ID])
+    method = compiled.rule.options.detection_method
+    if method in ("new_value", "impossible_travel"):
+        find = new_value_triggers if method == "new_value" else impossible_travel_triggers
+        triggers = find(compiled, frame, [GROUP_ID])
         if triggers.height == 0:
             return None
-        # A new-value signal counts the events that carried new values: the trigger rows themselves.
+        # Such a signal counts the events that triggered it (carried a new value, arrived by an
+        # impossible travel): the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
     else:
         triggers = threshold_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])

@@ -35,6 +35,16 @@ def value_column(field: str) -> str:
     return _TAG_PREFIX + field
 
 
+# What a geo_data query reads below its location attribute (Datadog's GeoIP attributes:
+# @network.client.geoip.location.latitude, ...): latitude, longitude, city, country.
+GEO_PARTS = ("location.latitude", "location.longitude", "city.name", "country.name")
+
+
+def geo_columns(column: str) -> tuple[str, ...]:
+    """The value columns of a location attribute (``network.client.geoip``), in GEO_PARTS order."""
+    return tuple(f"{column}.{part}" for part in GEO_PARTS)
+
+
 def tag_key(column: str) -> str | None:
     """The tag key a value column reads, or None for an attribute's column."""
     return column[len(_TAG_PREFIX) :] if column.startswith(_TAG_PREFIX) else None

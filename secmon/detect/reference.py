@@ -7,6 +7,8 @@ signals. Quadratic by design: keep inputs small.
 
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.detector import sort_signals
 from secmon.detect.event_store import tie_digest
 from secmon.detect.fields import env_of, event_value
+from secmon.detect import travel
 from secmon.detect.new_value import DAY_MS
 from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
@@ -75,6 +78,8 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
         for group, group_rows in by_group.items():
             if compiled.rule.options.detection_method == "new_value":
                 triggers, covered_rows, window = _new_value_triggers(compiled, group_rows), None, 0
+            elif compiled.rule.options.detection_method == "impossible_travel":
+                triggers, covered_rows, window = _impossible_travel_triggers(compiled, group_rows), None, 0
             else:
                 triggers, covered_rows, window = _threshold_triggers(compiled, group_rows), group_rows, compiled.rule.options.evaluation_window * 1000
             if covered_rows is None:
@@ -145,6 +150,46 @@ def _new_value_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[
                 triggers.append((r.ts, 0, r.eid))
     triggers.sort()
     return triggers
+
+
+def _impossible_travel_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
+    """Each located event against the previous located one, in plain Python (``travel`` holds the
+    rule's numbers and its vectorized twin)."""
+    latitude, longitude, city, country = compiled.queries[0].metrics
+    options = compiled.rule.options.impossible_travel_options
+    baseline = options is not None and options.baseline_user_locations
+    located = []
+    for r in rows:
+        lat, lon = _number(event_value(r.event, latitude)), _number(event_value(r.event, longitude))
+        if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            continue
+        place = f"{value_text(event_value(r.event, city)) or ''}\x1f{value_text(event_value(r.event, country)) or ''}"
+        located.append((r, lat, lon, place if place != "\x1f" else f"{lat:.2f},{lon:.2f}"))
+    triggers: list[tuple[int, int, int]] = []
+    seen: dict[str, int] = {}
+    transitions: set[tuple[str, str]] = set()
+    for k, (r, lat, lon, place) in enumerate(located):
+        if k > 0:
+            before, b_lat, b_lon, b_place = located[k - 1]
+            km = _haversine_km(b_lat, b_lon, lat, lon)
+            hours = (r.ts - before.ts) / 3_600_000
+            fast = km > travel.MIN_DISTANCE_KM and (hours == 0 or km / hours > travel.MAX_SPEED_KMH)
+            if baseline:
+                learning = r.ts <= located[0][0].ts + travel.LEARNING_MS
+                common = place in seen and r.ts - seen[place] <= travel.FORGET_MS
+                fast = fast and not learning and not common and (b_place, place) not in transitions
+                if b_place != place:
+                    transitions.add((b_place, place))
+            if fast:
+                triggers.append((r.ts, 0, r.eid))
+        seen[place] = r.ts
+    return triggers
+
+
+def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * travel.EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))
 
 
 def _lifecycle(

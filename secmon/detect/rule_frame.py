@@ -86,6 +86,11 @@ def build_rule_frame(
         if cq.aggregation == "new_value":
             values = [text_value(schema, p) for p in cq.metrics]
             columns.append(pl.concat_str(values, separator="\x1f").alias(f"__v{i}"))
+        elif cq.aggregation == "geo_data":
+            latitude, longitude, city, country = cq.metrics
+            place = pl.concat_str([text_value(schema, city).fill_null(""), text_value(schema, country).fill_null("")], separator="\x1f")
+            columns += [number_value(schema, latitude).alias(f"__lat{i}"), number_value(schema, longitude).alias(f"__lon{i}"),
+                        place.alias(f"__place{i}")]
         part = table.filter(pl.col(flag)).select(columns)
         if groups and not cq.optional_group_by:
             part = part.drop_nulls(groups)

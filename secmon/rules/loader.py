@@ -209,10 +209,18 @@ def check_rule(rule: Rule) -> list[RuleError]:
                 errors.append(RuleError(file, f"{where}.metrics", f"a new_value query tracks 1 to {MAX_NEW_VALUE_FIELDS} fields", list(query.metric_fields)))
         elif method == "new_value":
             errors.append(RuleError(file, f"{where}.aggregation", "a new_value rule's queries use aggregation new_value", aggregation))
+        if (aggregation == "geo_data") != (method == "impossible_travel"):
+            errors.append(RuleError(file, f"{where}.aggregation",
+                                    "an impossible_travel rule's query uses aggregation geo_data, and only such a query does", aggregation))
+        elif aggregation == "geo_data" and len(query.metric_fields) != 1:
+            errors.append(RuleError(file, f"{where}.metrics", "a geo_data query names the one attribute holding the location "
+                                    "(Datadog's is @network.client.geoip)", list(query.metric_fields)))
         for fld_name, fields in (("groupByFields", query.group_by_fields), ("distinctFields", query.distinct_fields), ("metrics", query.metric_fields)):
             for position, value in enumerate(fields):
                 if not value or not value.strip() or " " in value.strip():
                     errors.append(RuleError(file, f"{where}.{fld_name}[{position}]", "not an attribute name", value))
+    if method == "impossible_travel" and len(rule.queries) != 1:
+        errors.append(RuleError(file, "queries", "an impossible_travel rule has exactly one query", len(rule.queries)))
     if rule.group_signals_by and set(rule.group_signals_by) != set(rule.group_by_fields):
         # Fewer signals, one per value of a subset of the group-by fields: not run yet. Datadog's
         # exports often carry the whole group-by list here, which changes nothing.
@@ -297,12 +305,12 @@ def _field_path(loc: tuple[str, ...]) -> str:
 # Parts of Datadog's rule format that secmon does not run yet: named as such, not as unknown
 # fields or bad values (a user's export of Datadog rules holds them).
 _DATADOG_FIELDS_NOT_YET = frozenset({
-    "impossibleTravelOptions", "anomalyDetectionOptions", "thirdPartyRuleOptions", "sequenceDetectionOptions",
+    "anomalyDetectionOptions", "thirdPartyRuleOptions", "sequenceDetectionOptions",
     "complianceRuleOptions", "correlatedByFields", "ruleId",
 })
 _DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
-    "detectionMethod": frozenset({"impossible_travel", "anomaly_detection", "third_party", "hardcoded", "sequence_detection"}),
-    "aggregation": frozenset({"geo_data", "event_count"}),
+    "detectionMethod": frozenset({"anomaly_detection", "third_party", "hardcoded", "sequence_detection"}),
+    "aggregation": frozenset({"event_count"}),
     "learningMethod": frozenset({"threshold"}),
     "type": frozenset({"signal_correlation", "workload_security", "application_security", "cloud_configuration",
                        "infrastructure_configuration", "api_security"}),

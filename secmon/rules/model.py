@@ -18,8 +18,8 @@ SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 # decreaseCriticalityBasedOnEnv lowers signals whose env tag starts with one of these.
 NON_PRODUCTION_ENVS = ("staging", "test", "dev")
-Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none"]
-DetectionMethod = Literal["threshold", "new_value"]
+Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none", "geo_data"]
+DetectionMethod = Literal["threshold", "new_value", "impossible_travel"]
 
 # Datadog names unnamed queries a, b, c, ... in order; case conditions refer to them by name.
 QUERY_NAMES = "abcdefghijklmnopqrstuvwxyz"
@@ -80,12 +80,18 @@ class NewValueOptions(_Model):
     instantaneous_baseline: bool | None = None
 
 
+class ImpossibleTravelOptions(_Model):
+    # Learn each user's usual locations for a day before raising signals (secmon.detect.travel).
+    baseline_user_locations: bool = False
+
+
 class RuleOptions(_Model):
     detection_method: DetectionMethod = "threshold"
     evaluation_window: int = Field(default=300, ge=0)
     keep_alive: int = Field(default=3600, ge=0)
     max_signal_duration: int = Field(default=86400, ge=0)
     new_value_options: NewValueOptions | None = None
+    impossible_travel_options: ImpossibleTravelOptions | None = None
     decrease_criticality_based_on_env: bool | None = None
     hardcoded_evaluator_type: str | None = None
 

@@ -119,7 +119,7 @@ def test_demo_runs_and_finds_the_planted_attacks() -> None:
     rules = {s["rule_id"] for s in json.loads(proc.stdout)}
     assert {"ssh-brute-force", "aws-console-login-without-mfa", "k8s-cluster-admin-binding", "linux-user-created",
             "linux-user-added-to-admin-group", "linux-sudo-not-in-sudoers", "okta-brute-force-then-success",
-            "okta-admin-privilege-granted", "okta-mfa-factor-reset"} <= rules
+            "okta-admin-privilege-granted", "okta-mfa-factor-reset", "okta-impossible-travel"} <= rules
 
 
 def _signals(n: int) -> list:

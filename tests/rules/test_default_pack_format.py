@@ -79,7 +79,7 @@ RULE_KEYS = {"id", "name", "isEnabled", "type", "message", "tags", "queries", "c
 REQUIRED_RULE_KEYS = RULE_KEYS - {"filters"}
 QUERY_KEYS = {"query", "groupByFields", "distinctFields", "aggregation", "metrics", "name", "hasOptionalGroupByFields"}
 CASE_KEYS = {"name", "status", "condition", "notifications"}
-AGGREGATIONS = {"count", "cardinality", "sum", "max", "new_value", "none"}
+AGGREGATIONS = {"count", "cardinality", "sum", "max", "new_value", "none", "geo_data"}
 STATUSES = ("info", "low", "medium", "high", "critical")
 # Values Datadog's API accepts (seconds / days).
 EVALUATION_WINDOWS = {0, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400}
@@ -256,6 +256,8 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
             assert len(q["distinctFields"]) == 1 and q["metrics"] == [], f"{rid}: cardinality of one distinctFields entry"
         if q["aggregation"] == "new_value":
             assert method == "new_value" and len(q["metrics"]) == 1
+        elif q["aggregation"] == "geo_data":
+            assert method == "impossible_travel" and q["metrics"] == ["@network.client.geoip"]
         else:
             assert method == "threshold"
     assert len(names) == len(set(names)), f"{rid}: duplicate query names"
@@ -263,8 +265,8 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
     for case in rule["cases"]:
         assert CASE_KEYS - {"condition"} <= set(case) <= CASE_KEYS
         assert case["status"] in STATUSES and case["notifications"] == []
-        if method == "new_value":
-            assert "condition" not in case, f"{rid}: new_value cases have no condition"
+        if method != "threshold":
+            assert "condition" not in case, f"{rid}: {method} cases have no condition"
         else:
             used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", case["condition"]))
             assert used and used <= set(names), f"{rid}: condition {case['condition']!r} names {sorted(used - set(names))}"
@@ -275,6 +277,9 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
         assert set(options) == {"detectionMethod", "evaluationWindow", "keepAlive", "maxSignalDuration"}
         assert options["evaluationWindow"] in EVALUATION_WINDOWS
         assert options["evaluationWindow"] <= options["keepAlive"]
+    elif method == "impossible_travel":
+        assert set(options) == {"detectionMethod", "keepAlive", "maxSignalDuration", "impossibleTravelOptions"}
+        assert set(options["impossibleTravelOptions"]) == {"baselineUserLocations"}
     else:
         assert set(options) == {"detectionMethod", "keepAlive", "maxSignalDuration", "newValueOptions"}
         nv = options["newValueOptions"]

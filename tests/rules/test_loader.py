@@ -86,14 +86,15 @@ def test_a_refused_query_is_reported_once_not_also_as_an_empty_list(tmp_path: Pa
 
 
 def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -> None:
-    """An export of Datadog rules holds impossible-travel and signal-correlation rules: their
-    errors say what secmon does not support, never that Datadog's own fields are unknown."""
-    travel = {**DATADOG_EXPORT, "options": {**DATADOG_EXPORT["options"], "detectionMethod": "impossible_travel",  # type: ignore[dict-item]
-                                            "impossibleTravelOptions": {"baselineUserLocations": True}}}
-    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "travel.json", travel))}
+    """An export of Datadog rules holds anomaly and signal-correlation rules: their errors say
+    what secmon does not support, never that Datadog's own fields are unknown."""
+    anomaly = {**DATADOG_EXPORT, "options": {**DATADOG_EXPORT["options"], "detectionMethod": "anomaly_detection",  # type: ignore[dict-item]
+                                             "anomalyDetectionOptions": {"bucketDuration": 300}}}
+    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "anomaly.json", anomaly))}
     assert errors == {
-        "options.detectionMethod": "Datadog's 'impossible_travel' is not supported by secmon yet; supported: 'threshold' or 'new_value'",
-        "options.impossibleTravelOptions": "a Datadog field that secmon does not support yet",
+        "options.detectionMethod": "Datadog's 'anomaly_detection' is not supported by secmon yet; supported: 'threshold', "
+                                   "'new_value' or 'impossible_travel'",
+        "options.anomalyDetectionOptions": "a Datadog field that secmon does not support yet",
     }
     correlation = {**DATADOG_EXPORT, "type": "signal_correlation", "queries": [{"ruleId": "abc", "aggregation": "event_count",
                                                                                "correlatedByFields": ["@usr.name"]}]}
