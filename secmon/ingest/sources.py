@@ -1,4 +1,5 @@
-"""Where log bytes come from: files, directories, globs, stdin, ``.gz``; cut into chunks of lines.
+"""Where log bytes come from: files, directories, globs, stdin, compressed files (gzip, bzip2, xz,
+told by their magic bytes, not their names); cut into chunks of lines.
 
 The engine streams: :meth:`Source.chunks` yields :class:`Chunk` objects holding whole lines
 (split at a newline, the remainder carried into the next chunk), so memory stays bounded by the
@@ -36,6 +37,10 @@ DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 HEAD_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"  # then the block size digit and a block's magic (pi) or the end's (sqrt pi)
+BZIP2_BLOCK_MAGICS = (b"1AY&SY", b"\x17rE8P\x90")
+XZ_MAGIC = b"\xfd7zXZ\x00"
+MAGIC_BYTES = 10
 JOURNAL_MAGIC = b"LPKSHHRH"  # systemd journal files (/var/log/journal/*/*.journal)
 UTF8_BOM = b"\xef\xbb\xbf"
 STDIN_NAME = "<stdin>"
@@ -124,13 +129,35 @@ class _PrefixedStream(io.RawIOBase):
         return n
 
 
-class _TolerantGzip:
-    """A gzip stream that ends, instead of raising, where the data is corrupt or truncated (a
-    log rotated while being written): everything before is kept, the error is remembered and
-    reported on the last chunk, and the run goes on."""
+# name, opener of a decompressing reader over a binary file object, the errors its reads raise on
+# corrupt or truncated data.
+_Decompression = tuple[str, Any, tuple[type[BaseException], ...]]
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
+
+def _decompressing(head: bytes) -> _Decompression | None:
+    """How to read a stream starting with ``head`` (its first MAGIC_BYTES bytes); None for an
+    uncompressed one. bz2 and lzma are imported only for their files."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"), (EOFError, OSError, zlib.error)
+    if head.startswith(BZIP2_MAGIC) and head[3:4].isdigit() and head[4:10] in BZIP2_BLOCK_MAGICS:
+        import bz2
+
+        return "bzip2", bz2.BZ2File, (EOFError, OSError, ValueError)
+    if head.startswith(XZ_MAGIC):
+        import lzma
+
+        return "xz", lzma.LZMAFile, (EOFError, lzma.LZMAError)
+    return None
+
+
+class _TolerantDecompressor:
+    """A decompressing stream that ends, instead of raising, where the data is corrupt or
+    truncated (a log rotated while being written): everything before is kept, the error is
+    remembered and reported on the last chunk, and the run goes on."""
+
+    def __init__(self, how: _Decompression, raw: BinaryIO) -> None:
+        self.name, opener, self._errors = how
+        self._inner = opener(raw)
         self.error: str | None = None
 
     PIECE = 64 * 1024  # a failing read loses what it decompressed: keep each read small
@@ -141,8 +168,8 @@ class _TolerantGzip:
         while remaining > 0 and self.error is None:
             try:
                 piece = self._inner.read(min(remaining, self.PIECE))
-            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-                self.error = f"corrupt or truncated gzip data: {exc}"
+            except self._errors as exc:
+                self.error = f"corrupt or truncated {self.name} data: {exc}"
                 break
             if not piece:
                 break
@@ -155,7 +182,7 @@ class _TolerantGzip:
     def close(self) -> None:
         self._inner.close()
 
-    def __enter__(self) -> _TolerantGzip:
+    def __enter__(self) -> _TolerantDecompressor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -239,7 +266,7 @@ class Source:
         self._stream = stream
         self._consumed = False
         self._owned_stream = stream if owns_stream else None
-        self._gzip: _TolerantGzip | None = None
+        self._decompressor: _TolerantDecompressor | None = None
         #: The plain file being read (set by ``chunks``), for chunks with a ``file_offset``.
         self.file: SourceFile | None = None
         head = self._head()
@@ -255,12 +282,10 @@ class Source:
         """The first bytes (decompressed), without consuming a one-shot stream."""
         if self._stream is not None:
             raw = self._stream
-            magic = _read_exactly(raw, 2)
+            magic = _read_exactly(raw, MAGIC_BYTES)
             raw = io.BufferedReader(_PrefixedStream(magic, raw))
-            if magic == GZIP_MAGIC:
-                self.compressed = True
-                self._gzip = _TolerantGzip(gzip.GzipFile(fileobj=raw, mode="rb"))
-                raw = self._gzip  # type: ignore[assignment]
+            if (found := _decompressing(magic)) is not None:
+                raw = self._decompress(found, raw)  # type: ignore[assignment]
             head = _read_exactly(raw, HEAD_BYTES)
             self._stream = io.BufferedReader(_PrefixedStream(head, raw))
             return head
@@ -270,20 +295,21 @@ class Source:
     def _open_fresh(self) -> BinaryIO:
         if self._data is not None:
             data = self._data
-            if data[:2] == GZIP_MAGIC:
-                self.compressed = True
-                self._gzip = _TolerantGzip(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"))
-                return self._gzip  # type: ignore[return-value]
+            if (found := _decompressing(data[:MAGIC_BYTES])) is not None:
+                return self._decompress(found, io.BytesIO(data))  # type: ignore[return-value]
             return io.BytesIO(data)
         assert self.path is not None
         handle = open(self.path, "rb")  # noqa: SIM115 (returned to the caller, closed there)
-        if handle.read(2) == GZIP_MAGIC:
-            handle.seek(0)
-            self.compressed = True
-            self._gzip = _TolerantGzip(gzip.GzipFile(fileobj=handle, mode="rb"))
-            return self._gzip  # type: ignore[return-value]
+        found = _decompressing(handle.read(MAGIC_BYTES))
         handle.seek(0)
+        if found is not None:
+            return self._decompress(found, handle)  # type: ignore[return-value]
         return handle
+
+    def _decompress(self, how: _Decompression, raw: BinaryIO) -> _TolerantDecompressor:
+        self.compressed = True
+        self._decompressor = _TolerantDecompressor(how, raw)
+        return self._decompressor
 
     def _open(self) -> BinaryIO:
         if self._stream is not None:
@@ -307,7 +333,7 @@ class Source:
                 nbytes = len(data)
                 if data.startswith(UTF8_BOM):
                     data = data[len(UTF8_BOM) :]
-                error = self._gzip.error if self._gzip is not None else None
+                error = self._decompressor.error if self._decompressor is not None else None
                 if data or error:
                     yield Chunk(data, 1, self, nbytes, read_error=error)
                 return
@@ -387,7 +413,7 @@ class Source:
                 carry_extra += len(carry) - (limit + 1)
                 carry = carry[: limit + 1]
                 skipping = True
-        error = self._gzip.error if self._gzip is not None else None
+        error = self._decompressor.error if self._decompressor is not None else None
         if carry or error or carry_extra:  # carry_extra alone: a file that is only a BOM
             yield make_chunk(carry, read_error=error)
 
