@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,7 +24,7 @@ from secmon.detect.lifecycle import LifecycleOptions, SignalSpans, signal_spans,
 from secmon.detect.new_value import ROW, new_value_triggers
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, build_rule_frame, group_columns
 from secmon.detect.threshold import threshold_triggers
-from secmon.detect.travel import impossible_travel_triggers
+from secmon.detect.travel import FROM, TO, impossible_travel_triggers, triggering_locations
 from secmon.ingest.base import gc_paused
 from secmon.signals.model import Signal
 
@@ -43,6 +44,9 @@ class RuleSpans:
     groups: list[str]
     found: SignalSpans
     event_rows: np.ndarray | None  # frame rows of the spans' events (new value: the triggers')
+    # What a signal's message reads beside its first event, by that event's frame row
+    # (impossible travel: the two places of the travel).
+    context: dict[int, dict[str, Any]] | None = None
 
 
 def rule_spans(
@@ -70,12 +74,16 @@ def rule_spans(
         if triggers.height == 0:
             return None
         events, event_rows, window_ms = frame, None, compiled.rule.options.evaluation_window * 1000
+    context = None
+    if method == "impossible_travel":
+        context = {row: triggering_locations(before, after)
+                   for row, before, after in zip(event_rows.tolist(), triggers[FROM].to_list(), triggers[TO].to_list())}  # type: ignore[union-attr]
     found = signal_spans(
         LifecycleOptions.of(compiled, window_ms),
         events[GROUP_ID].to_numpy(), events[TS].to_numpy(), events[EID].to_numpy(),
         triggers[GROUP_ID].to_numpy(), triggers[TS].to_numpy(), triggers[CASE].to_numpy(),
     )
-    return RuleSpans(compiled, frame, groups, found, event_rows)
+    return RuleSpans(compiled, frame, groups, found, event_rows, context)
 
 
 def signals_of(spans: RuleSpans, store: EventStore) -> Iterator[Signal]:
@@ -94,8 +102,11 @@ def signals_of(spans: RuleSpans, store: EventStore) -> Iterator[Signal]:
         else:
             group_values = [()] * len(part)
         sample_rows = part.sample_rows if event_rows is None else event_rows[part.sample_rows]
+        contexts = None
+        if spans.context is not None:
+            contexts = [spans.context.get(row) for row in sample_rows[part.sample_offsets[:-1]].tolist()]
         with gc_paused():  # hundreds of thousands of fresh acyclic containers: measured 0.2 s of 0.7 s
-            batch = signals_from_spans(spans.compiled, part, group_values, sample_json(frame, sample_rows, store))
+            batch = signals_from_spans(spans.compiled, part, group_values, sample_json(frame, sample_rows, store), contexts)
         yield from batch
 
 

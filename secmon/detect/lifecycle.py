@@ -257,13 +257,22 @@ class MessageTemplate:
         return str(value)
 
 
+def _with_context(event: Callable[[], dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:
+    """The first sample event as the message reads it: with what the detection adds (its own
+    attributes win)."""
+    return {**context, **event()}
+
+
 def signals_from_spans(
-    compiled: CompiledRule, spans: SignalSpans, group_values: Sequence[tuple[Any, ...]], samples: Sequence[bytes]
+    compiled: CompiledRule, spans: SignalSpans, group_values: Sequence[tuple[Any, ...]], samples: Sequence[bytes],
+    contexts: Sequence[dict[str, Any] | None] | None = None,
 ) -> list[Signal]:
     """``Signal`` objects: ``group_values[k]`` are signal ``k``'s group-by values, ``samples`` the
     JSON of the events of ``spans.sample_rows`` (aligned with it), parsed when a signal's samples
     are read, or for its message the first one when a message variable is not a group-by value.
-    Everything that is the same for every signal of the rule is looked up once."""
+    Everything that is the same for every signal of the rule is looked up once.
+    ``contexts[k]``, where given, is what signal ``k``'s message reads beside that first sample (an
+    impossible travel's places)."""
     rule = compiled.rule
     fields = rule.group_by_fields
     names = [case.name for case in compiled.cases]
@@ -280,6 +289,9 @@ def signals_from_spans(
         mine = SampleJSON(samples[offsets[k]:offsets[k + 1]])
         group_by = dict(zip(fields, group_values[k]))
         first = partial(loads, mine[0]) if mine else None
+        context = contexts[k] if contexts is not None else None
+        if first is not None and context:
+            first = partial(_with_context, first, context)
         severity = severities[case]
         if by_env:
             severity = rule.options.severity_in_env(severity, env_of(first() if first else None))

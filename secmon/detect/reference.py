@@ -76,16 +76,17 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
         for row in rows:
             by_group[row.group].append(row)
         for group, group_rows in by_group.items():
+            contexts: dict[int, dict[str, Any]] = {}
             if compiled.rule.options.detection_method == "new_value":
                 triggers, covered_rows, window = _new_value_triggers(compiled, group_rows), None, 0
             elif compiled.rule.options.detection_method == "impossible_travel":
-                triggers, covered_rows, window = _impossible_travel_triggers(compiled, group_rows), None, 0
+                (triggers, contexts), covered_rows, window = _impossible_travel_triggers(compiled, group_rows), None, 0
             else:
                 triggers, covered_rows, window = _threshold_triggers(compiled, group_rows), group_rows, compiled.rule.options.evaluation_window * 1000
             if covered_rows is None:
                 trigger_eids = {eid for _, _, eid in triggers}
                 covered_rows = [r for r in group_rows if r.eid in trigger_eids]
-            signals.extend(_lifecycle(compiled, group, [(t, c) for t, c, _ in triggers], covered_rows, window))
+            signals.extend(_lifecycle(compiled, group, [(t, c) for t, c, _ in triggers], covered_rows, window, contexts))
     return sort_signals(signals)
 
 
@@ -152,9 +153,11 @@ def _new_value_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[
     return triggers
 
 
-def _impossible_travel_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
+def _impossible_travel_triggers(
+    compiled: CompiledRule, rows: list[_Row]
+) -> tuple[list[tuple[int, int, int]], dict[int, dict[str, Any]]]:
     """Each located event against the previous located one, in plain Python (``travel`` holds the
-    rule's numbers and its vectorized twin)."""
+    rule's numbers and its vectorized twin); with each trigger's places, by event id."""
     latitude, longitude, city, country = compiled.queries[0].metrics
     options = compiled.rule.options.impossible_travel_options
     baseline = options is not None and options.baseline_user_locations
@@ -164,13 +167,14 @@ def _impossible_travel_triggers(compiled: CompiledRule, rows: list[_Row]) -> lis
         if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
             continue
         place = f"{value_text(event_value(r.event, city)) or ''}\x1f{value_text(event_value(r.event, country)) or ''}"
-        located.append((r, lat, lon, place if place != "\x1f" else f"{lat:.2f},{lon:.2f}"))
+        located.append((r, lat, lon, place if place != "\x1f" else f"{lat:.2f},{lon:.2f}", place))
     triggers: list[tuple[int, int, int]] = []
+    contexts: dict[int, dict[str, Any]] = {}
     seen: dict[str, int] = {}
     transitions: set[tuple[str, str]] = set()
-    for k, (r, lat, lon, place) in enumerate(located):
+    for k, (r, lat, lon, place, named) in enumerate(located):
         if k > 0:
-            before, b_lat, b_lon, b_place = located[k - 1]
+            before, b_lat, b_lon, b_place, b_named = located[k - 1]
             km = _haversine_km(b_lat, b_lon, lat, lon)
             hours = (r.ts - before.ts) / 3_600_000
             fast = km > travel.MIN_DISTANCE_KM and (hours == 0 or km / hours > travel.MAX_SPEED_KMH)
@@ -182,8 +186,9 @@ def _impossible_travel_triggers(compiled: CompiledRule, rows: list[_Row]) -> lis
                     transitions.add((b_place, place))
             if fast:
                 triggers.append((r.ts, 0, r.eid))
+                contexts[r.eid] = travel.triggering_locations(b_named, named)
         seen[place] = r.ts
-    return triggers
+    return triggers, contexts
 
 
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -198,6 +203,7 @@ def _lifecycle(
     triggers: list[tuple[int, int]],
     rows: list[_Row],
     window: int,
+    contexts: dict[int, dict[str, Any]] | None = None,
 ) -> list[Signal]:
     options = compiled.rule.options
     keep_alive, max_duration = options.keep_alive * 1000, options.max_signal_duration * 1000
@@ -213,10 +219,12 @@ def _lifecycle(
         rule = compiled.rule
         group_by = dict(zip(rule.group_by_fields, group))
         case = compiled.cases[sig["case"]]
-        severity = rule.options.severity_in_env(case.severity, env_of(samples[0] if samples else None))
+        first = samples[0] if samples else None
+        if first is not None and contexts and events[0].eid in contexts:
+            first = {**contexts[events[0].eid], **first}
+        severity = rule.options.severity_in_env(case.severity, env_of(first))
         return Signal(rule.id, rule.name, severity, case.name, group_by, events[0].ts, events[-1].ts,
-                      len(events), samples, list(rule.tags),
-                      render_message(rule.message, samples[0] if samples else None, group_by))
+                      len(events), samples, list(rule.tags), render_message(rule.message, first, group_by))
 
     for t, case_index in sorted(triggers):
         if current is not None and t - current["last"] <= keep_alive and (max_duration == 0 or t - current["first_seen"] <= max_duration):

@@ -20,6 +20,7 @@ no GeoIP database: the events must carry them (Okta's events do, as its geograph
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,6 +35,7 @@ EARTH_RADIUS_KM = 6371.0088  # the mean radius
 LEARNING_MS = DAY_MS
 FORGET_MS = 30 * DAY_MS
 _HOUR_MS = 3_600_000
+FROM, TO = "__from_place", "__to_place"  # the places of a trigger's travel, as "city\x1fcountry"
 
 
 def distance_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -48,6 +50,17 @@ def impossible(distance: np.ndarray, elapsed_ms: np.ndarray) -> np.ndarray:
     """Whether travelling ``distance`` km in ``elapsed_ms`` is impossible (any speed over the
     limit: a long distance in no time too)."""
     return (distance > MIN_DISTANCE_KM) & (distance * _HOUR_MS > MAX_SPEED_KMH * elapsed_ms)
+
+
+def triggering_locations(before: str, after: str) -> dict[str, Any]:
+    """What a signal's message reads of the travel that raised it (Datadog's variables
+    ``{{@impossible_travel.triggering_locations.first_location.city}}``, ``...country``, and
+    ``second_location``), from the two places as "city\x1fcountry"."""
+    def location(place: str) -> dict[str, str]:
+        city, _, country = place.partition("\x1f")
+        return {key: value for key, value in (("city", city), ("country", country)) if value}
+
+    return {"impossible_travel": {"triggering_locations": {"first_location": location(before), "second_location": location(after)}}}
 
 
 def place_key(place: str, latitude: float, longitude: float) -> str:
@@ -81,7 +94,9 @@ def impossible_travel_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: 
     if options is not None and options.baseline_user_locations:
         places = [place_key(place, la, lo) for place, la, lo in zip(located["__place0"].to_list(), lat.tolist(), lon.tolist())]
         fired = _against_baseline(fired, same_group, ts, places)
-    triggers = located.filter(pl.Series(fired)).select([*by, TS, EID, ROW])
+    # Where each traveller came from: the previous located row's place (the first row's is its own).
+    located = located.with_columns(pl.col("__place0").shift(1, fill_value=pl.col("__place0").first()).alias(FROM))
+    triggers = located.filter(pl.Series(fired)).select([*by, TS, EID, ROW, FROM, pl.col("__place0").alias(TO)])
     return triggers.with_columns(pl.lit(0, dtype=pl.Int32).alias("__case"))
 
 
