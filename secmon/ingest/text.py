@@ -30,8 +30,9 @@ _END = r"\]?(?![\w:.+/-])"  # the date ends here: no more of a date follows
 _CLOCK = r"(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
 _LEADING_ISO = re.compile(r"\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)" + _END)
 _LEADING_SLASHED = re.compile(r"\[?(\d{4})/(\d{2})/(\d{2}) " + _CLOCK + _END)
-_LEADING_DAY_MONTH_YEAR = re.compile(r"\[?(\d{2})-([A-Z][a-z]{2})-(\d{4}) " + _CLOCK + _END)
-_LEADING_BSD = re.compile(r"\[?([A-Z][a-z]{2}) {1,2}(\d{1,2}) " + _CLOCK + _END)
+_MONTH = "(" + "|".join(MONTHS) + ")"
+_LEADING_DAY_MONTH_YEAR = re.compile(r"\[?(\d{2})-" + _MONTH + r"-(\d{4}) " + _CLOCK + _END)
+_LEADING_BSD = re.compile(r"\[?" + _MONTH + r" {1,2}(\d{1,2}) " + _CLOCK + _END)
 _LEADING_PROXIFIER = re.compile(r"\[(\d{2})\.(\d{2}) " + _CLOCK + r"\]")
 _LEADING_EPOCH = re.compile(r"(\d{10})\.(\d{1,6})(?=\s)")
 _PLAUSIBLE_MS = (631152000000, 4102444800000)  # 1990-01-01 .. 2100-01-01, for bare epoch numbers
@@ -62,16 +63,11 @@ def _slashed(m: re.Match[str], source: Source) -> int:
 
 
 def _day_month_year(m: re.Match[str], source: Source) -> int:
-    month = MONTHS.get(m.group(2))
-    if month is None:
-        raise TimestampError(f"unknown month {m.group(2)!r}")
-    return _at(int(m.group(3)), month, int(m.group(1)), m.groups()[3:])
+    return _at(int(m.group(3)), MONTHS[m.group(2)], int(m.group(1)), m.groups()[3:])
 
 
 def _bsd(m: re.Match[str], source: Source) -> int:
-    month = MONTHS.get(m.group(1))
-    if month is None:
-        raise TimestampError(f"unknown month {m.group(1)!r}")
+    month = MONTHS[m.group(1)]
     day = int(m.group(2))
     return _at(_tracked_year(source, month, day), month, day, m.groups()[2:])
 
