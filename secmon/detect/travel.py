@@ -35,7 +35,7 @@ EARTH_RADIUS_KM = 6371.0088  # the mean radius
 LEARNING_MS = DAY_MS
 FORGET_MS = 30 * DAY_MS
 _HOUR_MS = 3_600_000
-FROM, TO = "__from_place", "__to_place"  # the places of a trigger's travel, as "city\x1fcountry"
+FROM, TO = "__from_place", "__to_place"  # the places of a trigger's travel (city, 0x1f, country)
 
 
 def distance_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ def impossible(distance: np.ndarray, elapsed_ms: np.ndarray) -> np.ndarray:
 def triggering_locations(before: str, after: str) -> dict[str, Any]:
     """What a signal's message reads of the travel that raised it (Datadog's variables
     ``{{@impossible_travel.triggering_locations.first_location.city}}``, ``...country``, and
-    ``second_location``), from the two places as "city\x1fcountry"."""
+    ``second_location``), from the two places (city and country joined by 0x1f)."""
     def location(place: str) -> dict[str, str]:
         city, _, country = place.partition("\x1f")
         return {key: value for key, value in (("city", city), ("country", country)) if value}
@@ -64,14 +64,15 @@ def triggering_locations(before: str, after: str) -> dict[str, Any]:
 
 
 def place_key(place: str, latitude: float, longitude: float) -> str:
-    """What the baseline calls a location: "city\x1fcountry", or the rounded coordinates when the
-    event names neither."""
+    """What the baseline calls a location: the place (city and country joined by 0x1f), or the
+    rounded coordinates when the event names neither."""
     return place if place != "\x1f" else f"{latitude:.2f},{longitude:.2f}"
 
 
 def impossible_travel_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
     """The rows of ``frame`` (sorted by group, time and event order) that arrive by impossible
-    travel: (``by`` columns..., timestamp, __eid, __row, __case) in frame order."""
+    travel: (``by`` columns..., timestamp, __eid, __row, the places travelled from and to, __case)
+    in frame order."""
     options = compiled.rule.options.impossible_travel_options
     located = (
         frame.with_row_index(ROW)
