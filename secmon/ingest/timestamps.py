@@ -130,8 +130,16 @@ def epoch_to_ms(value: float | int) -> int:
 _NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+# .NET's JSON dates (PowerShell 5's ConvertTo-Json, WCF): "/Date(1700000000000+0100)/", epoch ms
+# (the offset only says where the writer was).
+_DOTNET_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
+# RFC 2822 / RFC 1123 dates (HTTP, mail, some JSON loggers): "Tue, 28 Nov 2026 10:00:00 +0000".
+_RFC2822 = re.compile(r"(?:[A-Z][a-z]{2}, )?\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}(?::\d{2})? (?:[+-]\d{4}|GMT|UTC|UT|Z)")
+
+
 def parse_any(value: object) -> int:
-    """A JSON timestamp value: epoch number, numeric string or ISO 8601 string."""
+    """A JSON timestamp value: epoch number, numeric string, ISO 8601 string, or one of the
+    other date texts JSON writers use (.NET's ``/Date(ms)/``, RFC 2822)."""
     if isinstance(value, bool):
         raise TimestampError(f"a boolean is not a timestamp: {value!r}")
     if isinstance(value, (int, float)):
@@ -140,8 +148,22 @@ def parse_any(value: object) -> int:
         text = value.strip()
         if _NUMERIC.fullmatch(text):
             return epoch_to_ms(float(text) if "." in text else int(text))
+        if (m := _DOTNET_DATE.fullmatch(text)) is not None:
+            return int(m.group(1))
+        if _RFC2822.fullmatch(text):
+            return _rfc2822_ms(text)
         return parse_iso8601(text)
     raise TimestampError(f"not a timestamp: {value!r}")
+
+
+def _rfc2822_ms(text: str) -> int:
+    from email.utils import parsedate_tz
+
+    parts = parsedate_tz(text)
+    if parts is None:
+        raise TimestampError(f"not an RFC 2822 date: {text!r}")
+    year, month, day, hour, minute, second = parts[:6]
+    return day_ms(year, month, day) + clock_ms(hour, minute, second) - (parts[9] or 0) * 1000
 
 
 def parse_access_log_time(text: str) -> int:

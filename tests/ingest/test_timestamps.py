@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -183,3 +184,33 @@ def test_text_lines_without_a_whole_leading_time_are_rejected(line: str) -> None
 
     with pytest.raises(LineRejected):
         TextFormat().parse_text(line, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/Date(1700000000000)/", dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),  # PowerShell 5's ConvertTo-Json
+        ("/Date(1700000000000+0100)/", dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),  # the offset is the writer's
+        ("Tue, 28 Nov 2026 10:00:00 +0000", dt.datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)),  # RFC 2822
+        ("Tue, 28 Nov 2026 12:00:00 +0200", dt.datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)),
+        ("28 Nov 2026 10:00:00 GMT", dt.datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_json_dates_in_other_writers_forms(tmp_path: Path, value: str, expected: dt.datetime) -> None:
+    from secmon import Engine
+    from secmon.rules.loader import rule_from_dict
+
+    assert parse_any(value) == naive_ms(expected)
+    # A reserved date attribute in such a form, read with the native extractor and without it.
+    log = tmp_path / "app.jsonl"
+    log.write_text(f'{{"timestamp": "{value}", "message": "x", "status": "error"}}\n')
+    rule = rule_from_dict({"id": "r", "name": "r", "queries": [{"query": "status:error"}], "cases": [{"status": "low", "condition": "a > 0"}]})
+    for native_json in (True, False):
+        (signal,) = Engine([rule], native_json=native_json).detect([log]).signals
+        assert signal.first_seen_ms == naive_ms(expected), native_json
+
+
+@pytest.mark.parametrize("value", ["Tue, 28 Foo 2026 10:00:00 +0000", "Tue, 31 Feb 2026 10:00:00 +0000", "/Date(abc)/"])
+def test_broken_dates_in_those_forms_are_errors(value: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_any(value)
