@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import QUOTE_ESCAPED, Event, LineRejected, LogFormat
@@ -31,6 +32,25 @@ def _unescape(text: str) -> str:
 def _status_from_code(code: int) -> str:
     return "error" if code >= 500 else "warn" if code >= 400 else "info"
 
+
+
+def url_details(url: str) -> dict[str, Any]:
+    """``http.url_details`` of a request's URL, as Datadog's URL parser gives it: the ``path`` as
+    written, and the ``queryString`` as an object of its decoded parameters (``%27`` and ``+``
+    decoded; a repeated name holds the list of its values)."""
+    path, _, query = url.partition("?")
+    details: dict[str, Any] = {"path": path}
+    if query:
+        parameters: dict[str, Any] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name in parameters:
+                previous = parameters[name]
+                parameters[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+            else:
+                parameters[name] = value
+        if parameters:
+            details["queryString"] = parameters
+    return details
 
 class _WebServerFormat(LogFormat):
     """A web server's log: every line matches ``line_pattern``, and ``source`` and ``service`` are
@@ -109,7 +129,7 @@ class AccessLogFormat(_WebServerFormat):
             url = request[first_space + 1 : last_space]
             http["method"] = request[:first_space]
             http["url"] = url
-            http["url_details"] = {"path": url.split("?", 1)[0]}
+            http["url_details"] = url_details(url)
             http["version"] = request[last_space + 1 :].removeprefix("HTTP/")
         elif request and request != "-":
             http["url"] = request
@@ -229,7 +249,7 @@ class NginxErrorFormat(_WebServerFormat):
                 parts = value.split(" ")
                 if len(parts) == 3:
                     http["method"], http["url"], version = parts
-                    http["url_details"] = {"path": parts[1].split("?", 1)[0]}
+                    http["url_details"] = url_details(parts[1])
                     http["version"] = version.removeprefix("HTTP/")
                 elif value:
                     http["url"] = value

@@ -25,7 +25,7 @@ def test_combined_line() -> None:
     assert event["network"] == {"client": {"ip": "127.0.0.1"}, "bytes_written": 2326}
     assert event["usr"] == {"name": "frank"}
     assert event["http"] == {
-        "method": "GET", "url": "/apache_pb.gif?x=1", "url_details": {"path": "/apache_pb.gif"}, "version": "1.0",
+        "method": "GET", "url": "/apache_pb.gif?x=1", "url_details": {"path": "/apache_pb.gif", "queryString": {"x": "1"}}, "version": "1.0",
         "status_code": 200, "referer": "http://www.example.com/start.html",
         "useragent": "Mozilla/4.08 [en] (Win98; I ;Nav)",
     }
@@ -107,7 +107,7 @@ def test_nginx_error_lines() -> None:
     assert first["error"]["message"] == 'open() "/usr/share/nginx/html/wp-login.php" failed (2: No such file or directory)'
     assert first["network"]["client"]["ip"] == "192.0.2.77"
     assert first["http"] == {"method": "GET", "url": "/wp-login.php?x=1", "version": "1.1", "referer": "http://example.com/",
-                             "url_details": {"path": "/wp-login.php", "host": "example.com"}}
+                             "url_details": {"path": "/wp-login.php", "queryString": {"x": "1"}, "host": "example.com"}}
     assert first["nginx"] == {"pid": "1234", "tid": "1234", "connection_id": 5, "server": "_"}
     assert second["network"]["client"]["ip"] == "2001:db8::7" and second["nginx"]["upstream"] == "http://127.0.0.1:8080/api"
     assert second["status"] == "warn" and second["http"]["method"] == "POST"
@@ -158,8 +158,41 @@ def test_apache_vhost_combined_lines() -> None:
              'example.org:80 2001:db8::1 - bob [10/Oct/2000:13:55:37 -0700] "POST /login HTTP/1.1" 401 12 "-" "-"',
              'fe80::1 - - [10/Oct/2000:13:55:38 -0700] "GET / HTTP/1.1" 200 1']  # an IPv6 client alone is not a vhost
     first, second, third = parse_lines(lines, format="access_log")
-    assert first["http"]["url_details"] == {"path": "/a", "host": "www.example.com", "port": 443}
+    assert first["http"]["url_details"] == {"path": "/a", "queryString": {"b": "1"}, "host": "www.example.com", "port": 443}
     assert first["network"]["client"]["ip"] == "192.0.2.1" and first["http"]["status_code"] == 200
     assert second["network"]["client"]["ip"] == "2001:db8::1" and second["usr"] == {"name": "bob"}
     assert third["network"]["client"]["ip"] == "fe80::1" and "host" not in third["http"]["url_details"]
     assert FORMATS["access_log"].verbatim("http.url_details.host")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/a", {"path": "/a"}),
+        ("/a?", {"path": "/a"}),
+        ("/item.php?id=1%27%20UNION%20SELECT%201--&q=a+b", {"path": "/item.php", "queryString": {"id": "1' UNION SELECT 1--", "q": "a b"}}),
+        ("/s?x=1&x=2&x=3&flag", {"path": "/s", "queryString": {"x": ["1", "2", "3"], "flag": ""}}),
+        ("/bad?p=%zz%2", {"path": "/bad", "queryString": {"p": "%zz%2"}}),  # broken escapes stay as written
+    ],
+)
+def test_url_details_decode_the_query_string_as_datadogs_url_parser(url: str, expected: dict[str, Any]) -> None:
+    from secmon.ingest.access_log import url_details
+
+    assert url_details(url) == expected
+
+
+def test_rules_on_query_parameters_see_decoded_values_with_and_without_the_prefilter(tmp_path: Path) -> None:
+    from secmon import Engine
+    from secmon.rules.loader import rule_from_dict
+
+    lines = [f'192.0.2.{i % 5} - - [28/Nov/2026:10:00:{i % 60:02d} +0000] "GET /item.php?id={v} HTTP/1.1" 200 10 "-" "curl"'
+             for i, v in enumerate(["1", "1%27%20UNION%20SELECT%20pass", "2", "1'+union+select+1", "3"] * 20)]
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    rule = rule_from_dict({"id": "q", "name": "q", "queries": [{"query": "@http.url_details.queryString.id:(*UNION\\ SELECT* OR *union\\ select*)",
+                                                                  "groupByFields": ["@network.client.ip"]}],
+                           "cases": [{"status": "low", "condition": "a > 0"}]})
+    fast = Engine([rule]).detect([log]).signals
+    plain = Engine([rule], prefilter=False).detect([log]).signals
+    assert sorted(s.key() for s in fast) == sorted(s.key() for s in plain)
+    assert sum(s.event_count for s in plain) == 40
