@@ -101,28 +101,37 @@ class AuditdFormat(LogFormat):
         if m is None:
             raise LineRejected(reasons.UNPARSED_LINE, f"not an audit record: {text[:200]}")
         node, record_type, seconds, millis, serial, body = m.groups()
-        enriched_text = ""
-        if _ENRICHED_SEPARATOR in body:
-            body, enriched_text = body.split(_ENRICHED_SEPARATOR, 1)
-        auditd: dict[str, Any] = {}
-        _pairs(body, auditd, record_type == "EXECVE")
-        auditd["type"] = record_type
-        auditd["serial"] = int(serial)
-        if enriched_text:
-            enriched: dict[str, Any] = {}
-            _pairs(enriched_text, enriched)
-            auditd["enriched"] = enriched
-        event: Event = {"timestamp": int(seconds) * 1000 + int(millis.ljust(3, "0")), "source": "auditd",
-                        "message": text, "auditd": auditd}
+        event: Event = {"timestamp": int(seconds) * 1000 + int(millis.ljust(3, "0")), "message": text}
         if node is not None:
             event["host"] = node
-        account = auditd.get("acct")
-        if isinstance(account, str) and account not in ("", "?", "(unknown)"):
-            event["usr"] = {"name": account}
-        address = auditd.get("addr")
-        if isinstance(address, str) and is_ip(address):
-            event["network"] = {"client": {"ip": address}}
-        outcome = _OUTCOMES.get(auditd["res"]) if "res" in auditd else _SYSCALL_OUTCOMES.get(auditd.get("success", ""))
-        if outcome is not None:
-            event["evt"] = {"outcome": outcome}
-        return event
+        return add_audit_record(event, record_type, int(serial), body)
+
+
+def add_audit_record(event: Event, record_type: str, serial: int | None, body: str) -> Event:
+    """``event`` with the attributes of one audit record: ``source`` ``auditd``, ``auditd.*`` from
+    the record's ``body`` (its pairs, then after 0x1d the enriched ones) and the standard ones.
+    Shared by the audit log and journal entries that the kernel's audit sent."""
+    enriched_text = ""
+    if _ENRICHED_SEPARATOR in body:
+        body, enriched_text = body.split(_ENRICHED_SEPARATOR, 1)
+    auditd: dict[str, Any] = {}
+    _pairs(body, auditd, record_type == "EXECVE")
+    auditd["type"] = record_type
+    if serial is not None:
+        auditd["serial"] = serial
+    if enriched_text:
+        enriched: dict[str, Any] = {}
+        _pairs(enriched_text, enriched)
+        auditd["enriched"] = enriched
+    event["source"] = "auditd"
+    event["auditd"] = auditd
+    account = auditd.get("acct")
+    if isinstance(account, str) and account not in ("", "?", "(unknown)"):
+        event["usr"] = {"name": account}
+    address = auditd.get("addr")
+    if isinstance(address, str) and is_ip(address):
+        event["network"] = {"client": {"ip": address}}
+    outcome = _OUTCOMES.get(auditd["res"]) if "res" in auditd else _SYSCALL_OUTCOMES.get(auditd.get("success", ""))
+    if outcome is not None:
+        event["evt"] = {"outcome": outcome}
+    return event

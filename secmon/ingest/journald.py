@@ -20,9 +20,11 @@ Mapping (the entry's own fields stay addressable as they are: ``@_SYSTEMD_UNIT``
   ``syslog.severity`` and ``status`` <- ``PRIORITY``; ``syslog.facility`` <- ``SYSLOG_FACILITY``.
 - ``source`` and the attributes of the message: as for a syslog line of the same program
   (:func:`secmon.ingest.messages.parse_program_message`: sshd, including OpenSSH 9.8+'s
-  ``sshd-session``, and PAM).
+  ``sshd-session``, and PAM). An entry the kernel's audit sent (``_TRANSPORT=audit``, on hosts
+  without auditd) is an audit record, as in the audit log (``source:auditd``, ``@auditd.*``).
 
-The prefilter is promised only ``source`` (the program fields are JSON strings holding it). A
+The prefilter is promised only ``source`` (the program fields are JSON strings holding it;
+``auditd`` by the ``audit`` transport). A
 message that journalctl wrote as bytes does not appear as text in the raw line, so nothing parsed
 out of ``message`` can be promised; rules on sshd are still narrowed to sshd's entries.
 """
@@ -35,6 +37,7 @@ import orjson
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import JSON_ESCAPED, SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
+from secmon.ingest.auditd import add_audit_record
 from secmon.ingest.json_format import json_object
 from secmon.ingest.messages import parse_program_message
 
@@ -106,6 +109,12 @@ def journal_event(event: dict[str, Any]) -> Event | list[Event]:
         syslog["pid"] = pid
     if syslog:
         event["syslog"] = syslog
+    if field_text(event.get("_TRANSPORT")) == "audit" and message:
+        # Sent by the kernel's audit (hosts without auditd keep it in the journal): "TYPE pairs".
+        record_type, _, body = message.partition(" ")
+        serial = field_text(event.get("_AUDIT_ID"))
+        return add_audit_record(event, field_text(event.get("_AUDIT_TYPE_NAME")) or record_type,
+                                int(serial) if serial and serial.isdigit() else None, body)
     if program is None:
         return event
     return parse_program_message(event, program, message or "")
@@ -118,6 +127,8 @@ class JournaldFormat(LogFormat):
     escaped_chars = JSON_ESCAPED
 
     def implied_literals(self, path: str, value: str) -> list[str] | None:
+        if path == "source" and value == "auditd":
+            return ["audit"]  # "_TRANSPORT" : "audit", or a program called auditd
         if path == "source" and value.isascii() and value.isprintable() and raw_safe(value, JSON_ESCAPED):
             # source is the program name lower-cased, a basename, a suffix cut off or an alias
             # (sshd-session -> sshd): each is a part of a program field's string in the raw line.

@@ -123,6 +123,24 @@ def test_aliases_name_a_part_of_their_program() -> None:
     assert all(source in program for program, source in PROGRAM_ALIASES.items())
 
 
+def audit_entry(pairs: str, *, us: int = T0_US, serial: int = 1, record_type: str = "USER_AUTH") -> dict[str, Any]:
+    """An entry the kernel's audit sent (hosts without auditd): no syslog identifier."""
+    record = entry(f"{record_type} pid=4242 uid=0 auid=4294967295 ses=4294967295 {pairs}", us=us, ident=None,
+                   _TRANSPORT="audit", _AUDIT_TYPE=str(1100), _AUDIT_TYPE_NAME=record_type, _AUDIT_ID=str(serial))
+    record.pop("PRIORITY")
+    return record
+
+
+def test_audit_entries_are_audit_records() -> None:
+    line = json.dumps(audit_entry("msg='op=PAM:authentication acct=\"root\" exe=\"/usr/sbin/sshd\" hostname=203.0.113.9 "
+                                  "addr=203.0.113.9 terminal=ssh res=failed'", serial=77))
+    (event,) = parse_lines([line], format="journald")
+    assert event["source"] == "auditd" and event["host"] == "deb13" and event["usr"] == {"name": "root"}
+    assert event["network"]["client"]["ip"] == "203.0.113.9" and event["evt"] == {"outcome": "failure"}
+    assert event["auditd"]["type"] == "USER_AUTH" and event["auditd"]["serial"] == 77 and event["auditd"]["exe"] == "/usr/sbin/sshd"
+    assert FORMATS["journald"].implied_literals("source", "auditd") == ["audit"]
+
+
 def journal_of_an_attack(path: Path, seed: int) -> Path:
     """A host's journal: an SSH brute force (sshd-session, then PAM lines), a success, noise from
     other units, byte-array messages, and lines journalctl would not write."""
@@ -142,8 +160,11 @@ def journal_of_an_attack(path: Path, seed: int) -> Path:
             record = entry(f"Accepted publickey for deploy from {attacker} port {2000 + i} ssh2", us=us)
         elif kind < 0.65:
             record = entry(list(f"Failed password for root from {attacker} port 3 ssh2\x07".encode()), us=us)
-        elif kind < 0.9:
+        elif kind < 0.85:
             record = entry(f"Started session {i} of user deploy.", us=us, ident="systemd", _COMM="systemd")
+        elif kind < 0.9:
+            record = audit_entry(f"msg='op=PAM:authentication grantors=? acct=\"root\" exe=\"/usr/sbin/sshd\" "
+                                 f"hostname={attacker} addr={attacker} terminal=ssh res=failed'", us=us, serial=i)
         else:
             record = entry("(root) CMD (run-parts /etc/cron.hourly)", us=us, ident="CRON", _COMM="cron")
         lines.append(json.dumps(record, separators=(",", ":")))
