@@ -24,9 +24,9 @@ Mapping (the entry's own fields stay addressable as they are: ``@_SYSTEMD_UNIT``
   without auditd) is an audit record, as in the audit log (``source:auditd``, ``@auditd.*``).
 
 The prefilter is promised only ``source`` (the program fields are JSON strings holding it;
-``auditd`` by the ``audit`` transport). A
-message that journalctl wrote as bytes does not appear as text in the raw line, so nothing parsed
-out of ``message`` can be promised; rules on sshd are still narrowed to sshd's entries.
+``auditd`` by the ``audit`` transport). A message that journalctl wrote as bytes does not appear as
+text in the raw line, so nothing parsed out of ``message`` can be promised; rules on sshd are still
+narrowed to sshd's entries.
 """
 
 from __future__ import annotations
