@@ -22,6 +22,7 @@ from secmon.detect.event_store import tie_digest
 from secmon.detect.fields import env_of, event_value
 from secmon.detect import travel
 from secmon.detect.new_value import DAY_MS
+from secmon.detect.rule_frame import MISSING_GROUP_VALUE
 from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
 from secmon.signals.model import MAX_SAMPLES, Signal, render_message
@@ -97,7 +98,9 @@ def _rows(compiled: CompiledRule, ordered: list[tuple[int, str, dict[str, Any]]]
             if not compiled.matches_event(event, i):
                 continue
             group = tuple(value_text(event_value(event, p)) for p in cq.group_by)
-            if not cq.optional_group_by and any(g is None for g in group):
+            if cq.optional_group_by:
+                group = tuple(MISSING_GROUP_VALUE if g is None else g for g in group)
+            elif any(g is None for g in group):
                 continue
             distinct_parts = [value_text(event_value(event, p)) for p in cq.distinct]
             distinct = None if not cq.distinct or any(p is None for p in distinct_parts) else "\x1f".join(distinct_parts)  # type: ignore[arg-type]

@@ -47,6 +47,16 @@ def bucket_of(group_values: list[pl.Expr], count: int) -> pl.Expr:
     return key.hash(seed=0x5EC) % count
 
 
+# Datadog's value for a missing group-by field of a query with hasOptionalGroupByFields.
+MISSING_GROUP_VALUE = "N/A"
+
+
+def group_value(value: pl.Expr, optional: bool) -> pl.Expr:
+    """A group-by value as detection groups on it: with optional group-by fields, a missing one
+    is "N/A" (Datadog's), so such events group together rather than being dropped."""
+    return value.fill_null(MISSING_GROUP_VALUE) if optional else value
+
+
 def group_columns(compiled: CompiledRule) -> list[str]:
     return [f"__g{k}" for k in range(len(compiled.queries[0].group_by))]
 
@@ -74,7 +84,7 @@ def build_rule_frame(
         if flag not in schema:
             continue
         columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(REF), pl.col(LEN)]
-        columns += [text_value(schema, path).alias(name) for name, path in zip(groups, cq.group_by)]
+        columns += [group_value(text_value(schema, path), cq.optional_group_by).alias(name) for name, path in zip(groups, cq.group_by)]
         columns += [pl.lit(j == i).alias(name) for j, name in enumerate(flags)]
         if cq.distinct:
             distinct = pl.concat_str([text_value(schema, p) for p in cq.distinct], separator="\x1f")

@@ -77,10 +77,12 @@ def rule_strategy(draw: st.DrawFn, index: int = 0) -> dict:
     method = draw(st.sampled_from(["threshold", "threshold", "new_value"]))
     group = draw(st.sampled_from(GROUP_FIELDS))
     n_queries = 1 if method == "new_value" else draw(st.integers(1, 2))
+    optional_group_by = draw(st.booleans())
     queries = []
     for i in range(n_queries):
         aggregation = "new_value" if method == "new_value" else draw(st.sampled_from(["count", "cardinality", "sum", "max", "none"]))
-        query = {"query": draw(st.sampled_from(QUERIES)), "groupByFields": group, "aggregation": aggregation}
+        query = {"query": draw(st.sampled_from(QUERIES)), "groupByFields": group, "aggregation": aggregation,
+                 "hasOptionalGroupByFields": optional_group_by}
         if aggregation == "cardinality":
             query["distinctFields"] = [draw(st.sampled_from(["@usr.name", "@network.client.ip", "env"]))]
         if aggregation in ("sum", "max"):

@@ -136,3 +136,37 @@ def test_decrease_criticality_based_on_env_lowers_non_production_signals(native_
     assert sorted(s.key() for s in signals) == sorted(s.key() for s in reference_detect([rule], events))
     unchanged = rule_from_dict({**rule.to_datadog(), "options": {**rule.to_datadog()["options"], "decreaseCriticalityBasedOnEnv": False}})
     assert {s.severity for s in Engine([unchanged]).scan_events(events)} == {"high", "info"}
+
+
+def test_optional_group_by_fields_group_missing_values_as_n_a() -> None:
+    """Datadog: with hasOptionalGroupByFields, events missing a group-by field are processed with
+    N/A in its place; without it they are ignored by the query."""
+    base = 1_700_000_000_000
+    events = [{"timestamp": base + i, "evt": {"outcome": "failure"}, **({"usr": {"name": "alice"}} if i % 2 else {})}
+              for i in range(6)]
+    for optional, expected in ((True, [("N/A", 3), ("alice", 3)]), (False, [("alice", 3)])):
+        rule = rule_from_dict({"id": "opt", "name": "opt", "message": "user {{@usr.name}}",
+                               "queries": [{"query": "@evt.outcome:failure", "groupByFields": ["@usr.name"],
+                                            "hasOptionalGroupByFields": optional}],
+                               "cases": [{"status": "low", "condition": "a >= 3"}],
+                               "options": {"evaluationWindow": 60, "keepAlive": 60, "maxSignalDuration": 600}})
+        signals = Engine([rule]).scan_events(events)
+        assert sorted((s.group_by["@usr.name"], s.event_count) for s in signals) == expected
+        assert sorted(s.key() for s in signals) == sorted(s.key() for s in reference_detect([rule], events))
+        assert all(s.message == f"user {s.group_by['@usr.name']}" for s in signals)
+
+
+def test_n_a_groups_stay_whole_when_a_rule_is_detected_in_slices() -> None:
+    """The kept rows are sliced by a hash of the group-by values: a missing value must hash as
+    the N/A it is grouped under, or its rows land in a slice that filters them out."""
+    base = 1_700_000_000_000
+    events = [{"timestamp": base + i * 1000, "evt": {"outcome": "failure"}, **({"usr": {"name": f"u{i % 50}"}} if i % 4 else {})}
+              for i in range(400)]
+    rule = rule_from_dict({"id": "opt", "name": "opt",
+                           "queries": [{"query": "@evt.outcome:failure", "groupByFields": ["@usr.name"], "hasOptionalGroupByFields": True}],
+                           "cases": [{"status": "low", "condition": "a >= 2"}],
+                           "options": {"evaluationWindow": 600, "keepAlive": 600, "maxSignalDuration": 3600}})
+    whole = sorted(s.key() for s in Engine([rule]).scan_events(events))
+    assert any('"N/A"' in str(key) for key in whole)
+    for slice_rows in (3, 7, 50):
+        assert sorted(s.key() for s in Engine([rule], slice_rows=slice_rows).scan_events(events)) == whole, slice_rows
