@@ -14,6 +14,7 @@ event dict (:func:`event_value`, the reference twin's), in the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -56,7 +57,7 @@ def source_columns(column: str) -> tuple[str, ...]:
     return (column,) if key is None else (TAGS, key)
 
 
-def text_value(schema: pl.Schema, column: str) -> pl.Expr:
+def text_value(schema: Mapping[str, pl.DataType], column: str) -> pl.Expr:
     """A value column as text from a table with ``schema``: a list joins with ', ', a column the
     table lacks is all null; a tag key's column is its tags' values, else the attribute's."""
     if column in schema:
@@ -67,7 +68,7 @@ def text_value(schema: pl.Schema, column: str) -> pl.Expr:
     return pl.coalesce(_tag_values(schema, key), _as_text(schema, key))
 
 
-def number_value(schema: pl.Schema, column: str) -> pl.Expr:
+def number_value(schema: Mapping[str, pl.DataType], column: str) -> pl.Expr:
     """A value column as a number (the first of a list; null where it does not read as one)."""
     if column in schema and isinstance(schema[column], pl.List):
         return pl.col(column).list.first().cast(pl.Float64, strict=False)
@@ -100,7 +101,7 @@ def env_of(event: dict[str, Any] | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _as_text(schema: pl.Schema, column: str) -> pl.Expr:
+def _as_text(schema: Mapping[str, pl.DataType], column: str) -> pl.Expr:
     if column not in schema:
         return pl.lit(None, dtype=pl.String)
     if isinstance(schema[column], pl.List):
@@ -108,7 +109,7 @@ def _as_text(schema: pl.Schema, column: str) -> pl.Expr:
     return pl.col(column).cast(pl.String)
 
 
-def _tag_values(schema: pl.Schema, key: str) -> pl.Expr:
+def _tag_values(schema: Mapping[str, pl.DataType], key: str) -> pl.Expr:
     if TAGS not in schema:
         return pl.lit(None, dtype=pl.String)
     tags = pl.col(TAGS) if isinstance(schema[TAGS], pl.List) else pl.concat_list(pl.col(TAGS).cast(pl.String))

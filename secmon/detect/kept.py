@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, bucket_of, group_value
+from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, bucket_of, group_values
 
 
 MAX_PENDING_WRITES = 1  # chunks' kept rows waiting for the writer thread (bounded memory)
@@ -203,8 +203,7 @@ class KeptRows:
         # Per query: its flag and the bucket of its own group-by values (column ``__b{i}``).
         queries = [(i, compiled.flag_column(i)) for i in range(len(compiled.queries)) if compiled.flag_column(i) in self.schema]
         bucket_ids = [
-            bucket_of([group_value(pl.col(p).cast(pl.String), compiled.queries[i].optional_group_by) for p in compiled.queries[i].group_by],
-                      buckets).alias(f"__b{i}") for i, _ in queries
+            bucket_of(group_values(self.schema, compiled.queries[i]), buckets).alias(f"__b{i}") for i, _ in queries
         ]
         batches = _batches_of(files, PASS_BYTES)
         rows = np.zeros(buckets, dtype=np.int64)

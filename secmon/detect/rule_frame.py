@@ -7,12 +7,13 @@ each query contributes its own rows with its own group-by values in the shared c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from secmon.detect.compiled import CompiledRule
+from secmon.detect.compiled import CompiledQuery, CompiledRule
 from secmon.detect.event_store import EventStore
 from secmon.detect.fields import number_value, text_value
 
@@ -51,10 +52,12 @@ def bucket_of(group_values: list[pl.Expr], count: int) -> pl.Expr:
 MISSING_GROUP_VALUE = "N/A"
 
 
-def group_value(value: pl.Expr, optional: bool) -> pl.Expr:
-    """A group-by value as detection groups on it: with optional group-by fields, a missing one
-    is "N/A" (Datadog's), so such events group together rather than being dropped."""
-    return value.fill_null(MISSING_GROUP_VALUE) if optional else value
+def group_values(schema: Mapping[str, pl.DataType], cq: CompiledQuery) -> list[pl.Expr]:
+    """A query's group-by values as detection groups on them, as text: with optional group-by
+    fields a missing one is "N/A" (Datadog's), so such events group together rather than being
+    dropped. The rule frame and the kept rows' slicing both group on these."""
+    values = [text_value(schema, path) for path in cq.group_by]
+    return [value.fill_null(MISSING_GROUP_VALUE) for value in values] if cq.optional_group_by else values
 
 
 def group_columns(compiled: CompiledRule) -> list[str]:
@@ -84,7 +87,7 @@ def build_rule_frame(
         if flag not in schema:
             continue
         columns: list[pl.Expr] = [pl.col(TS), pl.col(EID), pl.col(REF), pl.col(LEN)]
-        columns += [group_value(text_value(schema, path), cq.optional_group_by).alias(name) for name, path in zip(groups, cq.group_by)]
+        columns += [value.alias(name) for name, value in zip(groups, group_values(schema, cq))]
         columns += [pl.lit(j == i).alias(name) for j, name in enumerate(flags)]
         if cq.distinct:
             distinct = pl.concat_str([text_value(schema, p) for p in cq.distinct], separator="\x1f")

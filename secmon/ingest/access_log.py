@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import QUOTE_ESCAPED, Event, LineRejected, LogFormat
 from secmon.ingest.messages import is_ip
-from secmon.ingest.timestamps import MONTHS, TimestampError, clock_ms, day_ms, parse_access_log_time
+from secmon.ingest.timestamps import MONTHS, TimestampError, clock_ms, day_ms, fraction_ms, parse_access_log_time
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -33,24 +33,36 @@ def _status_from_code(code: int) -> str:
     return "error" if code >= 500 else "warn" if code >= 400 else "info"
 
 
-
 def url_details(url: str) -> dict[str, Any]:
     """``http.url_details`` of a request's URL, as Datadog's URL parser gives it: the ``path`` as
     written, and the ``queryString`` as an object of its decoded parameters (``%27`` and ``+``
-    decoded; a repeated name holds the list of its values)."""
+    decoded; a repeated name holds the list of its values).
+
+    ``urllib.parse.parse_qsl(query, keep_blank_values=True)`` is the twin (a test holds them
+    equal); it cost 6 us a line, as much again as the rest of an access-log line, where most
+    parameters need no decoding at all."""
     path, _, query = url.partition("?")
     details: dict[str, Any] = {"path": path}
-    if query:
-        parameters: dict[str, Any] = {}
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            if name in parameters:
-                previous = parameters[name]
-                parameters[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-            else:
-                parameters[name] = value
-        if parameters:
-            details["queryString"] = parameters
+    parameters: dict[str, Any] = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        previous = parameters.get(name)
+        if previous is None:
+            parameters[name] = value
+        elif isinstance(previous, list):
+            previous.append(value)
+        else:
+            parameters[name] = [previous, value]
+    if parameters:
+        details["queryString"] = parameters
     return details
+
 
 class _WebServerFormat(LogFormat):
     """A web server's log: every line matches ``line_pattern``, and ``source`` and ``service`` are
@@ -182,7 +194,7 @@ class ApacheErrorFormat(_WebServerFormat):
         except TimestampError as exc:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
         if fraction:
-            ts += int((fraction + "00")[:3])
+            ts += fraction_ms(fraction)
         event: Event = {"timestamp": ts, "source": "apache", "service": "apache", "status": level.lower(),
                         "message": message}
         if pid is not None:

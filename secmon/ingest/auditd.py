@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
 from secmon.ingest.messages import is_ip
+from secmon.ingest.timestamps import fraction_ms
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -101,7 +102,7 @@ class AuditdFormat(LogFormat):
         if m is None:
             raise LineRejected(reasons.UNPARSED_LINE, f"not an audit record: {text[:200]}")
         node, record_type, seconds, millis, serial, body = m.groups()
-        event: Event = {"timestamp": int(seconds) * 1000 + int(millis.ljust(3, "0")), "message": text}
+        event: Event = {"timestamp": int(seconds) * 1000 + fraction_ms(millis), "message": text}
         if node is not None:
             event["host"] = node
         return add_audit_record(event, record_type, int(serial), body)

@@ -118,4 +118,3 @@ __all__ = [
     "gc_paused",
     "get_format",
 ]
-

@@ -38,11 +38,12 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from secmon.ingest.base import SYSLOG_SEVERITIES
 from secmon.ingest.messages import is_ip
-from secmon.ingest.timestamps import TimestampError, parse_any
+from secmon.ingest.timestamps import TimestampError, is_plausible_ms, parse_any
 
 Event = dict[str, Any]
 
@@ -95,7 +96,6 @@ FALLBACK_DATE_ATTRIBUTES: tuple[str, ...] = (
     "occurredAt",
     "p_event_time",  # Panther's normalized event time, in records exported from it
 )
-_PLAUSIBLE_MS = (631152000000, 4102444800000)  # 1990-01-01 .. 2100-01-01
 _MESSAGE_ATTRIBUTES = ("message", "msg", "log")
 _STATUS_ATTRIBUTES = ("status", "severity", "level", "syslog.severity")
 _HOST_ATTRIBUTES = ("host", "hostname", "syslog.hostname")
@@ -253,9 +253,24 @@ _OKTA_COPIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-# Okta's top-level names as data lakes that lower-case column names store them (Panther's
-# Okta.SystemLog: ``eventtype``, ``displaymessage``); nested names keep their case there.
-_OKTA_LOWERCASED = {"eventType": "eventtype", "displayMessage": "displaymessage"}
+def _any_case(record: Event) -> Callable[[str], Any]:
+    """``lookup`` in ``record`` that also finds a top-level name written in another letter case:
+    data lakes that lower-case column names store Okta's ``eventType`` as ``eventtype`` and
+    Microsoft 365's ``CreationTime`` as ``creationtime`` (nested names keep their case there).
+    The record's keys are lower-cased once, on the first name not found as written."""
+    lowered: dict[str, str] | None = None
+
+    def find(path: str) -> Any:
+        nonlocal lowered
+        value = lookup(record, path)
+        if value is not None or "." in path:
+            return value
+        if lowered is None:
+            lowered = {key.lower(): key for key in record if isinstance(key, str)}
+        key = lowered.get(path.lower())
+        return None if key is None else record[key]
+
+    return find
 
 
 def is_okta(record: Event) -> bool:
@@ -269,30 +284,25 @@ def normalize_okta(record: Event) -> Event:
     copied onto the standard attributes (raw fields stay: ``@outcome.result`` still works)."""
     normalize_generic(record)
     record.setdefault("source", "okta")
+    find = _any_case(record)
     for raw, target in _OKTA_COPIES:
-        value = lookup(record, raw)
-        if value is None and raw in _OKTA_LOWERCASED:
-            value = record.get(_OKTA_LOWERCASED[raw])
+        value = find(raw)
         if value is not None and not isinstance(value, (dict, list)):
             _set_nested(record, target, value)
     return record
 
 
 def _fallback_timestamp(record: Event) -> int:
-    # Data lakes that lower-case column names store CreationTime as creationtime: a top-level
-    # name is also found in another case (the record's own spelling first).
-    lowered = {key.lower(): key for key in record if isinstance(key, str)}
+    find = _any_case(record)
     for name in FALLBACK_DATE_ATTRIBUTES:
-        value = lookup(record, name)
-        if value is None and "." not in name:
-            value = record.get(lowered.get(name.lower(), name))
+        value = find(name)
         if value is None or isinstance(value, bool):
             continue
         try:
             ms = parse_any(value)
         except (TimestampError, ValueError, TypeError, OverflowError):
             continue  # not a date: a fallback name may hold anything
-        if _PLAUSIBLE_MS[0] <= ms < _PLAUSIBLE_MS[1]:
+        if is_plausible_ms(ms):
             return ms
     raise MissingTimestamp(
         f"no date attribute (none of Datadog's {len(RESERVED_DATE_ATTRIBUTES)}, e.g. timestamp, @timestamp, date; nor of"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
 from secmon.ingest.messages import parse_program_message
-from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, day_ms, parse_iso8601
+from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, day_ms, fraction_ms, parse_iso8601
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -110,9 +110,7 @@ class SyslogFormat(LogFormat):
             month = MONTHS.get(mon)
             if month is None:
                 raise LineRejected(reasons.BAD_TIMESTAMP, f"unknown month {mon!r}: {text}")
-            tracker = source.parse_state.get("years")
-            if tracker is None:
-                tracker = source.parse_state["years"] = YearTracker(source.year)
+            tracker = YearTracker.of(source)
             # Two-digit fields compare correctly as strings: no int() needed to validate them.
             if hour > "23" or minute > "59" or second > "60":
                 raise LineRejected(reasons.BAD_TIMESTAMP, f"no such time {hour}:{minute}:{second}: {text}")
@@ -122,7 +120,7 @@ class SyslogFormat(LogFormat):
                 raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
             ts += int(hour) * 3_600_000 + int(minute) * 60_000 + int(second) * 1000
             if fraction:
-                ts += int((fraction + "00")[:3])
+                ts += fraction_ms(fraction)
             event: Event = {"timestamp": ts, "host": host, "message": message}
             if host is None:
                 del event["host"]

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
-from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, clock_ms, day_ms, epoch_to_ms, parse_iso8601
+from secmon.ingest.timestamps import (
+    MONTHS,
+    TimestampError,
+    YearTracker,
+    clock_ms,
+    day_ms,
+    epoch_to_ms,
+    fraction_ms,
+    is_plausible_ms,
+    parse_iso8601,
+)
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -35,23 +45,13 @@ _LEADING_DAY_MONTH_YEAR = re.compile(r"\[?(\d{2})-" + _MONTH + r"-(\d{4}) " + _C
 _LEADING_BSD = re.compile(r"\[?" + _MONTH + r" {1,2}(\d{1,2}) " + _CLOCK + _END)
 _LEADING_PROXIFIER = re.compile(r"\[(\d{2})\.(\d{2}) " + _CLOCK + r"\]")
 _LEADING_EPOCH = re.compile(r"(\d{10})\.(\d{1,6})(?=\s)")
-_PLAUSIBLE_MS = (631152000000, 4102444800000)  # 1990-01-01 .. 2100-01-01, for bare epoch numbers
 
 
-def _millis(fraction: str | None) -> int:
-    return int((fraction + "00")[:3]) if fraction else 0
-
-
-def _at(year: int, month: int, day: int, groups: tuple[str | None, ...]) -> int:
-    hour, minute, second, fraction = groups
-    return day_ms(year, month, day) + clock_ms(int(hour or 0), int(minute or 0), int(second or 0)) + _millis(fraction)
-
-
-def _tracked_year(source: Source, month: int, day: int) -> int:
-    tracker = source.parse_state.get("years")
-    if tracker is None:
-        tracker = source.parse_state["years"] = YearTracker(source.year)
-    return tracker.year_for(month, day)
+def _at(year: int, month: int, day: int, clock: tuple[str | None, ...]) -> int:
+    """The time of a date and its _CLOCK groups (hour, minute, second, fraction or None)."""
+    hour, minute, second, fraction = clock
+    ms = day_ms(year, month, day) + clock_ms(int(hour), int(minute), int(second))  # type: ignore[arg-type]
+    return ms + fraction_ms(fraction) if fraction else ms
 
 
 def _iso(m: re.Match[str], source: Source) -> int:
@@ -69,19 +69,19 @@ def _day_month_year(m: re.Match[str], source: Source) -> int:
 def _bsd(m: re.Match[str], source: Source) -> int:
     month = MONTHS[m.group(1)]
     day = int(m.group(2))
-    return _at(_tracked_year(source, month, day), month, day, m.groups()[2:])
+    return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
 
 
 def _proxifier(m: re.Match[str], source: Source) -> int:
     month, day = int(m.group(1)), int(m.group(2))
     if not 1 <= month <= 12:
         raise TimestampError(f"no month {month}")  # before the year tracker takes it for a month
-    return _at(_tracked_year(source, month, day), month, day, m.groups()[2:])
+    return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
 
 
 def _epoch(m: re.Match[str], source: Source) -> int:
-    ms = epoch_to_ms(int(m.group(1))) + _millis(m.group(2))
-    if not _PLAUSIBLE_MS[0] <= ms < _PLAUSIBLE_MS[1]:
+    ms = epoch_to_ms(int(m.group(1))) + fraction_ms(m.group(2))
+    if not is_plausible_ms(ms):
         raise TimestampError(f"{m.group(0)} is not a plausible epoch time")
     return ms
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import lru_cache
+from typing import Any
 
 MONTHS: dict[str, int] = {
     name: i + 1
@@ -32,6 +33,18 @@ def day_ms(year: int, month: int, day: int) -> int:
         raise TimestampError(f"no such day {year:04d}-{month:02d}-{day:02d}") from exc
 
 
+def fraction_ms(digits: str) -> int:
+    """Milliseconds of a second's decimal fraction ("5" -> 500, "123456" -> 123): truncated below
+    the millisecond, as Datadog does."""
+    return int((digits + "00")[:3])
+
+
+def is_plausible_ms(ms: int) -> bool:
+    """Whether epoch milliseconds fall in 1990-2100: what a value that is not surely a date (a
+    fallback JSON field, a number leading a text line) must hit to be taken for one."""
+    return 631152000000 <= ms < 4102444800000
+
+
 def clock_ms(hour: int, minute: int, second: int) -> int:
     if hour > 23 or minute > 59 or second > 60:
         raise TimestampError(f"no such time {hour:02d}:{minute:02d}:{second:02d}")
@@ -52,6 +65,15 @@ class YearTracker:
     def __init__(self, year: int | None) -> None:
         self.year = year
         self.last_month: int | None = None
+
+    @classmethod
+    def of(cls, source: Any) -> YearTracker:
+        """The tracker of a :class:`~secmon.ingest.sources.Source` (kept in its ``parse_state``,
+        for every format that reads yearless dates), made with its ``year`` on first use."""
+        tracker = source.parse_state.get("years")
+        if tracker is None:
+            tracker = source.parse_state["years"] = cls(source.year)
+        return tracker  # type: ignore[no-any-return]
 
     def year_for(self, month: int, day: int) -> int:
         if self.year is None:
@@ -98,7 +120,7 @@ def parse_iso8601(text: str) -> int:
     if hour is not None:
         ms += clock_ms(int(hour), int(minute), int(second or 0))
     if fraction:
-        ms += int((fraction + "000")[:3])  # truncate below the millisecond, as Datadog does
+        ms += fraction_ms(fraction)
     if zone and zone not in ("Z", "z"):
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")

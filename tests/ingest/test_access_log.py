@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secmon.ingest import FORMATS, IngestStats, parse_events, parse_lines
 
@@ -179,6 +181,23 @@ def test_url_details_decode_the_query_string_as_datadogs_url_parser(url: str, ex
     from secmon.ingest.access_log import url_details
 
     assert url_details(url) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from("ab=&+%2F7e9Z?é \x00"), max_size=30))
+def test_url_details_decode_as_urllib_does(query: str) -> None:
+    """The hand-split query string against ``urllib.parse.parse_qsl``, its slow twin."""
+    from urllib.parse import parse_qsl
+
+    from secmon.ingest.access_log import url_details
+
+    expected: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        previous = expected.get(name)
+        expected[name] = value if previous is None else [*previous, value] if isinstance(previous, list) else [previous, value]
+    got = url_details("/p?" + query)
+    assert got["path"] == "/p"
+    assert got.get("queryString", {}) == expected
 
 
 def test_rules_on_query_parameters_see_decoded_values_with_and_without_the_prefilter(tmp_path: Path) -> None:
