@@ -1,7 +1,8 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
-``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``text``, plus user parsers)
+``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``text``, plus user
+parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
 container runtime's format to the lines it wraps. The rules every format follows are in
@@ -16,6 +17,7 @@ from secmon.errors import InputError
 from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat, NginxErrorFormat
 from secmon.ingest.auditd import AuditdFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
+from secmon.ingest.cfdr import CfdrFormat
 from secmon.ingest.containers import ContainerFormat, CriFormat, DockerJsonFormat
 from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
@@ -37,6 +39,7 @@ FORMATS: dict[str, LogFormat] = {
         AccessLogFormat("apache", "apache"),
         ApacheErrorFormat(),
         NginxErrorFormat(),
+        CfdrFormat(),
         TextFormat(),
     )
 }
@@ -47,7 +50,7 @@ _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:

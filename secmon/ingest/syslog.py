@@ -15,7 +15,7 @@ from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, day_ms
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
 
-_RFC3164 = re.compile(
+RFC3164_RECORD = re.compile(
     r"(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))? (\S+) "
     r"(?:([^\s:\[]+(?: [\d.]+)?)(?:\[(\d+)\])?: ?)?(.*)",
     re.DOTALL,
@@ -93,13 +93,13 @@ class SyslogFormat(LogFormat):
         return super().implied_literals(path, value)
 
     def sniff(self, line: str) -> bool:
-        m = _RFC3164.match(line)
+        m = RFC3164_RECORD.match(line)
         if m is not None and m.group(2) in MONTHS:
             return True
         return _RFC5424.match(line) is not None or _RFC3339_BSD.match(line) is not None
 
     def parse_text(self, text: str, source: Source) -> Event | list[Event]:
-        m = _RFC3164.fullmatch(text)
+        m = RFC3164_RECORD.fullmatch(text)
         if m is not None:
             pri, mon, day, hour, minute, second, fraction, host, program, pid, message = m.groups()
             if host[-1] == ":" and (tag := _TAG_ONLY.fullmatch(host[:-1])) is not None:
@@ -158,13 +158,19 @@ class SyslogFormat(LogFormat):
             syslog["severity"] = priority & 7
             syslog["facility"] = priority >> 3
             event["status"] = SYSLOG_SEVERITIES[priority & 7]
-        if not program:
-            return event
-        event["service"] = program
-        syslog = event.get("syslog")
-        if syslog is None:
-            syslog = event["syslog"] = {}
-        syslog["appname"] = program
-        if pid is not None:
-            syslog["pid"] = pid
-        return parse_program_message(event, program, message)
+        return with_program(event, program, pid, message)
+
+
+def with_program(event: Event, program: str | None, pid: str | None, message: str) -> Event | list[Event]:
+    """The event of a record logged by ``program`` (its tag): ``service``, ``syslog.appname``
+    and ``syslog.pid`` set, and the message parsed where secmon knows the program."""
+    if not program:
+        return event
+    event["service"] = program
+    syslog = event.get("syslog")
+    if syslog is None:
+        syslog = event["syslog"] = {}
+    syslog["appname"] = program
+    if pid is not None:
+        syslog["pid"] = pid
+    return parse_program_message(event, program, message)

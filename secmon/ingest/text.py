@@ -5,10 +5,17 @@ The leading dates read (each may be bracketed, and is followed by anything but m
 - ISO 8601 (``2016-09-28 04:30:30,123``: Windows CBS, Python's logging, most servers);
 - ``2024/05/01 10:00:00`` (Go's ``log`` package, many tools written in Go);
 - ``01-May-2024 10:00:00.123`` (Tomcat, BIND);
-- ``May  1 10:00:00`` (a syslog-style date on a line that is no syslog record) and
-  ``[05.01 10:00:00]`` (Proxifier), whose year comes from ``--year`` and the rollover rule of
-  syslog (:class:`~secmon.ingest.timestamps.YearTracker`);
+- ``24/05/01 10:00:00`` (log4j's default pattern: Spark, Hadoop tools) and ``240501 100000``
+  (HDFS), two-digit years being 20xx;
+- ``20240501-10:00:00:123`` (compact, with the milliseconds after a colon);
+- ``May  1 10:00:00`` (a syslog-style date on a line that is no syslog record),
+  ``[05.01 10:00:00]`` (Proxifier) and ``05-01 10:00:00.123`` (Android's logcat), whose year
+  comes from ``--year`` and the rollover rule of syslog
+  (:class:`~secmon.ingest.timestamps.YearTracker`);
 - epoch seconds with a fraction (``1714557600.123``: Squid's access log).
+
+An ISO 8601 date may also come second, after one word (a level, a host or a file name:
+``nova-api.log 2017-05-16 00:00:00.008 ...``, as OpenStack's logs are collected).
 
 Times without a zone are UTC.
 """
@@ -45,6 +52,11 @@ _LEADING_DAY_MONTH_YEAR = re.compile(r"\[?(\d{2})-" + _MONTH + r"-(\d{4}) " + _C
 _LEADING_BSD = re.compile(r"\[?" + _MONTH + r" {1,2}(\d{1,2}) " + _CLOCK + _END)
 _LEADING_PROXIFIER = re.compile(r"\[(\d{2})\.(\d{2}) " + _CLOCK + r"\]")
 _LEADING_EPOCH = re.compile(r"(\d{10})\.(\d{1,6})(?=\s)")
+_LEADING_LOG4J = re.compile(r"(\d{2})/(\d{2})/(\d{2}) " + _CLOCK + _END)
+_LEADING_COMPACT = re.compile(r"(\d{2})(\d{2})(\d{2}) (\d{2})(\d{2})(\d{2})(?:[.,](\d+))?" + _END)
+_LEADING_DASHED_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})-(\d{2}):(\d{2}):(\d{2})(?::(\d{3}))?" + _END)
+_LEADING_MONTH_DAY = re.compile(r"(\d{2})-(\d{2}) " + _CLOCK + _END)
+_SECOND_ISO = re.compile(r"[^\s\d][^\s]* " + _LEADING_ISO.pattern)
 
 
 def _at(year: int, month: int, day: int, clock: tuple[str | None, ...]) -> int:
@@ -79,6 +91,21 @@ def _proxifier(m: re.Match[str], source: Source) -> int:
     return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
 
 
+def _two_digit_year(m: re.Match[str], source: Source) -> int:
+    return _at(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), m.groups()[3:])
+
+
+def _compact(m: re.Match[str], source: Source) -> int:
+    return _at(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.groups()[3:])
+
+
+def _month_day(m: re.Match[str], source: Source) -> int:
+    month, day = int(m.group(1)), int(m.group(2))
+    if not 1 <= month <= 12:
+        raise TimestampError(f"no month {month}")
+    return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
+
+
 def _epoch(m: re.Match[str], source: Source) -> int:
     ms = epoch_to_ms(int(m.group(1))) + fraction_ms(m.group(2))
     if not is_plausible_ms(ms):
@@ -94,6 +121,11 @@ _LEADING_DATES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], Source], i
     (_LEADING_BSD, _bsd),
     (_LEADING_PROXIFIER, _proxifier),
     (_LEADING_EPOCH, _epoch),
+    (_LEADING_LOG4J, _two_digit_year),
+    (_LEADING_COMPACT, _two_digit_year),
+    (_LEADING_DASHED_COMPACT, _compact),
+    (_LEADING_MONTH_DAY, _month_day),
+    (_SECOND_ISO, _iso),
 )
 
 
@@ -102,7 +134,7 @@ class TextFormat(LogFormat):
     any other line is rejected as ``missing_timestamp`` (there is no honest time to give it)."""
 
     name = "text"
-    description = "plain text lines: message only; timestamp from a leading date (ISO 8601, Go, Tomcat, syslog-style, epoch), else rejected"
+    description = "plain text lines: message only; timestamp from a leading date (ISO 8601, Go, Tomcat, log4j, syslog-style, logcat, epoch, ...), else rejected"
     verbatim_paths = frozenset({"message"})
 
     def sniff(self, line: str) -> bool:

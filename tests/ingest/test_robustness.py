@@ -21,9 +21,10 @@ FRAGMENTS = [
     b'{"log": "', b'\\n", "stream": "stderr", "time": "2023-07-10T12:00:42.123456789Z"}', b"\\u003c",
     b"2023-07-10T12:00:42.123456789Z stdout F ", b" stderr P ",
     b"2023/07/10 12:00:42 [error] 7#7: *3 ", b', client: 1.2.3.4, request: "GET / HTTP/1.1"',
+    b"- 1131566461 2005.11.09 dn228 ", b"Nov 9 12:01:01 dn228/dn228 sshd[1]: ", b"2005-06-03-15.42.50.363779 R02 RAS KERNEL INFO ",
 ]
 blobs = st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=8), max_size=40).map(b"".join)
-LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "nginx_error", "journald", "docker", "cri", "text"]
+LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "nginx_error", "journald", "docker", "cri", "auditd", "cfdr", "text"]
 
 
 @pytest.mark.parametrize("fmt", [*LINE_FORMATS, "json"])

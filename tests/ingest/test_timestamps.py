@@ -136,6 +136,16 @@ def test_text_lines_take_a_leading_time_however_it_is_delimited(line: str, expec
         ("[05.01 10:00:00] chrome.exe - proxy.example:5070 open through proxy", dt.datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)),
         ("1714557600.123    120 192.0.2.7 TCP_MISS/200 1024 GET http://example.com/ - HIER_DIRECT/93.184.216.34 text/html",
          dt.datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)),  # Squid
+        ("17/06/09 20:10:40 INFO executor.CoarseGrainedExecutorBackend: Registered signal handlers",  # Spark (log4j)
+         dt.datetime(2017, 6, 9, 20, 10, 40, tzinfo=UTC)),
+        ("081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 terminating",  # HDFS
+         dt.datetime(2008, 11, 9, 20, 36, 15, tzinfo=UTC)),
+        ("20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579", dt.datetime(2017, 12, 23, 22, 15, 29, 606000, tzinfo=UTC)),
+        ("03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogs",  # Android's logcat
+         dt.datetime(2026, 3, 17, 16, 13, 38, 811000, tzinfo=UTC)),
+        ("nova-api.log.1.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO nova.osapi_compute.wsgi.server",  # OpenStack
+         dt.datetime(2017, 5, 16, 0, 0, 0, 8000, tzinfo=UTC)),
+        ("INFO [2024-05-01T10:00:00Z] app started", dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)),
     ],
 )
 def test_text_lines_take_other_common_leading_dates(line: str, expected: dt.datetime) -> None:
@@ -164,7 +174,9 @@ def test_text_dates_without_a_year_roll_over_like_syslogs(dataset: Any) -> None:
 
 
 @pytest.mark.parametrize("line", ["2024/02/30 10:00:00 no such day", "31-Feb-2024 10:00:00 no such day",
-                                  "0000000001.000 too early for an epoch time", "[13.01 10:00:00] no such month"])
+                                  "0000000001.000 too early for an epoch time", "[13.01 10:00:00] no such month",
+                                  "24/13/01 10:00:00 no month 13", "081132 203615 no such day", "13-01 10:00:00.000 no month 13",
+                                  "20240230-10:00:00:000 no such day"])
 def test_text_lines_with_a_broken_leading_date(line: str) -> None:
     from secmon.ingest.base import LineRejected
     from secmon.ingest.sources import Source
@@ -177,7 +189,9 @@ def test_text_lines_with_a_broken_leading_date(line: str) -> None:
 
 @pytest.mark.parametrize("line", ["no time here", "Job 12 10:00:00 is no month", "31-Foo-2024 10:00:00 neither",
                                   "2016-09-28 04:30:301 run-on digits", "2016-09-28 04:30:30.5.6 not a time",
-                                  "10.30 16:49:06 chrome.exe - proxy", "2016-09-28 04:30"])
+                                  "10.30 16:49:06 chrome.exe - proxy", "2016-09-28 04:30",
+                                  "12 2016-09-28 04:30:30 a number first", "one two 2016-09-28 04:30:30 third word",
+                                  "17/06/09 20:10 no seconds", "081109 2036 short"])
 def test_text_lines_without_a_whole_leading_time_are_rejected(line: str) -> None:
     from secmon.ingest.base import LineRejected
     from secmon.ingest.text import TextFormat
