@@ -306,7 +306,7 @@ def _field_path(loc: tuple[str, ...]) -> str:
 # fields or bad values (a user's export of Datadog rules holds them).
 _DATADOG_FIELDS_NOT_YET = frozenset({
     "anomalyDetectionOptions", "thirdPartyRuleOptions", "sequenceDetectionOptions",
-    "complianceRuleOptions", "correlatedByFields", "ruleId",
+    "complianceRuleOptions", "correlatedByFields", "correlatedQueryIndex", "ruleId",
 })
 _DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
     "detectionMethod": frozenset({"anomaly_detection", "third_party", "hardcoded", "sequence_detection"}),
