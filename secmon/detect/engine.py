@@ -354,6 +354,7 @@ class Engine:
             else:
                 from secmon._core import Matcher
 
+                literals.update(literal.encode() for literal in log_format.directive_literals)
                 matcher = Matcher(sorted(literals), ascii_case_insensitive=True)
             self._matchers[name] = matcher
         return self._matchers[name]

@@ -139,11 +139,20 @@ class LogFormat:
             return [value]
         return None
 
+    #: Literals of the lines that change how the next lines are read (a header naming the
+    #: fields): the prefilter lets every line holding one through, whatever the rules ask.
+    directive_literals: tuple[str, ...] = ()
+
     #: Characters the raw format may escape inside values (a literal holding one is unsafe).
     escaped_chars: frozenset[str] = frozenset()
 
     def sniff(self, line: str) -> bool:
         """Whether a (non-empty) line looks like this format; used by format detection."""
+        return False
+
+    def sniff_head(self, lines: list[str]) -> bool:
+        """Whether a file's first non-empty lines declare this format (a header of directives);
+        such formats are asked before the line-by-line vote."""
         return False
 
     def parse_text(self, text: str, source: Source) -> Event | list[Event]:

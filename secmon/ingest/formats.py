@@ -1,8 +1,8 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
-``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``text``, plus user
-parsers)
+``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``w3c``, ``text``,
+plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
 container runtime's format to the lines it wraps. The rules every format follows are in
@@ -23,6 +23,7 @@ from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
 from secmon.ingest.syslog import SyslogFormat
 from secmon.ingest.text import TextFormat
+from secmon.ingest.w3c import W3cFormat
 
 FORMATS: dict[str, LogFormat] = {
     fmt.name: fmt
@@ -40,6 +41,7 @@ FORMATS: dict[str, LogFormat] = {
         ApacheErrorFormat(),
         NginxErrorFormat(),
         CfdrFormat(),
+        W3cFormat(),
         TextFormat(),
     )
 }
@@ -47,6 +49,8 @@ BUILTIN_FORMATS: frozenset[str] = frozenset(FORMATS)
 
 _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null|$)")
 
+# Formats a file's header declares (directives naming the fields), asked before the vote.
+_HEAD_DECLARED: tuple[str, ...] = ("w3c",)
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
@@ -86,6 +90,10 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
             return ndjson
         if first.startswith("{") or _JSON_ARRAY_START.match(first):
             return FORMATS["json"]
+    # Formats whose header declares them (W3C's directives).
+    for declared in _HEAD_DECLARED:
+        if FORMATS[declared].sniff_head(lines):
+            return FORMATS[declared]
     # User parsers go first (they are more specific) and take part only through their own
     # ``detect`` pattern (their sniff is False otherwise).
     candidates = [*(n for n in FORMATS if n not in BUILTIN_FORMATS), *_SNIFF_ORDER]
