@@ -156,7 +156,8 @@ class LogFormat:
         return False
 
     def parse_text(self, text: str, source: Source) -> Event | list[Event]:
-        """One decoded, non-blank line -> event(s); raises :class:`LineRejected`."""
+        """One decoded, non-blank line -> event(s); raises :class:`LineRejected`. No event (an
+        empty list) is a header line: one that says how the next lines read."""
         raise NotImplementedError
 
     def parse(self, chunk: Chunk, line_idx: np.ndarray | None, stats: IngestStats) -> list[Event]:
@@ -200,7 +201,9 @@ class LogFormat:
                 continue
             if type(produced) is dict:
                 events.append(produced)
-            else:
+            elif produced:
                 events.extend(produced)  # type: ignore[arg-type]
+            else:
+                stats.header_lines += 1
         stats.count_events(name, len(events))
         return events

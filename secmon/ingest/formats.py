@@ -1,8 +1,8 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
-``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``w3c``, ``text``,
-plus user parsers)
+``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``w3c``, ``zeek``,
+``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
 container runtime's format to the lines it wraps. The rules every format follows are in
@@ -24,6 +24,7 @@ from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
 from secmon.ingest.syslog import SyslogFormat
 from secmon.ingest.text import TextFormat
 from secmon.ingest.w3c import W3cFormat
+from secmon.ingest.zeek import ZeekFormat
 
 FORMATS: dict[str, LogFormat] = {
     fmt.name: fmt
@@ -42,6 +43,7 @@ FORMATS: dict[str, LogFormat] = {
         NginxErrorFormat(),
         CfdrFormat(),
         W3cFormat(),
+        ZeekFormat(),
         TextFormat(),
     )
 }
@@ -50,7 +52,7 @@ BUILTIN_FORMATS: frozenset[str] = frozenset(FORMATS)
 _JSON_ARRAY_START = re.compile(r"\[\s*(?:[{\[\"\]]|-?\d+\s*[,\]]|true|false|null|$)")
 
 # Formats a file's header declares (directives naming the fields), asked before the vote.
-_HEAD_DECLARED: tuple[str, ...] = ("w3c",)
+_HEAD_DECLARED: tuple[str, ...] = ("w3c", "zeek")
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
@@ -90,7 +92,7 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
             return ndjson
         if first.startswith("{") or _JSON_ARRAY_START.match(first):
             return FORMATS["json"]
-    # Formats whose header declares them (W3C's directives).
+    # Formats whose header declares them (W3C's and Zeek's directives).
     for declared in _HEAD_DECLARED:
         if FORMATS[declared].sniff_head(lines):
             return FORMATS[declared]

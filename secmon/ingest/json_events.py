@@ -292,6 +292,42 @@ def normalize_okta(record: Event) -> Event:
     return record
 
 
+# Zeek's fields (its JSON logs, and its TSV logs read by ``secmon.ingest.zeek``) -> Datadog's
+# attributes, as Datadog's Zeek pipeline maps them; the raw fields stay (``@id.orig_h`` works).
+_ZEEK_COPIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("id.orig_h", ("network", "client", "ip")),
+    ("id.orig_p", ("network", "client", "port")),
+    ("id.resp_h", ("network", "destination", "ip")),
+    ("id.resp_p", ("network", "destination", "port")),
+    ("method", ("http", "method")),
+    ("uri", ("http", "url")),
+    ("status_code", ("http", "status_code")),
+    ("user_agent", ("http", "useragent")),
+    ("referrer", ("http", "referer")),
+    ("query", ("dns", "question", "name")),
+)
+
+
+def is_zeek(record: Event) -> bool:
+    """A Zeek log record that has a connection (conn, dns, http, ssl, ssh, notice, ... logs).
+
+    The native normalizer declines every record with a ``uid`` and an ``id.orig_h`` (a superset),
+    so both paths give the same event."""
+    return isinstance(record.get("uid"), str) and "ts" in record and isinstance(lookup(record, "id.orig_h"), str)
+
+
+def normalize_zeek(record: Event) -> Event:
+    """The generic normalization (``ts`` dates it), ``source`` ``zeek``, then Zeek's connection
+    and protocol fields copied onto the standard attributes."""
+    normalize_generic(record)
+    record.setdefault("source", "zeek")
+    for raw, target in _ZEEK_COPIES:
+        value = lookup(record, raw)
+        if value is not None and not isinstance(value, (dict, list, bool)):
+            _set_nested(record, target, value)
+    return record
+
+
 def _fallback_timestamp(record: Event) -> int:
     find = _any_case(record)
     for name in FALLBACK_DATE_ATTRIBUTES:
@@ -354,6 +390,8 @@ def normalize_record(record: Event) -> Event:
         return normalize_k8s_audit(record)
     if is_okta(record):
         return normalize_okta(record)
+    if is_zeek(record):
+        return normalize_zeek(record)
     return normalize_generic(record)
 
 

@@ -45,6 +45,8 @@ class IngestStats:
     lines_read: int = 0
     bytes_read: int = 0
     blank_lines: int = 0
+    #: Lines that hold no event but say how the next lines read (W3C's and Zeek's directives).
+    header_lines: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     files: dict[str, FileStats] = field(default_factory=dict)
@@ -95,6 +97,7 @@ class IngestStats:
         self.lines_read += other.lines_read
         self.bytes_read += other.bytes_read
         self.blank_lines += other.blank_lines
+        self.header_lines += other.header_lines
         self.rejected.update(other.rejected)
         self.warnings.update(other.warnings)
         for name, theirs in other.files.items():
@@ -115,6 +118,7 @@ class IngestStats:
             "lines_read": self.lines_read,
             "bytes_read": self.bytes_read,
             "blank_lines": self.blank_lines,
+            "header_lines": self.header_lines,
             "rejected": dict(sorted(self.rejected.items())),
             "warnings": dict(sorted(self.warnings.items())),
             "files": {

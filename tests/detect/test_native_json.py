@@ -2,7 +2,7 @@
 
 Lines are drawn to hit every reason the native path must hand a line back: aliases that ingest
 remaps (msg, ddsource, hostname, level, ddtags), ISO and float timestamps, ``@timestamp``,
-CloudTrail and Kubernetes records, escapes, blank, malformed, over-long and invalid UTF-8 lines.
+CloudTrail, Kubernetes and Zeek records, escapes, blank, malformed, over-long and invalid UTF-8 lines.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ RULES = [
         "id": "ct", "name": "cloudtrail",
         "queries": [{"query": "source:cloudtrail @evt.name:ConsoleLogin", "groupByFields": ["@usr.name"], "aggregation": "count"}],
         "cases": [{"status": "medium", "condition": "a > 0"}],
+        "options": {"evaluationWindow": 0, "keepAlive": 0, "maxSignalDuration": 0},
+    }),
+    rule_from_dict({
+        "id": "zeek", "name": "zeek dns",
+        "queries": [{"query": "source:zeek @network.destination.port:53 @dns.question.name:*", "groupByFields": ["@network.client.ip"],
+                     "aggregation": "count"}],
+        "cases": [{"status": "low", "condition": "a > 0"}],
         "options": {"evaluationWindow": 0, "keepAlive": 0, "maxSignalDuration": 0},
     }),
 ]
@@ -103,10 +110,30 @@ def k8s_records(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def zeek_records(draw: st.DrawFn) -> dict[str, Any]:
+    """Zeek's JSON records, its dotted names written flat (as Zeek does) or nested."""
+    record: dict[str, Any] = {"ts": BASE_MS / 1000 + draw(st.integers(0, 600)) + 0.123456}
+    if draw(st.booleans()):  # shipped by Filebeat or Logstash, which date it (else ts is a fallback date)
+        record["@timestamp"] = draw(TIMES) % draw(st.integers(0, 59))
+    _put(record, "uid", _awkward(draw, "CHhAvVGS1DHFjwGM9"))
+    ip, port = _awkward(draw, draw(st.sampled_from(["10.0.0.1", "10.0.0.2"]))), _awkward(draw, 53)
+    if draw(st.booleans()):
+        _put(record, "id.orig_h", ip)
+        _put(record, "id.resp_p", port)
+    else:
+        record["id"] = {}
+        _put(record["id"], "orig_h", ip)
+        _put(record["id"], "resp_p", port)
+    _put(record, "query", _awkward(draw, "example.com"))
+    _in_the_way(draw, record)
+    return record
+
+
+@st.composite
 def lines(draw: st.DrawFn) -> str:
     ts = BASE_MS + draw(st.integers(0, 600)) * 1000
     kind = draw(st.sampled_from(["plain"] * 6 + ["alias", "iso", "float", "at", "escape", "blank", "bad", "long", "crlf", "array"]
-                                + ["cloudtrail", "k8s"] * 3))
+                                + ["cloudtrail", "k8s", "zeek"] * 3))
     event = {
         "timestamp": ts,
         "source": draw(st.sampled_from(["app", "sshd", "nginx"])),
@@ -134,6 +161,8 @@ def lines(draw: st.DrawFn) -> str:
         return json.dumps(_drop_missing(draw(cloudtrail_records())), ensure_ascii=draw(st.booleans()))
     elif kind == "k8s":
         return json.dumps(_drop_missing(draw(k8s_records())), ensure_ascii=draw(st.booleans()))
+    elif kind == "zeek":
+        return json.dumps(_drop_missing(draw(zeek_records())), ensure_ascii=draw(st.booleans()))
     elif kind == "escape":
         return json.dumps(event, ensure_ascii=True).replace('"source"', '"\\u0073ource"')
     elif kind == "blank":

@@ -72,6 +72,7 @@ def test_bad_lines_are_counted_with_their_reason() -> None:
     ], format="w3c", stats=stats)
     assert len(events) == 1
     assert stats.rejected == {"unparsed_line": 3, "missing_timestamp": 1, "bad_timestamp": 1}
+    assert stats.header_lines == 1 and stats.lines_read == 7
 
 
 def random_iis_log(seed: int, lines: int = 500) -> list[str]:

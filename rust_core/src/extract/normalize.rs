@@ -35,7 +35,7 @@ pub(super) const RAW_PATHS: &[&str] = &[
     "responseStatus", "responseStatus.code",
     "evt", "evt.name", "evt.outcome", "network", "network.client", "network.client.ip",
     "http", "http.useragent", "http.status_code", "usr", "usr.id", "usr.name",
-    "Records", "items", "detail-type", "eventType", "eventtype", "actor",
+    "Records", "items", "detail-type", "eventType", "eventtype", "actor", "uid", "id.orig_h",
 ];
 
 /// Positions in [`RAW_PATHS`].
@@ -54,10 +54,10 @@ enum R {
     ResponseStatus, ResponseCode,
     Evt, EvtName, EvtOutcome, Network, NetworkClient, ClientIp,
     Http, HttpUseragent, HttpStatusCode, Usr, UsrId, UsrName,
-    Records, Items, DetailType, EventType, LowerEventType, Actor,
+    Records, Items, DetailType, EventType, LowerEventType, Actor, Uid, IdOrigH,
 }
 
-const N_RAW: usize = R::Actor as usize + 1;
+const N_RAW: usize = R::IdOrigH as usize + 1;
 const _: () = assert!(N_RAW == RAW_PATHS.len());
 
 // Ingest's attribute lists, in its order (`json_events.py`).
@@ -269,6 +269,9 @@ impl Row<'_> {
         }
         if (self.present(R::EventType) || self.present(R::LowerEventType)) && self.present(R::Actor) {
             return Err(NeedsPython); // ingest maps Okta System Log events (`is_okta`)
+        }
+        if self.present(R::Uid) && self.lookup(R::IdOrigH)?.is_some() {
+            return Err(NeedsPython); // ingest maps Zeek's records (`is_zeek`)
         }
         // `timestamp` is overwritten: anything below it that a column reads would change.
         if matches!(self.get(R::Timestamp), Val::List) || matches!(self.get(R::Timestamp), Val::One(s) if s.kind == Kind::Object) {
