@@ -95,7 +95,7 @@ def plain_python_scan(path: str, intel: str) -> AnswerLater:
             if not line.strip():
                 continue
             event = normalize_record(json.loads(line))
-            hit = lookup_path(event, "network.client.ip") in indicators
+            hit = lookup_path(event, "network.client.ip") in indicators or lookup_path(event, "network.destination.ip") in indicators
             if hit or any(rule.matches_event(event, i) for rule in compiled for i in range(len(rule.queries))):
                 kept.append(event)
     result = Engine(default_rules(), intel=[intel]).detect(kept)

@@ -130,7 +130,7 @@ class Engine:
             from secmon.intel import IndicatorSet, IntelRule, load_indicators
 
             indicators = intel if isinstance(intel, IndicatorSet) else load_indicators(intel)
-            self.compiled += (IntelRule.build(indicators, len(self.compiled)),)
+            self.compiled += IntelRule.build_all(indicators, len(self.compiled))
         self.prefilter = prefilter
         self.native_json = native_json
         self.chunk_bytes = chunk_bytes

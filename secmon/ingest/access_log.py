@@ -70,6 +70,8 @@ class _WebServerFormat(LogFormat):
 
     source = ""
     line_pattern: re.Pattern[str]
+    # The client is in the line; the server it reached is not.
+    absent_namespaces = ("network.destination.",)
 
     def sniff(self, line: str) -> bool:
         return self.line_pattern.fullmatch(line) is not None

@@ -84,6 +84,8 @@ class AuditdFormat(LogFormat):
     name = "auditd"
     description = "Linux audit log (type=... msg=audit(epoch:serial): key=value ...), source:auditd"
     verbatim_paths = frozenset({"host", "message", "network.client.ip"})
+    # An audit record's addr is the client's; no destination is read from it.
+    absent_namespaces = ("network.destination.",)
 
     def implied_literals(self, path: str, value: str) -> list[str] | None:
         if path == "source":

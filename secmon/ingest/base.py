@@ -135,9 +135,15 @@ class LogFormat:
         this format ever yields that value. Verbatim attributes give ``[value]`` unless the value
         may be escaped in the raw text; derived ones give the text they are derived from
         (``evt.outcome:failure`` from sshd needs ``Failed `` or ``authentication failure``)."""
+        if path.startswith(self.absent_namespaces):
+            return []
         if self.verbatim(path) and raw_safe(value, self.escaped_chars):
             return [value]
         return None
+
+    #: Attribute namespaces no event of this format holds (``network.destination.`` in an sshd
+    #: log): a query on them can never match its lines.
+    absent_namespaces: tuple[str, ...] = ()
 
     #: Literals of the lines that change how the next lines are read (a header naming the
     #: fields): the prefilter lets every line holding one through, whatever the rules ask.

@@ -133,7 +133,10 @@ class JournaldFormat(LogFormat):
             # source is the program name lower-cased, a basename, a suffix cut off or an alias
             # (sshd-session -> sshd): each is a part of a program field's string in the raw line.
             return [value]
-        return None
+        return super().implied_literals(path, value)
+
+    # Entries are read as syslog lines and audit records are: neither names a destination.
+    absent_namespaces = ("network.destination.",)
 
     def sniff(self, line: str) -> bool:
         try:

@@ -72,6 +72,9 @@ class SyslogFormat(LogFormat):
         }
     )
 
+    # sshd, PAM, sudo and account lines name a client, never a destination.
+    absent_namespaces = ("network.destination.",)
+
     # RFC 5424 structured data escapes ", \ and ]; nothing else is escaped in syslog text.
     escaped_chars = frozenset('"\\]')
 

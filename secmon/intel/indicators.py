@@ -18,6 +18,8 @@ from secmon.signals.model import lookup_path
 
 INTEL_RULE_ID = "threat-intel-ip-match"
 IP_ATTRIBUTE = "network.client.ip"
+DESTINATION_RULE_ID = "threat-intel-destination-ip-match"
+DESTINATION_ATTRIBUTE = "network.destination.ip"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _V4_MAPPED_BLOCK = ipaddress.IPv6Network("::ffff:0:0/96")
 
@@ -102,48 +104,68 @@ def load_indicators(paths: Sequence[str | Path]) -> IndicatorSet:
     return indicators
 
 
+# The address a rule looks up -> what its rule says: a listed client (a known attacker coming
+# in) and a listed destination (a connection out to a known command-and-control server, Feodo's
+# lists are of those; network logs such as Zeek's and W3C's name the destination).
+_INTEL_RULES: dict[str, dict[str, Any]] = {
+    IP_ATTRIBUTE: {"id": INTEL_RULE_ID, "name": "Client IP listed in threat intel", "tactic": "tactic:TA0001-initial-access"},
+    DESTINATION_ATTRIBUTE: {"id": DESTINATION_RULE_ID, "name": "Destination IP listed in threat intel",
+                            "tactic": "tactic:TA0011-command-and-control"},
+}
+
+
 @dataclass(frozen=True)
 class IntelRule(CompiledRule):
-    """A compiled rule whose 'query' is membership of the client IP in the indicator lists."""
+    """A compiled rule whose 'query' is membership of one address attribute (the client's, or the
+    destination's) in the indicator lists."""
 
     indicators: IndicatorSet = field(default_factory=IndicatorSet)
     ipset: Any = None
+    attribute: str = IP_ATTRIBUTE
 
     @classmethod
-    def build(cls, indicators: IndicatorSet, index: int) -> IntelRule:
+    def build(cls, indicators: IndicatorSet, index: int, attribute: str = IP_ATTRIBUTE, ipset: Any = None) -> IntelRule:
+        """The rule for ``attribute``; ``ipset``: the native set, when another rule built it."""
         lists = ", ".join(indicators.list_names)
+        what = _INTEL_RULES[attribute]
         rule = rule_from_dict({
-            "id": INTEL_RULE_ID,
-            "name": "Client IP listed in threat intel",
-            "queries": [{"query": f"@{IP_ATTRIBUTE}:*", "groupByFields": [f"@{IP_ATTRIBUTE}"], "aggregation": "count", "name": "hit"}],
+            "id": what["id"],
+            "name": what["name"],
+            "queries": [{"query": f"@{attribute}:*", "groupByFields": [f"@{attribute}"], "aggregation": "count", "name": "hit"}],
             "cases": [{"name": "listed", "status": "high", "condition": "hit > 0"}],
             "options": {"detectionMethod": "threshold", "evaluationWindow": 0, "keepAlive": 3600, "maxSignalDuration": 86400},
-            "message": f"{{{{@{IP_ATTRIBUTE}}}}} is listed in threat intel ({lists}).",
-            "tags": ["source:intel", "security:attack", "tactic:TA0001-initial-access"],
+            "message": f"{{{{@{attribute}}}}} is listed in threat intel ({lists}).",
+            "tags": ["source:intel", "security:attack", what["tactic"]],
         }, file="<intel>")
         base = CompiledRule.compile(rule, index)  # type: ignore[arg-type]
         return cls(rule=base.rule, index=index, queries=base.queries, requires=(), suppresses=(), cases=base.cases,
-                   indicators=indicators, ipset=indicators.native())
+                   indicators=indicators, ipset=ipset if ipset is not None else indicators.native(), attribute=attribute)
+
+    @classmethod
+    def build_all(cls, indicators: IndicatorSet, first_index: int) -> tuple[IntelRule, ...]:
+        """The client rule and the destination rule, sharing one native set."""
+        client = cls.build(indicators, first_index)
+        return client, cls.build(indicators, first_index + 1, DESTINATION_ATTRIBUTE, client.ipset)
 
     @property
     def attribute_paths(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({"timestamp", IP_ATTRIBUTE})
+        return frozenset({"timestamp", self.attribute})
 
     def flag_expressions(self, schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
         name = self.flag_column(0)
-        dtype = schema.get(IP_ATTRIBUTE)
+        dtype = schema.get(self.attribute)
         if dtype is None:
             return [pl.lit(False).alias(name)]
-        column = pl.col(IP_ATTRIBUTE).list.first() if isinstance(dtype, pl.List) else pl.col(IP_ATTRIBUTE).cast(pl.String)
+        column = pl.col(self.attribute).list.first() if isinstance(dtype, pl.List) else pl.col(self.attribute).cast(pl.String)
         ipset = self.ipset
         listed = column.map_batches(lambda s: pl.Series((ipset.lookup(s) >= 0)), return_dtype=pl.Boolean)
         return [listed.fill_null(False).alias(name)]
 
     def native_flags(self) -> list[tuple[str, tuple[Any, ...]]]:
-        return [(self.flag_column(0), ("first_in_ipset", IP_ATTRIBUTE, self.ipset))]
+        return [(self.flag_column(0), ("first_in_ipset", self.attribute, self.ipset))]
 
     def matches_event(self, event: dict, query_index: int) -> bool:
-        value = lookup_path(event, IP_ATTRIBUTE)
+        value = lookup_path(event, self.attribute)
         if isinstance(value, list):
             value = value[0] if value else None
         return self.indicators.lookup_slow(value if isinstance(value, str) else None) >= 0
@@ -151,8 +173,10 @@ class IntelRule(CompiledRule):
     def prefilter_literals(
         self, verbatim: Callable[[str], bool], implied: Callable[[str, str], list[str] | None] | None = None
     ) -> list[bytes] | None:
+        if implied is not None and implied(self.attribute, "192.0.2.1") == []:
+            return []  # the input format never names such an address: this rule needs no line
         # A range has no literal; an IPv6 address has several spellings (zeros, '::').
-        if self.indicators.has_ranges or not verbatim(IP_ATTRIBUTE):
+        if self.indicators.has_ranges or not verbatim(self.attribute):
             return None
         if any(network.version == 6 for network, _ in self.indicators.networks):
             return None

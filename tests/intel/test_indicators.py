@@ -67,3 +67,37 @@ def test_native_lookup_matches_ipaddress(lists: list[list[str]], probes: list[st
     slow = [indicators.lookup_slow(p) for p in probes]
     # Longest prefix wins; on an exact tie both pick the list added first (the smaller id).
     assert native == slow, list(zip(probes, native, slow))
+
+
+def test_listed_destinations_raise_their_own_signal_with_and_without_the_prefilter(tmp_path: Path) -> None:
+    """A connection out to a listed server (Feodo's C2 lists) is in a network log's destination."""
+    lines = [
+        "#separator \\x09", "#path\tconn",
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto",
+        "#types\ttime\tstring\taddr\tport\taddr\tport\tenum",
+        "1566864000.000000\tC1\t10.0.0.5\t50000\t198.51.100.7\t443\ttcp",
+        "1566864001.000000\tC2\t10.0.0.6\t50001\t192.0.2.80\t443\ttcp",
+        "1566864002.000000\tC3\t203.0.113.9\t50002\t10.0.0.5\t22\ttcp",
+    ]
+    log = tmp_path / "conn.log"
+    log.write_text("\n".join(lines) + "\n")
+    indicators = IndicatorSet()
+    indicators.add_list("c2.txt", ["198.51.100.7", "203.0.113.9"])
+    for prefilter in (True, False):
+        result = Engine(RuleSet(), intel=indicators, prefilter=prefilter).detect([log])
+        found = sorted((s.rule_id, *s.group_by.values()) for s in result.signals)
+        assert found == [("threat-intel-destination-ip-match", "198.51.100.7"), ("threat-intel-ip-match", "203.0.113.9")]
+        assert result.skipped_lines == (1 if prefilter else 0)
+    fast = Engine(RuleSet(), intel=indicators).detect([log]).signals
+    slow = reference_detect(list(IntelRule.build_all(indicators, 0)), parse_events([log]))
+    assert sorted(s.key() for s in fast) == sorted(s.key() for s in slow)
+
+
+def test_inputs_that_never_name_a_destination_keep_their_prefilter(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for root from 203.0.113.9 port 38926 ssh2\n"
+                   "Dec 10 06:55:49 LabSZ CRON[1]: pam_unix(cron:session): session opened for user root\n")
+    indicators = IndicatorSet()
+    indicators.add_list("bad.txt", ["203.0.113.9"])
+    result = Engine(RuleSet(), intel=indicators, year=2015).detect([log])
+    assert [s.rule_id for s in result.signals] == ["threat-intel-ip-match"] and result.skipped_lines == 1
