@@ -28,7 +28,17 @@ import orjson
 
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.fields import env_of
-from secmon.signals.model import _TEMPLATE_VAR, MAX_SAMPLES, SampleJSON, Signal, lookup_path
+from secmon.signals.model import (
+    _TEMPLATE_VAR,
+    MAX_SAMPLES,
+    SIGNAL_VARIABLES,
+    SampleJSON,
+    Signal,
+    lookup_path,
+    message_value,
+    resolve_conditionals,
+    signal_variables,
+)
 
 
 @dataclass(frozen=True)
@@ -212,24 +222,39 @@ class MessageTemplate:
 
     literals: tuple[str, ...]  # len(variables) + 1 pieces around the variables
     variables: tuple[tuple[str, tuple[str, ...]], ...]  # (path, group-by keys to try first)
+    uses_signal: bool = False  # some variable is the signal's own (``{{rule_name}}``)
+    conditional: str | None = None  # the whole template, when it has conditional blocks to resolve first
 
     @classmethod
     def parse(cls, template: str) -> MessageTemplate:
+        if resolve_conditionals(template, lambda name: None) != template:
+            # Blocks choose their branch per signal: parsed again once resolved (rare in rules).
+            return cls((template,), (), True, template)
         # split() with the pattern's one group alternates literal text and variable names.
         pieces = _TEMPLATE_VAR.split(template)
         variables = []
         for raw in pieces[1::2]:
             name = raw.strip()
             variables.append((name, (name, "@" + name.lstrip("@"), name.lstrip("@"))))
-        return cls(tuple(pieces[0::2]), tuple(variables))
+        return cls(tuple(pieces[0::2]), tuple(variables), any(name in SIGNAL_VARIABLES for name, _ in variables))
 
-    def render(self, event: dict[str, Any] | Callable[[], dict[str, Any] | None] | None, group_by: dict[str, Any]) -> str:
+    def render(self, event: dict[str, Any] | Callable[[], dict[str, Any] | None] | None, group_by: dict[str, Any],
+               signal: dict[str, str] | Callable[[], dict[str, str]] | None = None) -> str:
         """The message for ``group_by`` and the first sample ``event``, which may be given as a
-        function that gives it: it is called only when a variable is not a group-by value."""
+        function that gives it: it is called only when a variable is not a group-by value.
+        ``signal`` (or a function giving it) holds the signal's own variables."""
+        if self.conditional is not None:
+            return self._render_conditional(self.conditional, event, group_by, signal)
         if not self.variables:
             return self.literals[0]
+        if callable(signal):
+            signal = signal() if self.uses_signal else None
         out = [self.literals[0]]
         for (name, keys), literal in zip(self.variables, self.literals[1:]):
+            if signal is not None and name in SIGNAL_VARIABLES:
+                out.append(signal[name])
+                out.append(literal)
+                continue
             value = self._group_value(keys, group_by)
             if value is None:
                 if callable(event):
@@ -238,6 +263,17 @@ class MessageTemplate:
             out.append(value)
             out.append(literal)
         return "".join(out)
+
+    @classmethod
+    def _render_conditional(cls, template: str, event: Any, group_by: dict[str, Any], signal: Any) -> str:
+        """Resolve the blocks with the lookups ``render`` makes, then render what remains."""
+        if callable(signal):
+            signal = signal()
+        if callable(event):
+            event = event()
+
+        resolved = resolve_conditionals(template, lambda name: message_value(name, event, group_by, signal))
+        return cls.parse(resolved).render(event, group_by, signal)
 
     @staticmethod
     def _group_value(keys: tuple[str, ...], group_by: dict[str, Any]) -> str | None:
@@ -295,6 +331,7 @@ def signals_from_spans(
         severity = severities[case]
         if by_env:
             severity = rule.options.severity_in_env(severity, env_of(first() if first else None))
+        variables = partial(signal_variables, rule.name, names[case], severity, first_seen, last_seen, count)
         out.append(Signal(rule.id, rule.name, severity, names[case], group_by, first_seen, last_seen, count,
-                          mine, list(tags), message.render(first, group_by)))
+                          mine, list(tags), message.render(first, group_by, variables)))
     return out

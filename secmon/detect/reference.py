@@ -25,7 +25,7 @@ from secmon.detect.new_value import DAY_MS
 from secmon.detect.rule_frame import MISSING_GROUP_VALUE
 from secmon.ingest.events import scalar_text
 from secmon.rules.model import Rule
-from secmon.signals.model import MAX_SAMPLES, Signal, render_message
+from secmon.signals.model import MAX_SAMPLES, Signal, render_message, signal_variables
 
 
 def value_text(value: Any) -> str | None:
@@ -226,8 +226,9 @@ def _lifecycle(
         if first is not None and contexts and events[0].eid in contexts:
             first = {**contexts[events[0].eid], **first}
         severity = rule.options.severity_in_env(case.severity, env_of(first))
+        signal = signal_variables(rule.name, case.name, severity, events[0].ts, events[-1].ts, len(events))
         return Signal(rule.id, rule.name, severity, case.name, group_by, events[0].ts, events[-1].ts,
-                      len(events), samples, list(rule.tags), render_message(rule.message, first, group_by))
+                      len(events), samples, list(rule.tags), render_message(rule.message, first, group_by, signal))
 
     for t, case_index in sorted(triggers):
         if current is not None and t - current["last"] <= keep_alive and (max_duration == 0 or t - current["first_seen"] <= max_duration):

@@ -7,11 +7,13 @@ group-by values and the first event, so the same events always give the same id.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, overload
 
 import orjson
@@ -193,23 +195,99 @@ def lookup_path(event: dict[str, Any], path: str) -> Any:
     return list(found) if type(found) is Values else found
 
 
-def render_message(template: str, event: dict[str, Any] | None, group_by: dict[str, Any]) -> str:
-    """Fill ``{{@attr}}`` variables from the group-by values, then the first sample event.
+# Datadog's signal template variables (written without "@"; an attribute is ``{{@name}}``).
+SIGNAL_VARIABLES = frozenset({
+    "severity", "rule_name", "case_name", "events_matched", "timestamp", "timestamp_epoch", "first_seen",
+    "first_seen_epoch", "last_seen", "last_seen_epoch",
+})
+_SEVERITY_NUMBER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
-    Unknown variables render empty, as Datadog renders them; Datadog's block helpers
-    (``{{#is_match}}``) are left as written.
+
+def signal_variables(rule_name: str, case_name: str, severity: str, first_seen_ms: int, last_seen_ms: int,
+                     events: int) -> dict[str, str]:
+    """The values of :data:`SIGNAL_VARIABLES` for one signal, as Datadog writes them: severity as
+    its number 0-4, times as ``Mon Jan 01 00:00:00 UTC 1970`` and epoch milliseconds. The
+    signal's time (``timestamp``) is its first event's: a batch scan has no other."""
+
+    def shown(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%a %b %d %H:%M:%S UTC %Y")
+
+    return {
+        "severity": str(_SEVERITY_NUMBER[severity]), "rule_name": rule_name, "case_name": case_name,
+        "events_matched": str(events), "timestamp": shown(first_seen_ms), "timestamp_epoch": str(first_seen_ms),
+        "first_seen": shown(first_seen_ms), "first_seen_epoch": str(first_seen_ms),
+        "last_seen": shown(last_seen_ms), "last_seen_epoch": str(last_seen_ms),
+    }
+
+
+# Datadog's conditional blocks over an attribute: {{#is_match "@a" "x" "y"}}...{{else}}...{{/is_match}}
+# (the value holds one of the strings), is_exact_match (equals one), and ^ for "does not". The
+# content holds no other block: nested blocks are resolved from the innermost out.
+_CONDITIONAL = re.compile(
+    r'\{\{([#^])(is_match|is_exact_match)\s+"([^"]*)"((?:\s+"[^"]*")+)\s*\}\}'
+    r"((?:(?!\{\{[#^]is_).)*?)\{\{/\2\}\}",
+    re.DOTALL,
+)
+_ELSE = re.compile(r"\{\{\s*else\s*\}\}")
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def resolve_conditionals(template: str, value_of: Callable[[str], str | None]) -> str:
+    """``template`` with its conditional blocks replaced by the branch that holds; ``value_of``
+    gives a variable's rendered value (None when it has none, which matches nothing)."""
+    if "{{#is_" not in template and "{{^is_" not in template:
+        return template
+
+    def choose(m: re.Match[str]) -> str:
+        sign, helper, name, wanted, body = m.groups()
+        value = value_of(name)
+        options = _QUOTED.findall(wanted)
+        if value is None:
+            holds = False
+        elif helper == "is_match":
+            holds = any(option in value for option in options)
+        else:
+            holds = value in options
+        branches = _ELSE.split(body, 1)
+        if holds == (sign == "#"):
+            return branches[0]
+        return branches[1] if len(branches) > 1 else ""
+
+    while True:
+        resolved = _CONDITIONAL.sub(choose, template)
+        if resolved == template:
+            return resolved
+        template = resolved
+
+
+def render_message(template: str, event: dict[str, Any] | None, group_by: dict[str, Any],
+                   signal: dict[str, str] | None = None) -> str:
+    """Fill ``{{@attr}}`` variables from the group-by values, then the first sample event, and
+    the signal's own variables (``{{rule_name}}``, ``{{first_seen}}``, ...) from ``signal``.
+
+    Unknown variables render empty, as Datadog renders them. The conditional blocks
+    ``{{#is_match}}``/``{{#is_exact_match}}`` (and ``^``, and ``{{else}}``) keep the branch that
+    holds; other block helpers are left as written.
     """
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1).strip()
-        for key in (name, "@" + name.lstrip("@"), name.lstrip("@")):
-            if key in group_by and group_by[key] is not None:
-                return str(group_by[key])
-        value = lookup_path(event, name) if event else None
-        if value is None:
-            return ""
-        if isinstance(value, (dict, list)):
-            return orjson.dumps(value).decode()
-        return str(value)
+    def value_of(name: str) -> str | None:
+        return message_value(name, event, group_by, signal)
 
-    return _TEMPLATE_VAR.sub(replace, template)
+    template = resolve_conditionals(template, value_of)
+    return _TEMPLATE_VAR.sub(lambda m: value_of(m.group(1).strip()) or "", template)
+
+
+def message_value(name: str, event: dict[str, Any] | None, group_by: dict[str, Any], signal: dict[str, str] | None) -> str | None:
+    """A message variable's text: the signal's own, else a group-by value, else the first
+    sample's attribute (objects and lists as JSON); None when there is none."""
+    if signal is not None and name in SIGNAL_VARIABLES:
+        return signal[name]
+    for key in (name, "@" + name.lstrip("@"), name.lstrip("@")):
+        if key in group_by and group_by[key] is not None:
+            return str(group_by[key])
+    value = lookup_path(event, name) if event else None
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)

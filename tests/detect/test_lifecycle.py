@@ -29,7 +29,7 @@ from secmon.detect.lifecycle import (
 )
 from secmon.detect.reference import reference_detect
 from secmon.rules.loader import rule_from_dict
-from secmon.signals.model import render_message
+from secmon.signals.model import render_message, signal_variables
 
 EXAMPLES = int(os.environ.get("SECMON_FUZZ", 200))
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -165,7 +165,12 @@ def test_native_walk_names_a_wrong_argument() -> None:
 
 GROUP_KEYS = ["@usr.name", "usr.name", "@network.client.ip", "host"]
 VARIABLES = ["@usr.name", "usr.name", " @usr.name ", "network.client.ip", "@network.client.ip", "host", "tags",
-             "evt", "missing.path", "@@usr.name", "#is_match", "a b"]
+             "evt", "missing.path", "@@usr.name", "#is_match", "a b", "rule_name", "@rule_name", "first_seen",
+             "severity", "events_matched", "events_matched_per_query.a"]
+
+
+BLOCKS = ['{{#is_match "@usr.name" "a" "b"}}', "{{/is_match}}", "{{else}}", '{{^is_exact_match "host" "a"}}',
+          "{{/is_exact_match}}", '{{#is_exact_match "severity" "3"}}', '{{#is_match "missing.path" ""}}']
 
 
 def _containers_of(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -180,6 +185,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.t
 def templates(draw: st.DrawFn) -> str:
     pieces = draw(st.lists(st.one_of(
         st.text(alphabet="ab {}#/^\n", max_size=6),
+        st.sampled_from(BLOCKS),
         st.sampled_from(VARIABLES).map(lambda v: "{{" + v + "}}"),
         st.sampled_from(VARIABLES).map(lambda v: "{{ " + v + "  }}"),
     ), max_size=6))
@@ -192,16 +198,40 @@ def templates(draw: st.DrawFn) -> str:
            "usr": st.fixed_dictionaries({}, optional={"name": json_values}),
            "network": st.just({"client": {"ip": "10.0.0.1"}}),
            "host": json_values, "tags": st.lists(st.text(max_size=3), max_size=2), "evt": json_values}),
-       st.dictionaries(st.sampled_from(GROUP_KEYS), st.none() | st.text(max_size=3) | st.integers(0, 3), max_size=3))
+       st.dictionaries(st.sampled_from(GROUP_KEYS), st.none() | st.text(max_size=3) | st.integers(0, 3), max_size=3),
+       st.none() | st.just(signal_variables("r", "c", "high", 0, 1_700_000_000_123, 7)))
 def test_message_template_renders_like_render_message(template: str, event: dict[str, Any] | None,
-                                                      group_by: dict[str, Any]) -> None:
-    expected = render_message(template, event, group_by)
-    assert MessageTemplate.parse(template).render(event, group_by) == expected
+                                                      group_by: dict[str, Any], signal: dict[str, str] | None) -> None:
+    expected = render_message(template, event, group_by, signal)
+    assert MessageTemplate.parse(template).render(event, group_by, signal) == expected
+    assert MessageTemplate.parse(template).render(event, group_by, lambda: signal) == expected  # type: ignore[arg-type,return-value]
+    if signal is not None or MessageTemplate.parse(template).conditional is not None:
+        return  # conditional blocks read the event whatever they ask
     # Given as a function, the event is asked for only when a variable is not a group-by value.
     asked: list[int] = []
     assert MessageTemplate.parse(template).render(lambda: asked.append(1) or event, group_by) == expected  # type: ignore[func-returns-value]
     needed = any(not any(group_by.get(key) is not None for key in keys) for _, keys in MessageTemplate.parse(template).variables)
     assert len(asked) == (1 if needed else 0)
+
+
+def test_conditional_blocks_keep_the_branch_that_holds() -> None:
+    template = ('{{#is_match "@usr.name" "adm" "root"}}privileged {{@usr.name}}{{else}}user{{/is_match}}; '
+                '{{^is_exact_match "host" "bastion"}}not the bastion{{/is_exact_match}}; '
+                '{{#is_exact_match "severity" "3"}}high{{/is_exact_match}}{{#is_match "@missing" ""}}never{{/is_match}}')
+    signal = signal_variables("r", "c", "high", 0, 0, 1)
+    assert render_message(template, {"host": "web-1"}, {"@usr.name": "sysadmin"}, signal) == \
+        "privileged sysadmin; not the bastion; high"
+    assert render_message(template, {"host": "bastion"}, {"@usr.name": "bob"}, None) == "user; ; "
+    assert MessageTemplate.parse(template).render({"host": "bastion"}, {"@usr.name": "bob"}, signal) == "user; ; high"
+
+
+def test_signal_variables_render_as_datadog_writes_them() -> None:
+    signal = signal_variables("SSH brute force", "many failures", "high", 1_700_000_000_123, 1_700_000_060_000, 12)
+    template = ("{{rule_name}} ({{case_name}}, severity {{severity}}): {{events_matched}} events from {{first_seen}} "
+                "({{first_seen_epoch}}) to {{last_seen}}; {{@rule_name}} is an attribute")
+    assert render_message(template, {"rule_name": "attr"}, {}, signal) == (
+        "SSH brute force (many failures, severity 3): 12 events from Tue Nov 14 22:13:20 UTC 2023 (1700000000123) "
+        "to Tue Nov 14 22:14:20 UTC 2023; attr is an attribute")
 
 
 # --- the detector with either walk ------------------------------------------------------------------
