@@ -2,7 +2,7 @@
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
 ``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``w3c``, ``zeek``,
-``text``, plus user parsers)
+``csv``, ``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
 container runtime's format to the lines it wraps. The rules every format follows are in
@@ -19,6 +19,7 @@ from secmon.ingest.auditd import AuditdFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
 from secmon.ingest.cfdr import CfdrFormat
 from secmon.ingest.containers import ContainerFormat, CriFormat, DockerJsonFormat
+from secmon.ingest.csv_format import CsvFormat
 from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
 from secmon.ingest.syslog import SyslogFormat
@@ -44,6 +45,7 @@ FORMATS: dict[str, LogFormat] = {
         CfdrFormat(),
         W3cFormat(),
         ZeekFormat(),
+        CsvFormat(),
         TextFormat(),
     )
 }
@@ -105,11 +107,12 @@ def detect_format(head: bytes, max_lines: int = 8) -> LogFormat:
             if FORMATS[candidate].sniff(line):
                 votes[candidate] = votes.get(candidate, 0) + 1
                 break
-    if not votes:
-        return FORMATS["text"]
-    best = max(votes, key=lambda n: votes[n])
-    # A format must explain at least half of the lines looked at, else it is plain text.
-    return FORMATS[best] if votes[best] * 2 >= len(lines) else FORMATS["text"]
+    best = max(votes, key=lambda n: votes[n]) if votes else None
+    # A format must explain at least half of the lines looked at, else it is CSV with a header
+    # row, or plain text.
+    if best is not None and votes[best] * 2 >= len(lines):
+        return FORMATS[best]
+    return FORMATS["csv"] if FORMATS["csv"].sniff_head(lines) else FORMATS["text"]
 
 
 def format_for_file(name: str | LogFormat | None, head: bytes) -> LogFormat:
@@ -118,6 +121,8 @@ def format_for_file(name: str | LogFormat | None, head: bytes) -> LogFormat:
     fmt = get_format(name) if name is not None else detect_format(head)
     if isinstance(fmt, ContainerFormat) and fmt.inner is None:
         return fmt.bound(head, detect_format)
+    if isinstance(fmt, CsvFormat) and fmt.columns is None:
+        return fmt.bound(head)  # the file's own header row names its columns
     return fmt
 
 

@@ -19,7 +19,8 @@ from secmon.ingest.timestamps import TimestampError
 if TYPE_CHECKING:
     from secmon.ingest.sources import Chunk
 
-_JSON_DERIVED = frozenset({"timestamp", "source", "service", "status", "evt.outcome", "tags"})
+# Attributes normalization computes (not copied from the record): never in the raw text as they read.
+JSON_DERIVED = frozenset({"timestamp", "source", "service", "status", "evt.outcome", "tags"})
 
 
 def _is_float(text: str) -> bool:
@@ -71,7 +72,7 @@ class JsonFormatBase(LogFormat):
     def verbatim(self, path: str) -> bool:
         # Passthrough attributes and the copies we make (eventName -> evt.name, sourceIPAddress ->
         # network.client.ip, ...) appear in the raw text; values we compute do not.
-        return path not in _JSON_DERIVED
+        return path not in JSON_DERIVED
 
     def implied_literals(self, path: str, value: str) -> list[str] | None:
         if not value.isascii() or not raw_safe(value, JSON_ESCAPED):
@@ -86,7 +87,7 @@ class JsonFormatBase(LogFormat):
             # CloudTrail: errorCode present or not; Kubernetes: responseStatus.code; else copied.
             derived = {"failure": ["errorCode", "responseStatus"], "success": ["eventSource", "responseStatus"]}
             return [*derived.get(value, []), value]
-        if path in _JSON_DERIVED:
+        if path in JSON_DERIVED:
             return None
         return [value]
 

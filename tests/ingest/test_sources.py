@@ -229,8 +229,8 @@ def test_missing_path_and_empty_glob_name_themselves(tmp_path: Path) -> None:
 
 
 def test_unknown_format_lists_the_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="unknown log format 'csv'; valid formats: .*ndjson.*syslog"):
-        open_sources([tmp_path], format="csv")
+    with pytest.raises(InputError, match="unknown log format 'xml'; valid formats: .*ndjson.*syslog"):
+        open_sources([tmp_path], format="xml")
 
 
 def test_stdin_is_read_and_sniffed() -> None:
