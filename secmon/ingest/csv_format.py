@@ -44,7 +44,8 @@ def _row(text: str) -> list[str] | None:
         return None
 
 
-def _typed(cell: str) -> Any:
+def typed_cell(cell: str) -> Any:
+    """A plain integer or decimal as its number; any other text as it is."""
     if _INTEGER.fullmatch(cell):
         return int(cell)
     if _DECIMAL.fullmatch(cell):
@@ -111,7 +112,7 @@ class CsvFormat(LogFormat):
             raise LineRejected(reasons.UNPARSED_LINE, f"unbalanced quotes (a quoted line break?): {text}")
         if len(cells) != len(self.columns):
             raise LineRejected(reasons.UNPARSED_LINE, f"{len(cells)} cells for {len(self.columns)} columns: {text}")
-        record = {name: _typed(cell) for name, cell in zip(self.columns, cells) if cell != ""}
+        record = {name: typed_cell(cell) for name, cell in zip(self.columns, cells) if cell != ""}
         try:
             return record_event(record)
         except LineRejected as rejected:

@@ -2,7 +2,7 @@
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
 ``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``w3c``, ``zeek``,
-``csv``, ``text``, plus user parsers)
+``logfmt``, ``csv``, ``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
 container runtime's format to the lines it wraps. The rules every format follows are in
@@ -22,6 +22,7 @@ from secmon.ingest.containers import ContainerFormat, CriFormat, DockerJsonForma
 from secmon.ingest.csv_format import CsvFormat
 from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
+from secmon.ingest.logfmt import LogfmtFormat
 from secmon.ingest.syslog import SyslogFormat
 from secmon.ingest.text import TextFormat
 from secmon.ingest.w3c import W3cFormat
@@ -45,6 +46,7 @@ FORMATS: dict[str, LogFormat] = {
         CfdrFormat(),
         W3cFormat(),
         ZeekFormat(),
+        LogfmtFormat(),
         CsvFormat(),
         TextFormat(),
     )
@@ -58,7 +60,7 @@ _HEAD_DECLARED: tuple[str, ...] = ("w3c", "zeek")
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr", "logfmt")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:
