@@ -39,6 +39,7 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from secmon.ingest.base import SYSLOG_SEVERITIES
@@ -284,12 +285,17 @@ def normalize_okta(record: Event) -> Event:
     copied onto the standard attributes (raw fields stay: ``@outcome.result`` still works)."""
     normalize_generic(record)
     record.setdefault("source", "okta")
-    find = _any_case(record)
-    for raw, target in _OKTA_COPIES:
-        value = find(raw)
-        if value is not None and not isinstance(value, (dict, list)):
-            _set_nested(record, target, value)
+    _copy_fields(record, _OKTA_COPIES, _any_case(record))
     return record
+
+
+def _copy_fields(record: Event, copies: tuple[tuple[str, tuple[str, ...]], ...], find: Callable[[str], Any]) -> None:
+    """Copy each raw field ``find`` finds onto its standard attribute, scalars only (a boolean, an
+    object or a list is no name, address or code), never over a value already there."""
+    for raw, target in copies:
+        value = find(raw)
+        if value is not None and not isinstance(value, (dict, list, bool)):
+            _set_nested(record, target, value)
 
 
 # Zeek's fields (its JSON logs, and its TSV logs read by ``secmon.ingest.zeek``) -> Datadog's
@@ -321,10 +327,7 @@ def normalize_zeek(record: Event) -> Event:
     and protocol fields copied onto the standard attributes."""
     normalize_generic(record)
     record.setdefault("source", "zeek")
-    for raw, target in _ZEEK_COPIES:
-        value = lookup(record, raw)
-        if value is not None and not isinstance(value, (dict, list, bool)):
-            _set_nested(record, target, value)
+    _copy_fields(record, _ZEEK_COPIES, partial(lookup, record))
     return record
 
 

@@ -44,3 +44,16 @@ def promises_checked(fmt: LogFormat, line: str, event: dict[str, Any]) -> int:
             checked += 1
             assert any(lit.lower() in line.lower() for lit in literals), (fmt.name, name, value, line)
     return checked
+
+
+def same_signals_with_and_without_prefilter(rules: list[Any], path: Path, **engine_options: Any) -> Any:
+    """Detect over ``path`` with the prefilter and without it (small chunks, so several chunks
+    and lines split across reads are exercised); assert both give the same signals, and return
+    the prefiltered run's result."""
+    from secmon import Engine
+
+    engine_options.setdefault("chunk_bytes", 4096)
+    fast = Engine(rules, **engine_options).detect([path])
+    plain = Engine(rules, prefilter=False, **engine_options).detect([path])
+    assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
+    return fast

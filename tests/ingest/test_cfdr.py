@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
+from tests.ingest.conftest import same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import check_implied, check_source
 
 # Lines as loghub publishes them (Thunderbird_2k.log, BGL_2k.log).
@@ -97,7 +98,6 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_an_sshd_rule_over_thunderbird_gives_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon import Engine
     from secmon.rules.loader import rule_from_dict
 
     path = tmp_path / "tbird.log"
@@ -108,7 +108,5 @@ def test_an_sshd_rule_over_thunderbird_gives_the_same_signals_with_and_without_t
         "cases": [{"status": "medium", "condition": "a >= 10"}],
         "options": {"evaluationWindow": 60, "keepAlive": 300, "maxSignalDuration": 3600},
     })
-    fast = Engine([rule], chunk_bytes=4096).detect([path])
-    plain = Engine([rule], prefilter=False, chunk_bytes=4096).detect([path])
-    assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
+    fast = same_signals_with_and_without_prefilter([rule], path)
     assert len({s.group_by["@network.client.ip"] for s in fast.signals}) == 3 and fast.skipped_lines > 0

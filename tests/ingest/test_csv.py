@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_events
+from tests.ingest.conftest import same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import check_implied, check_source
 
 SIGNINS = "\n".join([
@@ -86,7 +87,6 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_rule_over_csv_gives_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon import Engine
     from secmon.rules.loader import rule_from_dict
 
     path = tmp_path / "flows.csv"
@@ -97,7 +97,5 @@ def test_a_rule_over_csv_gives_the_same_signals_with_and_without_the_prefilter(t
         "cases": [{"status": "medium", "condition": "a >= 10"}],
         "options": {"evaluationWindow": 600, "keepAlive": 300, "maxSignalDuration": 3600},
     })
-    fast = Engine([rule], chunk_bytes=4096).detect([path])
-    plain = Engine([rule], prefilter=False, chunk_bytes=4096).detect([path])
-    assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
+    fast = same_signals_with_and_without_prefilter([rule], path)
     assert fast.signals and fast.skipped_lines > 0

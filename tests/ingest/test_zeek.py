@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
+from tests.ingest.conftest import same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import check_implied, check_source
 
 DNS_HEADER = [
@@ -104,7 +105,6 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rules_give_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon import Engine
     from secmon.rules.loader import rule_from_dict
 
     path = tmp_path / "zeek.log"
@@ -118,7 +118,5 @@ def test_rules_give_the_same_signals_with_and_without_the_prefilter(tmp_path: Pa
                         "queries": [{"query": "@http.useragent:sqlmap* @http.status_code:200", "groupByFields": ["@id.orig_h"]}],
                         "cases": [{"status": "medium", "condition": "a >= 1"}]}),
     ]
-    fast = Engine(rules, chunk_bytes=4096).detect([path])
-    plain = Engine(rules, prefilter=False, chunk_bytes=4096).detect([path])
-    assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
+    fast = same_signals_with_and_without_prefilter(rules, path)
     assert {s.rule_id for s in fast.signals} == {"ssh-conns", "sqlmap"} and fast.skipped_lines > 0
