@@ -31,6 +31,18 @@ def _metric_columns(aggregation: str, fields: tuple[str, ...]) -> tuple[str, ...
     return columns
 
 
+def _steps(rule: Rule) -> tuple[CompiledStep, ...]:
+    options = rule.options.sequence_detection_options
+    if rule.options.detection_method != "sequence_detection" or options is None:
+        return ()
+    after = {t.child: t.evaluation_window * 1000 for t in options.step_transitions}
+    return tuple(
+        CompiledStep(step.name, parse_condition(step.condition, rule.query_names), step.evaluation_window * 1000,
+                     after.get(step.name, 0))
+        for step in options.steps
+    )
+
+
 @dataclass(frozen=True)
 class CompiledQuery:
     name: str
@@ -50,6 +62,17 @@ class CompiledCase:
 
 
 @dataclass(frozen=True)
+class CompiledStep:
+    """A sequence step: its condition over the queries' counts in its window, and how long after
+    the previous step it may come (0 for the first)."""
+
+    name: str
+    condition: Condition
+    window_ms: int
+    after_previous_ms: int
+
+
+@dataclass(frozen=True)
 class CompiledRule:
     rule: Rule
     index: int  # position in the rule set; names the flag columns
@@ -57,6 +80,7 @@ class CompiledRule:
     requires: tuple[q.Query, ...]
     suppresses: tuple[q.Query, ...]
     cases: tuple[CompiledCase, ...]
+    steps: tuple[CompiledStep, ...] = ()  # a sequence rule's, in order
 
     @classmethod
     def compile(cls, rule: Rule, index: int) -> CompiledRule:
@@ -73,7 +97,7 @@ class CompiledRule:
             for i, rq in enumerate(rule.queries)
         )
         cases = tuple(
-            CompiledCase(case.name, case.status, parse_condition(case.condition, rule.query_names)) for case in rule.cases
+            CompiledCase(case.name, case.status, parse_condition(case.condition, rule.case_names)) for case in rule.cases
         )
         return cls(
             rule=rule,
@@ -82,7 +106,14 @@ class CompiledRule:
             requires=tuple(q.parse(f.query) for f in rule.filters if f.action == "require"),
             suppresses=tuple(q.parse(f.query) for f in rule.filters if f.action == "suppress"),
             cases=cases,
+            steps=_steps(rule),
         )
+
+    @property
+    def sequence_span_ms(self) -> int:
+        """How far before a sequence's last step its events may lie: the first step's window and
+        every transition's (what a sequence signal counts events over)."""
+        return self.steps[0].window_ms + sum(step.after_previous_ms for step in self.steps) if self.steps else 0
 
     def flag_column(self, query_index: int) -> str:
         """Column holding 'event matches query i of this rule, after filters'."""

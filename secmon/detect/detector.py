@@ -23,6 +23,7 @@ from secmon.detect.event_store import EventStore
 from secmon.detect.lifecycle import LifecycleOptions, SignalSpans, signal_spans, signals_from_spans
 from secmon.detect.new_value import ROW, new_value_triggers
 from secmon.detect.rule_frame import EID, LEN, REF, TS, GroupSlice, build_rule_frame, group_columns
+from secmon.detect.sequence import sequence_triggers
 from secmon.detect.threshold import threshold_triggers
 from secmon.detect.travel import FROM, TO, impossible_travel_triggers, triggering_locations
 from secmon.ingest.base import gc_paused
@@ -69,6 +70,11 @@ def rule_spans(
         # Such a signal counts the events that triggered it (carried a new value, arrived by an
         # impossible travel): the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
+    elif method == "sequence_detection":
+        triggers = sequence_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
+        if triggers.height == 0:
+            return None
+        events, event_rows, window_ms = frame, None, compiled.sequence_span_ms
     else:
         triggers = threshold_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
         if triggers.height == 0:

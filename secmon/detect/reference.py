@@ -82,6 +82,8 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
                 triggers, covered_rows, window = _new_value_triggers(compiled, group_rows), None, 0
             elif compiled.rule.options.detection_method == "impossible_travel":
                 (triggers, contexts), covered_rows, window = _impossible_travel_triggers(compiled, group_rows), None, 0
+            elif compiled.rule.options.detection_method == "sequence_detection":
+                triggers, covered_rows, window = _sequence_triggers(compiled, group_rows), group_rows, compiled.sequence_span_ms
             else:
                 triggers, covered_rows, window = _threshold_triggers(compiled, group_rows), group_rows, compiled.rule.options.evaluation_window * 1000
             if covered_rows is None:
@@ -132,6 +134,31 @@ def _threshold_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[
             if case.condition.evaluate(values):
                 triggers.append((t, case_index, -1))
                 break
+    return triggers
+
+
+def _sequence_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
+    """Each moment, each step counted over its own window; the chain followed from moment to
+    moment, looking back over every earlier moment the previous step was reached."""
+    moments = sorted({r.ts for r in rows})
+    reached: list[list[int]] = [[] for _ in compiled.steps]  # moments each step was reached at
+    triggers: list[tuple[int, int, int]] = []
+    for t in moments:
+        now: dict[str, float] = {}
+        for k, step in enumerate(compiled.steps):
+            counts = {cq.name: float(sum(1 for r in rows if r.query == i and t - step.window_ms <= r.ts <= t))
+                      for i, cq in enumerate(compiled.queries)}
+            holds = step.condition.evaluate(counts)
+            if k > 0:
+                holds = holds and any(earlier < t and t - earlier <= step.after_previous_ms for earlier in reached[k - 1])
+            if holds:
+                reached[k].append(t)
+            now[step.name] = 1.0 if holds else 0.0
+        if now[compiled.steps[-1].name]:
+            for case_index, case in enumerate(compiled.cases):
+                if case.condition.evaluate(now):
+                    triggers.append((t, case_index, -1))
+                    break
     return triggers
 
 

@@ -200,6 +200,9 @@ def parse_condition(text: str, query_names: tuple[str, ...] | None = None) -> Co
     parser = _Parser(text)
     root = parser.expression()
     leftover = parser.peek()
+    if leftover is not None and str(leftover[1]).upper() == "THEN":
+        raise ConditionError(f"Datadog's THEN (one query's case, then another's) is not supported by secmon yet; "
+                             f"a sequence_detection rule with one step per side says the same (condition {text!r})")
     if leftover is not None:
         raise ConditionError(f"unexpected {leftover[1]!r} at position {leftover[2]} in condition {text!r}")
     condition = Condition(text, root)

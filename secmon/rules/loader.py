@@ -231,11 +231,53 @@ def check_rule(rule: Rule) -> list[RuleError]:
             parse_query(rule_filter.query)
         except QuerySyntaxError as exc:
             errors.append(RuleError(file, f"filters[{index}].query", str(exc).splitlines()[0], rule_filter.query))
+    if method == "sequence_detection":
+        errors += _check_sequence(rule, file)
+        if rule.options.sequence_detection_options is None:
+            return errors  # the cases name steps there are none of
     for index, case in enumerate(rule.cases):
         try:
-            parse_condition(case.condition, names)
+            parse_condition(case.condition, rule.case_names)
         except ConditionError as exc:
             errors.append(RuleError(file, f"cases[{index}].condition", str(exc), case.condition))
+    return errors
+
+
+_STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_sequence(rule: Rule, file: str) -> list[RuleError]:
+    """A sequence rule as Datadog defines one: count queries that group by the same fields, steps
+    over them, and transitions that chain the steps in their order (a linear sequence)."""
+    options = rule.options.sequence_detection_options
+    if options is None:
+        return [RuleError(file, "options.sequenceDetectionOptions", "a sequence_detection rule needs its steps and step transitions")]
+    errors: list[RuleError] = []
+    for index, query in enumerate(rule.queries):
+        if query.aggregation not in ("count", "none"):
+            errors.append(RuleError(file, f"queries[{index}].aggregation", "a sequence_detection rule's queries count events", query.aggregation))
+        if query.group_by_fields != rule.queries[0].group_by_fields:
+            errors.append(RuleError(file, f"queries[{index}].groupByFields",
+                                    "every step's query groups by the same fields (they link the steps' entity)", list(query.group_by_fields)))
+    names = [step.name for step in options.steps]
+    for index, name in enumerate(names):
+        if not _STEP_NAME.fullmatch(name):
+            errors.append(RuleError(file, f"options.sequenceDetectionOptions.steps[{index}].name",
+                                    "a step name is a word of letters, digits and _ (cases name the steps)", name))
+    if len(set(names)) != len(names):
+        errors.append(RuleError(file, "options.sequenceDetectionOptions.steps", "step names must be unique", names))
+    for index, step in enumerate(options.steps):
+        try:
+            parse_condition(step.condition, rule.query_names)
+        except ConditionError as exc:
+            errors.append(RuleError(file, f"options.sequenceDetectionOptions.steps[{index}].condition", str(exc), step.condition))
+    chain = {(t.parent, t.child) for t in options.step_transitions}
+    wanted = set(zip(names, names[1:]))
+    if chain != wanted or len(options.step_transitions) != len(wanted):
+        errors.append(RuleError(file, "options.sequenceDetectionOptions.stepTransitions",
+                                "the transitions must chain the steps in their order, each step to the next one "
+                                f"({', '.join(f'{a} -> {b}' for a, b in zip(names, names[1:])) or 'none for one step'})",
+                                [f"{t.parent} -> {t.child}" for t in options.step_transitions]))
     return errors
 
 
@@ -305,11 +347,11 @@ def _field_path(loc: tuple[str, ...]) -> str:
 # Parts of Datadog's rule format that secmon does not run yet: named as such, not as unknown
 # fields or bad values (a user's export of Datadog rules holds them).
 _DATADOG_FIELDS_NOT_YET = frozenset({
-    "anomalyDetectionOptions", "thirdPartyRuleOptions", "sequenceDetectionOptions",
+    "anomalyDetectionOptions", "thirdPartyRuleOptions",
     "complianceRuleOptions", "correlatedByFields", "correlatedQueryIndex", "ruleId",
 })
 _DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
-    "detectionMethod": frozenset({"anomaly_detection", "third_party", "hardcoded", "sequence_detection"}),
+    "detectionMethod": frozenset({"anomaly_detection", "anomaly_threshold", "third_party", "hardcoded"}),
     "aggregation": frozenset({"event_count"}),
     "learningMethod": frozenset({"threshold"}),
     "type": frozenset({"signal_correlation", "workload_security", "application_security", "cloud_configuration",

@@ -19,7 +19,7 @@ SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(
 # decreaseCriticalityBasedOnEnv lowers signals whose env tag starts with one of these.
 NON_PRODUCTION_ENVS = ("staging", "test", "dev")
 Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none", "geo_data"]
-DetectionMethod = Literal["threshold", "new_value", "impossible_travel"]
+DetectionMethod = Literal["threshold", "new_value", "impossible_travel", "sequence_detection"]
 
 # Datadog names unnamed queries a, b, c, ... in order; case conditions refer to them by name.
 QUERY_NAMES = "abcdefghijklmnopqrstuvwxyz"
@@ -85,6 +85,27 @@ class ImpossibleTravelOptions(_Model):
     baseline_user_locations: bool = False
 
 
+class SequenceStep(_Model):
+    """One stage of a sequence: its condition over the rule's queries, counted over its window."""
+
+    name: str = Field(min_length=1)
+    condition: str
+    evaluation_window: int = Field(default=0, ge=0)
+
+
+class SequenceTransition(_Model):
+    """The ``child`` step must hold within ``evaluationWindow`` seconds after the ``parent``."""
+
+    parent: str
+    child: str
+    evaluation_window: int = Field(default=0, ge=0)
+
+
+class SequenceDetectionOptions(_Model):
+    steps: tuple[SequenceStep, ...] = Field(min_length=1)
+    step_transitions: tuple[SequenceTransition, ...] = ()
+
+
 class RuleOptions(_Model):
     detection_method: DetectionMethod = "threshold"
     evaluation_window: int = Field(default=300, ge=0)
@@ -92,6 +113,7 @@ class RuleOptions(_Model):
     max_signal_duration: int = Field(default=86400, ge=0)
     new_value_options: NewValueOptions | None = None
     impossible_travel_options: ImpossibleTravelOptions | None = None
+    sequence_detection_options: SequenceDetectionOptions | None = None
     decrease_criticality_based_on_env: bool | None = None
     hardcoded_evaluator_type: str | None = None
 
@@ -163,6 +185,14 @@ class Rule(_Model):
     @property
     def query_names(self) -> tuple[str, ...]:
         return tuple(self.query_name(i) for i in range(len(self.queries)))
+
+    @property
+    def case_names(self) -> tuple[str, ...]:
+        """The names a case condition reads: a sequence rule's steps, any other rule's queries."""
+        sequence = self.options.sequence_detection_options
+        if self.options.detection_method == "sequence_detection" and sequence is not None:
+            return tuple(step.name for step in sequence.steps)
+        return self.query_names
 
     @property
     def group_by_fields(self) -> tuple[str, ...]:

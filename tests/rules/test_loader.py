@@ -93,7 +93,7 @@ def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -
     errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "anomaly.json", anomaly))}
     assert errors == {
         "options.detectionMethod": "Datadog's 'anomaly_detection' is not supported by secmon yet; supported: 'threshold', "
-                                   "'new_value' or 'impossible_travel'",
+                                   "'new_value', 'impossible_travel' or 'sequence_detection'",
         "options.anomalyDetectionOptions": "a Datadog field that secmon does not support yet",
     }
     correlation = {**DATADOG_EXPORT, "type": "signal_correlation", "queries": [{"ruleId": "abc", "aggregation": "event_count",

@@ -1,0 +1,69 @@
+"""Sequence detection on Polars (Datadog's ``sequence_detection``): ordered steps per group.
+
+A step *holds* at an event time ``t`` of a group when its condition holds over the counts of the
+rule's queries in ``[t - step window, t]``, as a threshold case does. The chain *reaches* the first
+step wherever it holds, and step ``k`` at ``t`` when it holds there and the chain reached step
+``k - 1`` at an earlier moment ``t'`` (an earlier time, not the same one) with ``t - t'`` within the
+transition's window. Where the chain reaches the last step, the first case whose condition holds
+is a trigger; a case reads each step as 1 where the chain reached it at that moment, else 0
+(Datadog's cases name the last step: ``last_step > 0``). Triggers go through the lifecycle like
+a threshold rule's, and a signal counts the events of the rule's queries over the sequence's span
+before each trigger (``CompiledRule.sequence_span_ms``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from secmon.detect.compiled import CompiledRule
+from secmon.detect.rule_frame import TS, group_columns
+
+CASE = "__case"
+
+
+def _step(k: int) -> str:
+    return f"__s{k}"
+
+
+def sequence_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[str] | None = None) -> pl.DataFrame:
+    """(``by`` columns..., timestamp, __case) for every moment the chain reaches the last step
+    and a case holds, once per moment. ``frame`` is the rule frame, sorted by (group, time)."""
+    if by is None:
+        by = group_columns(compiled)
+    keyed = frame
+    if not by:
+        keyed, by = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
+    by = list(by)
+    counts = [pl.col(f"__q{i}").cast(pl.Int64).sum().cast(pl.Float64).alias(cq.name) for i, cq in enumerate(compiled.queries)]
+    moments: pl.DataFrame | None = None
+    for window_ms in sorted({step.window_ms for step in compiled.steps}):
+        held = [step.condition.to_polars().alias(f"__h{k}") for k, step in enumerate(compiled.steps) if step.window_ms == window_ms]
+        rolled = (
+            keyed.rolling(index_column=TS, period=f"{window_ms + 1}i", closed="right", group_by=by)
+            .agg(counts)
+            .unique(subset=[*by, TS], keep="first", maintain_order=True)  # rows of one moment see one window
+            .select([*by, TS, *held])
+        )
+        moments = rolled if moments is None else moments.join(rolled, on=[*by, TS], how="left", maintain_order="left")
+    assert moments is not None, "a sequence rule has steps"
+    moments = moments.sort([*by, TS], maintain_order=True).with_columns(pl.col("__h0").alias(_step(0)))
+    for k in range(1, len(compiled.steps)):
+        # The latest earlier moment the chain reached the previous step: filled forward over the
+        # group's moments, then taken from the moment before.
+        reached_at = pl.when(pl.col(_step(k - 1))).then(pl.col(TS)).otherwise(None)
+        moments = moments.with_columns(reached_at.forward_fill().over(by).alias("__reached"))
+        previous = pl.col("__reached").shift(1).over(by)
+        within = previous.is_not_null() & (pl.col(TS) - previous <= compiled.steps[k].after_previous_ms)
+        moments = moments.with_columns((pl.col(f"__h{k}") & within).alias(_step(k)))
+    reached = moments.filter(pl.col(_step(len(compiled.steps) - 1)))
+    if reached.height == 0:
+        return reached.select([*by, TS]).with_columns(pl.lit(None, dtype=pl.Int32).alias(CASE))
+    # The cases read the steps by their names, apart from the frame's own columns.
+    steps = reached.select(pl.col(_step(k)).cast(pl.Float64).alias(step.name) for k, step in enumerate(compiled.steps))
+    case_expr = pl.lit(None, dtype=pl.Int32)
+    for index in reversed(range(len(compiled.cases))):
+        case_expr = pl.when(compiled.cases[index].condition.to_polars()).then(pl.lit(index, dtype=pl.Int32)).otherwise(case_expr)
+    cases = steps.with_columns(case_expr.alias(CASE))[CASE]
+    return reached.select([*by, TS]).with_columns(cases).filter(pl.col(CASE).is_not_null())
