@@ -36,11 +36,13 @@ def _steps(rule: Rule) -> tuple[CompiledStep, ...]:
     if rule.options.detection_method != "sequence_detection" or options is None:
         return ()
     after = {t.child: t.evaluation_window * 1000 for t in options.step_transitions}
-    return tuple(
-        CompiledStep(step.name, parse_condition(step.condition, rule.query_names), step.evaluation_window * 1000,
-                     after.get(step.name, 0))
-        for step in options.steps
-    )
+    names = rule.query_names
+    steps = []
+    for step in options.steps:
+        condition = parse_condition(step.condition, names)
+        read = tuple(i for i, name in enumerate(names) if name in condition.names) or tuple(range(len(names)))
+        steps.append(CompiledStep(step.name, condition, step.evaluation_window * 1000, after.get(step.name, 0), read))
+    return tuple(steps)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class CompiledStep:
     condition: Condition
     window_ms: int
     after_previous_ms: int
+    queries: tuple[int, ...]  # the queries its condition reads: one of theirs must arrive for it to be reached
 
 
 @dataclass(frozen=True)

@@ -138,8 +138,9 @@ def _threshold_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[
 
 
 def _sequence_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
-    """Each moment, each step counted over its own window; the chain followed from moment to
-    moment, looking back over every earlier moment the previous step was reached."""
+    """Each moment, each step counted over its own window (and happening only with one of its
+    queries' events at that moment); the chain followed from moment to moment, looking back over
+    every moment (this one included) the previous step was reached."""
     moments = sorted({r.ts for r in rows})
     reached: list[list[int]] = [[] for _ in compiled.steps]  # moments each step was reached at
     triggers: list[tuple[int, int, int]] = []
@@ -148,9 +149,9 @@ def _sequence_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[i
         for k, step in enumerate(compiled.steps):
             counts = {cq.name: float(sum(1 for r in rows if r.query == i and t - step.window_ms <= r.ts <= t))
                       for i, cq in enumerate(compiled.queries)}
-            holds = step.condition.evaluate(counts)
+            holds = step.condition.evaluate(counts) and any(r.ts == t and r.query in step.queries for r in rows)
             if k > 0:
-                holds = holds and any(earlier < t and t - earlier <= step.after_previous_ms for earlier in reached[k - 1])
+                holds = holds and any(t - earlier <= step.after_previous_ms for earlier in reached[k - 1])
             if holds:
                 reached[k].append(t)
             now[step.name] = 1.0 if holds else 0.0

@@ -55,7 +55,8 @@ def test_the_steps_must_come_in_order_within_their_windows() -> None:
     assert Engine([rule()]).scan_events(recon + [event("eve", 100, "impact"), event("eve", 200, "access")]) == []  # out of order
     assert Engine([rule()]).scan_events(recon + [event("eve", 100, "access"), event("eve", 900, "impact")]) == []  # too late
     assert Engine([rule()]).scan_events(recon[:2] + [event("eve", 100, "access"), event("eve", 200, "impact")]) == []  # too few
-    assert Engine([rule()]).scan_events(recon + [event("eve", 20, "access"), event("eve", 20, "impact")]) == []  # not earlier
+    # Steps in the same second (CloudTrail's resolution) are in order: the logs cannot say otherwise.
+    assert len(Engine([rule()]).scan_events(recon + [event("eve", 20, "access"), event("eve", 20, "impact")])) == 1
     assert Engine([rule()]).scan_events(recon + [event("bob", 100, "access"), event("eve", 200, "impact")]) == []  # another user
 
 

@@ -259,13 +259,17 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
         elif q["aggregation"] == "geo_data":
             assert method == "impossible_travel" and q["metrics"] == ["@network.client.geoip"]
         else:
-            assert method == "threshold"
+            assert method in ("threshold", "sequence_detection")
     assert len(names) == len(set(names)), f"{rid}: duplicate query names"
+    steps = [step["name"] for step in rule["options"].get("sequenceDetectionOptions", {}).get("steps", [])]
     assert rule["cases"], f"{rid}: no case"
     for case in rule["cases"]:
         assert CASE_KEYS - {"condition"} <= set(case) <= CASE_KEYS
         assert case["status"] in STATUSES and case["notifications"] == []
-        if method != "threshold":
+        if method == "sequence_detection":
+            # Datadog's shape: one case, over the last step.
+            assert len(rule["cases"]) == 1 and case["condition"] == f"{steps[-1]} > 0", f"{rid}: {case}"
+        elif method != "threshold":
             assert "condition" not in case, f"{rid}: {method} cases have no condition"
         else:
             used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", case["condition"]))
@@ -280,6 +284,17 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
     elif method == "impossible_travel":
         assert set(options) == {"detectionMethod", "keepAlive", "maxSignalDuration", "impossibleTravelOptions"}
         assert set(options["impossibleTravelOptions"]) == {"baselineUserLocations"}
+    elif method == "sequence_detection":
+        # Datadog's documented shape: every query counts and groups alike, each step reads its
+        # own query, and the transitions chain the steps in order; windows from Datadog's values.
+        assert set(options) == {"detectionMethod", "evaluationWindow", "keepAlive", "maxSignalDuration", "sequenceDetectionOptions"}
+        assert options["evaluationWindow"] == 0
+        sequence = options["sequenceDetectionOptions"]
+        assert all(q["aggregation"] == "count" and q["groupByFields"] == rule["queries"][0]["groupByFields"] for q in rule["queries"])
+        assert [step["condition"] for step in sequence["steps"]] == [f"{name} > 0" for name in names]
+        assert [(t["parent"], t["child"]) for t in sequence["stepTransitions"]] == list(zip(steps, steps[1:]))
+        assert all(s["evaluationWindow"] in EVALUATION_WINDOWS for s in [*sequence["steps"], *sequence["stepTransitions"]])
+        assert sum(t["evaluationWindow"] for t in sequence["stepTransitions"]) <= 86400  # Datadog's limit on a chain
     else:
         assert set(options) == {"detectionMethod", "keepAlive", "maxSignalDuration", "newValueOptions"}
         nv = options["newValueOptions"]
