@@ -88,15 +88,17 @@ def _access(rnd: random.Random) -> str:
 
 
 def _cloudtrail(rnd: random.Random) -> dict:
-    def record(t: datetime, name: str, source: str, ip: str, user: str = "ci-deployer", **extra) -> dict:
+    def record(t: datetime, name: str, source: str, ip: str, user: str = "ci-deployer", rng: random.Random | None = None,
+               **extra) -> dict:
+        rng = rng or rnd
         rec = {
             "eventVersion": "1.09",
             "userIdentity": {"type": "IAMUser", "principalId": "AIDA" + user.upper()[:8].ljust(8, "X"),
                              "arn": f"arn:aws:iam::{ACCOUNT}:user/{user}", "accountId": ACCOUNT,
-                             "accessKeyId": "AKIA" + format(rnd.getrandbits(48), "012X"), "userName": user},
+                             "accessKeyId": "AKIA" + format(rng.getrandbits(48), "012X"), "userName": user},
             "eventTime": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "eventSource": source, "eventName": name,
             "awsRegion": "us-east-1", "sourceIPAddress": ip, "userAgent": "aws-cli/2.15.0 Python/3.11",
-            "requestParameters": None, "responseElements": None, "eventID": f"{rnd.getrandbits(128):032x}",
+            "requestParameters": None, "responseElements": None, "eventID": f"{rng.getrandbits(128):032x}",
             "eventType": "AwsApiCall", "recipientAccountId": ACCOUNT,
         }
         rec.update(extra)
@@ -122,6 +124,17 @@ def _cloudtrail(rnd: random.Random) -> dict:
                           requestParameters={"userName": "ci-deployer"},
                           responseElements={"accessKey": {"userName": "ci-deployer", "status": "Active",
                                                           "accessKeyId": "AKIAEXAMPLEKEY000001"}}))
+    # A backdoor user: created, made admin and given a key within a minute (the sequence rule). Its
+    # own random source leaves the other samples as they were generated before it was added.
+    own = random.Random("backup-svc")
+    records.append(record(bad + timedelta(minutes=4, seconds=20), "CreateUser", "iam.amazonaws.com", ip, user="alice",
+                          rng=own, requestParameters={"userName": "backup-svc"}))
+    records.append(record(bad + timedelta(minutes=4, seconds=35), "AttachUserPolicy", "iam.amazonaws.com", ip, user="alice",
+                          rng=own, requestParameters={"userName": "backup-svc", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}))
+    records.append(record(bad + timedelta(minutes=4, seconds=50), "CreateAccessKey", "iam.amazonaws.com", ip, user="alice",
+                          rng=own, requestParameters={"userName": "backup-svc"},
+                          responseElements={"accessKey": {"userName": "backup-svc", "status": "Active",
+                                                          "accessKeyId": "AKIAEXAMPLEKEY000002"}}))
     records.append(record(bad + timedelta(minutes=5), "AuthorizeSecurityGroupIngress", "ec2.amazonaws.com", ip, user="alice",
                           requestParameters={"groupId": "sg-0abc", "ipPermissions": {"items": [
                               {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
