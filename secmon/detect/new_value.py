@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import TS, group_columns
+from secmon.detect.rule_frame import TS, keyed_by
 
 DAY_MS = 86_400_000
 
@@ -33,12 +33,7 @@ def new_value_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence
     options = compiled.rule.options.new_value_options
     learning_ms = int((options.learning_duration if options else 0) * DAY_MS)
     forget_ms = int((options.forget_after if options else 28) * DAY_MS)
-    if by is None:
-        by = group_columns(compiled)
-    keyed = frame.with_row_index(ROW)
-    if not by:
-        keyed, by = keyed.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
-    by = list(by)
+    keyed, by = keyed_by(compiled, frame.with_row_index(ROW), by)
     parts = []
     for i in range(len(compiled.queries)):
         value = f"__v{i}"

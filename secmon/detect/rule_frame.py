@@ -7,7 +7,7 @@ each query contributes its own rows with its own group-by values in the shared c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +62,16 @@ def group_values(schema: Mapping[str, pl.DataType], cq: CompiledQuery) -> list[p
 
 def group_columns(compiled: CompiledRule) -> list[str]:
     return [f"__g{k}" for k in range(len(compiled.queries[0].group_by))]
+
+
+def keyed_by(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[str] | None) -> tuple[pl.DataFrame, list[str]]:
+    """``frame`` and the columns its groups are told apart by: ``by`` (the detector passes its one
+    integer group id), by default the rule's group-by columns, and a constant column for a rule
+    that groups by nothing (window functions and rolling passes need some key)."""
+    by = group_columns(compiled) if by is None else list(by)
+    if not by:
+        return frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
+    return frame, by
 
 
 def query_columns(compiled: CompiledRule) -> list[str]:

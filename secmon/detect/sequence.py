@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import TS, group_columns
+from secmon.detect.rule_frame import TS, keyed_by
 
 CASE = "__case"
 
@@ -33,12 +33,7 @@ def _step(k: int) -> str:
 def sequence_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[str] | None = None) -> pl.DataFrame:
     """(``by`` columns..., timestamp, __case) for every moment the chain reaches the last step
     and a case holds, once per moment. ``frame`` is the rule frame, sorted by (group, time)."""
-    if by is None:
-        by = group_columns(compiled)
-    keyed = frame
-    if not by:
-        keyed, by = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
-    by = list(by)
+    keyed, by = keyed_by(compiled, frame, by)
     counts = [pl.col(f"__q{i}").cast(pl.Int64).sum().cast(pl.Float64).alias(cq.name) for i, cq in enumerate(compiled.queries)]
     moments: pl.DataFrame | None = None
     for window_ms in sorted({step.window_ms for step in compiled.steps}):

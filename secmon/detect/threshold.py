@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from secmon.detect.compiled import CompiledRule
-from secmon.detect.rule_frame import TS, group_columns
+from secmon.detect.rule_frame import TS, keyed_by
 
 
 def _aggregate(compiled: CompiledRule, i: int) -> pl.Expr:
@@ -36,12 +36,7 @@ def threshold_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence
     ``by`` defaults to the group-by columns; the detector passes its one integer group id
     instead, which makes the rolling group-by hash one int rather than several strings."""
     window_ms = compiled.rule.options.evaluation_window * 1000
-    if by is None:
-        by = group_columns(compiled)
-    keyed = frame
-    if not by:
-        keyed, by = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("__all")), ["__all"]
-    by = list(by)
+    keyed, by = keyed_by(compiled, frame, by)
     rolled = keyed.rolling(
         index_column=TS, period=f"{window_ms + 1}i", closed="right", group_by=by
     ).agg([_aggregate(compiled, i) for i in range(len(compiled.queries))])
