@@ -42,7 +42,7 @@ class CfdrFormat(LogFormat):
     name = "cfdr"
     description = "supercomputer logs (USENIX CFDR: BGL, Thunderbird, Spirit, Liberty): epoch time, node, syslog or BGL RAS record"
     verbatim_paths = frozenset({"host", "cfdr.alert_category", "bgl.type", "bgl.level"}) | _SYSLOG.verbatim_paths
-    absent_namespaces = _SYSLOG.absent_namespaces
+    escaped_chars = _SYSLOG.escaped_chars
 
     def implied_literals(self, path: str, value: str) -> list[str] | None:
         if path in ("source", "evt.name", "evt.outcome", "pam.module"):

@@ -135,9 +135,6 @@ class JournaldFormat(LogFormat):
             return [value]
         return super().implied_literals(path, value)
 
-    # Entries are read as syslog lines and audit records are: neither names a destination.
-    absent_namespaces = ("network.destination.",)
-
     def sniff(self, line: str) -> bool:
         try:
             entry = orjson.loads(line)

@@ -39,6 +39,8 @@ from typing import Any
 
 import orjson
 
+from secmon.ingest.cef import parse_cef_message
+
 Event = dict[str, Any]
 
 _AUTH = re.compile(
@@ -241,6 +243,7 @@ MessageParser = Callable[[Event, str], int]
 
 # Program (source) -> message parser. PAM lines are recognised by program suffix or prefix.
 MESSAGE_PARSERS: dict[str, MessageParser] = {
+    "cef": parse_cef_message,  # ArcSight CEF sent as syslog: the tag is "CEF"
     "sshd": parse_sshd,
     "sudo": parse_sudo,
     "useradd": parse_account_change,

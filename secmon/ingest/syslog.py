@@ -69,14 +69,13 @@ class SyslogFormat(LogFormat):
             "sudo.reason",
             "target.user.name",
             "target.group.name",
+            "network.destination.ip",  # a CEF message's dst (and dpt)
+            "network.destination.port",
         }
     )
 
-    # sshd, PAM, sudo and account lines name a client, never a destination.
-    absent_namespaces = ("network.destination.",)
-
-    # RFC 5424 structured data escapes ", \ and ]; nothing else is escaped in syslog text.
-    escaped_chars = frozenset('"\\]')
+    # RFC 5424 structured data escapes ", \ and ]; a CEF message escapes \, = and |.
+    escaped_chars = frozenset('"\\]=|')
 
     def verbatim(self, path: str) -> bool:
         return path in self.verbatim_paths or path.startswith("syslog.structured_data.")
