@@ -1,5 +1,6 @@
 """Where log bytes come from: files, directories, globs, stdin, compressed files (gzip, bzip2, xz,
-told by their magic bytes, not their names); cut into chunks of lines.
+told by their magic bytes, not their names), the members of tar and zip archives
+(``secmon.ingest.archives``); cut into chunks of lines.
 
 The engine streams: :meth:`Source.chunks` yields :class:`Chunk` objects holding whole lines
 (split at a newline, the remainder carried into the next chunk), so memory stays bounded by the
@@ -29,6 +30,7 @@ import numpy as np
 
 from secmon._core import read_records
 from secmon.errors import InputError
+from secmon.ingest.archives import MEMBER_READ_ERRORS, archive_kind, archive_members
 from secmon.ingest.formats import LogFormat, format_for_file, get_format
 from secmon.ingest.lines import fast_line_count
 from secmon.ingest.stats import CORRUPT_INPUT, UNREADABLE_FILE
@@ -150,6 +152,10 @@ def _decompressing(head: bytes) -> _Decompression | None:
     return None
 
 
+def _as_is(raw: BinaryIO) -> BinaryIO:
+    return raw
+
+
 class _TolerantDecompressor:
     """A decompressing stream that ends, instead of raising, where the data is corrupt or
     truncated (a log rotated while being written): everything before is kept, the error is
@@ -249,7 +255,11 @@ class Source:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         owns_stream: bool = False,
         unreadable: str | None = None,
+        read_errors: tuple[type[BaseException], ...] = (),
     ) -> None:
+        """``read_errors``: what reading ``stream`` raises where its data breaks off (an archive
+        cut short under a member): the source then ends there and reports it, as a corrupt
+        compressed file does."""
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
         #: Why a file found in a directory or glob could not be opened (counted, not raised).
@@ -267,6 +277,8 @@ class Source:
         self._consumed = False
         self._owned_stream = stream if owns_stream else None
         self._decompressor: _TolerantDecompressor | None = None
+        if stream is not None and read_errors:
+            self._stream = self._decompress(("archive", _as_is, read_errors), stream)  # type: ignore[assignment]
         #: The plain file being read (set by ``chunks``), for chunks with a ``file_offset``.
         self.file: SourceFile | None = None
         head = self._head()
@@ -475,13 +487,24 @@ def open_sources(
 
     def generate() -> Iterator[Source]:
         for name, path in files:
+            kind = None
             try:
-                source = make(name, path)
+                kind = archive_kind(path) if path is not None and path.is_file() else None
+                if kind is None:
+                    source = make(name, path)
             except OSError as exc:
                 if name in explicit:
                     raise
                 source = Source(name, path=path, unreadable=f"cannot read: {exc.strerror or exc}")
-            yield source
+            if kind is None:
+                yield source
+                continue
+            for member, stream in archive_members(name, path, kind):  # type: ignore[arg-type]
+                if isinstance(stream, str):
+                    yield Source(member, path=path, unreadable=stream)
+                else:
+                    yield Source(member, stream=stream, format=format, year=year, max_line_bytes=max_line_bytes,
+                                 read_errors=MEMBER_READ_ERRORS)
 
     def make(name: str, path: Path | None) -> Source:
         if path is None:
