@@ -314,6 +314,32 @@ _ZEEK_COPIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# GitHub's audit log (the REST API, audit log streaming) -> Datadog's attributes: the action is
+# the event's name, the actor the user, as Datadog's pipelines map an integration's own fields.
+_GITHUB_COPIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("action", ("evt", "name")),
+    ("actor", ("usr", "name")),
+    ("actor_ip", ("network", "client", "ip")),
+    ("user_agent", ("http", "useragent")),
+)
+
+
+def is_github_audit(record: Event) -> bool:
+    """An entry of GitHub's audit log: its ``action`` and its ``_document_id``.
+
+    The native normalizer declines every record with both keys (a superset)."""
+    return isinstance(record.get("action"), str) and isinstance(record.get("_document_id"), str)
+
+
+def normalize_github_audit(record: Event) -> Event:
+    """The generic normalization (``@timestamp`` or ``created_at`` dates it), ``source``
+    ``github``, then the action, actor and address copied onto the standard attributes."""
+    normalize_generic(record)
+    record.setdefault("source", "github")
+    _copy_fields(record, _GITHUB_COPIES, record.get)
+    return record
+
+
 def is_zeek(record: Event) -> bool:
     """A Zeek log record that has a connection (conn, dns, http, ssl, ssh, notice, ... logs).
 
@@ -395,6 +421,8 @@ def normalize_record(record: Event) -> Event:
         return normalize_okta(record)
     if is_zeek(record):
         return normalize_zeek(record)
+    if is_github_audit(record):
+        return normalize_github_audit(record)
     return normalize_generic(record)
 
 

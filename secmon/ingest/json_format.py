@@ -80,8 +80,9 @@ class JsonFormatBase(LogFormat):
         if any(c in value for c in ".eE") and _is_float(value):
             return None  # JSON numbers are re-serialized: 1.50 in the raw text reads back as 1.5
         if path == "source" or path == "service":
-            # Derived for CloudTrail / Kubernetes audit / Okta / Zeek, else copied from source/ddsource/service.
-            extra = {"cloudtrail": ["eventSource"], "kubernetes.audit": ["audit.k8s.io"], "okta": ["eventType"], "zeek": ["orig_h"]}
+            # Derived for CloudTrail / Kubernetes audit / Okta / Zeek / GitHub, else copied from source/ddsource/service.
+            extra = {"cloudtrail": ["eventSource"], "kubernetes.audit": ["audit.k8s.io"], "okta": ["eventType"], "zeek": ["orig_h"],
+                     "github": ["_document_id"]}
             return [*extra.get(value, []), value]
         if path == "evt.outcome":
             # CloudTrail: errorCode present or not; Kubernetes: responseStatus.code; else copied.

@@ -2,7 +2,7 @@
 
 Lines are drawn to hit every reason the native path must hand a line back: aliases that ingest
 remaps (msg, ddsource, hostname, level, ddtags), ISO and float timestamps, ``@timestamp``,
-CloudTrail, Kubernetes and Zeek records, escapes, blank, malformed, over-long and invalid UTF-8 lines.
+CloudTrail, Kubernetes, Zeek and GitHub audit records, escapes, blank, malformed, over-long and invalid UTF-8 lines.
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ RULES = [
         "id": "ct", "name": "cloudtrail",
         "queries": [{"query": "source:cloudtrail @evt.name:ConsoleLogin", "groupByFields": ["@usr.name"], "aggregation": "count"}],
         "cases": [{"status": "medium", "condition": "a > 0"}],
+        "options": {"evaluationWindow": 0, "keepAlive": 0, "maxSignalDuration": 0},
+    }),
+    rule_from_dict({
+        "id": "github", "name": "github repository actions",
+        "queries": [{"query": "source:github @evt.name:repo.*", "groupByFields": ["@usr.name"], "aggregation": "count"}],
+        "cases": [{"status": "low", "condition": "a > 0"}],
         "options": {"evaluationWindow": 0, "keepAlive": 0, "maxSignalDuration": 0},
     }),
     rule_from_dict({
@@ -130,10 +136,23 @@ def zeek_records(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def github_records(draw: st.DrawFn) -> dict[str, Any]:
+    """GitHub's audit log entries, dated by @timestamp (epoch ms, a reserved date) or created_at."""
+    ms = BASE_MS + draw(st.integers(0, 600)) * 1000
+    record: dict[str, Any] = {"@timestamp": ms} if draw(st.booleans()) else {"created_at": ms}
+    _put(record, "_document_id", _awkward(draw, "xIVc2TrIHNOPBVBHf5Mzaw"))
+    _put(record, "action", _awkward(draw, draw(st.sampled_from(["repo.access", "repo.destroy", "org.add_member"]))))
+    _put(record, "actor", _awkward(draw, draw(st.sampled_from(["octocat", "mallory"]))))
+    _put(record, "actor_ip", _awkward(draw, "10.0.0.1"))
+    _in_the_way(draw, record)
+    return record
+
+
+@st.composite
 def lines(draw: st.DrawFn) -> str:
     ts = BASE_MS + draw(st.integers(0, 600)) * 1000
     kind = draw(st.sampled_from(["plain"] * 6 + ["alias", "iso", "float", "at", "escape", "blank", "bad", "long", "crlf", "array"]
-                                + ["cloudtrail", "k8s", "zeek"] * 3))
+                                + ["cloudtrail", "k8s", "zeek", "github"] * 3))
     event = {
         "timestamp": ts,
         "source": draw(st.sampled_from(["app", "sshd", "nginx"])),
@@ -163,6 +182,8 @@ def lines(draw: st.DrawFn) -> str:
         return json.dumps(_drop_missing(draw(k8s_records())), ensure_ascii=draw(st.booleans()))
     elif kind == "zeek":
         return json.dumps(_drop_missing(draw(zeek_records())), ensure_ascii=draw(st.booleans()))
+    elif kind == "github":
+        return json.dumps(_drop_missing(draw(github_records())), ensure_ascii=draw(st.booleans()))
     elif kind == "escape":
         return json.dumps(event, ensure_ascii=True).replace('"source"', '"\\u0073ource"')
     elif kind == "blank":

@@ -342,3 +342,17 @@ def test_cloudtrail_delivered_by_eventbridge_is_the_cloudtrail_event(dataset: Ca
     assert expected
     for native_json in (True, False):
         assert sorted(s.key() for s in Engine(rules, native_json=native_json).detect([wrapped]).signals) == expected
+
+
+def test_github_audit_log_entries_get_datadogs_attributes() -> None:
+    from secmon.ingest import parse_lines
+
+    entry = {"@timestamp": 1714557600123, "_document_id": "xIVc2TrIHNOPBVBHf5Mzaw", "action": "repo.access",
+             "actor": "mallory", "actor_ip": "203.0.113.9", "org": "acme", "repo": "acme/secret", "visibility": "public"}
+    (event,) = parse_lines([json.dumps(entry)], format="ndjson")
+    assert event["timestamp"] == 1714557600123 and event["source"] == "github"
+    assert event["evt"] == {"name": "repo.access"} and event["usr"] == {"name": "mallory"}
+    assert event["network"] == {"client": {"ip": "203.0.113.9"}} and event["action"] == "repo.access"
+    # Only GitHub's entries: another log's "action" is left alone.
+    (other,) = parse_lines([json.dumps({"timestamp": 1714557600123, "action": "deny", "actor": "x"})], format="ndjson")
+    assert "evt" not in other and "source" not in other

@@ -35,7 +35,7 @@ pub(super) const RAW_PATHS: &[&str] = &[
     "responseStatus", "responseStatus.code",
     "evt", "evt.name", "evt.outcome", "network", "network.client", "network.client.ip",
     "http", "http.useragent", "http.status_code", "usr", "usr.id", "usr.name",
-    "Records", "items", "detail-type", "eventType", "eventtype", "actor", "uid", "id.orig_h",
+    "Records", "items", "detail-type", "eventType", "eventtype", "actor", "uid", "id.orig_h", "action", "_document_id",
 ];
 
 /// Positions in [`RAW_PATHS`].
@@ -54,10 +54,10 @@ enum R {
     ResponseStatus, ResponseCode,
     Evt, EvtName, EvtOutcome, Network, NetworkClient, ClientIp,
     Http, HttpUseragent, HttpStatusCode, Usr, UsrId, UsrName,
-    Records, Items, DetailType, EventType, LowerEventType, Actor, Uid, IdOrigH,
+    Records, Items, DetailType, EventType, LowerEventType, Actor, Uid, IdOrigH, Action, DocumentId,
 }
 
-const N_RAW: usize = R::IdOrigH as usize + 1;
+const N_RAW: usize = R::DocumentId as usize + 1;
 const _: () = assert!(N_RAW == RAW_PATHS.len());
 
 // Ingest's attribute lists, in its order (`json_events.py`).
@@ -272,6 +272,9 @@ impl Row<'_> {
         }
         if self.present(R::Uid) && self.lookup(R::IdOrigH)?.is_some() {
             return Err(NeedsPython); // ingest maps Zeek's records (`is_zeek`)
+        }
+        if self.present(R::Action) && self.present(R::DocumentId) {
+            return Err(NeedsPython); // ingest maps GitHub's audit log (`is_github_audit`)
         }
         // `timestamp` is overwritten: anything below it that a column reads would change.
         if matches!(self.get(R::Timestamp), Val::List) || matches!(self.get(R::Timestamp), Val::One(s) if s.kind == Kind::Object) {
