@@ -30,8 +30,9 @@ _INTEGER = re.compile(r"-?(?:0|[1-9]\d{0,17})")
 _DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,8})\.\d{1,6}")
 # A column name starts with a letter (or _ @ ( as some exports write them); a first line that
 # starts with a date or a number is data of another format, not a header.
-_DATE_COLUMN = re.compile(r"date|time|created|^when$|^ts$", re.IGNORECASE)
 _HEADER_NAME = re.compile(r"[A-Za-z_@(][^\"{}\[\]]{0,63}")
+# Columns named like a date, for records no date attribute dates.
+_DATE_COLUMN = re.compile(r"date|time|created|^when$|^ts$", re.IGNORECASE)
 
 
 def _row(text: str) -> list[str] | None:
