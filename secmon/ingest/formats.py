@@ -1,7 +1,7 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
-``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``cef``, ``w3c``, ``zeek``,
+``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``cef``, ``snort``, ``w3c``, ``zeek``,
 ``logfmt``, ``csv``, ``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
@@ -24,6 +24,7 @@ from secmon.ingest.csv_format import CsvFormat
 from secmon.ingest.journald import JournaldFormat
 from secmon.ingest.json_format import JsonDocumentFormat, NdjsonFormat
 from secmon.ingest.logfmt import LogfmtFormat
+from secmon.ingest.snort import SnortFormat
 from secmon.ingest.syslog import SyslogFormat
 from secmon.ingest.text import TextFormat
 from secmon.ingest.w3c import W3cFormat
@@ -46,6 +47,7 @@ FORMATS: dict[str, LogFormat] = {
         NginxErrorFormat(),
         CfdrFormat(),
         CefFormat(),
+        SnortFormat(),
         W3cFormat(),
         ZeekFormat(),
         LogfmtFormat(),
@@ -62,7 +64,7 @@ _HEAD_DECLARED: tuple[str, ...] = ("w3c", "zeek")
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr", "cef", "logfmt")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr", "cef", "snort", "logfmt")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:
