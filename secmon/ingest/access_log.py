@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import QUOTE_ESCAPED, Event, LineRejected, LogFormat
 from secmon.ingest.messages import is_ip
-from secmon.ingest.timestamps import MONTHS, TimestampError, clock_ms, day_ms, fraction_ms, parse_access_log_time
+from secmon.ingest.timestamps import MONTHS, TimestampError, datetime_ms, parse_access_log_time
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -192,11 +192,9 @@ class ApacheErrorFormat(_WebServerFormat):
         if month is None:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"unknown month {mon!r}: {text}")
         try:
-            ts = day_ms(int(year), month, int(day)) + clock_ms(int(hour), int(minute), int(second))
+            ts = datetime_ms(int(year), month, int(day), hour, minute, second, fraction)
         except TimestampError as exc:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
-        if fraction:
-            ts += fraction_ms(fraction)
         event: Event = {"timestamp": ts, "source": "apache", "service": "apache", "status": level.lower(),
                         "message": message}
         if pid is not None:
@@ -242,7 +240,7 @@ class NginxErrorFormat(_WebServerFormat):
     def parse_text(self, text: str, source: Source) -> Event:
         year, month, day, hour, minute, second, level, pid, tid, connection, message = self.matched(text).groups()
         try:
-            ts = day_ms(int(year), int(month), int(day)) + clock_ms(int(hour), int(minute), int(second))
+            ts = datetime_ms(int(year), int(month), int(day), hour, minute, second)
         except TimestampError as exc:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
         nginx: dict[str, Any] = {"pid": pid, "tid": tid}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
-from secmon.ingest.timestamps import MONTHS, TimestampError, clock_ms, day_ms, fraction_ms, is_plausible_ms, parse_any
+from secmon.ingest.timestamps import MONTHS, TimestampError, datetime_ms, is_plausible_ms, parse_any
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -141,8 +141,7 @@ def _time(extensions: dict[str, str]) -> int | None:
         m = _TEXT_DATE.fullmatch(value)
         if m is not None and m.group(1) in MONTHS and m.group(3) is not None:
             mon, day, year, hour, minute, second, fraction = m.groups()
-            ms = day_ms(int(year), MONTHS[mon], int(day)) + clock_ms(int(hour), int(minute), int(second))
-            return ms + fraction_ms(fraction) if fraction else ms
+            return datetime_ms(int(year), MONTHS[mon], int(day), hour, minute, second, fraction)
         ms = parse_any(value)
         if not is_plausible_ms(ms):
             raise TimestampError(f"{key}={value!r} is not a date from 1990 to 2100")

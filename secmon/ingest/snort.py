@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
-from secmon.ingest.timestamps import TimestampError, YearTracker, clock_ms, day_ms, fraction_ms
+from secmon.ingest.timestamps import TimestampError, YearTracker, datetime_ms
 
 if TYPE_CHECKING:
     from secmon.ingest.sources import Source
@@ -59,11 +59,9 @@ class SnortFormat(LogFormat):
                 full_year = YearTracker.of(source).year_for(int(month), int(day))
             else:
                 full_year = int(year) + (2000 if len(year) == 2 else 0)
-            ts = day_ms(full_year, int(month), int(day)) + clock_ms(int(hour), int(minute), int(second))
+            ts = datetime_ms(full_year, int(month), int(day), hour, minute, second, fraction)
         except TimestampError as exc:
             raise LineRejected(reasons.BAD_TIMESTAMP, f"{exc}: {text}") from None
-        if fraction:
-            ts += fraction_ms(fraction)
         snort: dict[str, object] = {"gid": int(gid), "sid": int(sid), "rev": int(rev), "signature": signature}
         if classification:
             snort["classification"] = classification

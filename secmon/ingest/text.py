@@ -32,8 +32,7 @@ from secmon.ingest.timestamps import (
     MONTHS,
     TimestampError,
     YearTracker,
-    clock_ms,
-    day_ms,
+    datetime_ms,
     epoch_to_ms,
     fraction_ms,
     is_plausible_ms,
@@ -61,49 +60,35 @@ _SECOND_ISO = re.compile(r"[^\s\d][^\s]* " + _LEADING_ISO.pattern)
 
 def _at(year: int, month: int, day: int, clock: tuple[str | None, ...]) -> int:
     """The time of a date and its _CLOCK groups (hour, minute, second, fraction or None)."""
-    hour, minute, second, fraction = clock
-    ms = day_ms(year, month, day) + clock_ms(int(hour), int(minute), int(second))  # type: ignore[arg-type]
-    return ms + fraction_ms(fraction) if fraction else ms
+    return datetime_ms(year, month, day, *clock)  # type: ignore[arg-type]
 
 
 def _iso(m: re.Match[str], source: Source) -> int:
     return parse_iso8601(m.group(1).replace(",", "."))
 
 
-def _slashed(m: re.Match[str], source: Source) -> int:
+def _year_month_day(m: re.Match[str], source: Source) -> int:
     return _at(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.groups()[3:])
-
-
-def _day_month_year(m: re.Match[str], source: Source) -> int:
-    return _at(int(m.group(3)), MONTHS[m.group(2)], int(m.group(1)), m.groups()[3:])
-
-
-def _bsd(m: re.Match[str], source: Source) -> int:
-    month = MONTHS[m.group(1)]
-    day = int(m.group(2))
-    return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
-
-
-def _proxifier(m: re.Match[str], source: Source) -> int:
-    month, day = int(m.group(1)), int(m.group(2))
-    if not 1 <= month <= 12:
-        raise TimestampError(f"no month {month}")  # before the year tracker takes it for a month
-    return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
 
 
 def _two_digit_year(m: re.Match[str], source: Source) -> int:
     return _at(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), m.groups()[3:])
 
 
-def _compact(m: re.Match[str], source: Source) -> int:
-    return _at(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.groups()[3:])
+def _day_month_year(m: re.Match[str], source: Source) -> int:
+    return _at(int(m.group(3)), MONTHS[m.group(2)], int(m.group(1)), m.groups()[3:])
+
+
+def _yearless(month: int, day: int, clock: tuple[str | None, ...], source: Source) -> int:
+    return _at(YearTracker.of(source).year_for(month, day), month, day, clock)
+
+
+def _bsd(m: re.Match[str], source: Source) -> int:
+    return _yearless(MONTHS[m.group(1)], int(m.group(2)), m.groups()[2:], source)
 
 
 def _month_day(m: re.Match[str], source: Source) -> int:
-    month, day = int(m.group(1)), int(m.group(2))
-    if not 1 <= month <= 12:
-        raise TimestampError(f"no month {month}")
-    return _at(YearTracker.of(source).year_for(month, day), month, day, m.groups()[2:])
+    return _yearless(int(m.group(1)), int(m.group(2)), m.groups()[2:], source)
 
 
 def _epoch(m: re.Match[str], source: Source) -> int:
@@ -116,14 +101,14 @@ def _epoch(m: re.Match[str], source: Source) -> int:
 # (pattern, its reader), tried in this order; the first that matches gives the time.
 _LEADING_DATES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], Source], int]], ...] = (
     (_LEADING_ISO, _iso),
-    (_LEADING_SLASHED, _slashed),
+    (_LEADING_SLASHED, _year_month_day),
     (_LEADING_DAY_MONTH_YEAR, _day_month_year),
     (_LEADING_BSD, _bsd),
-    (_LEADING_PROXIFIER, _proxifier),
+    (_LEADING_PROXIFIER, _month_day),
     (_LEADING_EPOCH, _epoch),
     (_LEADING_LOG4J, _two_digit_year),
     (_LEADING_COMPACT, _two_digit_year),
-    (_LEADING_DASHED_COMPACT, _compact),
+    (_LEADING_DASHED_COMPACT, _year_month_day),
     (_LEADING_MONTH_DAY, _month_day),
     (_SECOND_ISO, _iso),
 )

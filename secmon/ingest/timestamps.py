@@ -51,6 +51,14 @@ def clock_ms(hour: int, minute: int, second: int) -> int:
     return ((hour * 60 + minute) * 60 + second) * 1000
 
 
+def datetime_ms(year: int, month: int, day: int, hour: int | str, minute: int | str, second: int | str,
+                fraction: str | None = None) -> int:
+    """Epoch milliseconds of a UTC date and time of day, the time's fields as numbers or digits
+    and its decimal fraction as digits (raises TimestampError for no such day or time)."""
+    ms = day_ms(year, month, day) + clock_ms(int(hour), int(minute), int(second))
+    return ms + fraction_ms(fraction) if fraction else ms
+
+
 class YearTracker:
     """Years for RFC 3164 timestamps, which have none.
 
@@ -76,6 +84,9 @@ class YearTracker:
         return tracker  # type: ignore[no-any-return]
 
     def year_for(self, month: int, day: int) -> int:
+        if not 1 <= month <= 12:
+            # Before it counts as the last month seen: a bad line must not move the year.
+            raise TimestampError(f"no month {month}")
         if self.year is None:
             now = dt.datetime.now(dt.timezone.utc)
             self.year = now.year

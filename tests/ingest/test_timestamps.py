@@ -228,3 +228,25 @@ def test_json_dates_in_other_writers_forms(tmp_path: Path, value: str, expected:
 def test_broken_dates_in_those_forms_are_errors(value: str) -> None:
     with pytest.raises(TimestampError):
         parse_any(value)
+
+
+def test_a_line_with_no_such_month_leaves_the_year_tracker_as_it_was() -> None:
+    """Every format reading yearless dates (syslog, text, Snort) asks the tracker; a bad month
+    must fail there, before it counts as the last month seen and turns a later line's year."""
+    from secmon.ingest.base import LineRejected
+    from secmon.ingest.sources import Source
+    from secmon.ingest.timestamps import YearTracker
+
+    tracker = YearTracker(2026)
+    assert tracker.year_for(8, 1) == 2026
+    with pytest.raises(TimestampError):
+        tracker.year_for(13, 1)
+    assert tracker.year_for(6, 1) == 2026  # June after August: the same year, not the next
+    from secmon.ingest.snort import SnortFormat
+
+    fmt, source = SnortFormat(), Source("fast.log", data=b"", year=2026)
+    alert = "{}-10:00:00.000001  [**] [1:1:1] x [**] {{TCP}} 1.2.3.4:5 -> 6.7.8.9:10"
+    assert fmt.parse_text(alert.format("08/01"), source)["timestamp"] < fmt.parse_text(alert.format("08/02"), source)["timestamp"]
+    with pytest.raises(LineRejected):
+        fmt.parse_text(alert.format("13/01"), source)
+    assert fmt.parse_text(alert.format("06/01"), source)["timestamp"] == naive_ms(dt.datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC))
