@@ -9,39 +9,24 @@ and an archive that breaks midway are reported, the members before them kept.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import lzma
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 ZIP_MAGIC = b"PK\x03\x04"
 _TAR_MAGIC_AT = 257  # "ustar" in a POSIX or GNU tar's first header
-_OPENERS: tuple[tuple[bytes, Callable[[BinaryIO], BinaryIO]], ...] = (
-    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw)),  # type: ignore[return-value]
-    (b"BZh", bz2.BZ2File),  # type: ignore[list-item]
-    (b"\xfd7zXZ\x00", lzma.LZMAFile),  # type: ignore[list-item]
-)
 
 
-def archive_kind(path: Path) -> str | None:
-    """``"zip"``, ``"tar"`` or None for the file at ``path``."""
-    with open(path, "rb") as raw:
-        magic = raw.read(6)
-        if magic.startswith(ZIP_MAGIC):
-            return "zip"
-        raw.seek(0)
-        opener = next((open_ for prefix, open_ in _OPENERS if magic.startswith(prefix)), None)
-        try:
-            stream = opener(raw) if opener is not None else raw
-            head = stream.read(_TAR_MAGIC_AT + 5)
-        except (OSError, EOFError, lzma.LZMAError):
-            return None
-    return "tar" if head[_TAR_MAGIC_AT:] == b"ustar" else None
+def archive_kind(head: bytes) -> str | None:
+    """``"zip"``, ``"tar"`` or None for a file whose first bytes, decompressed as every source's
+    are (``Source``'s head), are ``head``."""
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    return "tar" if head[_TAR_MAGIC_AT : _TAR_MAGIC_AT + 5] == b"ustar" else None
 
 
 # What reading a member raises where the archive under it breaks off (a truncated download).

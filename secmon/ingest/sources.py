@@ -166,14 +166,17 @@ class _TolerantDecompressor:
         self._inner = opener(raw)
         self.error: str | None = None
 
-    PIECE = 64 * 1024  # a failing read loses what it decompressed: keep each read small
+    # A failing read loses what it decompressed: read1 (one block of the compressed input a
+    # call) rather than read (which gathers blocks until it has PIECE bytes, so a file cut short
+    # lost up to 64 KiB before the cut, all of a small one).
+    PIECE = 64 * 1024
 
     def read(self, n: int = -1) -> bytes:
         parts: list[bytes] = []
         remaining = n if n >= 0 else sys.maxsize
         while remaining > 0 and self.error is None:
             try:
-                piece = self._inner.read(min(remaining, self.PIECE))
+                piece = self._inner.read1(min(remaining, self.PIECE))
             except self._errors as exc:
                 self.error = f"corrupt or truncated {self.name} data: {exc}"
                 break
@@ -282,6 +285,8 @@ class Source:
         #: The plain file being read (set by ``chunks``), for chunks with a ``file_offset``.
         self.file: SourceFile | None = None
         head = self._head()
+        #: "tar" or "zip" for an archive file: ``open_sources`` reads its members in its place.
+        self.archive = archive_kind(head) if path is not None else None
         self.format: LogFormat = format_for_file(format, head)
         if format is None and head.startswith(JOURNAL_MAGIC):
             # journald's binary store, met in a scan of /var/log: not lines to count as garbage.
@@ -487,19 +492,16 @@ def open_sources(
 
     def generate() -> Iterator[Source]:
         for name, path in files:
-            kind = None
             try:
-                kind = archive_kind(path) if path is not None and path.is_file() else None
-                if kind is None:
-                    source = make(name, path)
+                source = make(name, path)
             except OSError as exc:
                 if name in explicit:
                     raise
                 source = Source(name, path=path, unreadable=f"cannot read: {exc.strerror or exc}")
-            if kind is None:
+            if source.archive is None:
                 yield source
                 continue
-            for member, stream in archive_members(name, path, kind):  # type: ignore[arg-type]
+            for member, stream in archive_members(name, path, source.archive):  # type: ignore[arg-type]
                 if isinstance(stream, str):
                     yield Source(member, path=path, unreadable=stream)
                 else:
