@@ -294,6 +294,20 @@ def test_truncated_compressed_files_keep_what_came_before_and_count_the_error(tm
     assert f"truncated {name}" in stats.examples["corrupt_input"][0]
 
 
+@pytest.mark.parametrize("suffix", ["gz", "xz"])
+def test_a_small_file_cut_short_keeps_its_lines_before_the_cut(tmp_path: Path, suffix: str) -> None:
+    """Under 64 KiB: a read of one compressed block at a time loses at most that block (reading
+    64 KiB at once lost everything)."""
+    lines = [f'{{"timestamp": {1688990442 + i}, "n": {i}, "pad": "{i * 7919 % 100003:x}"}}' for i in range(400)]
+    whole = COMPRESSORS[suffix](("\n".join(lines) + "\n").encode())
+    path = tmp_path / f"small.jsonl.{suffix}"
+    path.write_bytes(whole[: len(whole) * 3 // 4])
+    stats = IngestStats()
+    events = parse_events(path, stats=stats)
+    assert 0 < len(events) < 400 and [e["n"] for e in events] == list(range(len(events)))
+    assert stats.rejected["corrupt_input"] == 1
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_rust_and_python_line_selection_give_the_same_events(data: st.DataObject, monkeypatch: pytest.MonkeyPatch) -> None:
