@@ -110,6 +110,11 @@ QUOTE_ESCAPED = frozenset('"\\')
 SYSLOG_SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 
 
+def syslog_priority(priority: int) -> tuple[dict[str, int], str]:
+    """A syslog ``<PRI>``: ``syslog.severity`` and ``syslog.facility``, and the status it gives."""
+    return {"severity": priority & 7, "facility": priority >> 3}, SYSLOG_SEVERITIES[priority & 7]
+
+
 class LogFormat:
     """Base class: a named way of turning raw lines into events."""
 

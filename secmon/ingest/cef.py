@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
+from secmon.ingest.paths import set_default
 from secmon.ingest.timestamps import MONTHS, TimestampError, datetime_ms, is_plausible_ms, parse_any
 
 if TYPE_CHECKING:
@@ -114,13 +115,10 @@ def add_cef(event: Event, body: str) -> bool:
         value = extensions.get(key)
         if value is None:
             continue
-        node = event
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node.setdefault(path[-1], int(value) if key in _PORTS and value.isdigit() else value)
+        set_default(event, path, int(value) if key in _PORTS and value.isdigit() else value)
     outcome = extensions.get("outcome")
     if outcome is not None:
-        event.setdefault("evt", {}).setdefault("outcome", outcome.lower())
+        set_default(event, ("evt", "outcome"), outcome.lower())
     status = _status(severity)
     if status is not None:
         event.setdefault("status", status)

@@ -39,11 +39,13 @@ that already went through Datadog's pipelines, like ``cloudtrail-stratus``, keep
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from secmon.ingest.base import SYSLOG_SEVERITIES
 from secmon.ingest.messages import is_ip
+from secmon.ingest.paths import set_default
 from secmon.ingest.timestamps import TimestampError, is_plausible_ms, parse_any
 
 Event = dict[str, Any]
@@ -145,19 +147,6 @@ def _first(record: Event, names: tuple[str, ...]) -> Any:
     return None
 
 
-def _set_nested(record: Event, path: tuple[str, ...], value: Any) -> None:
-    """Set ``value`` at ``path`` unless a value is already there (Datadog remappers keep it)."""
-    node = record
-    for part in path[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            if child is not None:
-                return  # a scalar is in the way: keep the record as it is
-            child = node[part] = {}
-        node = child
-    node.setdefault(path[-1], value)
-
-
 def normalize_status(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 7:
         return SYSLOG_SEVERITIES[value]
@@ -190,19 +179,19 @@ def normalize_cloudtrail(record: Event) -> Event:
     record["timestamp"] = parse_any(record["eventTime"])
     record.setdefault("source", "cloudtrail")
     record.setdefault("service", "cloudtrail")
-    _set_nested(record, ("evt", "name"), record["eventName"])
-    _set_nested(record, ("evt", "outcome"), "failure" if record.get("errorCode") else "success")
+    set_default(record, ("evt", "name"), record["eventName"])
+    set_default(record, ("evt", "outcome"), "failure" if record.get("errorCode") else "success")
     ip = record.get("sourceIPAddress")
     if isinstance(ip, str) and is_ip(ip):
-        _set_nested(record, ("network", "client", "ip"), ip)
+        set_default(record, ("network", "client", "ip"), ip)
     agent = record.get("userAgent")
     if agent is not None:
-        _set_nested(record, ("http", "useragent"), agent)
+        set_default(record, ("http", "useragent"), agent)
     identity = record.get("userIdentity")
     if isinstance(identity, dict):
         arn = identity.get("arn")
         if arn is not None:
-            _set_nested(record, ("usr", "id"), arn)
+            set_default(record, ("usr", "id"), arn)
         name = identity.get("userName")
         if name is None:
             # Only objects are looked into (a string sessionContext raised AttributeError).
@@ -210,7 +199,7 @@ def normalize_cloudtrail(record: Event) -> Event:
             issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
             name = issuer.get("userName") if isinstance(issuer, dict) else None
         if name is not None:
-            _set_nested(record, ("usr", "name"), name)
+            set_default(record, ("usr", "name"), name)
     return record
 
 
@@ -219,19 +208,19 @@ def normalize_k8s_audit(record: Event) -> Event:
     record.setdefault("source", "kubernetes.audit")
     user = record.get("user")
     if isinstance(user, dict) and user.get("username") is not None:
-        _set_nested(record, ("usr", "name"), user["username"])
+        set_default(record, ("usr", "name"), user["username"])
     ips = record.get("sourceIPs")
     if isinstance(ips, list) and ips:
-        _set_nested(record, ("network", "client", "ip"), ips[0])
+        set_default(record, ("network", "client", "ip"), ips[0])
     if record.get("verb") is not None:
-        _set_nested(record, ("evt", "name"), record["verb"])
+        set_default(record, ("evt", "name"), record["verb"])
     if record.get("userAgent") is not None:
-        _set_nested(record, ("http", "useragent"), record["userAgent"])
+        set_default(record, ("http", "useragent"), record["userAgent"])
     response = record.get("responseStatus")
     if isinstance(response, dict) and isinstance(response.get("code"), int):
         code = response["code"]
-        _set_nested(record, ("http", "status_code"), code)
-        _set_nested(record, ("evt", "outcome"), "success" if code < 400 else "failure")
+        set_default(record, ("http", "status_code"), code)
+        set_default(record, ("evt", "outcome"), "success" if code < 400 else "failure")
     return record
 
 
@@ -280,22 +269,13 @@ def is_okta(record: Event) -> bool:
     return isinstance(event_type, str) and isinstance(record.get("actor"), dict)
 
 
-def normalize_okta(record: Event) -> Event:
-    """The generic normalization (``published`` dates it), ``source`` ``okta``, then Okta's fields
-    copied onto the standard attributes (raw fields stay: ``@outcome.result`` still works)."""
-    normalize_generic(record)
-    record.setdefault("source", "okta")
-    _copy_fields(record, _OKTA_COPIES, _any_case(record))
-    return record
-
-
 def _copy_fields(record: Event, copies: tuple[tuple[str, tuple[str, ...]], ...], find: Callable[[str], Any]) -> None:
     """Copy each raw field ``find`` finds onto its standard attribute, scalars only (a boolean, an
     object or a list is no name, address or code), never over a value already there."""
     for raw, target in copies:
         value = find(raw)
         if value is not None and not isinstance(value, (dict, list, bool)):
-            _set_nested(record, target, value)
+            set_default(record, target, value)
 
 
 # Zeek's fields (its JSON logs, and its TSV logs read by ``secmon.ingest.zeek``) -> Datadog's
@@ -331,15 +311,6 @@ def is_github_audit(record: Event) -> bool:
     return isinstance(record.get("action"), str) and isinstance(record.get("_document_id"), str)
 
 
-def normalize_github_audit(record: Event) -> Event:
-    """The generic normalization (``@timestamp`` or ``created_at`` dates it), ``source``
-    ``github``, then the action, actor and address copied onto the standard attributes."""
-    normalize_generic(record)
-    record.setdefault("source", "github")
-    _copy_fields(record, _GITHUB_COPIES, record.get)
-    return record
-
-
 def is_zeek(record: Event) -> bool:
     """A Zeek log record that has a connection (conn, dns, http, ssl, ssh, notice, ... logs).
 
@@ -348,13 +319,37 @@ def is_zeek(record: Event) -> bool:
     return isinstance(record.get("uid"), str) and "ts" in record and isinstance(lookup(record, "id.orig_h"), str)
 
 
-def normalize_zeek(record: Event) -> Event:
-    """The generic normalization (``ts`` dates it), ``source`` ``zeek``, then Zeek's connection
-    and protocol fields copied onto the standard attributes."""
-    normalize_generic(record)
-    record.setdefault("source", "zeek")
-    _copy_fields(record, _ZEEK_COPIES, partial(lookup, record))
-    return record
+@dataclass(frozen=True)
+class Integration:
+    """A source told by its records' own fields, whose fields are copied onto Datadog's
+    attributes after the generic normalization (which dates the record), the raw fields staying
+    addressable (``@outcome.result``, ``@id.orig_h``)."""
+
+    source: str
+    recognizes: Callable[[Event], bool]
+    copies: tuple[tuple[str, tuple[str, ...]], ...]
+    marker: str  # a key every raw line of such a record holds: the prefilter's promise for its source
+    any_case: bool = False  # also find a top-level name written in another letter case
+
+    def normalize(self, record: Event) -> Event:
+        normalize_generic(record)
+        record.setdefault("source", self.source)
+        _copy_fields(record, self.copies, _any_case(record) if self.any_case else partial(lookup, record))
+        return record
+
+
+OKTA = Integration("okta", is_okta, _OKTA_COPIES, "eventType", any_case=True)
+ZEEK = Integration("zeek", is_zeek, _ZEEK_COPIES, "orig_h")
+GITHUB_AUDIT = Integration("github", is_github_audit, _GITHUB_COPIES, "_document_id")
+INTEGRATIONS = (OKTA, ZEEK, GITHUB_AUDIT)
+
+# source -> text every raw JSON line whose record normalization names that source holds (beside
+# the name itself, which a record may carry as its own ``source``).
+SOURCE_MARKERS: dict[str, tuple[str, ...]] = {
+    "cloudtrail": ("eventSource",),
+    "kubernetes.audit": ("audit.k8s.io",),
+    **{integration.source: (integration.marker,) for integration in INTEGRATIONS},
+}
 
 
 def _fallback_timestamp(record: Event) -> int:
@@ -417,12 +412,9 @@ def normalize_record(record: Event) -> Event:
         return normalize_cloudtrail(detail)
     if record.get("kind") == "Event" and str(record.get("apiVersion", "")).startswith("audit.k8s.io"):
         return normalize_k8s_audit(record)
-    if is_okta(record):
-        return normalize_okta(record)
-    if is_zeek(record):
-        return normalize_zeek(record)
-    if is_github_audit(record):
-        return normalize_github_audit(record)
+    for integration in INTEGRATIONS:
+        if integration.recognizes(record):
+            return integration.normalize(record)
     return normalize_generic(record)
 
 

@@ -11,7 +11,7 @@ import orjson
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import JSON_ESCAPED, Event, LineRejected, LogFormat, raw_safe, selected_lines
-from secmon.ingest.json_events import MissingTimestamp, normalize_record, unwrap_document
+from secmon.ingest.json_events import SOURCE_MARKERS, MissingTimestamp, normalize_record, unwrap_document
 from secmon.ingest.lines import fast_line_count
 from secmon.ingest.stats import IngestStats
 from secmon.ingest.timestamps import TimestampError
@@ -80,10 +80,9 @@ class JsonFormatBase(LogFormat):
         if any(c in value for c in ".eE") and _is_float(value):
             return None  # JSON numbers are re-serialized: 1.50 in the raw text reads back as 1.5
         if path == "source" or path == "service":
-            # Derived for CloudTrail / Kubernetes audit / Okta / Zeek / GitHub, else copied from source/ddsource/service.
-            extra = {"cloudtrail": ["eventSource"], "kubernetes.audit": ["audit.k8s.io"], "okta": ["eventType"], "zeek": ["orig_h"],
-                     "github": ["_document_id"]}
-            return [*extra.get(value, []), value]
+            # Derived for CloudTrail, Kubernetes audit and the integrations, else copied from
+            # source/ddsource/service.
+            return [*SOURCE_MARKERS.get(value, ()), value]
         if path == "evt.outcome":
             # CloudTrail: errorCode present or not; Kubernetes: responseStatus.code; else copied.
             derived = {"failure": ["errorCode", "responseStatus"], "success": ["eventSource", "responseStatus"]}

@@ -17,7 +17,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.base import SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
+from secmon.ingest.base import Event, LineRejected, LogFormat, raw_safe, syslog_priority
 from secmon.ingest.csv_format import typed_cell
 from secmon.ingest.json_format import JSON_DERIVED, record_event
 
@@ -72,8 +72,8 @@ class LogfmtFormat(LogFormat):
             zone = zone if isinstance(zone, str) and _ZONE.fullmatch(zone) else "Z"
             record.setdefault("timestamp", f"{day}T{clock}{zone}")
         if priority is not None:
-            value = int(priority)
-            record.setdefault("syslog", {"severity": value & 7, "facility": value >> 3})
+            fields, status = syslog_priority(int(priority))
+            record.setdefault("syslog", fields)
             if not any(name in record for name in ("status", "severity", "level")):
-                record["status"] = SYSLOG_SEVERITIES[value & 7]
+                record["status"] = status
         return record_event(record)

@@ -11,7 +11,8 @@ an event whose ``items`` is a list of objects when any element's ``cidrIp`` matc
   Datadog does for attributes sent with dots.
 
 The event table (``to_frame``), the native extractor, the query twin and the signal templates all
-read paths this way; tests hold them to it.
+read paths this way; tests hold them to it. Parsers add standard attributes at a path with
+:func:`set_default`, which never overwrites.
 """
 
 from __future__ import annotations
@@ -74,3 +75,16 @@ def resolve_all(event: dict[str, Any], path: str) -> list[Any]:
     if found is None:
         return []
     return list(found) if type(found) is Values else [found]
+
+
+def set_default(record: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``path`` unless a value is already there (Datadog remappers keep it)."""
+    node = record
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if child is not None:
+                return  # a scalar is in the way: keep the record as it is
+            child = node[part] = {}
+        node = child
+    node.setdefault(path[-1], value)

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 from secmon.ingest import stats as reasons
-from secmon.ingest.base import SYSLOG_SEVERITIES, Event, LineRejected, LogFormat, raw_safe
+from secmon.ingest.base import Event, LineRejected, LogFormat, raw_safe, syslog_priority
 from secmon.ingest.messages import parse_program_message
 from secmon.ingest.timestamps import MONTHS, TimestampError, YearTracker, day_ms, fraction_ms, parse_iso8601
 
@@ -155,11 +155,8 @@ class SyslogFormat(LogFormat):
         else:
             raise LineRejected(reasons.UNPARSED_LINE, text)
         if pri is not None:
-            priority = int(pri)
-            syslog = event.setdefault("syslog", {})
-            syslog["severity"] = priority & 7
-            syslog["facility"] = priority >> 3
-            event["status"] = SYSLOG_SEVERITIES[priority & 7]
+            fields, event["status"] = syslog_priority(int(pri))
+            event.setdefault("syslog", {}).update(fields)
         return with_program(event, program, pid, message)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from secmon.ingest import stats as reasons
 from secmon.ingest.access_log import url_details
 from secmon.ingest.base import Event, LineRejected, LogFormat
+from secmon.ingest.paths import set_default
 from secmon.ingest.timestamps import TimestampError, parse_iso8601
 
 if TYPE_CHECKING:
@@ -33,30 +34,24 @@ _DIRECTIVE = re.compile(r"#(Software|Version|Date|Fields|Start-Date|End-Date|Rem
 # Values are space-separated; other writers than IIS may quote a string holding spaces ("" inside).
 _QUOTED_TOKENS = re.compile(r'"((?:[^"]|"")*)"|(\S+)')
 
-# W3C field -> (Datadog attribute path, type) for the attributes IIS's pipeline gives.
-_STANDARD: dict[str, tuple[str, type]] = {
-    "c-ip": ("network.client.ip", str),
-    "c-port": ("network.client.port", int),
-    "s-ip": ("network.destination.ip", str),
-    "s-port": ("network.destination.port", int),
-    "cs-method": ("http.method", str),
-    "cs-username": ("usr.name", str),
-    "cs(User-Agent)": ("http.useragent", str),
-    "cs(Referer)": ("http.referer", str),
-    "sc-status": ("http.status_code", int),
-    "sc-bytes": ("network.bytes_written", int),
-    "cs-bytes": ("network.bytes_read", int),
-    "s-computername": ("host", str),
+# W3C field -> the Datadog attribute IIS's pipeline copies it to (an integer field only when its
+# value is one).
+_STANDARD: dict[str, str] = {
+    "c-ip": "network.client.ip",
+    "c-port": "network.client.port",
+    "s-ip": "network.destination.ip",
+    "s-port": "network.destination.port",
+    "cs-method": "http.method",
+    "cs-username": "usr.name",
+    "cs(User-Agent)": "http.useragent",
+    "cs(Referer)": "http.referer",
+    "sc-status": "http.status_code",
+    "sc-bytes": "network.bytes_written",
+    "cs-bytes": "network.bytes_read",
+    "s-computername": "host",
 }
+_STANDARD_PATHS = {name: tuple(path.split(".")) for name, path in _STANDARD.items()}
 _INTEGER_FIELDS = frozenset({"c-port", "s-port", "sc-status", "sc-substatus", "sc-win32-status", "sc-bytes", "cs-bytes", "time-taken"})
-
-
-def _set_path(event: Event, path: str, value: Any) -> None:
-    node = event
-    *parents, leaf = path.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
 
 
 class W3cFormat(LogFormat):
@@ -68,7 +63,7 @@ class W3cFormat(LogFormat):
     directive_literals = ("#Fields:",)
     # Every raw field and what is copied from one; not http.url (stem and query joined), the
     # status word, duration or the version without "HTTP/"... that are derived.
-    verbatim_paths = frozenset({"message", *(path for path, _ in _STANDARD.values()), "http.url_details.path", "http.url_details.host"})
+    verbatim_paths = frozenset({"message", *_STANDARD.values(), "http.url_details.path", "http.url_details.host"})
     escaped_chars = frozenset('"')
 
     def verbatim(self, path: str) -> bool:
@@ -121,10 +116,10 @@ class W3cFormat(LogFormat):
             else:
                 event[name] = value
         event["timestamp"] = self._time(raw, state, text)
-        for name, (path, kind) in _STANDARD.items():
+        for name, path in _STANDARD_PATHS.items():
             value = event.get(name)
-            if value is not None and (kind is str or type(value) is int):
-                _set_path(event, path, value)
+            if value is not None and (name not in _INTEGER_FIELDS or type(value) is int):
+                set_default(event, path, value)
         http = event.get("http")
         stem = event.get("cs-uri-stem")
         if stem is not None:

@@ -12,7 +12,7 @@ them by default. A header of directives says how to read the lines::
 Each line becomes the record Zeek's JSON writer would have written for it (unset fields left out,
 ``(empty)`` an empty string or set, sets and vectors lists, numbers and booleans typed by
 ``#types``, ``\\xHH`` escapes decoded), plus ``_path`` (the log: conn, dns, ...); that record is
-then normalized as a Zeek JSON record is (:func:`~secmon.ingest.json_events.normalize_zeek`), so
+then normalized as a Zeek JSON record is (``secmon.ingest.json_events.ZEEK``), so
 a rule reads both alike: ``source:zeek``, ``network.client.ip`` <- ``id.orig_h``, ...
 """
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from secmon.ingest import stats as reasons
 from secmon.ingest.base import Event, LineRejected, LogFormat
-from secmon.ingest.json_events import MissingTimestamp, normalize_zeek
+from secmon.ingest.json_events import ZEEK, MissingTimestamp
 from secmon.ingest.timestamps import TimestampError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class ZeekFormat(LogFormat):
         if header.path is not None:
             record["_path"] = header.path
         try:
-            return normalize_zeek(record)
+            return ZEEK.normalize(record)
         except MissingTimestamp as exc:
             raise LineRejected(reasons.MISSING_TIMESTAMP, f"{exc}: {text}") from None
         except (TimestampError, ValueError, TypeError, OverflowError) as exc:
