@@ -25,13 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from secmon.compliance.conditions import Condition, ConditionError, parse_condition
 from secmon.errors import RuleError, RuleSetError
+from secmon.severity import Severity
 
 CHECKS_DIR = Path(__file__).parent / "checks"
 BENCHMARK_FILES = {"k8s": CHECKS_DIR / "k8s.yaml", "docker": CHECKS_DIR / "docker.yaml"}
@@ -63,7 +64,6 @@ RESOURCE_KINDS: dict[str, str] = {
     "host": "the Docker host as a whole (manual checks)",
 }
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
 class _CheckSpec(BaseModel):

@@ -20,7 +20,8 @@ from secmon.detect.fields import geo_columns, source_columns, value_column
 from secmon.query.literals import names_a_source as names_a_source
 from secmon.query.native import lower
 from secmon.rules.condition import Condition, parse_condition
-from secmon.rules.model import SEVERITY_RANK, Rule
+from secmon.rules.model import Rule
+from secmon.severity import SEVERITY_RANK
 
 
 def _metric_columns(aggregation: str, fields: tuple[str, ...]) -> tuple[str, ...]:

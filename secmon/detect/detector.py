@@ -70,16 +70,16 @@ def rule_spans(
         # Such a signal counts the events that triggered it (carried a new value, arrived by an
         # impossible travel): the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
-    elif method == "sequence_detection":
-        triggers = sequence_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
-        if triggers.height == 0:
-            return None
-        events, event_rows, window_ms = frame, None, compiled.sequence_span_ms
     else:
-        triggers = threshold_triggers(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
+        # A threshold or sequence signal counts the events of its triggers' windows.
+        if method == "sequence_detection":
+            find, window_ms = sequence_triggers, compiled.sequence_span_ms
+        else:
+            find, window_ms = threshold_triggers, compiled.rule.options.evaluation_window * 1000
+        triggers = find(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])
         if triggers.height == 0:
             return None
-        events, event_rows, window_ms = frame, None, compiled.rule.options.evaluation_window * 1000
+        events, event_rows = frame, None
     context = None
     if method == "impossible_travel":
         context = {row: triggering_locations(before, after)

@@ -34,7 +34,6 @@ from secmon.signals.model import (
     SIGNAL_VARIABLES,
     SampleJSON,
     Signal,
-    lookup_path,
     message_value,
     resolve_conditionals,
     signal_variables,
@@ -259,7 +258,7 @@ class MessageTemplate:
             if value is None:
                 if callable(event):
                     event = event()
-                value = self._event_value(name, event)
+                value = message_value(name, event, {}, None) or ""  # the group-by values were tried first
             out.append(value)
             out.append(literal)
         return "".join(out)
@@ -271,7 +270,6 @@ class MessageTemplate:
             signal = signal()
         if callable(event):
             event = event()
-
         resolved = resolve_conditionals(template, lambda name: message_value(name, event, group_by, signal))
         return cls.parse(resolved).render(event, group_by, signal)
 
@@ -282,15 +280,6 @@ class MessageTemplate:
             if found is not None:
                 return str(found)
         return None
-
-    @staticmethod
-    def _event_value(name: str, event: dict[str, Any] | None) -> str:
-        value = lookup_path(event, name) if event else None
-        if value is None:
-            return ""
-        if isinstance(value, (dict, list)):
-            return orjson.dumps(value).decode()
-        return str(value)
 
 
 def _with_context(event: Callable[[], dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ signals. Quadratic by design: keep inputs small.
 from __future__ import annotations
 
 import math
-
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -130,11 +129,14 @@ def _threshold_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[
                 values[cq.name] = max(metrics) if metrics else 0.0
             else:
                 values[cq.name] = float(len(mine))
-        for case_index, case in enumerate(compiled.cases):
-            if case.condition.evaluate(values):
-                triggers.append((t, case_index, -1))
-                break
+        case_index = _first_case(compiled, values)
+        if case_index is not None:
+            triggers.append((t, case_index, -1))
     return triggers
+
+
+def _first_case(compiled: CompiledRule, values: Mapping[str, float]) -> int | None:
+    return next((index for index, case in enumerate(compiled.cases) if case.condition.evaluate(values)), None)
 
 
 def _sequence_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[int, int, int]]:
@@ -155,11 +157,9 @@ def _sequence_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[i
             if holds:
                 reached[k].append(t)
             now[step.name] = 1.0 if holds else 0.0
-        if now[compiled.steps[-1].name]:
-            for case_index, case in enumerate(compiled.cases):
-                if case.condition.evaluate(now):
-                    triggers.append((t, case_index, -1))
-                    break
+        case_index = _first_case(compiled, now) if now[compiled.steps[-1].name] else None
+        if case_index is not None:
+            triggers.append((t, case_index, -1))
     return triggers
 
 

@@ -104,7 +104,8 @@ def build_rule_frame(
         else:
             distinct = pl.lit(None, dtype=pl.String)
         columns.append(distinct.alias(f"__d{i}"))
-        metric = number_value(schema, cq.metrics[0]) if cq.metrics else pl.lit(None, dtype=pl.Float64)
+        # The number sum and max read; new_value and geo_data read their metrics their own way.
+        metric = number_value(schema, cq.metrics[0]) if cq.aggregation in ("sum", "max") else pl.lit(None, dtype=pl.Float64)
         columns.append(metric.alias(f"__m{i}"))
         if cq.aggregation == "new_value":
             values = [text_value(schema, p) for p in cq.metrics]

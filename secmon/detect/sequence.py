@@ -22,6 +22,7 @@ import polars as pl
 
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.rule_frame import TS, keyed_by
+from secmon.detect.threshold import first_case, query_aggregate
 
 CASE = "__case"
 
@@ -34,7 +35,7 @@ def sequence_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[
     """(``by`` columns..., timestamp, __case) for every moment the chain reaches the last step
     and a case holds, once per moment. ``frame`` is the rule frame, sorted by (group, time)."""
     keyed, by = keyed_by(compiled, frame, by)
-    counts = [pl.col(f"__q{i}").cast(pl.Int64).sum().cast(pl.Float64).alias(cq.name) for i, cq in enumerate(compiled.queries)]
+    counts = [query_aggregate(compiled, i) for i in range(len(compiled.queries))]  # count queries
     moments: pl.DataFrame | None = None
     for window_ms in sorted({step.window_ms for step in compiled.steps}):
         held = [step.condition.to_polars().alias(f"__h{k}") for k, step in enumerate(compiled.steps) if step.window_ms == window_ms]
@@ -64,8 +65,5 @@ def sequence_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence[
         return reached.select([*by, TS]).with_columns(pl.lit(None, dtype=pl.Int32).alias(CASE))
     # The cases read the steps by their names, apart from the frame's own columns.
     steps = reached.select(pl.col(_step(k)).cast(pl.Float64).alias(step.name) for k, step in enumerate(compiled.steps))
-    case_expr = pl.lit(None, dtype=pl.Int32)
-    for index in reversed(range(len(compiled.cases))):
-        case_expr = pl.when(compiled.cases[index].condition.to_polars()).then(pl.lit(index, dtype=pl.Int32)).otherwise(case_expr)
-    cases = steps.with_columns(case_expr.alias(CASE))[CASE]
+    cases = steps.with_columns(first_case(compiled).alias(CASE))[CASE]
     return reached.select([*by, TS]).with_columns(cases).filter(pl.col(CASE).is_not_null())

@@ -16,7 +16,8 @@ from secmon.detect.compiled import CompiledRule
 from secmon.detect.rule_frame import TS, keyed_by
 
 
-def _aggregate(compiled: CompiledRule, i: int) -> pl.Expr:
+def query_aggregate(compiled: CompiledRule, i: int) -> pl.Expr:
+    """Query ``i``'s aggregate over a window's rows, named after the query (what cases read)."""
     cq = compiled.queries[i]
     matched = pl.col(f"__q{i}")
     if cq.aggregation == "cardinality":
@@ -39,10 +40,15 @@ def threshold_triggers(compiled: CompiledRule, frame: pl.DataFrame, by: Sequence
     keyed, by = keyed_by(compiled, frame, by)
     rolled = keyed.rolling(
         index_column=TS, period=f"{window_ms + 1}i", closed="right", group_by=by
-    ).agg([_aggregate(compiled, i) for i in range(len(compiled.queries))])
+    ).agg([query_aggregate(compiled, i) for i in range(len(compiled.queries))])
+    triggers = rolled.with_columns(first_case(compiled).alias("__case")).filter(pl.col("__case").is_not_null())
+    return triggers.select([*by, TS, "__case"]).unique(maintain_order=True)
+
+
+def first_case(compiled: CompiledRule) -> pl.Expr:
+    """The index of the first case whose condition holds over the columns its names read, null
+    where none does (Int32)."""
     case_expr = pl.lit(None, dtype=pl.Int32)
     for index in reversed(range(len(compiled.cases))):
         case_expr = pl.when(compiled.cases[index].condition.to_polars()).then(pl.lit(index, dtype=pl.Int32)).otherwise(case_expr)
-    triggers = rolled.with_columns(case_expr.alias("__case")).filter(pl.col("__case").is_not_null())
-    return triggers.select([*by, TS, "__case"]).unique(maintain_order=True)
-
+    return case_expr

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>&&|\|\||>=|<=|==|!=|[-+*/()<>!]))")
+# What a condition names a query (or a sequence's step) by.
+NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<name>" + NAME + r")|(?P<op>&&|\|\||>=|<=|==|!=|[-+*/()<>!]))")
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,

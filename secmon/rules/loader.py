@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from secmon.errors import QuerySyntaxError, RuleError, RuleSetError, UnknownNameError
-from secmon.rules.condition import ConditionError, parse_condition
+from secmon.rules.condition import NAME as CONDITION_NAME, ConditionError, parse_condition
 from secmon.rules.model import Rule
 
 RULE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -243,7 +243,7 @@ def check_rule(rule: Rule) -> list[RuleError]:
     return errors
 
 
-_STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STEP_NAME = re.compile(CONDITION_NAME)
 
 
 def _check_sequence(rule: Rule, file: str) -> list[RuleError]:

@@ -13,9 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
-SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+from secmon.severity import SEVERITIES, SEVERITY_RANK, Severity
+
 # decreaseCriticalityBasedOnEnv lowers signals whose env tag starts with one of these.
 NON_PRODUCTION_ENVS = ("staging", "test", "dev")
 Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none", "geo_data"]

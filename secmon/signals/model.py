@@ -8,16 +8,17 @@ group-by values and the first event, so the same events always give the same id.
 from __future__ import annotations
 
 import datetime as dt
-
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 import orjson
 import polars as pl
+
+from secmon.severity import SEVERITY_RANK
 
 SignalStatus = Literal["open", "under_review", "archived"]
 SIGNAL_STATUSES: tuple[str, ...] = ("open", "under_review", "archived")
@@ -200,7 +201,6 @@ SIGNAL_VARIABLES = frozenset({
     "severity", "rule_name", "case_name", "events_matched", "timestamp", "timestamp_epoch", "first_seen",
     "first_seen_epoch", "last_seen", "last_seen_epoch",
 })
-_SEVERITY_NUMBER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def signal_variables(rule_name: str, case_name: str, severity: str, first_seen_ms: int, last_seen_ms: int,
@@ -213,7 +213,7 @@ def signal_variables(rule_name: str, case_name: str, severity: str, first_seen_m
         return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%a %b %d %H:%M:%S UTC %Y")
 
     return {
-        "severity": str(_SEVERITY_NUMBER[severity]), "rule_name": rule_name, "case_name": case_name,
+        "severity": str(SEVERITY_RANK[severity]), "rule_name": rule_name, "case_name": case_name,
         "events_matched": str(events), "timestamp": shown(first_seen_ms), "timestamp_epoch": str(first_seen_ms),
         "first_seen": shown(first_seen_ms), "first_seen_epoch": str(first_seen_ms),
         "last_seen": shown(last_seen_ms), "last_seen_epoch": str(last_seen_ms),
