@@ -100,6 +100,13 @@ def check_implied(source: Source) -> int:
     return checked
 
 
+def assert_prefilter_promises_hold(path: Path, **source_options: Any) -> None:
+    """Both promises a format makes the prefilter (verbatim values, implied literals) hold on
+    every line of the file at ``path``, over more than 500 values each."""
+    assert check_source(Source(str(path), path=path, **source_options)) > 500
+    assert check_implied(Source(str(path), path=path, **source_options)) > 500
+
+
 @pytest.mark.parametrize(
     "relative",
     [
