@@ -166,12 +166,15 @@ class _TolerantDecompressor:
         self._inner = opener(raw)
         self.error: str | None = None
 
-    # A failing read loses what it decompressed: read1 (one block of the compressed input a
-    # call) rather than read (which gathers blocks until it has PIECE bytes, so a file cut short
-    # lost up to 64 KiB before the cut, all of a small one).
+    # A failing read loses what it decompressed: pieces are read with read1 (one block of the
+    # compressed input a call; read gathers blocks until it has the size asked for, so a file cut
+    # short lost up to a piece before the cut, all of a small one).
     PIECE = 64 * 1024
 
     def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all with -1), fewer only at the end of the data or where it breaks:
+        the reader cuts chunks from whole reads (a short read made a 16 MiB chunk a 64 KiB one,
+        and a compressed file paid the per-chunk work 256 times over)."""
         parts: list[bytes] = []
         remaining = n if n >= 0 else sys.maxsize
         while remaining > 0 and self.error is None:
@@ -184,8 +187,6 @@ class _TolerantDecompressor:
                 break
             parts.append(piece)
             remaining -= len(piece)
-            if n >= 0:
-                break  # a short read is fine for callers; return what we have
         return b"".join(parts)
 
     def close(self) -> None:
