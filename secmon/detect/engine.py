@@ -59,12 +59,14 @@ DEFAULT_CHUNK_BYTES = 16 << 20
 # 25.4 s and 513 MB (1 GB: 469 -> 487 MB); at 500k, 24.1 s, but 1 GB then peaked at 542 MB.
 DEFAULT_SLICE_ROWS = 250_000
 CHUNK_WORKERS = 2  # chunks whose native work runs at once (each also uses the core's thread pool)
-# The prefilter of a natively extracted input is left out for PREFILTER_REST_CHUNKS chunks after
-# a chunk where it passed more than PREFILTER_MAX_PASS of the lines: extracting a line costs a few
-# times what scanning it does, so a prefilter that skips few lines costs more than it saves
-# (measured: 93% passed on the benchmark corpus, and the scan took 0.3 s more CPU with it).
+# The prefilter of a natively extracted chunk is left out when it passes more than
+# PREFILTER_MAX_PASS of the lines of the chunk's first PREFILTER_PROBE_BYTES: extracting a line
+# costs a few times what scanning it does, so a prefilter that skips few lines costs more than it
+# saves (measured: 93% passed on the benchmark corpus, and the scan took 0.3 s more CPU with it).
+# The probe costs a sixteenth of a 16 MiB chunk's scan; scanning whole chunks to decide, every
+# ninth chunk, was 0.16 s of CPU at 1M events.
 PREFILTER_MAX_PASS = 0.8
-PREFILTER_REST_CHUNKS = 8
+PREFILTER_PROBE_BYTES = 1 << 20
 _ROW = "__row"  # a kept row's position in its chunk's event table
 RulesLike = RuleSet | Iterable[Rule] | str | Path | Sequence[str | Path] | None
 Source = str | Path | Sequence[str | Path] | pl.DataFrame | Sequence[Mapping[str, Any]]
@@ -78,7 +80,6 @@ class _Prefiltered:
     line_idx: np.ndarray | None  # None: every line
     skipped: int
     native: Any  # secmon.detect.native_json.NativeBatch, or None for the Python parsers
-    pass_rate: float = 0.0  # the share of the chunk's lines the prefilter passed (0: it did not run)
 
 
 @dataclass(frozen=True)
@@ -279,16 +280,10 @@ class Engine:
                 matcher = self._matcher_for(src.format) if self.prefilter and src.format.line_oriented else None
                 native = self.native_json and getattr(src.format, "name", None) == "ndjson"
                 in_flight: deque[Future[_Prefiltered]] = deque()
-                rest = 0  # chunks left to run without the prefilter
                 for chunk in src.chunks(self.chunk_bytes):
-                    use = matcher if rest == 0 else None
-                    rest = max(rest - 1, 0)
-                    in_flight.append(workers.submit(self._prefilter_chunk, src, chunk, use, native))
+                    in_flight.append(workers.submit(self._prefilter_chunk, src, chunk, matcher, native))
                     if len(in_flight) > CHUNK_WORKERS:  # one queued: a worker never waits for a read
-                        done = in_flight.popleft().result()
-                        self._finish_chunk(src, done)
-                        if native and done.pass_rate > PREFILTER_MAX_PASS:
-                            rest = PREFILTER_REST_CHUNKS
+                        self._finish_chunk(src, in_flight.popleft().result())
                 while in_flight:
                     self._finish_chunk(src, in_flight.popleft().result())
 
@@ -297,12 +292,12 @@ class Engine:
         the lines the extractor reproduces exactly (the rest go to the Python parser)."""
         line_idx = None
         skipped = 0
-        pass_rate = 0.0
+        if matcher is not None and native and not _worth_prefiltering(matcher, chunk.data):
+            matcher = None
         if matcher is not None:
             candidates = matcher.any_lines(chunk.data)
             line_idx = np.flatnonzero(candidates).astype(np.uint32)
             skipped = len(candidates) - len(line_idx)
-            pass_rate = len(line_idx) / max(len(candidates), 1)
         batch = None
         if native:
             if line_idx is None:
@@ -310,7 +305,7 @@ class Engine:
             batch = split_native(
                 chunk.data, line_idx, self._paths, src.max_line_bytes, self._flag_program, self._gathered_paths
             )
-        return _Prefiltered(chunk, line_idx, skipped, batch, pass_rate)
+        return _Prefiltered(chunk, line_idx, skipped, batch)
 
     def _finish_chunk(self, src: Any, done: _Prefiltered) -> None:
         """The second stage, in input order: parse in Python what needs it, keep matching rows."""
@@ -455,6 +450,16 @@ class Engine:
             pl.Series(REF, refs, dtype=pl.Int64),
             pl.Series(LEN, lengths, dtype=pl.Int32),
         ), own_buffers=rows is not None)
+
+
+def _worth_prefiltering(matcher: Any, data: bytes) -> bool:
+    """Whether the prefilter passes at most PREFILTER_MAX_PASS of the lines of ``data``'s first
+    PREFILTER_PROBE_BYTES (whole lines): the chunk is then worth scanning before extraction."""
+    end = data.find(b"\n", PREFILTER_PROBE_BYTES)
+    if end < 0 or end + 1 >= len(data) // 2:
+        return True  # a small chunk: scanning all of it costs little more than the probe
+    passed = matcher.any_lines(memoryview(data)[: end + 1], parallel=False)
+    return bool(passed.mean() <= PREFILTER_MAX_PASS)
 
 
 def _flag_program(compiled: Sequence[CompiledRule]) -> FlagProgram | None:

@@ -136,10 +136,11 @@ def build_rule_frame(
             missing.append(pl.lit(None, dtype=pl.String).alias(f"__v{i}"))
     if missing:
         frame = frame.with_columns(missing)
-    return with_ties_broken(sorted_by_group(frame, groups), [*groups, TS], store)
+    return with_ties_broken(sorted_by_group(frame, groups), store)
 
 
 _HASH = "__group_hash"
+GROUP_ID = "__gid"  # the number of a row's group in the sorted frame (its run of equal group-by values)
 
 
 def group_hash(key: pl.Expr) -> pl.Expr:
@@ -148,28 +149,31 @@ def group_hash(key: pl.Expr) -> pl.Expr:
 
 
 def sorted_by_group(frame: pl.DataFrame, groups: list[str]) -> pl.DataFrame:
-    """``frame`` with each group's rows together, in time and then event order. The groups come
-    in the order of a 64-bit hash of their values: a sort on integers (sorting on the group text
-    took 0.17-0.20 s of the 1M-event scan's detection, the hash 0.07 s). Should two groups share
-    a hash (a run of one hash then holds more than one run of group values), by the values."""
+    """``frame`` with each group's rows together, in time and then event order, and numbered in
+    ``__gid`` (0, 1, ... in that order; nulls are one value). The groups come in the order of a
+    64-bit hash of their values: a sort on integers (sorting on the group text took 0.17-0.20 s of
+    the 1M-event scan's detection, the hash 0.07 s). Should two groups share a hash (a run of one
+    hash then holds more than one run of group values), by the values. Every later step tells
+    groups apart by the one integer column."""
     if not groups:
-        return frame.sort([TS, EID], nulls_last=True)
+        return frame.sort([TS, EID], nulls_last=True).with_columns(pl.lit(0, dtype=pl.Int64).alias(GROUP_ID))
     key = pl.struct(groups) if len(groups) > 1 else pl.col(groups[0])
-    by_hash = frame.with_columns(group_hash(key).alias(_HASH)).sort([_HASH, TS, EID])
-    group_runs, hash_runs = by_hash.select(key.rle_id().max(), pl.col(_HASH).rle_id().max()).row(0)
+    group_ids = key.rle_id().cast(pl.Int64).alias(GROUP_ID)
+    by_hash = frame.with_columns(group_hash(key).alias(_HASH)).sort([_HASH, TS, EID]).with_columns(group_ids)
+    group_runs, hash_runs = by_hash.select(pl.col(GROUP_ID).max(), pl.col(_HASH).rle_id().max()).row(0)
     if group_runs != hash_runs:
-        return frame.sort([*groups, TS, EID], nulls_last=True)
+        return frame.sort([*groups, TS, EID], nulls_last=True).with_columns(group_ids)
     return by_hash.drop(_HASH)
 
 
-def with_ties_broken(frame: pl.DataFrame, key: list[str], store: EventStore) -> pl.DataFrame:
-    """``frame`` (sorted by ``key`` and event id) with each run of rows that tie on ``key`` (one
-    group, one millisecond) put in the order of their events' tie digests, then event ids: the
-    order that makes input order and chunking irrelevant. Rows that tie are adjacent, so finding
-    them takes a comparison with the row before, and only their events are read from the store
-    (fetching every event's JSON is what made kept rows expensive; a hash of the key over every
-    row cost 50 MB on a 300k-row slice)."""
-    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in key])  # null groups tie too
+def with_ties_broken(frame: pl.DataFrame, store: EventStore) -> pl.DataFrame:
+    """``frame`` (sorted by group, time and event id, groups numbered) with each run of rows that
+    tie on group and time (one millisecond) put in the order of their events' tie digests, then
+    event ids: the order that makes input order and chunking irrelevant. Rows that tie are
+    adjacent, so finding them takes a comparison of two integer columns with the row before, and
+    only their events are read from the store (fetching every event's JSON is what made kept rows
+    expensive; a hash of the key over every row cost 50 MB on a 300k-row slice)."""
+    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in (GROUP_ID, TS)])
     flags = frame.select(same.alias("same"), (same | same.shift(-1, fill_value=False)).alias("tied"))
     rows = np.flatnonzero(flags["tied"].to_numpy())
     if rows.size == 0:

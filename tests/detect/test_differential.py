@@ -159,10 +159,12 @@ def test_order_chunking_and_prefilter_do_not_change_signals(tmp_path: Path, even
         engine = Engine(rules, prefilter=prefilter, chunk_bytes=chunk_bytes, native_flags=native_flags)
         found = keys(engine.detect([log]).signals)
         assert found == expected, f"prefilter={prefilter} native_flags={native_flags} chunk_bytes={chunk_bytes}"
-    # The prefilter rested after every chunk it ran on, for one chunk (it then runs on every other chunk).
-    with patch.object(engine_module, "PREFILTER_MAX_PASS", -1.0), patch.object(engine_module, "PREFILTER_REST_CHUNKS", 1):
-        found = keys(Engine(rules, chunk_bytes=chunk_bytes).detect([log]).signals)
-    assert found == expected, f"prefilter resting, chunk_bytes={chunk_bytes}"
+    # The prefilter left out of chunks whose first line passes it (probes of one line), and of
+    # every chunk but the smallest.
+    for max_pass in (0.5, -1.0):
+        with patch.object(engine_module, "PREFILTER_MAX_PASS", max_pass), patch.object(engine_module, "PREFILTER_PROBE_BYTES", 1):
+            found = keys(Engine(rules, chunk_bytes=chunk_bytes).detect([log]).signals)
+        assert found == expected, f"prefilter probed, max pass {max_pass}, chunk_bytes={chunk_bytes}"
     # Kept rows written after every chunk (a file per chunk and rule), then read in group slices.
     with patch.object(kept, "BUFFER_BYTES", 0):
         found = keys(Engine(rules, chunk_bytes=chunk_bytes, slice_rows=3).detect([log]).signals)
@@ -222,3 +224,15 @@ def test_rows_sorted_by_group_hash_keep_each_group_together_in_time_order(
         assert runs["run"].n_unique() == by_value.select(pl.struct(groups).rle_id()).to_series().n_unique()
         for part in runs.partition_by("run", maintain_order=True):
             assert part.select(TS, EID).rows() == sorted(part.select(TS, EID).rows())
+
+
+def test_the_prefilter_probe_reads_the_share_of_lines_it_passes() -> None:
+    from secmon._core import Matcher
+
+    matcher = Matcher([b"needle"], ascii_case_insensitive=True)
+    mostly = b"".join(b"a NEEDLE here\n" if i % 10 else b"nothing\n" for i in range(400))
+    rarely = b"".join(b"a needle here\n" if i % 10 == 0 else b"nothing\n" for i in range(400))
+    with patch.object(engine_module, "PREFILTER_PROBE_BYTES", 1000):
+        assert not engine_module._worth_prefiltering(matcher, mostly)  # 90% pass: extract them all
+        assert engine_module._worth_prefiltering(matcher, rarely)
+        assert engine_module._worth_prefiltering(matcher, mostly[:1500])  # small: no probe
