@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     if args.format == "table":
         shown = os.path.relpath(SAMPLES_DIR) if SAMPLES_DIR.is_relative_to(Path.cwd()) else SAMPLES_DIR
-        print(f"secmon demo: {len(engine.compiled)} default rules over {len(paths)} sample logs in {shown}\n")
+        print(f"secmon demo: {len(engine.rules.enabled)} default rules over {len(paths)} sample logs in {shown}\n")
     write_signals(result.signals, args.format, sys.stdout, summary=result.summary())
     if args.format == "table":
         print(f"scanned {result.stats.bytes_read / 1e6:.1f} MB in {elapsed:.2f} s")

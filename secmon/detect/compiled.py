@@ -79,7 +79,7 @@ class CompiledStep:
 @dataclass(frozen=True)
 class CompiledRule:
     rule: Rule
-    index: int  # position in the rule set; names the flag columns
+    index: int  # position among the compiled rules; names the flag columns
     queries: tuple[CompiledQuery, ...]
     requires: tuple[q.Query, ...]
     suppresses: tuple[q.Query, ...]
@@ -255,4 +255,9 @@ def _selectivity(literals: Iterable[bytes]) -> float:
 
 
 def compile_rules(rules: Iterable[Rule]) -> tuple[CompiledRule, ...]:
-    return tuple(CompiledRule.compile(rule, index) for index, rule in enumerate(rules) if rule.is_enabled)
+    """The enabled log rules, compiled (signal correlation rules read signals, not logs:
+    :mod:`secmon.detect.correlation`)."""
+    runs = (rule for rule in rules if rule.is_enabled and rule.type == "log_detection")
+    # Numbered in order with no gap, so rules compiled after these (the intel rules) take the
+    # next numbers: a disabled rule's number was given twice (two rules' flags in one column).
+    return tuple(CompiledRule.compile(rule, index) for index, rule in enumerate(runs))

@@ -39,6 +39,7 @@ import polars as pl
 from secmon._core import FlagProgram, extract_fields, select_lines
 from secmon.detect.ahead import computed_ahead
 from secmon.detect.compiled import CompiledRule, compile_rules
+from secmon.detect.correlation import Correlator, correlation_rules
 from secmon.detect.detector import RuleSpans, rule_spans, signals_of, sort_signals
 from secmon.detect.event_store import CANONICAL, RAW_NDJSON, EventStore, canonical_json
 from secmon.detect.kept import KeptRows
@@ -127,6 +128,7 @@ class Engine:
     ) -> None:
         self.rules = _as_rule_set(rules)
         self.compiled: tuple[CompiledRule, ...] = compile_rules(self.rules)
+        self._correlations = correlation_rules(self.rules)
         if intel is not None:
             from secmon.intel import IndicatorSet, IntelRule, load_indicators
 
@@ -155,6 +157,7 @@ class Engine:
         self._flag_cache: dict[tuple[tuple[str, str], ...], list[pl.Expr]] = {}
         # The rule flags as one native program, for tables the native extractor builds (None: the
         # Polars flag expressions, their twin, for every table).
+        self.native_flags = native_flags
         self._flag_program = _flag_program(self.compiled) if native_flags else None
         self._next_eid = 0
 
@@ -179,7 +182,27 @@ class Engine:
         self.skipped_lines = 0
         with self._scan_state():
             self._ingest(source)
-            yield from self._kept_signals()
+            yield from self._correlated(self._kept_signals())
+
+    def _correlated(self, signals: Iterator[Signal]) -> Iterator[Signal]:
+        """``signals``, then the signals of the signal correlation rules over them."""
+        if not self._correlations:
+            yield from signals
+            return
+        correlator = Correlator(self._correlations)
+        for signal in signals:
+            correlator.add(signal)
+            yield signal
+        yield from correlator.signals(self._detect_signal_events)
+
+    def _detect_signal_events(self, rules: Sequence[Rule], events: list[dict[str, Any]]) -> list[Signal]:
+        """Signals of threshold ``rules`` over the signal events of a correlation (normalized
+        already: they are not read as logs)."""
+        engine = Engine(RuleSet(tuple(rules)), native_json=self.native_json, native_flags=self.native_flags,
+                        temp_dir=self.temp_dir, slice_rows=self.slice_rows)
+        with engine._scan_state():
+            engine._keep_events(events, json_safe=True)
+            return sort_signals(list(engine._kept_signals()))
 
     def detect_table(self, table: pl.DataFrame) -> list[Signal]:
         """Signals over an event table that is already built (one column per attribute path, as
@@ -192,7 +215,7 @@ class Engine:
 
         with self._scan_state():
             self._keep(table, rows_as_json)
-            return sort_signals(list(self._kept_signals()))
+            return sort_signals(list(self._correlated(self._kept_signals())))
 
     @contextmanager
     def _scan_state(self) -> Iterator[None]:

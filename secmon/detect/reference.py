@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from secmon.detect.compiled import CompiledRule, compile_rules
+from secmon.detect.correlation import Correlator, correlation_rules
 from secmon.detect.detector import sort_signals
 from secmon.detect.event_store import tie_digest
 from secmon.detect.fields import env_of, event_value
@@ -70,6 +71,7 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
     items = list(rules)
     compiled_rules = [r for r in items if isinstance(r, CompiledRule)]
     compiled_rules += compile_rules(r for r in items if isinstance(r, Rule))
+    correlations = correlation_rules(r for r in items if isinstance(r, Rule))
     for compiled in compiled_rules:
         rows = _rows(compiled, ordered)
         by_group: dict[tuple[str | None, ...], list[_Row]] = defaultdict(list)
@@ -89,6 +91,11 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
                 trigger_eids = {eid for _, _, eid in triggers}
                 covered_rows = [r for r in group_rows if r.eid in trigger_eids]
             signals.extend(_lifecycle(compiled, group, [(t, c) for t, c, _ in triggers], covered_rows, window, contexts))
+    if correlations:
+        correlator = Correlator(correlations)
+        for signal in signals:
+            correlator.add(signal)
+        signals += correlator.signals(reference_detect)
     return sort_signals(signals)
 
 

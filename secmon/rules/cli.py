@@ -9,6 +9,8 @@ import sys
 import yaml
 
 from secmon.commands.options import add_parser_options, add_rule_options, register_parsers_from_args, rules_from_args
+from secmon.errors import RuleError, RuleSetError
+from secmon.rules.model import Rule
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -50,7 +52,7 @@ def _list(args: argparse.Namespace) -> int:
     rules = rules_from_args(args)
     if args.format == "json":
         print(json.dumps([{"id": r.id, "name": r.name, "enabled": r.is_enabled,
-                           "method": r.options.detection_method, "severities": list(r.severity_order),
+                           "method": _method(r), "severities": list(r.severity_order),
                            "tags": list(r.tags), "file": r.source_file} for r in rules], indent=2))
         return 0
     from rich.console import Console
@@ -61,7 +63,7 @@ def _list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for rule in rules:
         tactic = next((t.split(":", 1)[1] for t in rule.tags if t.startswith("tactic:")), "")
-        table.add_row(rule.id, rule.name, rule.options.detection_method, "/".join(dict.fromkeys(rule.severity_order)), tactic)
+        table.add_row(rule.id, rule.name, _method(rule), "/".join(dict.fromkeys(rule.severity_order)), tactic)
     Console().print(table)
     return 0
 
@@ -75,7 +77,7 @@ def _show(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from secmon.rules.loader import iter_rule_files, validate_rules
 
-    errors = validate_rules(args.paths)
+    errors = validate_rules(args.paths) or _correlation_errors(args.paths)
     count = sum(1 for _ in iter_rule_files(args.paths))
     for error in errors:
         print(error, file=sys.stderr)
@@ -116,3 +118,24 @@ def _export(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(data, indent=2))
     return 0
+
+
+def _correlation_errors(paths: list[str]) -> list[RuleError]:
+    """What a scan of these rules with the default pack would refuse: a signal correlation naming
+    a rule that is neither among them nor in the pack, or is disabled, or is itself a correlation."""
+    from secmon.detect.correlation import correlation_rules
+    from secmon.rules import default_rules
+    from secmon.rules.loader import load_rules
+
+    given = load_rules(paths)
+    ids = {rule.id for rule in given}
+    try:
+        correlation_rules([*given, *(rule for rule in default_rules() if rule.id not in ids)])
+    except RuleSetError as exc:
+        return exc.errors
+    return []
+
+
+def _method(rule: Rule) -> str:
+    """How a rule detects: its detection method, or that it correlates other rules' signals."""
+    return "signal_correlation" if rule.type == "signal_correlation" else rule.options.detection_method

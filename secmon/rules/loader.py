@@ -187,8 +187,16 @@ def check_rule(rule: Rule) -> list[RuleError]:
     names = rule.query_names
     if len(set(names)) != len(names):
         errors.append(RuleError(file, "queries", "query names must be unique", list(names)))
+    if rule.type == "signal_correlation":
+        return errors + _check_correlation(rule, file)
     for index, query in enumerate(rule.queries):
         where = f"queries[{index}]"
+        if query.rule_id is not None or query.correlated_by_fields:
+            errors.append(RuleError(file, f"{where}.{'ruleId' if query.rule_id is not None else 'correlatedByFields'}",
+                                    "only a signal_correlation rule's queries read the signals of a rule; this rule's type is log_detection"))
+        if query.aggregation == "event_count":
+            errors.append(RuleError(file, f"{where}.aggregation", "event_count counts the signals of a signal_correlation rule's query",
+                                    query.aggregation))
         try:
             parse_query(query.query)
         except QuerySyntaxError as exc:
@@ -221,6 +229,17 @@ def check_rule(rule: Rule) -> list[RuleError]:
                     errors.append(RuleError(file, f"{where}.{fld_name}[{position}]", "not an attribute name", value))
     if method == "impossible_travel" and len(rule.queries) != 1:
         errors.append(RuleError(file, "queries", "an impossible_travel rule has exactly one query", len(rule.queries)))
+    if method == "sequence_detection":
+        errors += _check_sequence(rule, file)
+        if rule.options.sequence_detection_options is None:
+            return errors + _check_filters_and_signals(rule, file)  # the cases name steps there are none of
+    return errors + _check_filters_and_signals(rule, file) + _check_cases(rule, file)
+
+
+def _check_filters_and_signals(rule: Rule, file: str) -> list[RuleError]:
+    from secmon.query import parse as parse_query
+
+    errors: list[RuleError] = []
     if rule.group_signals_by and set(rule.group_signals_by) != set(rule.group_by_fields):
         # Fewer signals, one per value of a subset of the group-by fields: not run yet. Datadog's
         # exports often carry the whole group-by list here, which changes nothing.
@@ -231,16 +250,54 @@ def check_rule(rule: Rule) -> list[RuleError]:
             parse_query(rule_filter.query)
         except QuerySyntaxError as exc:
             errors.append(RuleError(file, f"filters[{index}].query", str(exc).splitlines()[0], rule_filter.query))
-    if method == "sequence_detection":
-        errors += _check_sequence(rule, file)
-        if rule.options.sequence_detection_options is None:
-            return errors  # the cases name steps there are none of
+    return errors
+
+
+def _check_cases(rule: Rule, file: str) -> list[RuleError]:
+    errors: list[RuleError] = []
     for index, case in enumerate(rule.cases):
         try:
             parse_condition(case.condition, rule.case_names)
         except ConditionError as exc:
             errors.append(RuleError(file, f"cases[{index}].condition", str(exc), case.condition))
     return errors
+
+
+# Datadog lets a signal correlation rule correlate by up to three attributes.
+MAX_CORRELATED_FIELDS = 3
+
+
+def _check_correlation(rule: Rule, file: str) -> list[RuleError]:
+    """A signal correlation rule as Datadog defines one: threshold cases over queries that each
+    count the signals of one rule, tied together by the first query's correlated attributes."""
+    errors: list[RuleError] = []
+    if rule.options.detection_method != "threshold":
+        errors.append(RuleError(file, "options.detectionMethod", "a signal_correlation rule's cases are thresholds over its queries",
+                                rule.options.detection_method))
+    fields = rule.queries[0].correlated_by_fields
+    if not 1 <= len(fields) <= MAX_CORRELATED_FIELDS:
+        errors.append(RuleError(file, "queries[0].correlatedByFields",
+                                f"a signal correlation correlates by 1 to {MAX_CORRELATED_FIELDS} attributes", list(fields)))
+    for index, query in enumerate(rule.queries):
+        where = f"queries[{index}]"
+        if not (query.rule_id or "").strip():
+            errors.append(RuleError(file, f"{where}.ruleId", "a signal correlation query names the rule whose signals it counts", query.rule_id))
+        if query.query.strip():
+            errors.append(RuleError(file, f"{where}.query", "a signal correlation query reads the signals of its ruleId, not logs", query.query))
+        if query.aggregation not in ("count", "event_count"):
+            errors.append(RuleError(file, f"{where}.aggregation", "a signal correlation query counts signals (event_count or count)",
+                                    query.aggregation))
+        for name, value in (("distinctFields", query.distinct_fields), ("metrics", query.metric_fields)):
+            if value:
+                errors.append(RuleError(file, f"{where}.{name}", "a signal correlation query counts signals and reads no field", list(value)))
+        for name, value in (("correlatedByFields", query.correlated_by_fields), ("groupByFields", query.group_by_fields)):
+            if value and value != fields:
+                errors.append(RuleError(file, f"{where}.{name}", "every query correlates by the first query's correlatedByFields "
+                                        f"({', '.join(fields)})", list(value)))
+        for position, value in enumerate(query.correlated_by_fields):
+            if not value.strip() or " " in value.strip():
+                errors.append(RuleError(file, f"{where}.correlatedByFields[{position}]", "not an attribute name", value))
+    return errors + _check_filters_and_signals(rule, file) + _check_cases(rule, file)
 
 
 _STEP_NAME = re.compile(CONDITION_NAME)
@@ -348,13 +405,12 @@ def _field_path(loc: tuple[str, ...]) -> str:
 # fields or bad values (a user's export of Datadog rules holds them).
 _DATADOG_FIELDS_NOT_YET = frozenset({
     "anomalyDetectionOptions", "thirdPartyRuleOptions",
-    "complianceRuleOptions", "correlatedByFields", "correlatedQueryIndex", "ruleId",
+    "complianceRuleOptions",
 })
 _DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
     "detectionMethod": frozenset({"anomaly_detection", "anomaly_threshold", "third_party", "hardcoded"}),
-    "aggregation": frozenset({"event_count"}),
     "learningMethod": frozenset({"threshold"}),
-    "type": frozenset({"signal_correlation", "workload_security", "application_security", "cloud_configuration",
+    "type": frozenset({"workload_security", "application_security", "cloud_configuration",
                        "infrastructure_configuration", "api_security"}),
 }
 

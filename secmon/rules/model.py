@@ -1,6 +1,7 @@
 """Rules as validated, frozen data: Datadog's security-monitoring rule format.
 
-Field names and meaning are Datadog's (``log_detection`` rules of the v2 API), so a rule exported
+Field names and meaning are Datadog's (``log_detection`` and ``signal_correlation`` rules of the
+v2 API), so a rule exported
 from Datadog loads as it is. Models forbid unknown fields, which catches typos; fields Datadog
 exports but that do not change detection (``createdAt``, ``isDefault``, ``version``, ...) are
 accepted and kept as they are. Windows are any number of seconds, not only Datadog's enum.
@@ -17,7 +18,9 @@ from secmon.severity import SEVERITIES, SEVERITY_RANK, Severity
 
 # decreaseCriticalityBasedOnEnv lowers signals whose env tag starts with one of these.
 NON_PRODUCTION_ENVS = ("staging", "test", "dev")
-Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none", "geo_data"]
+# ``event_count`` is a signal correlation query's: the signals of its rule (secmon.detect.correlation).
+Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none", "geo_data", "event_count"]
+RuleType = Literal["log_detection", "signal_correlation"]
 DetectionMethod = Literal["threshold", "new_value", "impossible_travel", "sequence_detection"]
 
 # Datadog names unnamed queries a, b, c, ... in order; case conditions refer to them by name.
@@ -43,6 +46,12 @@ class RuleQuery(_Model):
     metric: str | None = None  # Datadog's older single-metric spelling
     name: str | None = None
     has_optional_group_by_fields: bool = False
+    # A signal correlation rule's query: the rule whose signals it counts, and the attributes
+    # that tie the signals of its queries together (set on the first query; the others share them).
+    rule_id: str | None = None
+    default_rule_id: str | None = None
+    correlated_by_fields: tuple[str, ...] = ()
+    correlated_query_index: int | None = Field(default=None, ge=0)
     # Accepted from Datadog exports; secmon reads logs only.
     data_source: Literal["logs"] | None = None
     index: str | None = None
@@ -138,7 +147,7 @@ class Rule(_Model):
 
     id: str
     name: str
-    type: Literal["log_detection"] = "log_detection"
+    type: RuleType = "log_detection"
     is_enabled: bool = True
     queries: tuple[RuleQuery, ...] = Field(min_length=1)
     cases: tuple[RuleCase, ...] = Field(min_length=1)
@@ -195,8 +204,16 @@ class Rule(_Model):
 
     @property
     def group_by_fields(self) -> tuple[str, ...]:
-        """The signal's group-by keys, as written in the rule's first query."""
+        """The signal's group-by keys, as written in the rule's first query (a signal
+        correlation's: the attributes it correlates by)."""
+        if self.type == "signal_correlation":
+            return self.queries[0].correlated_by_fields
         return self.queries[0].group_by_fields
+
+    @property
+    def correlated_rule_ids(self) -> tuple[str, ...]:
+        """The rules whose signals a signal correlation rule reads (none for a log rule)."""
+        return tuple(q.rule_id for q in self.queries if q.rule_id) if self.type == "signal_correlation" else ()
 
     @property
     def severity_order(self) -> tuple[Severity, ...]:

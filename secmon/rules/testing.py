@@ -121,18 +121,26 @@ def run_test_case(case: RuleTestCase, rules: RuleSet, *, prefilter: bool = True)
 
     try:
         rule: Rule = rules[case.rule_id]
+        run = rules_under_test(rule, rules)
     except KeyError as exc:
         return RuleTestResult(case, [], [str(exc)])
     signals: list[Signal] = []
     if case.events:
-        signals += Engine([rule], prefilter=prefilter).scan_events(case.events)
+        signals += Engine(run, prefilter=prefilter).scan_events(case.events)
     if case.lines:
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "input.log"
             log.write_text(case.lines if case.lines.endswith("\n") else case.lines + "\n", encoding="utf-8")
-            engine = Engine([rule], prefilter=prefilter, input_format=case.input_format, year=case.year)
+            engine = Engine(run, prefilter=prefilter, input_format=case.input_format, year=case.year)
             signals += engine.detect([log]).signals
+    signals = [s for s in signals if s.rule_id == rule.id]
     return RuleTestResult(case, signals, compare_signals(case.expect, signals))
+
+
+def rules_under_test(rule: Rule, rules: RuleSet) -> list[Rule]:
+    """What a test of ``rule`` runs: the rule, and for a signal correlation the rules whose
+    signals it reads (only the rule's own signals are compared)."""
+    return [rule, *(rules[rule_id] for rule_id in dict.fromkeys(rule.correlated_rule_ids))]
 
 
 def compare_signals(expect: tuple[dict[str, Any], ...], signals: list[Signal]) -> list[str]:

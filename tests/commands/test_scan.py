@@ -113,13 +113,32 @@ def test_rules_validate_and_test_commands(tmp_path: Path, rule_file: Path) -> No
     assert "FAIL ssh-bf: wrong expectation" in result.stdout
 
 
+def test_rules_validate_checks_what_a_signal_correlation_names(tmp_path: Path, rule_file: Path) -> None:
+    """The rules a correlation names must be among the files validated or the default pack."""
+    def correlation(*rule_ids: str) -> Path:
+        path = tmp_path / f"corr-{'-'.join(rule_ids)}.json"
+        path.write_text(json.dumps({
+            "id": "corr", "name": "correlation", "type": "signal_correlation",
+            "queries": [{"ruleId": rule_id, "aggregation": "event_count", **({"correlatedByFields": ["@network.client.ip"]} if i == 0 else {})}
+                        for i, rule_id in enumerate(rule_ids)],
+            "cases": [{"status": "high", "condition": "a > 0"}],
+        }))
+        return path
+
+    assert secmon("rules", "validate", str(correlation("ssh-bf")), str(rule_file)).returncode == 0
+    assert secmon("rules", "validate", str(correlation("ssh-brute-force"))).returncode == 0  # in the default pack
+    bad = secmon("rules", "validate", str(correlation("ssh-brute-force", "no-such-rule")))
+    assert bad.returncode == 2 and "queries[1].ruleId: no rule with this id is loaded" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_demo_runs_and_finds_the_planted_attacks() -> None:
     proc = secmon("demo", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     rules = {s["rule_id"] for s in json.loads(proc.stdout)}
     assert {"ssh-brute-force", "aws-console-login-without-mfa", "k8s-cluster-admin-binding", "linux-user-created",
             "linux-user-added-to-admin-group", "linux-sudo-not-in-sudoers", "okta-brute-force-then-success",
-            "okta-admin-privilege-granted", "okta-mfa-factor-reset", "okta-impossible-travel"} <= rules
+            "okta-admin-privilege-granted", "okta-mfa-factor-reset", "okta-impossible-travel",
+            "okta-account-takeover-correlation"} <= rules
 
 
 def _signals(n: int) -> list:

@@ -101,3 +101,22 @@ def test_inputs_that_never_name_a_destination_keep_their_prefilter(tmp_path: Pat
     indicators.add_list("bad.txt", ["203.0.113.9"])
     result = Engine(RuleSet(), intel=indicators, year=2015).detect([log])
     assert [s.rule_id for s in result.signals] == ["threat-intel-ip-match"] and result.skipped_lines == 1
+
+
+def test_intel_rules_beside_a_disabled_rule_keep_their_own_flags(tmp_path: Path) -> None:
+    """Regression: rules were numbered by their place in the rule set, disabled and correlation
+    rules included, and the intel rules took the next numbers after the count of those that run:
+    one of them got the number of the last rule, and two rules' flags one column."""
+    from secmon.rules.loader import rule_from_dict
+
+    def rule(rule_id: str, **extra: object) -> object:
+        return rule_from_dict({"id": rule_id, "name": rule_id, "queries": [{"query": "@evt.outcome:failure", "groupByFields": ["@usr.name"]}],
+                               "cases": [{"status": "low", "condition": "a > 0"}], **extra})
+
+    rules = RuleSet((rule("first"), rule("off", isEnabled=False), rule("last")))  # type: ignore[arg-type]
+    log = tmp_path / "events.ndjson"
+    log.write_text('{"timestamp": 1700000000000, "evt": {"outcome": "failure"}, "usr": {"name": "u"}, "network": {"client": {"ip": "198.51.100.7"}}}\n')
+    indicators = IndicatorSet()
+    indicators.add_list("c2.txt", ["198.51.100.7"])
+    found = sorted(s.rule_id for s in Engine(rules, intel=indicators).detect([log]).signals)
+    assert found == ["first", "last", "threat-intel-ip-match"]

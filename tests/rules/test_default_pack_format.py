@@ -25,7 +25,7 @@ from secmon.detect.engine import Engine
 from secmon.detect.reference import reference_detect
 from secmon.ingest.json_events import normalize_record
 from secmon.rules.loader import load_rules
-from secmon.rules.testing import RuleTestCase, load_test_cases, run_test_case
+from secmon.rules.testing import RuleTestCase, load_test_cases, rules_under_test, run_test_case
 
 PACK = Path(secmon.__file__).parent / "rules" / "default"
 # The folders of this pack; other folders (fim/) belong to other packs with their own tests.
@@ -179,7 +179,7 @@ def test_rule_fields_and_types(rule_file: Path) -> None:
     assert ID_RE.match(rule["id"]), f"{where}: id {rule['id']!r} is not kebab-case"
     assert isinstance(rule["name"], str) and 10 <= len(rule["name"]) <= 100
     assert rule["isEnabled"] is True
-    assert rule["type"] == "log_detection"
+    assert rule["type"] in ("log_detection", "signal_correlation")
 
 
 @pytest.mark.parametrize("rule_file", rule_params())
@@ -228,8 +228,9 @@ def test_rule_tags_are_source_mitre_and_security(rule_file: Path) -> None:
         technique_tactics |= allowed
     assert tactic_ids and techniques, f"{rule['id']}: needs at least one tactic and one technique"
     assert tactic_ids <= technique_tactics, f"{rule['id']}: tactics {sorted(tactic_ids - technique_tactics)} have no technique"
-    # The source tags say which logs the queries read.
-    text = " ".join(q["query"] for q in rule["queries"])
+    # The source tags say which logs the queries read (a correlation's: the rules it correlates).
+    queries = [q for r in [rule, *correlated_rules(rule)] for q in r["queries"] if "query" in q]
+    text = " ".join(q["query"] for q in queries)
     for tag in sources:
         assert tag.split(":", 1)[1] in text, f"{rule['id']}: {tag} but no query reads that source"
 
@@ -240,6 +241,17 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
     rid = rule["id"]
     method = rule["options"]["detectionMethod"]
     names = []
+    if rule["type"] == "signal_correlation":
+        # Datadog's shape: each query counts the signals of one rule of the pack, the first names
+        # the attributes (group-by fields of every correlated rule) that tie them together.
+        fields = rule["queries"][0]["correlatedByFields"]
+        for i, q in enumerate(rule["queries"]):
+            keys = CORRELATION_FIRST_QUERY_KEYS if i == 0 else CORRELATION_QUERY_KEYS
+            assert set(q) == keys and q["aggregation"] == "event_count", f"{rid}: query {q}"
+            target = next(r for r in correlated_rules(rule) if r["id"] == q["ruleId"])
+            assert set(fields) <= set(target["queries"][0]["groupByFields"]), f"{rid}: {target['id']} does not group by {fields}"
+        names = [q["name"] for q in rule["queries"]]
+        rule = {**rule, "queries": []}  # the cases and options are a threshold rule's
     for q in rule["queries"]:
         assert set(q) == QUERY_KEYS, f"{rid}: query keys {sorted(q)}"
         assert q["aggregation"] in AGGREGATIONS
@@ -305,6 +317,18 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
         assert set(f) == {"action", "query"} and f["action"] in {"suppress", "require"} and balanced(f["query"])
 
 
+CORRELATION_QUERY_KEYS = {"ruleId", "aggregation", "name"}
+CORRELATION_FIRST_QUERY_KEYS = CORRELATION_QUERY_KEYS | {"correlatedByFields", "correlatedQueryIndex"}
+
+
+def correlated_rules(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pack's rules whose signals a signal correlation rule reads, as their files hold them."""
+    wanted = {q["ruleId"] for q in rule["queries"] if "ruleId" in q}
+    found = [load_yaml(path) for path in rule_files() if path.stem in wanted]
+    assert len(found) == len(wanted), f"{rule['id']}: correlates rules the pack does not hold"
+    return found
+
+
 def balanced(query: str) -> bool:
     """Parentheses, brackets and double quotes balance outside quotes and escapes."""
     depth: list[str] = []
@@ -358,7 +382,7 @@ def test_every_rule_has_positive_and_negative_tests(rule_file: Path) -> None:
     data = load_yaml(test_file)
     assert set(data) == {"rule", "tests"} and data["rule"] == rule["id"]
     statuses = {c["status"] for c in rule["cases"]}
-    group_fields = {f for q in rule["queries"] for f in q["groupByFields"]}
+    group_fields = {f for q in rule["queries"] for f in q.get("groupByFields", q.get("correlatedByFields", []))}
     sources = {t.split(":", 1)[1] for t in rule["tags"] if t.startswith("source:")}
     names = [t["name"] for t in data["tests"]]
     assert len(names) == len(set(names)), f"{rule['id']}: duplicate test names"
@@ -437,9 +461,9 @@ def event_cases() -> list[RuleTestCase]:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.rule_id}: {c.name}") for c in event_cases()])
 def test_engine_and_reference_engine_agree_on_pack_events(case: RuleTestCase) -> None:
-    rule = pack_rules()[case.rule_id]
-    fast = Engine([rule]).scan_events(case.events)
-    slow = reference_detect([rule], [normalize_record(dict(e)) for e in _copies(case.events)])
+    run = rules_under_test(pack_rules()[case.rule_id], pack_rules())
+    fast = Engine(run).scan_events(case.events)
+    slow = reference_detect(run, [normalize_record(dict(e)) for e in _copies(case.events)])
     assert [s.key() for s in fast] == [s.key() for s in slow]
 
 

@@ -86,7 +86,7 @@ def test_a_refused_query_is_reported_once_not_also_as_an_empty_list(tmp_path: Pa
 
 
 def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -> None:
-    """An export of Datadog rules holds anomaly and signal-correlation rules: their errors say
+    """An export of Datadog rules holds anomaly and workload security rules: their errors say
     what secmon does not support, never that Datadog's own fields are unknown."""
     anomaly = {**DATADOG_EXPORT, "options": {**DATADOG_EXPORT["options"], "detectionMethod": "anomaly_detection",  # type: ignore[dict-item]
                                              "anomalyDetectionOptions": {"bucketDuration": 300}}}
@@ -96,10 +96,9 @@ def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -
                                    "'new_value', 'impossible_travel' or 'sequence_detection'",
         "options.anomalyDetectionOptions": "a Datadog field that secmon does not support yet",
     }
-    correlation = {**DATADOG_EXPORT, "type": "signal_correlation", "queries": [{"ruleId": "abc", "aggregation": "event_count",
-                                                                               "correlatedByFields": ["@usr.name"]}]}
-    reasons = [e.reason for e in validate_rules(write(tmp_path, "correlation.json", correlation))]
-    assert all("not supported by secmon yet" in r or "does not support yet" in r for r in reasons), reasons
+    workload = {**DATADOG_EXPORT, "type": "workload_security"}
+    reasons = [e.reason for e in validate_rules(write(tmp_path, "workload.json", workload))]
+    assert reasons and all("not supported by secmon yet" in r for r in reasons), reasons
     assert validate_rules(write(tmp_path, "typo.json", {**DATADOG_EXPORT, "optionz": {}}))[0].reason.startswith("unknown field")
     # A value of the wrong shape where such a name is expected is an ordinary error, not a crash.
     assert [e.field for e in validate_rules(write(tmp_path, "shape.json", {**DATADOG_EXPORT, "type": ["signal_correlation"]}))] == ["type"]
