@@ -1,5 +1,6 @@
 """The supercomputer logs of the USENIX Computer Failure Data Repository (BGL, Thunderbird,
-Spirit, Liberty; loghub's BGL and Thunderbird sets), as Oliner and Stearley published them:
+Spirit, Liberty; loghub's BGL and Thunderbird sets), as Oliner and Stearley published them
+(:class:`CfdrFormat`), and Los Alamos' HPC cluster logs (loghub's HPC set, :class:`HpcFormat`):
 
     - 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed for user root
     - 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.363779 R02-M1-N0-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected
@@ -8,6 +9,11 @@ An alert category (``-`` for none), epoch seconds, the date, the node, then the 
 machine logged it: a syslog record (Thunderbird, Spirit, Liberty), read as one so that the sshd and
 PAM parsers map it, or a Blue Gene/L RAS record (local time with microseconds, location, type,
 component, level, message). The time is the epoch seconds (UTC); a BGL record adds its fraction.
+
+    134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component \042alt0\042 is in the unavailable state (HWID=1463)
+
+An HPC record: its number, the node, the component, its state (an event kind), epoch seconds, a
+flag, then the message.
 """
 
 from __future__ import annotations
@@ -80,3 +86,30 @@ class CfdrFormat(LogFormat):
             event["message"] = message
             return with_program(event, program, pid, message)
         return event
+
+
+_HPC_LINE = re.compile(r"(\d+) (\S+) (\S+) (\S+) (\d{9,10}) (\d+) ?(.*)", re.DOTALL)
+
+
+class HpcFormat(LogFormat):
+    """Los Alamos' HPC cluster logs: the epoch time, the node as ``host``, the component as
+    ``service``, and the record's number, state and flag under ``hpc``."""
+
+    name = "hpc"
+    description = "LANL HPC cluster logs (loghub's HPC): record number, node, component, state, epoch time, flag, message"
+    verbatim_paths = frozenset({"host", "service", "hpc.state", "hpc.flag", "hpc.log_id"})
+
+    def sniff(self, line: str) -> bool:
+        m = _HPC_LINE.fullmatch(line)
+        return m is not None and is_plausible_ms(epoch_to_ms(int(m.group(5))))
+
+    def parse_text(self, text: str, source: Source) -> Event | list[Event]:
+        m = _HPC_LINE.fullmatch(text)
+        if m is None:
+            raise LineRejected(reasons.UNPARSED_LINE, text)
+        log_id, node, component, state, seconds, flag, message = m.groups()
+        ts = epoch_to_ms(int(seconds))
+        if not is_plausible_ms(ts):
+            raise LineRejected(reasons.BAD_TIMESTAMP, f"{seconds} is not a plausible epoch time: {text}")
+        return {"timestamp": ts, "host": node, "service": component, "message": message,
+                "hpc": {"log_id": log_id, "state": state, "flag": flag}}

@@ -1,7 +1,7 @@
 """The registry of log formats and format detection.
 
 :data:`FORMATS` maps names (``ndjson``, ``json``, ``journald``, ``docker``, ``cri``, ``syslog``,
-``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``cef``, ``snort``, ``w3c``, ``zeek``,
+``auditd``, ``access_log``, ``nginx``, ``apache``, ``apache_error``, ``nginx_error``, ``cfdr``, ``hpc``, ``cef``, ``snort``, ``w3c``, ``zeek``,
 ``logfmt``, ``csv``, ``text``, plus user parsers)
 to :class:`LogFormat` objects; :func:`get_format` raises an error listing the valid names;
 :func:`detect_format` picks one from the first lines of a file, :func:`format_for_file` binds a
@@ -18,7 +18,7 @@ from secmon.ingest.access_log import AccessLogFormat, ApacheErrorFormat, NginxEr
 from secmon.ingest.auditd import AuditdFormat
 from secmon.ingest.base import LineRejected, LogFormat, gc_paused
 from secmon.ingest.cef import CefFormat
-from secmon.ingest.cfdr import CfdrFormat
+from secmon.ingest.cfdr import CfdrFormat, HpcFormat
 from secmon.ingest.containers import ContainerFormat, CriFormat, DockerJsonFormat
 from secmon.ingest.csv_format import CsvFormat
 from secmon.ingest.journald import JournaldFormat
@@ -46,6 +46,7 @@ FORMATS: dict[str, LogFormat] = {
         ApacheErrorFormat(),
         NginxErrorFormat(),
         CfdrFormat(),
+        HpcFormat(),
         CefFormat(),
         SnortFormat(),
         W3cFormat(),
@@ -64,7 +65,7 @@ _HEAD_DECLARED: tuple[str, ...] = ("w3c", "zeek")
 # Detection order for line formats (a first line opening JSON is looked at before the vote, so
 # that documents spread over lines are recognised; NDJSON also votes, for files whose first
 # line is damaged).
-_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr", "cef", "snort", "logfmt")
+_SNIFF_ORDER: tuple[str, ...] = ("ndjson", "cri", "syslog", "auditd", "access_log", "apache_error", "nginx_error", "cfdr", "hpc", "cef", "snort", "logfmt")
 
 
 def get_format(name: str | LogFormat) -> LogFormat:

@@ -109,3 +109,35 @@ def test_an_sshd_rule_over_thunderbird_gives_the_same_signals_with_and_without_t
     })
     fast = same_signals_with_and_without_prefilter([rule], path)
     assert len({s.group_by["@network.client.ip"] for s in fast.signals}) == 3 and fast.skipped_lines > 0
+
+
+# Lines as loghub publishes them (HPC_2k.log): \042 is how the dataset writes a double quote.
+HPC = [
+    "134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component \\042alt0\\042 is in the unavailable state (HWID=1463)",
+    "2385 node-153 action start 1074119817 1 clusterAddMember  (command 1902)",
+    "460060 node-70 node status 1145564453 1 running",
+]
+
+
+def test_hpc_lines_are_detected_and_give_node_component_state_and_epoch_time() -> None:
+    source = Source("HPC_2k.log", data=("\n".join(HPC) + "\n").encode())
+    assert source.format.name == "hpc"
+    hw, action, status = parse_lines(HPC, format="hpc")
+    assert hw == {"timestamp": 1077804742000, "host": "node-246", "service": "unix.hw",
+                  "message": "Component State Change: Component \\042alt0\\042 is in the unavailable state (HWID=1463)",
+                  "hpc": {"log_id": "134681", "state": "state_change.unavailable", "flag": "1"}}
+    assert action["service"] == "action" and action["hpc"]["state"] == "start" and action["timestamp"] == 1074119817000
+    assert status["message"] == "running"
+    stats = IngestStats()
+    assert parse_lines(["1 node-1 a b 123 1 too early", "not an hpc line"], format="hpc", stats=stats) == []
+    assert stats.rejected == {"unparsed_line": 2}
+
+
+def test_hpc_attribute_promises_to_the_prefilter_hold(tmp_path: Path) -> None:
+    rnd = random.Random(3)
+    lines = [f"{i} node-{rnd.randrange(300)} {rnd.choice(['unix.hw', 'node', 'action'])} "
+             f"{rnd.choice(['state_change.unavailable', 'status', 'start', 'halt'])} {1077804742 + i} 1 "
+             f"{rnd.choice(['running', 'boot (command 1)', 'Component State Change'])}" for i in range(300)]
+    path = tmp_path / "hpc.log"
+    path.write_text("\n".join(lines + HPC) + "\n")
+    assert_prefilter_promises_hold(path)

@@ -24,12 +24,12 @@ FRAGMENTS = [
     b'{"log": "', b'\\n", "stream": "stderr", "time": "2023-07-10T12:00:42.123456789Z"}', b"\\u003c",
     b"2023-07-10T12:00:42.123456789Z stdout F ", b" stderr P ",
     b"2023/07/10 12:00:42 [error] 7#7: *3 ", b', client: 1.2.3.4, request: "GET / HTTP/1.1"',
-    b"- 1131566461 2005.11.09 dn228 ", b"Nov 9 12:01:01 dn228/dn228 sshd[1]: ", b"2005-06-03-15.42.50.363779 R02 RAS KERNEL INFO ",
+    b"- 1131566461 2005.11.09 dn228 ", b"134681 node-246 unix.hw state_change.unavailable 1077804742 1 ", b"Nov 9 12:01:01 dn228/dn228 sshd[1]: ", b"2005-06-03-15.42.50.363779 R02 RAS KERNEL INFO ",
     b"#Fields: date time c-ip cs-uri-stem sc-status\n", b"#Date: 2024-05-01 00:00:00\n", b"2024-05-01 10:00:00 1.2.3.4 /a 200",
     b"05/01-10:00:00.123456  [**] [1:2010935:3] ", b" [**] [Priority: 2] {TCP} 1.2.3.4:5 -> ", b"CEF:0|Fortinet|FortiGate|7.2|13|", b"|5|src=10.0.0.5 dst=1.1.1.1 ", b"rt=1714557600000 ", b"fw-1 CEF:0|a\\|b|", b"time,user,ip\n", b'<189>date=2024-05-01 time=10:00:02 devname="FG100" ', b'level=warn msg="a \\"b\\"" ', b'2024-05-01T10:00:00Z,"a, ""b""",1.2.3.4\n',
 ]
 blobs = st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=8), max_size=40).map(b"".join)
-LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "nginx_error", "journald", "docker", "cri", "auditd", "cfdr", "w3c", "zeek", "logfmt", "cef", "snort", "csv", "text"]
+LINE_FORMATS = ["ndjson", "syslog", "access_log", "apache_error", "nginx_error", "journald", "docker", "cri", "auditd", "cfdr", "hpc", "w3c", "zeek", "logfmt", "cef", "snort", "csv", "text"]
 
 
 @pytest.mark.parametrize("fmt", [*LINE_FORMATS, "json"])
