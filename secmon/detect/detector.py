@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from secmon.detect.ahead import computed_ahead
+from secmon.detect.anomaly import AnomalyModel, anomaly_triggers
 from secmon.detect.compiled import CompiledRule
 from secmon.detect.event_store import EventStore
 from secmon.detect.lifecycle import LifecycleOptions, SignalSpans, signal_spans, signals_from_spans
@@ -70,9 +71,11 @@ def rule_spans(
         # impossible travel): the trigger rows themselves.
         events, event_rows, window_ms = triggers, triggers[ROW].to_numpy(), 0
     else:
-        # A threshold or sequence signal counts the events of its triggers' windows.
+        # A threshold, sequence or anomaly signal counts the events of its triggers' windows.
         if method == "sequence_detection":
             find, window_ms = sequence_triggers, compiled.sequence_span_ms
+        elif method == "anomaly_detection":
+            find, window_ms = anomaly_triggers, AnomalyModel.of(compiled).bucket_ms
         else:
             find, window_ms = threshold_triggers, compiled.rule.options.evaluation_window * 1000
         triggers = find(compiled, frame, [GROUP_ID]).sort([GROUP_ID, TS, CASE])

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from secmon.detect.anomaly import AnomalyModel
 from secmon.detect.compiled import CompiledRule, compile_rules
 from secmon.detect.correlation import Correlator, correlation_rules
 from secmon.detect.detector import sort_signals
@@ -85,6 +86,9 @@ def reference_detect(rules: Iterable[Rule | CompiledRule], events: Iterable[Mapp
                 (triggers, contexts), covered_rows, window = _impossible_travel_triggers(compiled, group_rows), None, 0
             elif compiled.rule.options.detection_method == "sequence_detection":
                 triggers, covered_rows, window = _sequence_triggers(compiled, group_rows), group_rows, compiled.sequence_span_ms
+            elif compiled.rule.options.detection_method == "anomaly_detection":
+                model = AnomalyModel.of(compiled)
+                triggers, covered_rows, window = _anomaly_triggers(model, group_rows), group_rows, model.bucket_ms
             else:
                 triggers, covered_rows, window = _threshold_triggers(compiled, group_rows), group_rows, compiled.rule.options.evaluation_window * 1000
             if covered_rows is None:
@@ -139,6 +143,25 @@ def _threshold_triggers(compiled: CompiledRule, rows: list[_Row]) -> list[tuple[
         case_index = _first_case(compiled, values)
         if case_index is not None:
             triggers.append((t, case_index, -1))
+    return triggers
+
+
+def _anomaly_triggers(model: AnomalyModel, rows: list[_Row]) -> list[tuple[int, int, int]]:
+    """Each bucket with events, judged on the counts of the buckets before it (empty ones 0);
+    an anomalous one triggers at each of its moments past the limit."""
+    counts: dict[int, int] = defaultdict(int)
+    for r in rows:
+        counts[r.ts // model.bucket_ms] += 1
+    first = min(counts, default=0)
+    triggers: list[tuple[int, int, int]] = []
+    for bucket in sorted(counts):
+        history = min(bucket - first, model.history_buckets)
+        past = [counts.get(b, 0) for b in range(bucket - history, bucket)]
+        limit = model.limit(history, float(sum(past)), float(sum(c * c for c in past)))
+        if limit is None or counts[bucket] <= limit:
+            continue
+        mine = sorted({r.ts for r in rows if r.ts // model.bucket_ms == bucket})
+        triggers += [(t, 0, -1) for t in mine if sum(1 for r in rows if r.ts // model.bucket_ms == bucket and r.ts <= t) > limit]
     return triggers
 
 

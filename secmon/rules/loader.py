@@ -229,6 +229,14 @@ def check_rule(rule: Rule) -> list[RuleError]:
                     errors.append(RuleError(file, f"{where}.{fld_name}[{position}]", "not an attribute name", value))
     if method == "impossible_travel" and len(rule.queries) != 1:
         errors.append(RuleError(file, "queries", "an impossible_travel rule has exactly one query", len(rule.queries)))
+    if method == "anomaly_detection":
+        if len(rule.queries) != 1 or rule.queries[0].aggregation != "count":
+            errors.append(RuleError(file, "queries", "an anomaly_detection rule has exactly one query, and it counts events",
+                                    [q.aggregation for q in rule.queries]))
+        for index, case in enumerate(rule.cases):
+            if case.condition.strip():
+                errors.append(RuleError(file, f"cases[{index}].condition",
+                                        "an anomaly_detection rule's case has no condition: the anomaly is what triggers it", case.condition))
     if method == "sequence_detection":
         errors += _check_sequence(rule, file)
         if rule.options.sequence_detection_options is None:
@@ -404,11 +412,11 @@ def _field_path(loc: tuple[str, ...]) -> str:
 # Parts of Datadog's rule format that secmon does not run yet: named as such, not as unknown
 # fields or bad values (a user's export of Datadog rules holds them).
 _DATADOG_FIELDS_NOT_YET = frozenset({
-    "anomalyDetectionOptions", "thirdPartyRuleOptions",
+    "thirdPartyRuleOptions",
     "complianceRuleOptions",
 })
 _DATADOG_VALUES_NOT_YET: dict[str, frozenset[str]] = {  # field -> its values secmon does not run yet
-    "detectionMethod": frozenset({"anomaly_detection", "anomaly_threshold", "third_party", "hardcoded"}),
+    "detectionMethod": frozenset({"anomaly_threshold", "third_party", "hardcoded"}),
     "learningMethod": frozenset({"threshold"}),
     "type": frozenset({"workload_security", "application_security", "cloud_configuration",
                        "infrastructure_configuration", "api_security"}),

@@ -21,7 +21,7 @@ NON_PRODUCTION_ENVS = ("staging", "test", "dev")
 # ``event_count`` is a signal correlation query's: the signals of its rule (secmon.detect.correlation).
 Aggregation = Literal["count", "cardinality", "sum", "max", "new_value", "none", "geo_data", "event_count"]
 RuleType = Literal["log_detection", "signal_correlation"]
-DetectionMethod = Literal["threshold", "new_value", "impossible_travel", "sequence_detection"]
+DetectionMethod = Literal["threshold", "new_value", "impossible_travel", "sequence_detection", "anomaly_detection"]
 
 # Datadog names unnamed queries a, b, c, ... in order; case conditions refer to them by name.
 QUERY_NAMES = "abcdefghijklmnopqrstuvwxyz"
@@ -88,6 +88,17 @@ class NewValueOptions(_Model):
     instantaneous_baseline: bool | None = None
 
 
+class AnomalyDetectionOptions(_Model):
+    """How an anomaly rule counts and judges (secmon.detect.anomaly): buckets of
+    ``bucketDuration`` seconds, a baseline of the ``learningDuration`` hours before each bucket."""
+
+    bucket_duration: int = Field(default=300, ge=1)  # Datadog's minimum is 300; any number of seconds runs
+    learning_duration: int | float = Field(default=24, gt=0)  # hours
+    detection_tolerance: int | float = Field(default=3, ge=1, le=5)  # standard deviations above the baseline
+    learning_period_baseline: int | float | None = Field(default=None, ge=0)  # the count allowed while learning
+    instantaneous_baseline: bool = False  # judge from the second bucket on, on the history there is
+
+
 class ImpossibleTravelOptions(_Model):
     # Learn each user's usual locations for a day before raising signals (secmon.detect.travel).
     baseline_user_locations: bool = False
@@ -121,6 +132,7 @@ class RuleOptions(_Model):
     max_signal_duration: int = Field(default=86400, ge=0)
     new_value_options: NewValueOptions | None = None
     impossible_travel_options: ImpossibleTravelOptions | None = None
+    anomaly_detection_options: AnomalyDetectionOptions | None = None
     sequence_detection_options: SequenceDetectionOptions | None = None
     decrease_criticality_based_on_env: bool | None = None
     hardcoded_evaluator_type: str | None = None

@@ -55,6 +55,7 @@ TECHNIQUES = {
     "T1078": ("valid-accounts", {"TA0001", "TA0003", "TA0004", "TA0005"}),
     "T1059": ("command-and-scripting-interpreter", {"TA0002"}),
     "T1087": ("account-discovery", {"TA0007"}),
+    "T1580": ("cloud-infrastructure-discovery", {"TA0007"}),
     "T1098": ("account-manipulation", {"TA0003", "TA0004"}),
     "T1110": ("brute-force", {"TA0006"}),
     "T1136": ("create-account", {"TA0003"}),
@@ -271,7 +272,7 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
         elif q["aggregation"] == "geo_data":
             assert method == "impossible_travel" and q["metrics"] == ["@network.client.geoip"]
         else:
-            assert method in ("threshold", "sequence_detection")
+            assert method in ("threshold", "sequence_detection", "anomaly_detection")
     assert len(names) == len(set(names)), f"{rid}: duplicate query names"
     steps = [step["name"] for step in rule["options"].get("sequenceDetectionOptions", {}).get("steps", [])]
     assert rule["cases"], f"{rid}: no case"
@@ -293,6 +294,15 @@ def test_rule_queries_cases_options(rule_file: Path) -> None:
         assert set(options) == {"detectionMethod", "evaluationWindow", "keepAlive", "maxSignalDuration"}
         assert options["evaluationWindow"] in EVALUATION_WINDOWS
         assert options["evaluationWindow"] <= options["keepAlive"]
+    elif method == "anomaly_detection":
+        # Datadog's shape: one count query, a case without condition, the bucket and learning
+        # duration from Datadog's values.
+        assert set(options) == {"detectionMethod", "keepAlive", "maxSignalDuration", "anomalyDetectionOptions"}
+        assert len(rule["queries"]) == 1 and rule["queries"][0]["aggregation"] == "count"
+        anomaly = options["anomalyDetectionOptions"]
+        assert set(anomaly) == {"bucketDuration", "learningDuration", "detectionTolerance"}
+        assert anomaly["bucketDuration"] >= 300 and anomaly["learningDuration"] in (1, 6, 12, 24, 48, 168, 336)
+        assert anomaly["detectionTolerance"] in (1, 2, 3, 4, 5)
     elif method == "impossible_travel":
         assert set(options) == {"detectionMethod", "keepAlive", "maxSignalDuration", "impossibleTravelOptions"}
         assert set(options["impossibleTravelOptions"]) == {"baselineUserLocations"}

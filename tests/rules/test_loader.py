@@ -86,15 +86,15 @@ def test_a_refused_query_is_reported_once_not_also_as_an_empty_list(tmp_path: Pa
 
 
 def test_datadog_rules_secmon_cannot_run_yet_are_named_as_such(tmp_path: Path) -> None:
-    """An export of Datadog rules holds anomaly and workload security rules: their errors say
+    """An export of Datadog rules holds third-party and workload security rules: their errors say
     what secmon does not support, never that Datadog's own fields are unknown."""
-    anomaly = {**DATADOG_EXPORT, "options": {**DATADOG_EXPORT["options"], "detectionMethod": "anomaly_detection",  # type: ignore[dict-item]
-                                             "anomalyDetectionOptions": {"bucketDuration": 300}}}
-    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "anomaly.json", anomaly))}
+    third_party = {**DATADOG_EXPORT, "options": {**DATADOG_EXPORT["options"], "detectionMethod": "third_party",  # type: ignore[dict-item]
+                                                 "thirdPartyRuleOptions": {"rootQueries": []}}}
+    errors = {e.field: e.reason for e in validate_rules(write(tmp_path, "third.json", third_party))}
     assert errors == {
-        "options.detectionMethod": "Datadog's 'anomaly_detection' is not supported by secmon yet; supported: 'threshold', "
-                                   "'new_value', 'impossible_travel' or 'sequence_detection'",
-        "options.anomalyDetectionOptions": "a Datadog field that secmon does not support yet",
+        "options.detectionMethod": "Datadog's 'third_party' is not supported by secmon yet; supported: 'threshold', "
+                                   "'new_value', 'impossible_travel', 'sequence_detection' or 'anomaly_detection'",
+        "options.thirdPartyRuleOptions": "a Datadog field that secmon does not support yet",
     }
     workload = {**DATADOG_EXPORT, "type": "workload_security"}
     reasons = [e.reason for e in validate_rules(write(tmp_path, "workload.json", workload))]
