@@ -91,7 +91,7 @@ class CompiledRule:
         queries = tuple(
             CompiledQuery(
                 name=rule.query_name(i),
-                ast=q.parse(rq.query),
+                ast=rule.query_ast(i),
                 aggregation=rq.aggregation,
                 group_by=tuple(value_column(f) for f in rq.group_by_fields),
                 distinct=tuple(value_column(f) for f in rq.distinct_fields),

@@ -19,7 +19,9 @@ turns them into JSON only for samples and ties. After the last chunk the kept ro
 rule by rule (threshold, new value) in event time, each rule reading only its own rows and
 columns, a large rule one hash slice of its groups at a time; a worker thread finds the signal
 spans of the next rules while this one builds the signals of the last. Neither input order,
-chunking, slicing nor the prefilter changes the signals (tests compare all of them).
+chunking, slicing nor the prefilter changes the signals (tests compare all of them). Signal
+correlation rules then run over the signals of the rules they name
+(:mod:`secmon.detect.correlation`).
 """
 
 from __future__ import annotations

@@ -84,6 +84,9 @@ class Term:
     field: Field | None
     value: str
     kind: TermKind = "exact"
+    # The value compared with the attribute's in lower case (Sigma's matching; the query language
+    # has no syntax for it, so ``str`` does not show it). Free text always is.
+    insensitive: bool = False
 
     def __post_init__(self) -> None:
         if self.kind == "exact" and not self.value:
@@ -180,6 +183,23 @@ class Cidr:
 
 
 @dataclass(frozen=True)
+class Regex:
+    """The attribute's value matches ``pattern`` somewhere (Rust ``regex`` syntax; Sigma's ``|re``).
+    The query language has no syntax for it: ``str`` writes it as Sigma would."""
+
+    field: Field
+    pattern: str
+    insensitive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.field.tag:
+            raise ValueError("a regular expression applies to attributes, not tags")
+
+    def __str__(self) -> str:
+        return f"{self.field}|re{'|i' if self.insensitive else ''}:{self.pattern!r}"
+
+
+@dataclass(frozen=True)
 class MatchAll:
     """The empty query, or ``*``: every event matches."""
 
@@ -222,7 +242,7 @@ class Or:
         return " OR ".join(f"({c})" if isinstance(c, Or) else str(c) for c in self.children)
 
 
-Query = Union[And, Or, Not, Term, Range, Compare, Exists, Cidr, MatchAll]
+Query = Union[And, Or, Not, Term, Range, Compare, Exists, Cidr, Regex, MatchAll]
 
 
 def to_query(node: Query) -> str:

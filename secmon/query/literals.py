@@ -104,6 +104,9 @@ def _term_literal(term: Term, verbatim: Callable[[str], bool]) -> str | None:
         # The whole value is an integer: a JSON integer has one spelling, a string is verbatim.
         return term.value.lower() if len(term.value) >= MIN_LITERAL_BYTES else None
     pieces = _pieces(term)
+    if term.insensitive:
+        # Compared in lower case: as free text, a non-ASCII character may lower-case to i or k.
+        return _longest(f for p in pieces for f in _fragments(p.lower(), CASE_FOLD_ASCII_FROM_NON_ASCII))
     if term.field.tag:
         # The raw line holds the whole tag "key:value"; ':' breaks fragments, so the key is one more piece.
         pieces = [term.field.path, *pieces]

@@ -20,8 +20,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from secmon.query.ast import And, Cidr, Compare, Exists, MatchAll, Not, Or, Query, Range, Term
-from secmon.query.value_tests import Leaf, compare_leaf, exists_leaf, or_groups, range_leaf, term_leaf
+from secmon.query.ast import And, Cidr, Compare, Exists, MatchAll, Not, Or, Query, Range, Regex, Term
+from secmon.query.value_tests import Leaf, compare_leaf, exists_leaf, or_groups, range_leaf, regex_leaf, term_leaf
 
 Predicate = tuple[Any, ...]
 
@@ -54,6 +54,8 @@ def lower(node: Query) -> Predicate:
         return _any(compare_leaf(node))
     if isinstance(node, Cidr):
         return _cidr(node)
+    if isinstance(node, Regex):
+        return _any(regex_leaf(node))
     raise TypeError(f"not a query node: {node!r}")
 
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import polars as pl
 
-from secmon.query.ast import NUMBER_PATTERN, And, Cidr, Compare, Exists, MatchAll, Not, Or, Query, Range, Term
+from secmon.query.ast import NUMBER_PATTERN, And, Cidr, Compare, Exists, MatchAll, Not, Or, Query, Range, Regex, Term
 from secmon.query.value_tests import (
     ValueTest,
     compare_leaf,
     exists_leaf,
     or_groups,
     range_leaf,
+    regex_leaf,
     term_leaf,
 )
 
@@ -45,7 +46,7 @@ def attribute_paths(query: Query) -> set[str]:
         return attribute_paths(query.child)
     if isinstance(query, Term):
         return {"message"} if query.field is None else {query.field.column}
-    if isinstance(query, (Range, Compare, Exists, Cidr)):
+    if isinstance(query, (Range, Compare, Exists, Cidr, Regex)):
         return {query.field.column}
     return set()
 
@@ -177,6 +178,8 @@ class _Compiler:
             return self.leaf(*compare_leaf(node))
         if isinstance(node, Cidr):
             return self.cidr(node)
+        if isinstance(node, Regex):
+            return self.leaf(*regex_leaf(node))
         raise TypeError(f"not a query node: {node!r}")
 
     def never(self) -> pl.Expr:

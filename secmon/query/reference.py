@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from secmon.query.ast import (
     Or,
     Query,
     Range,
+    Regex,
     Term,
     Wildcard,
     is_number,
@@ -55,6 +57,9 @@ def evaluate(query: Query, event: Mapping[str, Any]) -> bool:
     if isinstance(query, Cidr):
         networks = [ipaddress.ip_network(n) for n in query.networks]
         return any(_ip_in(v, networks) for v in field_values(event, query.field))
+    if isinstance(query, Regex):
+        pattern = re.compile(query.pattern, re.IGNORECASE if query.insensitive else 0)
+        return any(pattern.search(v) for v in field_values(event, query.field))
     raise TypeError(f"not a query node: {query!r}")
 
 
@@ -118,6 +123,12 @@ def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
         needle = term.value.lower()
         return any(needle in m for m in messages)
     values = field_values(event, term.field)
+    if term.insensitive and not term.field.tag:
+        lowered = [v.lower() for v in values]
+        if term.kind == "wildcard":
+            parts = [p.lower() if isinstance(p, str) else p for p in pattern_parts(term.value)]
+            return any(glob_matches(parts, v) for v in lowered)
+        return term.value.lower() in lowered
     if term.kind == "wildcard":
         pattern = pattern_parts(term.value)
         return any(glob_matches(pattern, v) for v in values)

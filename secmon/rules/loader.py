@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from secmon.errors import QuerySyntaxError, RuleError, RuleSetError, UnknownNameError
 from secmon.rules.condition import NAME as CONDITION_NAME, ConditionError, parse_condition
 from secmon.rules.model import Rule
+from secmon.rules.sigma import SigmaError, is_sigma, sigma_rule_dict
 
 RULE_SUFFIXES = (".json", ".yaml", ".yml")
 TEST_SUFFIX = ".test.yaml"
@@ -147,8 +148,8 @@ def rule_from_dict(
     rule: Rule | None = None
     if not isinstance(raw, dict):
         own.add(RuleError(file, field_prefix.rstrip(".") or "(rule)", "a rule must be a mapping", type(raw).__name__))
-    elif "detection" in raw and "logsource" in raw:
-        own.add(RuleError(file, field_prefix + "detection", "this is a Sigma rule; secmon loads Datadog-format rules here (Sigma support is planned)"))
+    elif is_sigma(raw):
+        rule = _sigma_rule(raw, file, default_id, own, field_prefix, lines)
     else:
         data = dict(raw)
         if not data.get("id") and default_id:
@@ -174,6 +175,24 @@ def rule_from_dict(
         collector.errors.extend(own.errors)
     elif own.errors:
         raise RuleSetError(own.errors)
+    return rule
+
+
+def _sigma_rule(raw: dict[str, Any], file: str, default_id: str | None, own: _Collector, field_prefix: str,
+                lines: dict[tuple[str, ...], int]) -> Rule | None:
+    """A Sigma rule compiled (``secmon.rules.sigma``); what secmon cannot run is an error naming
+    the field and why."""
+    try:
+        data, query = sigma_rule_dict(raw, default_id)
+        rule = Rule.model_validate({**data, "source_file": file})
+    except SigmaError as exc:
+        loc = tuple(re.split(r"[.\[\]]+", exc.field.strip("]")))
+        own.add(RuleError(file, field_prefix + exc.field, exc.reason, exc.value, _line_for(lines, loc)))
+        return None
+    except (ValidationError, ValueError) as exc:
+        own.add(RuleError(file, field_prefix + "detection", f"the Sigma rule does not compile: {str(exc).splitlines()[0]}"))
+        return None
+    rule._query_ast = query
     return rule
 
 

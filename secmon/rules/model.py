@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from secmon.severity import SEVERITIES, SEVERITY_RANK, Severity
@@ -190,6 +190,9 @@ class Rule(_Model):
 
     # Where the rule came from, for error messages; not part of the Datadog format.
     source_file: str | None = Field(default=None, exclude=True)
+    # A rule compiled from Sigma (secmon.rules.sigma) carries its query as an AST: Sigma matches
+    # in any case, which the query language cannot write, so its query text is for reading only.
+    _query_ast: Any = PrivateAttr(default=None)
 
     @field_validator("id")
     @classmethod
@@ -197,6 +200,18 @@ class Rule(_Model):
         if not value.strip():
             raise ValueError("id must not be empty")
         return value
+
+    @property
+    def from_sigma(self) -> bool:
+        return self._query_ast is not None
+
+    def query_ast(self, index: int) -> Any:
+        """Query ``index`` as the query AST (secmon.query): parsed from its text, or a Sigma rule's own."""
+        if self._query_ast is not None:
+            return self._query_ast
+        from secmon.query import parse
+
+        return parse(self.queries[index].query)
 
     def query_name(self, index: int) -> str:
         query = self.queries[index]

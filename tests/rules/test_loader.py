@@ -178,10 +178,13 @@ def test_duplicate_ids_are_an_error(tmp_path: Path) -> None:
     assert any("duplicate rule id" in str(e) for e in errors)
 
 
-def test_sigma_rule_is_named_not_skipped(tmp_path: Path) -> None:
-    sigma = "title: x\nlogsource: {product: aws}\ndetection: {sel: {a: b}, condition: sel}\n"
-    errors = validate_rules(write(tmp_path, "s.yml", sigma))
-    assert errors and "Sigma" in str(errors[0])
+def test_a_sigma_rule_loads_beside_datadog_rules_and_a_bad_one_names_its_field(tmp_path: Path) -> None:
+    sigma = "title: x\nid: sigma-x\nlogsource: {product: aws}\ndetection: {sel: {a: b}, condition: sel}\n"
+    write(tmp_path, "s.yml", sigma)
+    write(tmp_path, "d.json", DATADOG_EXPORT)
+    assert sorted(r.id for r in load_rules(tmp_path)) == sorted(["sigma-x", str(DATADOG_EXPORT.get("id", "d"))])
+    errors = validate_rules(write(tmp_path, "bad.yml", sigma.replace("condition: sel", "condition: sel and other")))
+    assert [(e.file.endswith("bad.yml"), e.field) for e in errors] == [(True, "detection.condition")]
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
