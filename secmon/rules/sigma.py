@@ -15,7 +15,7 @@ What Sigma means, as the specification (and pySigma) says it:
   missing field; ``'|all': [keywords]`` asks for every keyword.
 
 Fields are read as attributes of the event as written (``CommandLine``, ``eventName``). The
-``logsource`` is not mapped to sources: a Sigma rule reads every event of the scan. What secmon does
+``logsource`` says which events a rule reads (:func:`logsource_query`). What secmon does
 not run (aggregations, correlations, ``fieldref``, ``expand`` placeholders) is an
 error naming the field and the modifier, never a rule that silently matches nothing.
 """
@@ -63,6 +63,9 @@ def sigma_rule_dict(raw: dict[str, Any], default_id: str | None) -> tuple[dict[s
     if not isinstance(detection, dict):
         raise SigmaError("detection", "a Sigma detection is a mapping of selections and a condition", detection)
     query = compile_detection(detection)
+    scope = logsource_query(raw.get("logsource"))
+    if scope is not None:
+        query = And((scope, query))
     level = raw.get("level", "medium")
     if level not in LEVELS:
         raise SigmaError("level", f"a Sigma level is one of {', '.join(LEVELS)}", level)
@@ -88,6 +91,108 @@ def _message(raw: dict[str, Any]) -> str:
         if isinstance(items, list) and items:
             lines.append(f"{heading}:\n" + "\n".join(f"- {item}" for item in items))
     return "\n\n".join(line for line in lines if line)
+
+
+# --- the logsource --------------------------------------------------------------------------------
+
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+# Windows event categories (Sigma's taxonomy) as the channel and event ids that carry them.
+_WINDOWS_CATEGORIES: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    "process_creation": ((SYSMON, (1,)), ("Security", (4688,))),
+    "process_termination": ((SYSMON, (5,)),),
+    "network_connection": ((SYSMON, (3,)),),
+    "file_change": ((SYSMON, (2,)),),
+    "driver_load": ((SYSMON, (6,)),),
+    "image_load": ((SYSMON, (7,)),),
+    "create_remote_thread": ((SYSMON, (8,)),),
+    "raw_access_thread": ((SYSMON, (9,)),),
+    "process_access": ((SYSMON, (10,)),),
+    "file_event": ((SYSMON, (11,)),),
+    "registry_add": ((SYSMON, (12,)),),
+    "registry_delete": ((SYSMON, (12,)),),
+    "registry_set": ((SYSMON, (13,)),),
+    "registry_rename": ((SYSMON, (14,)),),
+    "registry_event": ((SYSMON, (12, 13, 14)),),
+    "create_stream_hash": ((SYSMON, (15,)),),
+    "pipe_created": ((SYSMON, (17, 18)),),
+    "wmi_event": ((SYSMON, (19, 20, 21)),),
+    "dns_query": ((SYSMON, (22,)),),
+    "file_delete": ((SYSMON, (23, 26)),),
+    "clipboard_capture": ((SYSMON, (24,)),),
+    "process_tampering": ((SYSMON, (25,)),),
+    "file_block": ((SYSMON, (27, 28)),),
+    "sysmon_status": ((SYSMON, (4, 16)),),
+    "sysmon_error": ((SYSMON, (255,)),),
+    "ps_module": (("Microsoft-Windows-PowerShell/Operational", (4103,)),),
+    "ps_script": (("Microsoft-Windows-PowerShell/Operational", (4104,)),),
+    "ps_classic_start": (("Windows PowerShell", (400,)),),
+    "ps_classic_provider_start": (("Windows PowerShell", (600,)),),
+    "ps_classic_script": (("Windows PowerShell", (800,)),),
+}
+# Windows services (Sigma's taxonomy) as the channel their events come in.
+_WINDOWS_CHANNELS = {
+    "security": "Security", "system": "System", "application": "Application", "sysmon": SYSMON,
+    "powershell": "Microsoft-Windows-PowerShell/Operational", "powershell-classic": "Windows PowerShell",
+    "windefend": "Microsoft-Windows-Windows Defender/Operational", "taskscheduler": "Microsoft-Windows-TaskScheduler/Operational",
+    "wmi": "Microsoft-Windows-WMI-Activity/Operational", "dns-server": "DNS Server", "bits-client": "Microsoft-Windows-Bits-Client/Operational",
+    "codeintegrity-operational": "Microsoft-Windows-CodeIntegrity/Operational", "ntlm": "Microsoft-Windows-NTLM/Operational",
+    "firewall-as": "Microsoft-Windows-Windows Firewall With Advanced Security/Firewall", "openssh": "OpenSSH/Operational",
+    "smbclient-security": "Microsoft-Windows-SmbClient/Security", "dhcp": "Microsoft-Windows-DHCP-Server/Operational",
+    "terminalservices-localsessionmanager": "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
+    "driver-framework": "Microsoft-Windows-DriverFrameworks-UserMode/Operational", "capi2": "Microsoft-Windows-CAPI2/Operational",
+    "msexchange-management": "MSExchange Management", "ldap": "Microsoft-Windows-LDAP-Client/Debug",
+    "appxdeployment-server": "Microsoft-Windows-AppXDeploymentServer/Operational", "lsa-server": "Microsoft-Windows-LSA/Operational",
+    "shell-core": "Microsoft-Windows-Shell-Core/Operational", "vhdmp": "Microsoft-Windows-VHDMP/Operational",
+    "diagnosis-scripted": "Microsoft-Windows-Diagnosis-Scripted/Operational", "printservice-admin": "Microsoft-Windows-PrintService/Admin",
+    "printservice-operational": "Microsoft-Windows-PrintService/Operational", "iis-configuration": "Microsoft-IIS-Configuration/Operational",
+    "security-mitigations": "Microsoft-Windows-Security-Mitigations/KernelMode",
+}
+# Other products and services as the ``source`` secmon's parsers give their events.
+_SOURCES: dict[tuple[str, str | None], tuple[str, ...]] = {
+    ("aws", None): ("cloudtrail",), ("okta", None): ("okta",), ("github", None): ("github",),
+    ("kubernetes", None): ("kubernetes.audit",), ("zeek", None): ("zeek",),
+    ("linux", "auditd"): ("auditd",), ("linux", "sshd"): ("sshd", "sshd-session"), ("linux", "sudo"): ("sudo",),
+    ("linux", "cron"): ("cron", "CRON", "crond"),
+    ("linux", "auth"): ("sshd", "sshd-session", "sudo", "su", "login", "passwd", "useradd", "usermod", "userdel", "groupadd",
+                        "gpasswd", "chpasswd", "systemd-logind", "pam"),
+}
+_WEB_SOURCES = ("nginx", "apache", "access_log", "iis")
+_UNRESTRICTED = {("linux", None), ("linux", "syslog"), ("windows", None)}
+
+
+def logsource_query(logsource: Any) -> Query | None:
+    """What an event must be for a rule of ``logsource`` to read it; None: any event. Windows
+    categories and services are channels and event ids (Sysmon's, the Security log's, ...);
+    the products secmon parses are its sources (``source:cloudtrail``); a product secmon does not
+    know is ``source:<product>`` (JSON records name theirs with ``ddsource``), so that its rules
+    do not read every other log."""
+    if not isinstance(logsource, dict):
+        raise SigmaError("logsource", "a Sigma logsource is a mapping (product, service, category)", logsource)
+    product, service, category = (str(v).lower() if v is not None else None for v in
+                                  (logsource.get("product"), logsource.get("service"), logsource.get("category")))
+    if product == "windows" and category in _WINDOWS_CATEGORIES:
+        return _any_of([_all_of([_exact("Channel", channel), _any_of([Term(Field("EventID"), str(i)) for i in ids])])
+                        for channel, ids in _WINDOWS_CATEGORIES[category]])
+    if product == "windows" and service in _WINDOWS_CHANNELS:
+        return _exact("Channel", _WINDOWS_CHANNELS[service])
+    if category == "webserver":
+        return _sources(_WEB_SOURCES)
+    if product is None or (product, service) in _UNRESTRICTED or (product == "windows" or product == "linux") and service is None:
+        return None
+    sources = _SOURCES.get((product, service)) or _SOURCES.get((product, None))
+    if sources is None:
+        return _sources((product,))
+    if product == "zeek" and service:
+        return _all_of([_sources(sources), _exact("_path", service)])  # Zeek's log name
+    return _sources(sources)
+
+
+def _exact(path: str, value: str) -> Query:
+    return Term(Field(path), value, "phrase")
+
+
+def _sources(names: Sequence[str]) -> Query:
+    return _any_of([_exact("source", name) for name in names])
 
 
 # --- the detection ------------------------------------------------------------------------------

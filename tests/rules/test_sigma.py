@@ -85,6 +85,23 @@ def test_modifiers_lists_and_conditions() -> None:
     assert matches(them, [{"x": "1", "y": "2"}, {"x": "1"}]) == [0]
 
 
+def test_the_logsource_says_which_events_a_rule_reads() -> None:
+    detection = {"selection": {"Image|endswith": "\\whoami.exe"}, "condition": "selection"}
+    process = sigma(detection, logsource={"product": "windows", "category": "process_creation"})
+    sysmon = {"Channel": "Microsoft-Windows-Sysmon/Operational", "Image": "C:\\Windows\\whoami.exe"}
+    events = [{**sysmon, "EventID": 1}, {**sysmon, "EventID": 11}, {**sysmon, "EventID": 1, "Channel": "System"}]
+    assert matches(process, events) == [0]
+    # A rule for a product secmon parses reads that source only; an unknown product's reads
+    # events that name it as their source, not every log of the scan.
+    trail = sigma({"selection": {"eventName": "StopLogging"}, "condition": "selection"}, logsource={"product": "aws", "service": "cloudtrail"})
+    assert matches(trail, [{"source": "cloudtrail", "eventName": "StopLogging"}, {"source": "okta", "eventName": "StopLogging"}]) == [0]
+    cisco = sigma({"keywords": ["shutdown"], "condition": "keywords"}, logsource={"product": "cisco", "service": "aaa"})
+    assert matches(cisco, [{"source": "cisco", "message": "shutdown"}, {"source": "sshd", "message": "shutdown"}]) == [0]
+    rdp = sigma({"selection": {"id.orig_h|cidr": "10.0.0.0/8"}, "condition": "not selection"}, logsource={"product": "zeek", "service": "rdp"})
+    assert matches(rdp, [{"source": "zeek", "_path": "rdp", "id": {"orig_h": "203.0.113.9"}},
+                         {"source": "zeek", "_path": "conn", "id": {"orig_h": "203.0.113.9"}}, {"source": "sshd", "message": "x"}]) == [0]
+
+
 def test_base64_modifiers_encode_as_pysigma_does() -> None:
     # Sigma's documentation: base64offset|contains 'http' is one of these three.
     assert _base64_offsets(b"http") == ["aHR0c", "h0dH", "odHRw"]
