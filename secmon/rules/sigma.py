@@ -157,31 +157,34 @@ _SOURCES: dict[tuple[str, str | None], tuple[str, ...]] = {
                         "gpasswd", "chpasswd", "systemd-logind", "pam"),
 }
 _WEB_SOURCES = ("nginx", "apache", "access_log", "iis")
-_UNRESTRICTED = {("linux", None), ("linux", "syslog"), ("windows", None)}
 
 
 def logsource_query(logsource: Any) -> Query | None:
     """What an event must be for a rule of ``logsource`` to read it; None: any event. Windows
-    categories and services are channels and event ids (Sysmon's, the Security log's, ...);
-    the products secmon parses are its sources (``source:cloudtrail``); a product secmon does not
-    know is ``source:<product>`` (JSON records name theirs with ``ddsource``), so that its rules
-    do not read every other log."""
+    categories and services are channels and event ids (Sysmon's, the Security log's, ...; any
+    other Windows rule names its events by its own fields); the products secmon parses are its
+    sources (``source:cloudtrail``), a Linux service the program that logs; a product secmon does
+    not know is ``source:<product>`` (JSON records name theirs with ``ddsource``), so that its
+    rules do not read every other log."""
     if not isinstance(logsource, dict):
         raise SigmaError("logsource", "a Sigma logsource is a mapping (product, service, category)", logsource)
     product, service, category = (str(v).lower() if v is not None else None for v in
                                   (logsource.get("product"), logsource.get("service"), logsource.get("category")))
-    if product == "windows" and category in _WINDOWS_CATEGORIES:
-        return _any_of([_all_of([_exact("Channel", channel), _any_of([Term(Field("EventID"), str(i)) for i in ids])])
-                        for channel, ids in _WINDOWS_CATEGORIES[category]])
-    if product == "windows" and service in _WINDOWS_CHANNELS:
-        return _exact("Channel", _WINDOWS_CHANNELS[service])
+    if product == "windows":
+        if category in _WINDOWS_CATEGORIES:
+            return _any_of([_all_of([_exact("Channel", channel), _any_of([Term(Field("EventID"), str(i)) for i in ids])])
+                            for channel, ids in _WINDOWS_CATEGORIES[category]])
+        if service in _WINDOWS_CHANNELS:
+            return _exact("Channel", _WINDOWS_CHANNELS[service])
+        return None  # another channel: the rule's own fields (EventID, Provider_Name) say which events
     if category == "webserver":
         return _sources(_WEB_SOURCES)
-    if product is None or (product, service) in _UNRESTRICTED or (product == "windows" or product == "linux") and service is None:
+    if product is None:
         return None
-    sources = _SOURCES.get((product, service)) or _SOURCES.get((product, None))
-    if sources is None:
-        return _sources((product,))
+    if product == "linux":
+        # A Linux service is the program that logs (syslog's tag, secmon's source).
+        return None if service in (None, "syslog") else _sources(_SOURCES.get((product, service), (service,)))  # type: ignore[arg-type]
+    sources = _SOURCES.get((product, service)) or _SOURCES.get((product, None)) or (product,)
     if product == "zeek" and service:
         return _all_of([_sources(sources), _exact("_path", service)])  # Zeek's log name
     return _sources(sources)
