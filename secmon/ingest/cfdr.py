@@ -41,6 +41,14 @@ _BGL_STATUS = {
 _SYSLOG = SyslogFormat()
 
 
+def _epoch_ms(seconds: str, text: str) -> int:
+    """The line's epoch seconds in milliseconds; a time no log of these machines can hold rejects it."""
+    ts = epoch_to_ms(int(seconds))
+    if not is_plausible_ms(ts):
+        raise LineRejected(reasons.BAD_TIMESTAMP, f"{seconds} is not a plausible epoch time: {text}")
+    return ts
+
+
 class CfdrFormat(LogFormat):
     """BGL and Thunderbird-style supercomputer logs: the epoch time, the node as ``host``, the
     alert category as ``cfdr.alert_category`` (absent for ``-``), and the record parsed."""
@@ -65,9 +73,7 @@ class CfdrFormat(LogFormat):
         if m is None:
             raise LineRejected(reasons.UNPARSED_LINE, text)
         alert, seconds, node, record = m.groups()
-        ts = epoch_to_ms(int(seconds))
-        if not is_plausible_ms(ts):
-            raise LineRejected(reasons.BAD_TIMESTAMP, f"{seconds} is not a plausible epoch time: {text}")
+        ts = _epoch_ms(seconds, text)
         event: Event = {"timestamp": ts, "host": node, "message": record}
         if alert != "-":
             event["cfdr"] = {"alert_category": alert}
@@ -108,8 +114,5 @@ class HpcFormat(LogFormat):
         if m is None:
             raise LineRejected(reasons.UNPARSED_LINE, text)
         log_id, node, component, state, seconds, flag, message = m.groups()
-        ts = epoch_to_ms(int(seconds))
-        if not is_plausible_ms(ts):
-            raise LineRejected(reasons.BAD_TIMESTAMP, f"{seconds} is not a plausible epoch time: {text}")
-        return {"timestamp": ts, "host": node, "service": component, "message": message,
+        return {"timestamp": _epoch_ms(seconds, text), "host": node, "service": component, "message": message,
                 "hpc": {"log_id": log_id, "state": state, "flag": flag}}
