@@ -200,6 +200,22 @@ class Regex:
 
 
 @dataclass(frozen=True)
+class FieldRef:
+    """Some value of ``field`` equals some value of ``other`` (Sigma's ``|fieldref``). The query
+    language has no syntax for it: ``str`` writes it as Sigma would."""
+
+    field: Field
+    other: Field
+
+    def __post_init__(self) -> None:
+        if self.field.tag or self.other.tag:
+            raise ValueError("a field reference compares attributes, not tags")
+
+    def __str__(self) -> str:
+        return f"{self.field}|fieldref:{self.other}"
+
+
+@dataclass(frozen=True)
 class MatchAll:
     """The empty query, or ``*``: every event matches."""
 
@@ -242,7 +258,7 @@ class Or:
         return " OR ".join(f"({c})" if isinstance(c, Or) else str(c) for c in self.children)
 
 
-Query = Union[And, Or, Not, Term, Range, Compare, Exists, Cidr, Regex, MatchAll]
+Query = Union[And, Or, Not, Term, Range, Compare, Exists, Cidr, Regex, FieldRef, MatchAll]
 
 
 def to_query(node: Query) -> str:

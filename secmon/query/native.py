@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from secmon.query.ast import And, Cidr, Compare, Exists, MatchAll, Not, Or, Query, Range, Regex, Term
+from secmon.query.ast import And, Cidr, Compare, Exists, FieldRef, MatchAll, Not, Or, Query, Range, Regex, Term
 from secmon.query.value_tests import Leaf, compare_leaf, exists_leaf, or_groups, range_leaf, regex_leaf, term_leaf
 
 Predicate = tuple[Any, ...]
@@ -56,6 +56,8 @@ def lower(node: Query) -> Predicate:
         return _cidr(node)
     if isinstance(node, Regex):
         return _any(regex_leaf(node))
+    if isinstance(node, FieldRef):
+        raise NotNative(f"a comparison of two fields: {node}")  # the program tests one column at a time
     raise TypeError(f"not a query node: {node!r}")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from secmon.query.ast import NUMBER_PATTERN, And, Cidr, Compare, Exists, MatchAll, Not, Or, Query, Range, Regex, Term
+from secmon.query.ast import NUMBER_PATTERN, And, Cidr, Compare, Exists, FieldRef, MatchAll, Not, Or, Query, Range, Regex, Term
 from secmon.query.value_tests import (
     ValueTest,
     compare_leaf,
@@ -48,6 +48,8 @@ def attribute_paths(query: Query) -> set[str]:
         return {"message"} if query.field is None else {query.field.column}
     if isinstance(query, (Range, Compare, Exists, Cidr, Regex)):
         return {query.field.column}
+    if isinstance(query, FieldRef):
+        return {query.field.column, query.other.column}
     return set()
 
 
@@ -180,6 +182,8 @@ class _Compiler:
             return self.cidr(node)
         if isinstance(node, Regex):
             return self.leaf(*regex_leaf(node))
+        if isinstance(node, FieldRef):
+            return self.same_value(node.field.path, node.other.path)
         raise TypeError(f"not a query node: {node!r}")
 
     def never(self) -> pl.Expr:
@@ -212,6 +216,14 @@ class _Compiler:
         if is_list:
             return expr.list.eval(check(pl.element()).fill_null(False)).list.any().fill_null(False)
         return check(expr).fill_null(False)
+
+    def same_value(self, name: str, other: str) -> pl.Expr:
+        """Some item of column ``name`` equals some item of column ``other`` (never null)."""
+        found, found_other = self.column(name), self.column(other)
+        if found is None or found_other is None:
+            return self.never()
+        items = [(expr if is_list else pl.concat_list([expr])).list.drop_nulls() for expr, is_list in (found, found_other)]
+        return (items[0].list.set_intersection(items[1]).list.len() > 0).fill_null(False)
 
     def cidr(self, node: Cidr) -> pl.Expr:
         found = self.column(node.field.path)

@@ -20,6 +20,7 @@ from secmon.query.ast import (
     Compare,
     Exists,
     Field,
+    FieldRef,
     MatchAll,
     Not,
     Or,
@@ -57,6 +58,9 @@ def evaluate(query: Query, event: Mapping[str, Any]) -> bool:
     if isinstance(query, Cidr):
         networks = [ipaddress.ip_network(n) for n in query.networks]
         return any(_ip_in(v, networks) for v in field_values(event, query.field))
+    if isinstance(query, FieldRef):
+        others = set(field_values(event, query.other))
+        return any(v in others for v in field_values(event, query.field))
     if isinstance(query, Regex):
         pattern = re.compile(query.pattern, re.IGNORECASE if query.insensitive else 0)
         return any(pattern.search(v) for v in field_values(event, query.field))

@@ -10,13 +10,13 @@ What Sigma means, as the specification (and pySigma) says it:
 - strings match whole values, case-insensitively, with ``*`` and ``?`` wildcards; ``\\`` escapes
   ``*``, ``?`` and ``\\``, and any other backslash is a literal one (Windows paths);
 - modifiers: ``contains``, ``startswith``, ``endswith``, ``all``, ``cased``, ``re`` (with ``i``,
-  ``m``, ``s``), ``cidr``, ``exists``, ``gt``, ``gte``, ``lt``, ``lte``, ``base64``,
+  ``m``, ``s``), ``cidr``, ``exists``, ``fieldref``, ``gt``, ``gte``, ``lt``, ``lte``, ``base64``,
   ``base64offset`` (with ``wide``, ``utf16le``, ``utf16be``, ``utf16``), ``windash``; ``null`` is a
   missing field; ``'|all': [keywords]`` asks for every keyword.
 
 Fields are read as attributes of the event as written (``CommandLine``, ``eventName``). The
 ``logsource`` says which events a rule reads (:func:`logsource_query`). What secmon does
-not run (aggregations, correlations, ``fieldref``, ``expand`` placeholders) is an
+not run (aggregations, correlations, ``expand`` placeholders) is an
 error naming the field and the modifier, never a rule that silently matches nothing.
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from secmon.errors import RuleError
-from secmon.query.ast import And, Cidr, Compare, Exists, Field, Not, Or, Query, Regex, Term
+from secmon.query.ast import And, Cidr, Compare, Exists, Field, FieldRef, Not, Or, Query, Regex, Term
 
 # Sigma's levels as secmon's (Datadog's) severities.
 LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
@@ -248,7 +248,7 @@ def _field_query(where: str, spec: str, items: Any) -> Query:
             raise SigmaError(where, "keywords take the 'all' modifier only", spec)
         return _all_of([_keyword(where, value) for value in values])
     field = Field(name)
-    known = {"all", "contains", "startswith", "endswith", "cased", "re", "cidr", "exists", "base64", "base64offset",
+    known = {"all", "contains", "startswith", "endswith", "cased", "re", "cidr", "exists", "fieldref", "base64", "base64offset",
              "windash", *_ENCODINGS, *_COMPARE, *_REGEX_FLAGS}
     for modifier in modifiers:
         if modifier not in known:
@@ -261,6 +261,10 @@ def _field_query(where: str, spec: str, items: Any) -> Query:
 
 def _value_query(where: str, field: Field, modifiers: list[str], value: Any) -> Query:
     mods = set(modifiers)
+    if "fieldref" in mods:
+        if mods != {"fieldref"} or not isinstance(value, str) or not value:
+            raise SigmaError(where, "'fieldref' names another field, with no other modifier", value)
+        return FieldRef(field, Field(value))
     if "exists" in mods:
         if not isinstance(value, bool):
             raise SigmaError(where, "'exists' takes true or false", value)

@@ -102,6 +102,18 @@ def test_the_logsource_says_which_events_a_rule_reads() -> None:
                          {"source": "zeek", "_path": "conn", "id": {"orig_h": "203.0.113.9"}}, {"source": "sshd", "message": "x"}]) == [0]
 
 
+def test_a_field_reference_compares_two_fields_of_one_event() -> None:
+    rule = sigma({"selection": {"EventID": 1}, "same": {"User|fieldref": "ParentUser"}, "condition": "selection and not same"})
+    events = [{"EventID": 1, "User": "corp\\bob", "ParentUser": "corp\\bob"},
+              {"EventID": 1, "User": "NT AUTHORITY\\SYSTEM", "ParentUser": "corp\\bob"},
+              {"EventID": 1, "User": "corp\\bob"},  # no parent user: not the same
+              {"EventID": 1, "User": ["a", "b"], "ParentUser": "b"}]  # some value of each is the same
+    assert matches(rule, events) == [1, 2]
+    timed = [{"timestamp": T0 + 1000 * i, **e} for i, e in enumerate(events)]
+    polars_flags = sorted(s.key() for s in Engine([rule], native_flags=False).scan_events(timed))
+    assert polars_flags == sorted(s.key() for s in Engine([rule]).scan_events(timed))
+
+
 def test_base64_modifiers_encode_as_pysigma_does() -> None:
     # Sigma's documentation: base64offset|contains 'http' is one of these three.
     assert _base64_offsets(b"http") == ["aHR0c", "h0dH", "odHRw"]
@@ -118,8 +130,8 @@ def test_what_secmon_does_not_run_is_named_with_its_field(tmp_path: Path) -> Non
         path.write_text(json.dumps({"title": "t", "logsource": {"product": "x"}, "detection": detection}))
         return [(e.field, e.reason) for e in validate_rules(path)]
 
-    assert errors({"sel": {"a|fieldref": "b"}, "condition": "sel"}) == [
-        ("detection.sel.a|fieldref", "Sigma's 'fieldref' modifier is not supported by secmon yet")]
+    assert errors({"sel": {"a|expand": "%admins%"}, "condition": "sel"}) == [
+        ("detection.sel.a|expand", "Sigma's 'expand' modifier is not supported by secmon yet")]
     assert "aggregations" in errors({"sel": {"a": "b"}, "condition": "sel | count() by x > 5"})[0][1]
     assert errors({"sel": {"a": "b"}, "condition": "sel and nothing"})[0][0] == "detection.condition"
     assert "look-around" in errors({"sel": {"a|re": "(?!x)y"}, "condition": "sel"})[0][1]
@@ -163,8 +175,6 @@ def _regression_events() -> dict[str, list[dict[str, Any]]]:
 
 # Regression tests secmon fails, and why (the conformance score is the rest).
 KNOWN_SIGMA_GAPS = {
-    "rules/windows/builtin/security/win_security_explicit_credential_local_logon.yml": "fieldref",
-    "rules/windows/process_creation/proc_creation_win_susp_cross_user_process_spawn.yml": "fieldref",
     # Field names as the Windows event renders them ('Source Name', UserData.*), not as Sigma's
     # Windows pipeline maps them: secmon reads fields as written.
     "rules-emerging-threats/2026/Exploits/RedSun/win_defender_exploit_redsun_tiering_engine_detected_as_eicar.yml": "field names",
@@ -175,7 +185,7 @@ KNOWN_SIGMA_GAPS = {
 @needs_sigma
 def test_sigmahq_regression_suite() -> None:
     """Every regression rule fires on its own events (at least ``match_count`` events where set),
-    apart from the known gaps: 198 of 202."""
+    apart from the known gaps: 200 of 202."""
     events = _regression_events()
     failed = []
     for row in _regression_rows():
@@ -206,8 +216,8 @@ def test_regression_rules_in_one_scan_agree_with_the_reference_and_the_prefilter
 
 @needs_sigma
 def test_the_whole_sigmahq_tree_loads_or_names_what_it_needs() -> None:
-    """3,750 of the 3,780 rules load; the rest use placeholders (``expand``, which need a
-    configuration) or compare two fields (``fieldref``)."""
+    """3,755 of the 3,780 rules load; the rest use placeholders (``expand``, which need a
+    configuration)."""
     reasons = collections.Counter()
     loaded = 0
     for folder in ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-compliance", "rules-dfir", "rules-placeholder"):
@@ -215,5 +225,5 @@ def test_the_whole_sigmahq_tree_loads_or_names_what_it_needs() -> None:
             errors = validate_rules(path)
             loaded += not errors
             reasons.update(e.reason for e in errors[:1])
-    assert set(reasons) <= {"Sigma's 'expand' modifier is not supported by secmon yet", "Sigma's 'fieldref' modifier is not supported by secmon yet"}
-    assert loaded >= 3750
+    assert set(reasons) <= {"Sigma's 'expand' modifier is not supported by secmon yet"}
+    assert loaded >= 3755
