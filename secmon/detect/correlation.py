@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from secmon.errors import RuleError, RuleSetError
+from secmon.ingest.paths import set_default
 from secmon.rules.model import Rule, RuleQuery
 from secmon.signals.model import Signal, iso_ms, lookup_path, sample_events
 
@@ -95,9 +96,10 @@ def signal_event(signal: Signal, fields: Sequence[str]) -> dict[str, Any]:
     }
     for key, value in signal.group_by.items():
         _put(event, key, value)
+    grouped = {_attribute(key) for key in signal.group_by}
     first: dict[str, Any] | None = None
     for field in fields:
-        if _attribute(field) in {_attribute(key) for key in signal.group_by}:
+        if _attribute(field) in grouped:
             continue
         if first is None:
             samples = sample_events(signal)  # not kept parsed in the signal
@@ -115,8 +117,6 @@ def _attribute(field: str) -> str:
 def _put(event: dict[str, Any], field: str, value: Any) -> None:
     """Set ``value`` at the attribute path of ``field`` unless something is there already (a
     scalar in the way of a nested path leaves the event as it is)."""
-    from secmon.ingest.paths import set_default
-
     set_default(event, tuple(_attribute(field).split(".")), value)
 
 

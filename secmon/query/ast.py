@@ -300,6 +300,12 @@ def pattern_parts(pattern: str) -> list[str | Wildcard]:
     return parts
 
 
+def lowered_parts(pattern: str) -> list[str | Wildcard]:
+    """``pattern_parts`` with the literal runs in lower case: the pattern free text and
+    case-insensitive terms match against lower-cased values."""
+    return [p.lower() if isinstance(p, str) else p for p in pattern_parts(pattern)]
+
+
 def escape_pattern_literal(text: str) -> str:
     """Escape ``text`` for use as the literal part of a wildcard pattern value."""
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")

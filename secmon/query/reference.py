@@ -30,6 +30,7 @@ from secmon.query.ast import (
     Term,
     Wildcard,
     is_number,
+    lowered_parts,
     pattern_parts,
     phrase_words,
     status_spellings,
@@ -116,9 +117,7 @@ def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
         # Free text: case-insensitive substring of the message.
         messages = [m.lower() for m in attribute_values(event, "message")]
         if term.kind == "wildcard":
-            parts: list[str | Wildcard] = [Wildcard("*")]
-            parts += [p.lower() if isinstance(p, str) else p for p in pattern_parts(term.value)]
-            parts.append(Wildcard("*"))
+            parts = [Wildcard("*"), *lowered_parts(term.value), Wildcard("*")]
             return any(glob_matches(parts, m) for m in messages)
         if term.kind == "phrase":
             words = phrase_words(term.value.lower())
@@ -130,8 +129,7 @@ def _term_matches(term: Term, event: Mapping[str, Any]) -> bool:
     if term.insensitive and not term.field.tag:
         lowered = [v.lower() for v in values]
         if term.kind == "wildcard":
-            parts = [p.lower() if isinstance(p, str) else p for p in pattern_parts(term.value)]
-            return any(glob_matches(parts, v) for v in lowered)
+            return any(glob_matches(lowered_parts(term.value), v) for v in lowered)
         return term.value.lower() in lowered
     if term.kind == "wildcard":
         pattern = pattern_parts(term.value)

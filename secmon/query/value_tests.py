@@ -34,6 +34,7 @@ from secmon.query.ast import (
     Regex,
     Term,
     Wildcard,
+    lowered_parts,
     pattern_parts,
     phrase_words,
     status_spellings,
@@ -111,8 +112,7 @@ def term_leaf(node: Term) -> Leaf:
         return "message", ("lower", _free_text_test(node))
     if node.insensitive and not node.field.tag:
         if node.kind == "wildcard":
-            parts = [p.lower() if isinstance(p, str) else p for p in pattern_parts(node.value)]
-            return node.field.path, ("lower", glob_test(parts))
+            return node.field.path, ("lower", glob_test(lowered_parts(node.value)))
         return node.field.path, ("lower", ("eq", node.value.lower()))
     if node.kind == "wildcard":
         return value_leaf(node.field, glob_test(pattern_parts(node.value)))
@@ -126,8 +126,7 @@ def term_leaf(node: Term) -> Leaf:
 def _free_text_test(node: Term) -> ValueTest:
     """Free text on the lower-cased message: a substring, a wildcard search, or a word sequence."""
     if node.kind == "wildcard":
-        parts = [p.lower() if isinstance(p, str) else p for p in pattern_parts(node.value)]
-        return glob_test([Wildcard("*"), *parts, Wildcard("*")])  # leading and trailing '*' implied
+        return glob_test([Wildcard("*"), *lowered_parts(node.value), Wildcard("*")])  # leading and trailing '*' implied
     words = phrase_words(node.value.lower()) if node.kind == "phrase" else []
     if len(words) > 1:
         # A sequence of words with any separators between them ("hello world" ~ "Hello, world").

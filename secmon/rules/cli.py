@@ -10,6 +10,7 @@ import yaml
 
 from secmon.commands.options import add_parser_options, add_rule_options, register_parsers_from_args, rules_from_args
 from secmon.errors import RuleError, RuleSetError
+from secmon.rules.loader import RuleSet
 from secmon.rules.model import Rule
 
 EXIT_FAILED = 1
@@ -75,9 +76,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from secmon.rules.loader import iter_rule_files, validate_rules
+    from secmon.rules.loader import iter_rule_files, load_rules
 
-    errors = validate_rules(args.paths) or _correlation_errors(args.paths)
+    try:  # every file read once: the rules, then what their correlations name
+        errors = _correlation_errors(load_rules(args.paths, lint=True))
+    except RuleSetError as exc:
+        errors = exc.errors
     count = sum(1 for _ in iter_rule_files(args.paths))
     for error in errors:
         print(error, file=sys.stderr)
@@ -120,14 +124,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _correlation_errors(paths: list[str]) -> list[RuleError]:
+def _correlation_errors(given: RuleSet) -> list[RuleError]:
     """What a scan of these rules with the default pack would refuse: a signal correlation naming
     a rule that is neither among them nor in the pack, or is disabled, or is itself a correlation."""
     from secmon.detect.correlation import correlation_rules
     from secmon.rules import default_rules
-    from secmon.rules.loader import load_rules
 
-    given = load_rules(paths)
     ids = {rule.id for rule in given}
     try:
         correlation_rules([*given, *(rule for rule in default_rules() if rule.id not in ids)])

@@ -167,8 +167,7 @@ def rule_from_dict(
                 own.add(RuleError(file, field_prefix + _field_path(loc), _reason(err), err.get("input") if err["type"] != "missing" else None, _line_for(lines, loc)))
         if rule is not None:
             for error in check_rule(rule):
-                own.add(RuleError(file, field_prefix + error.field, error.reason, error.value,
-                                  _line_for(lines, tuple(re.split(r"[.\[\]]+", error.field.strip("]"))))))
+                own.add(RuleError(file, field_prefix + error.field, error.reason, error.value, _line_for(lines, _loc_of(error.field))))
             if own.errors:
                 rule = None
     if collector is not None:
@@ -184,16 +183,13 @@ def _sigma_rule(raw: dict[str, Any], file: str, default_id: str | None, own: _Co
     the field and why."""
     try:
         data, query = sigma_rule_dict(raw, default_id)
-        rule = Rule.model_validate({**data, "source_file": file})
+        return Rule.with_query_ast({**data, "source_file": file}, query)
     except SigmaError as exc:
-        loc = tuple(re.split(r"[.\[\]]+", exc.field.strip("]")))
-        own.add(RuleError(file, field_prefix + exc.field, exc.reason, exc.value, _line_for(lines, loc)))
+        own.add(RuleError(file, field_prefix + exc.field, exc.reason, exc.value, _line_for(lines, _loc_of(exc.field))))
         return None
     except (ValidationError, ValueError) as exc:
         own.add(RuleError(file, field_prefix + "detection", f"the Sigma rule does not compile: {str(exc).splitlines()[0]}"))
         return None
-    rule._query_ast = query
-    return rule
 
 
 def check_rule(rule: Rule) -> list[RuleError]:
@@ -503,6 +499,11 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     if root is not None:
         walk(root, ())
     return index
+
+
+def _loc_of(field: str) -> tuple[str, ...]:
+    """A field path as written in errors (``queries[0].query``) as the line index's keys."""
+    return tuple(re.split(r"[.\[\]]+", field.strip("]")))
 
 
 def _line_for(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | None:

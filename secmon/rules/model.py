@@ -201,6 +201,13 @@ class Rule(_Model):
             raise ValueError("id must not be empty")
         return value
 
+    @classmethod
+    def with_query_ast(cls, data: dict[str, Any], query: Any) -> Rule:
+        """A rule whose one query is ``query`` (a query AST) rather than its text: a Sigma rule's."""
+        rule = cls.model_validate(data)
+        rule._query_ast = query
+        return rule
+
     @property
     def from_sigma(self) -> bool:
         return self._query_ast is not None

@@ -57,3 +57,16 @@ def same_signals_with_and_without_prefilter(rules: list[Any], path: Path, **engi
     plain = Engine(rules, prefilter=False, **engine_options).detect([path])
     assert sorted(s.key() for s in fast.signals) == sorted(s.key() for s in plain.signals)
     return fast
+
+
+def count_rule(rule_id: str, query: str, group_by: str, at_least: int, *, window: int = 60, status: str = "medium") -> Any:
+    """A one-query rule: ``at_least`` events matching ``query`` per ``group_by`` value within
+    ``window`` seconds (the format tests' rule over their own attributes)."""
+    from secmon.rules.loader import rule_from_dict
+
+    return rule_from_dict({
+        "id": rule_id, "name": rule_id,
+        "queries": [{"query": query, "groupByFields": [group_by]}],
+        "cases": [{"status": status, "condition": f"a >= {at_least}"}],
+        "options": {"evaluationWindow": window, "keepAlive": 300, "maxSignalDuration": 3600},
+    })

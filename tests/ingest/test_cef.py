@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
-from tests.ingest.conftest import same_signals_with_and_without_prefilter
+from tests.ingest.conftest import count_rule, same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import assert_prefilter_promises_hold
 
 SYSLOG = [
@@ -72,16 +72,9 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rules_and_destination_intel_give_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
     from secmon.intel import IndicatorSet
-    from secmon.rules.loader import rule_from_dict
-
     path = tmp_path / "fw.log"
     path.write_text("\n".join(random_firewall(seed)) + "\n")
-    rule = rule_from_dict({
-        "id": "ssh-denied", "name": "denied ssh",
-        "queries": [{"query": "source:cef @cef.extensions.act:deny @network.destination.port:22", "groupByFields": ["@network.client.ip"]}],
-        "cases": [{"status": "medium", "condition": "a >= 5"}],
-        "options": {"evaluationWindow": 60, "keepAlive": 300, "maxSignalDuration": 3600},
-    })
+    rule = count_rule("ssh-denied", "source:cef @cef.extensions.act:deny @network.destination.port:22", "@network.client.ip", 5)
     intel = IndicatorSet()
     intel.add_list("c2.txt", ["198.51.100.7"])
     fast = same_signals_with_and_without_prefilter([rule], path, intel=intel, year=2024)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
-from tests.ingest.conftest import same_signals_with_and_without_prefilter
+from tests.ingest.conftest import count_rule, same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import assert_prefilter_promises_hold
 
 # Lines as loghub publishes them (Thunderbird_2k.log, BGL_2k.log).
@@ -97,16 +97,9 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_an_sshd_rule_over_thunderbird_gives_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon.rules.loader import rule_from_dict
-
     path = tmp_path / "tbird.log"
     path.write_text("\n".join(brute_force_lines(seed)) + "\n")
-    rule = rule_from_dict({
-        "id": "ssh-failures", "name": "ssh failures",
-        "queries": [{"query": "source:sshd @evt.outcome:failure", "groupByFields": ["@network.client.ip"]}],
-        "cases": [{"status": "medium", "condition": "a >= 10"}],
-        "options": {"evaluationWindow": 60, "keepAlive": 300, "maxSignalDuration": 3600},
-    })
+    rule = count_rule("ssh-failures", "source:sshd @evt.outcome:failure", "@network.client.ip", 10)
     fast = same_signals_with_and_without_prefilter([rule], path)
     assert len({s.group_by["@network.client.ip"] for s in fast.signals}) == 3 and fast.skipped_lines > 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_events
-from tests.ingest.conftest import same_signals_with_and_without_prefilter
+from tests.ingest.conftest import count_rule, same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import assert_prefilter_promises_hold
 
 SIGNINS = "\n".join([
@@ -86,15 +86,8 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_rule_over_csv_gives_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon.rules.loader import rule_from_dict
-
     path = tmp_path / "flows.csv"
     path.write_text(random_flows(seed))
-    rule = rule_from_dict({
-        "id": "patator", "name": "ssh patator",
-        "queries": [{"query": "@Label:SSH-Patator @Dst\\ Port:22 @Flow\\ Bytes:>100", "groupByFields": ["@SrcIP"]}],
-        "cases": [{"status": "medium", "condition": "a >= 10"}],
-        "options": {"evaluationWindow": 600, "keepAlive": 300, "maxSignalDuration": 3600},
-    })
+    rule = count_rule("patator", "@Label:SSH-Patator @Dst\\ Port:22 @Flow\\ Bytes:>100", "@SrcIP", 10, window=600)
     fast = same_signals_with_and_without_prefilter([rule], path)
     assert fast.signals and fast.skipped_lines > 0

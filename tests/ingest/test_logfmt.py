@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
-from tests.ingest.conftest import same_signals_with_and_without_prefilter
+from tests.ingest.conftest import count_rule, same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import assert_prefilter_promises_hold
 
 LINES = [
@@ -61,15 +61,8 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_rule_over_pairs_gives_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon.rules.loader import rule_from_dict
-
     path = tmp_path / "fortigate.log"
     path.write_text("\n".join(random_fortigate(seed)) + "\n")
-    rule = rule_from_dict({
-        "id": "rdp-denied", "name": "denied RDP",
-        "queries": [{"query": "@action:deny @dstport:3389", "groupByFields": ["@srcip"]}],
-        "cases": [{"status": "medium", "condition": "a >= 5"}],
-        "options": {"evaluationWindow": 60, "keepAlive": 300, "maxSignalDuration": 3600},
-    })
+    rule = count_rule("rdp-denied", "@action:deny @dstport:3389", "@srcip", 5)
     fast = same_signals_with_and_without_prefilter([rule], path)
     assert fast.signals and fast.skipped_lines > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
-from tests.ingest.conftest import same_signals_with_and_without_prefilter
+from tests.ingest.conftest import count_rule, same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import assert_prefilter_promises_hold
 
 ALERTS = [
@@ -61,15 +61,8 @@ def test_attribute_promises_to_the_prefilter_hold(tmp_path: Path, seed: int) -> 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_rule_over_alerts_gives_the_same_signals_with_and_without_the_prefilter(tmp_path: Path, seed: int) -> None:
-    from secmon.rules.loader import rule_from_dict
-
     path = tmp_path / "fast.log"
     path.write_text("\n".join(random_alerts(seed)) + "\n")
-    rule = rule_from_dict({
-        "id": "ssh-scan", "name": "ssh scans",
-        "queries": [{"query": "source:snort @snort.sid:2001219 @network.destination.port:22", "groupByFields": ["@network.client.ip"]}],
-        "cases": [{"status": "medium", "condition": "a >= 3"}],
-        "options": {"evaluationWindow": 60, "keepAlive": 300, "maxSignalDuration": 3600},
-    })
+    rule = count_rule("ssh-scan", "source:snort @snort.sid:2001219 @network.destination.port:22", "@network.client.ip", 3)
     fast = same_signals_with_and_without_prefilter([rule], path, year=2026)
     assert fast.signals and fast.skipped_lines > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from secmon.ingest import IngestStats, Source, parse_lines
-from tests.ingest.conftest import same_signals_with_and_without_prefilter
+from tests.ingest.conftest import count_rule, same_signals_with_and_without_prefilter
 from tests.ingest.test_verbatim import assert_prefilter_promises_hold
 
 HEADER = [
@@ -114,16 +114,10 @@ def test_the_default_web_rules_and_a_field_rule_give_the_same_signals_with_and_w
     """The prefilter must let every #Fields line through: without them the lines after a change of
     fields would be read with the wrong names."""
     from secmon import default_rules
-    from secmon.rules.loader import rule_from_dict
 
     path = tmp_path / "u_ex.log"
     path.write_text("\n".join(random_iis_log(seed, 3000)) + "\n")
-    rules = [*default_rules(), rule_from_dict({
-        "id": "iis-bob", "name": "bob's requests",
-        "queries": [{"query": "@cs-username:bob @sc-status:500", "groupByFields": ["@c-ip"]}],
-        "cases": [{"status": "low", "condition": "a >= 3"}],
-        "options": {"evaluationWindow": 60, "keepAlive": 300, "maxSignalDuration": 3600},
-    })]
+    rules = [*default_rules(), count_rule("iis-bob", "@cs-username:bob @sc-status:500", "@c-ip", 3, status="low")]
     fast = same_signals_with_and_without_prefilter(rules, path)
     assert {s.rule_id for s in fast.signals} >= {"iis-bob", "web-path-traversal-attempt", "web-sql-injection-attempt"}
     only_bob = same_signals_with_and_without_prefilter(rules[-1:], path)

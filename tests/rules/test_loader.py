@@ -182,7 +182,7 @@ def test_a_sigma_rule_loads_beside_datadog_rules_and_a_bad_one_names_its_field(t
     sigma = "title: x\nid: sigma-x\nlogsource: {product: aws}\ndetection: {sel: {a: b}, condition: sel}\n"
     write(tmp_path, "s.yml", sigma)
     write(tmp_path, "d.json", DATADOG_EXPORT)
-    assert sorted(r.id for r in load_rules(tmp_path)) == sorted(["sigma-x", str(DATADOG_EXPORT.get("id", "d"))])
+    assert sorted(r.id for r in load_rules(tmp_path)) == sorted(["sigma-x", DATADOG_EXPORT["id"]])
     errors = validate_rules(write(tmp_path, "bad.yml", sigma.replace("condition: sel", "condition: sel and other")))
     assert [(e.file.endswith("bad.yml"), e.field) for e in errors] == [(True, "detection.condition")]
 
